@@ -1,0 +1,457 @@
+"""The values file, as a typed model.
+
+Keys follow the old Helm chart's `values.yaml` (camelCase, same nesting) so a
+user can carry their file over; keys the chart never had are documented here.
+Every model forbids unknown keys: a typo such as `replica` is an error, not a
+silently ignored setting. Every field's default is what happens when the key
+is left out.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from constructs.quantity import cpu_cores, memory_bytes
+
+class ValuesError(Exception):
+    """The values file cannot be used; the message names the field and the fix."""
+
+
+# --- reusable field types -------------------------------------------------
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PG_MEMORY = re.compile(r"^[0-9]+(B|kB|MB|GB|TB)$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _dns1123_label(value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label: use at most 63 lower-case letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _pg_identifier(value: str) -> str:
+    if len(value) > 63 or not _PG_IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a plain PostgreSQL name: use at most 63 lower-case letters, "
+            "digits and '_', starting with a letter or '_'"
+        )
+    if value == "postgres" or value.startswith("pg_"):
+        raise ValueError(f"{value!r} is reserved by PostgreSQL: choose another name")
+    return value
+
+
+def _storage(value: str) -> str:
+    if memory_bytes(value) <= 0:
+        raise ValueError(f"{value!r} must be larger than zero")
+    return value
+
+
+def _memory(value: str) -> str:
+    memory_bytes(value)
+    return value
+
+
+def _cpu(value: str) -> str:
+    cpu_cores(value)
+    return value
+
+
+def _pg_memory(value: str) -> str:
+    if not _PG_MEMORY.match(value):
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL memory setting: use a whole number with one of "
+            "the units B, kB, MB, GB, TB (for example 256MB)"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
+PgName = Annotated[str, AfterValidator(_pg_identifier)]
+StorageSize = Annotated[str, AfterValidator(_storage)]
+MemoryQuantity = Annotated[str, AfterValidator(_memory)]
+CpuQuantity = Annotated[str, AfterValidator(_cpu)]
+PgMemory = Annotated[str, AfterValidator(_pg_memory)]
+
+
+class Values(BaseModel):
+    """Base of every values model: camelCase keys, no unknown keys, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+# --- global ---------------------------------------------------------------
+
+
+class GlobalValues(Values):
+    namespace: DnsLabel = "api-forge-prod"
+    """Namespace of every object. Left out: api-forge-prod."""
+    create_namespace: bool = True
+    """Emit the Namespace object (labelled for the restricted Pod Security
+    Standard). Left out: emitted; set false when the namespace is managed elsewhere."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Pull policy of every container. Left out: IfNotPresent (the tag is pinned)."""
+
+
+# --- postgres -------------------------------------------------------------
+
+
+class ImageValues(Values):
+    repository: str = Field(default="postgres", min_length=1)
+    """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
+    tag: str = Field(default="17.6-bookworm", min_length=1)
+    """Image tag, pinned to a full minor version. Left out: 17.6-bookworm."""
+    digest: str | None = None
+    """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ImageValues:
+        if self.tag == "latest":
+            raise ValueError("tag: 'latest' is not reproducible: pin a full version such as 17.6-bookworm")
+        if self.digest is not None and not _DIGEST.match(self.digest):
+            raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
+        return self
+
+    @property
+    def reference(self) -> str:
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def major_version(self) -> str:
+        """The PostgreSQL major version the tag names (`17.6-bookworm` -> `17`)."""
+        return re.split(r"[.-]", self.tag, maxsplit=1)[0]
+
+
+class ResourceAmounts(Values):
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+
+class ResourcesValues(Values):
+    requests: ResourceAmounts = ResourceAmounts(cpu="500m", memory="1Gi")
+    """Scheduling requests. Left out: 500m CPU, 1Gi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="4Gi")
+    """Limits; PostgreSQL's memory settings are derived from `limits.memory`.
+    Left out: 2000m CPU, 4Gi memory."""
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourcesValues:
+        if cpu_cores(self.requests.cpu) > cpu_cores(self.limits.cpu):
+            raise ValueError(
+                f"requests.cpu: {self.requests.cpu} is above limits.cpu {self.limits.cpu}: "
+                "a request may not exceed its limit"
+            )
+        if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
+            raise ValueError(
+                f"requests.memory: {self.requests.memory} is above limits.memory "
+                f"{self.limits.memory}: a request may not exceed its limit"
+            )
+        return self
+
+
+class VolumeValues(Values):
+    enabled: bool = True
+    """Keep this data on a PersistentVolumeClaim. Left out: true."""
+    size: StorageSize
+    storage_class: str = ""
+    """StorageClass name; "" uses the cluster's default class."""
+
+
+class DataVolumeValues(VolumeValues):
+    size: StorageSize = "20Gi"
+    """Size of each replica's data volume. Left out: 20Gi."""
+
+    @model_validator(mode="after")
+    def _persistent(self) -> DataVolumeValues:
+        if not self.enabled:
+            raise ValueError(
+                "enabled: false would keep the database on an emptyDir and lose it with the "
+                "pod; the data volume is always persistent, remove this key"
+            )
+        return self
+
+
+class BackupVolumeValues(VolumeValues):
+    size: StorageSize = "40Gi"
+    """Size of the backup volume `postgres-backups`. Left out: 40Gi."""
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    """Access mode of `postgres-backups`. With ReadWriteOnce the backup job must
+    run on the database pod's node. Left out: ReadWriteOnce."""
+
+
+class PersistenceValues(Values):
+    data: DataVolumeValues = Field(default_factory=DataVolumeValues)
+    backups: BackupVolumeValues = Field(default_factory=BackupVolumeValues)
+
+
+class LoggingValues(Values):
+    to_file: bool = False
+    """Also keep log files on the data volume. Left out: JSON lines on stderr only,
+    which the cluster's log pipeline collects."""
+    retention_days: int = Field(default=7, ge=1, le=365)
+    """Days of log files kept when `toFile` is true. Left out: 7."""
+
+
+ParameterValue = str | int | float | bool
+
+
+class ConfigValues(Values):
+    max_connections: int = Field(default=200, ge=10, le=10000)
+    """`max_connections`. Left out: 200, as in the old chart."""
+    shared_buffers: PgMemory | None = None
+    """Left out: a quarter of `resources.limits.memory`."""
+    effective_cache_size: PgMemory | None = None
+    """Left out: three quarters of `resources.limits.memory`."""
+    work_mem: PgMemory | None = None
+    """Left out: sized so that max_connections x work_mem fits beside shared_buffers."""
+    maintenance_work_mem: PgMemory | None = None
+    """Left out: derived from the memory limit (at most 1GB)."""
+    parameters: dict[str, ParameterValue] = {}
+    """Any other postgresql.conf setting, written last so it overrides. Left out: none."""
+
+    @model_validator(mode="after")
+    def _parameter_names(self) -> ConfigValues:
+        for name in self.parameters:
+            if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
+                raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
+        return self
+
+
+class TlsValues(Values):
+    enabled: bool = True
+    """Serve TLS (1.2+) and reject every non-TLS TCP connection. Left out: true."""
+    existing_secret: DnsLabel = "postgres-tls"
+    """Secret with `server.crt` and `server.key`. Left out: postgres-tls."""
+
+
+class CaValues(Values):
+    existing_secret: DnsLabel = "postgres-ca"
+    """Secret with `ca.crt`, the CA that signed the server and client certificates.
+    Left out: postgres-ca."""
+    verify_clients: bool = False
+    """Require a client certificate signed by this CA on every TCP connection (in
+    addition to the password). Left out: false (password over TLS)."""
+
+
+class SecretsValues(Values):
+    existing_secret: DnsLabel = "postgres-secrets"
+    """Secret holding the role passwords. Left out: postgres-secrets."""
+
+
+class PodDisruptionBudgetValues(Values):
+    enabled: bool = True
+    min_available: int = Field(default=1, ge=0)
+    """Pods kept through voluntary disruptions. Left out: 1."""
+
+
+class LabelSelector(Values):
+    match_labels: dict[str, str] = {}
+    match_expressions: list[dict[str, str | list[str]]] = []
+
+
+class IpBlock(Values):
+    cidr: str
+    except_: list[str] = Field(default=[], alias="except")
+
+
+class NetworkPolicyPeer(Values):
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: IpBlock | None = None
+
+
+class NetworkPolicyPort(Values):
+    protocol: Literal["TCP"] = "TCP"
+    port: int | str = 5432
+
+
+class NetworkPolicyIngressRule(Values):
+    from_: list[NetworkPolicyPeer] = Field(alias="from", min_length=1)
+    ports: list[NetworkPolicyPort] = [NetworkPolicyPort()]
+
+    @model_validator(mode="after")
+    def _database_port_only(self) -> NetworkPolicyIngressRule:
+        for port in self.ports:
+            if port.port not in (5432, "postgresql"):
+                raise ValueError(
+                    f"ports: {port.port!r} is not the database port; the policy only opens 5432"
+                )
+        return self
+
+
+def _default_ingress() -> list[NetworkPolicyIngressRule]:
+    return [
+        NetworkPolicyIngressRule.model_validate(
+            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "application"}}}]}
+        )
+    ]
+
+
+class NetworkPolicyValues(Values):
+    enabled: bool = False
+    """Emit a NetworkPolicy that admits only the listed peers (and this project's
+    own backup and metrics pods). Left out: false; enable it in production."""
+    ingress: list[NetworkPolicyIngressRule] = Field(default_factory=_default_ingress)
+    """Who may connect on 5432. Left out: pods labelled
+    app.kubernetes.io/component=application in the same namespace."""
+
+
+class TemporalValues(Values):
+    enabled: bool = False
+    """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
+    username: PgName = "temporal"
+    """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
+
+
+class PostgresValues(Values):
+    image: ImageValues = Field(default_factory=ImageValues)
+    replicas: int = Field(default=1, ge=1)
+    """Database pods. Left out: 1. Only 1 is supported until streaming replication exists."""
+    database: PgName = "appdb"
+    """Application database. Left out: appdb."""
+    schema_: PgName = Field(default="app", alias="schema")
+    """Application schema, owned by the owner role. Left out: app."""
+    username: PgName = "appuser"
+    """Runtime read/write role. Left out: appuser."""
+    owner_username: PgName = "appowner"
+    """NOLOGIN role that owns the database and schema. Left out: appowner."""
+    read_only_username: PgName = "backupuser"
+    """Read-only role (backups, reporting). Left out: backupuser."""
+    resources: ResourcesValues = Field(default_factory=ResourcesValues)
+    persistence: PersistenceValues = Field(default_factory=PersistenceValues)
+    config: ConfigValues = Field(default_factory=ConfigValues)
+    logging: LoggingValues = Field(default_factory=LoggingValues)
+    tls: TlsValues = Field(default_factory=TlsValues)
+    ca: CaValues = Field(default_factory=CaValues)
+    secrets: SecretsValues = Field(default_factory=SecretsValues)
+    pod_disruption_budget: PodDisruptionBudgetValues = Field(default_factory=PodDisruptionBudgetValues)
+    network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
+    temporal: TemporalValues = Field(default_factory=TemporalValues)
+
+    @model_validator(mode="after")
+    def _check(self) -> PostgresValues:
+        if self.replicas > 1:
+            raise ValueError(
+                f"replicas: {self.replicas} is not supported yet: without streaming replication "
+                "every replica would be an independent database behind one Service, splitting "
+                "writes between them. Use replicas: 1"
+            )
+        roles = [self.username, self.owner_username, self.read_only_username]
+        if self.temporal.enabled:
+            roles.append(self.temporal.username)
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"username: the role names must all differ, got {roles}")
+        pdb = self.pod_disruption_budget
+        if pdb.enabled and pdb.min_available > self.replicas:
+            raise ValueError(
+                f"podDisruptionBudget.minAvailable: {pdb.min_available} is above replicas "
+                f"({self.replicas}): the budget could never be met; use at most {self.replicas}"
+            )
+        if not self.tls.enabled and self.ca.verify_clients:
+            raise ValueError("ca.verifyClients: true needs tls.enabled: true (client certificates travel in TLS)")
+        return self
+
+
+class ChartValues(Values):
+    """The whole values file."""
+
+    global_: GlobalValues = Field(default_factory=GlobalValues, alias="global")
+    postgres: PostgresValues = Field(default_factory=PostgresValues)
+
+
+# --- loading --------------------------------------------------------------
+
+
+# Keys of the old chart that this project deliberately dropped, with the reason.
+_RETIRED_KEYS = {
+    ("global", "namePrefix"): "object names are fixed (postgres, postgres-headless, "
+    "postgres-backups, ...) because renaming them would replace PVCs and Services; remove this key",
+}
+
+
+def _describe(error: dict) -> str:
+    location = ""
+    for part in error["loc"]:
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
+    if error["type"] == "extra_forbidden":
+        retired = _RETIRED_KEYS.get(tuple(str(p) for p in error["loc"]))
+        if retired:
+            return f"{location}: {retired}"
+        return f"{location}: unknown key (check its spelling against values.yaml)"
+    message = error["msg"].removeprefix("Value error, ")
+    # Cross-field checks run on the parent model and start their message with the
+    # field they are about: attach it to the location.
+    field = re.match(r"^([A-Za-z][\w.]*): (.*)$", message, flags=re.S)
+    if field:
+        return f"{location}.{field.group(1)}: {field.group(2)}"
+    received = error.get("input")
+    if isinstance(received, (dict, list)) or error["type"] == "missing" or repr(received) in message:
+        return f"{location}: {message}"
+    return f"{location}: {message} (received {received!r})"
+
+
+def parse_values(data: object, source: str = "values") -> ChartValues:
+    """Validate already-parsed values; raise ValuesError listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValuesError(f"{source}: the top level must be a mapping with keys global and postgres")
+    try:
+        return ChartValues.model_validate(data)
+    except ValidationError as err:
+        problems = "\n".join(f"  - {_describe(e)}" for e in err.errors())
+        raise ValuesError(f"{source} is not valid:\n{problems}") from None
+
+
+def values_warnings(values: ChartValues) -> list[str]:
+    """Settings that work but that an operator should know about."""
+    pg = values.postgres
+    found = []
+    pdb = pg.pod_disruption_budget
+    if pdb.enabled and pdb.min_available == pg.replicas:
+        found.append(
+            f"postgres.podDisruptionBudget.minAvailable equals replicas ({pg.replicas}): no pod "
+            "may be evicted, so every node drain waits until someone moves the database by hand"
+        )
+    if not pg.tls.enabled:
+        found.append(
+            "postgres.tls.enabled is false: passwords are exchanged with SCRAM, but queries and "
+            "data cross the network unencrypted"
+        )
+    return found
+
+
+def load_values(path: Path) -> ChartValues:
+    """Read and validate a values file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValuesError(
+            f"values file {path} does not exist: pass --values FILE or set VALUES"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValuesError(f"{path} is not valid YAML: {err}") from None
+    return parse_values(data, source=str(path))

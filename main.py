@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Load the values, compose the charts, write the manifests.
+
+`cdk8s synth` runs this with no arguments. Sub-commands (`local`, ...) are
+thin entry points to modules under constructs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import cdk8s
+
+from constructs import labels
+from constructs.database import Database, DatabaseProps
+from constructs.namespace import Namespace, NamespaceProps
+from constructs.network import NetworkIsolation, NetworkIsolationProps
+from constructs.output import replace_folder
+from constructs.values import ChartValues, ValuesError, load_values, values_warnings
+
+TOP = Path(__file__).resolve().parent
+
+
+def compose(app: cdk8s.App, values: ChartValues) -> None:
+    """Add one chart per concern; kubectl applies dist/ in file-name order, so
+    the Namespace file sorts first."""
+    pg = values.postgres
+    namespace = values.global_.namespace
+    if values.global_.create_namespace:
+        Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",
+                  props=NamespaceProps(name=namespace))
+    chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
+    database = Database(chart, "database", props=DatabaseProps(
+        namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
+    if pg.network_policy.enabled:
+        NetworkIsolation(chart, "network", props=NetworkIsolationProps(
+            namespace=namespace, labels=database.labels, database_selector=database.selector,
+            policy=pg.network_policy))
+
+
+def synthesize(values: ChartValues, outdir: Path) -> None:
+    """Write every chart's YAML into `outdir`, replacing it only on success."""
+
+    def write(staging: Path) -> None:
+        app = cdk8s.App(outdir=str(staging), yaml_output_type=cdk8s.YamlOutputType.FILE_PER_CHART)
+        compose(app, values)
+        app.synth()
+
+    replace_folder(outdir, write)
+
+
+def _values_path(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("VALUES") or TOP / "values.yaml")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
+    parser.add_argument("--check", action="store_true", help="validate the values and write nothing")
+    args = parser.parse_args(argv)
+    try:
+        values = load_values(_values_path(args.values))
+    except ValuesError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for warning in values_warnings(values):
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.check:
+        synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or TOP / "dist"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
