@@ -10,6 +10,7 @@ is left out.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -324,6 +325,142 @@ class TemporalValues(Values):
     """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
 
 
+# --- backup -------------------------------------------------------------
+
+# Kubernetes' CronJob parser (robfig/cron, standard 5 fields) also accepts these.
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+# name, lowest, highest, names allowed in place of numbers
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i + 1 for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
+)
+_CRON_HELP = (
+    "use five fields 'minute hour day-of-month month day-of-week' (numbers, *, a-b ranges, "
+    "/steps and comma lists, e.g. '0 2 * * *') or one of " + ", ".join(sorted(_CRON_MACROS))
+)
+
+
+def _cron_number(text: str, low: int, high: int, names: dict[str, int]) -> int:
+    if text.lower() in names:
+        return names[text.lower()]
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(text)
+    return int(text)
+
+
+def _cron_schedule(value: str) -> str:
+    text = value.strip()
+    if text in _CRON_MACROS:
+        return value
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(f"{value!r} is not a cron expression: it has {len(fields)} fields; {_CRON_HELP}")
+    for field, (name, low, high, names) in zip(fields, _CRON_FIELDS):
+        for part in field.split(","):
+            try:
+                base, _, step = part.partition("/")
+                if step and (not step.isdigit() or int(step) == 0):
+                    raise ValueError(step)
+                if base != "*":
+                    first, _, last = base.partition("-")
+                    start = _cron_number(first, low, high, names)
+                    if last and _cron_number(last, low, high, names) < start:
+                        raise ValueError(base)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a cron expression: {part!r} is not a valid {name} "
+                    f"({low}-{high}); {_CRON_HELP}"
+                ) from None
+    return value
+
+
+def _time_zone(value: str) -> str:
+    if value not in zoneinfo.available_timezones():
+        raise ValueError(
+            f"{value!r} is not a time zone of the IANA database: use a name such as Etc/UTC or "
+            "Europe/Berlin (the CronJob's timeZone field)"
+        )
+    return value
+
+
+CronSchedule = Annotated[str, AfterValidator(_cron_schedule)]
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+
+
+class RetentionValues(Values):
+    count: int = 7
+    """Backup sets kept: after a verified run, all but the newest `count` are
+    deleted. 1 to 1000. Left out: 7."""
+    days: int | None = None
+    """Also delete sets older than this many days, 1 to 3650 (the newest verified
+    set is always kept). Left out: no age limit, only `count` applies."""
+
+    @model_validator(mode="after")
+    def _check(self) -> RetentionValues:
+        if not 1 <= self.count <= 1000:
+            raise ValueError(
+                f"count: {self.count} is not allowed: keep 1 to 1000 backup sets (0 would leave "
+                "no backup to restore)"
+            )
+        if self.days is not None and not 1 <= self.days <= 3650:
+            raise ValueError(
+                f"days: {self.days} is not allowed: use 1 to 3650 days, or leave it out for no age limit"
+            )
+        return self
+
+
+class BackupResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="250m", memory="256Mi")
+    """Scheduling requests of the backup pod. Left out: 250m CPU, 256Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="1Gi")
+    """Limits of the backup pod (pg_dump compresses on one core and verifies on
+    another). Left out: 2000m CPU, 1Gi memory."""
+
+
+class ClientCertificateValues(Values):
+    existing_secret: DnsLabel = "postgres-backup-tls"
+    """Secret (type kubernetes.io/tls: `tls.crt`, `tls.key`) with the backup job's
+    client certificate, signed by the CA in `ca.existingSecret`. Mounted only when
+    `ca.verifyClients` is true. Left out: postgres-backup-tls."""
+
+
+class BackupValues(Values):
+    enabled: bool = True
+    """Emit the CronJob `postgres-backup` (needs `persistence.backups.enabled`).
+    Left out: true."""
+    schedule: CronSchedule = "0 2 * * *"
+    """When backups run, in `timeZone`. Left out: daily at 02:00."""
+    time_zone: TimeZone = "Etc/UTC"
+    """IANA time zone of `schedule` (the CronJob's timeZone field). Left out: Etc/UTC."""
+    retention: RetentionValues = Field(default_factory=RetentionValues)
+    compression: int = Field(default=1, ge=1, le=9)
+    """pg_dump compression level (gzip, which every pg_dump version writes). Level 1 is
+    several times faster than the default 6 on data that does not compress well and
+    loses little on data that does (see bench/backup.py). 0 is not allowed: the
+    verification detects corrupt data blocks through the compressed stream's checksum.
+    Left out: 1."""
+    databases: list[PgName] | None = Field(default=None, min_length=1)
+    """Databases dumped, each into its own file. Left out: `database`, plus
+    `temporal` and `temporal_visibility` when `temporal.enabled`."""
+    resources: BackupResourcesValues = Field(default_factory=BackupResourcesValues)
+    suspend: bool = False
+    """Stop scheduling new runs (a running one finishes). Left out: false."""
+    timeout_minutes: int = Field(default=240, ge=5, le=24 * 60)
+    """A run still going after this long is stopped (the Job's activeDeadlineSeconds)
+    and counts as failed. Left out: 240 (4 hours)."""
+    client_certificate: ClientCertificateValues = Field(default_factory=ClientCertificateValues)
+
+    @model_validator(mode="after")
+    def _unique_databases(self) -> BackupValues:
+        if self.databases is not None and len(set(self.databases)) != len(self.databases):
+            raise ValueError(f"databases: {self.databases} lists a database twice; list each once")
+        return self
+
+
 class PostgresValues(Values):
     image: ImageValues = Field(default_factory=ImageValues)
     replicas: int = Field(default=1, ge=1)
@@ -348,6 +485,7 @@ class PostgresValues(Values):
     pod_disruption_budget: PodDisruptionBudgetValues = Field(default_factory=PodDisruptionBudgetValues)
     network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
     temporal: TemporalValues = Field(default_factory=TemporalValues)
+    backup: BackupValues = Field(default_factory=BackupValues)
 
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
@@ -370,7 +508,23 @@ class PostgresValues(Values):
             )
         if not self.tls.enabled and self.ca.verify_clients:
             raise ValueError("ca.verifyClients: true needs tls.enabled: true (client certificates travel in TLS)")
+        if self.backup.enabled and not self.persistence.backups.enabled:
+            raise ValueError(
+                "backup.enabled: true needs persistence.backups.enabled: true (the backup job writes "
+                "to the postgres-backups volume); enable the volume or set backup.enabled: false"
+            )
         return self
+
+
+    @property
+    def backup_databases(self) -> list[str]:
+        """The databases the backup job dumps (`backup.databases`, else the defaults)."""
+        if self.backup.databases is not None:
+            return list(self.backup.databases)
+        found = [self.database]
+        if self.temporal.enabled:
+            found += ["temporal", "temporal_visibility"]
+        return found
 
 
 class ChartValues(Values):
