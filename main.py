@@ -15,6 +15,7 @@ from pathlib import Path
 import cdk8s
 
 from constructs import labels
+from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
@@ -39,6 +40,10 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
             policy=pg.network_policy))
+    if pg.backup.enabled:
+        # Applied after the database: the job needs its Service, PVC and scripts.
+        Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup",
+               props=BackupProps(namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:
@@ -56,7 +61,29 @@ def _values_path(arg: str | None) -> Path:
     return Path(arg or os.environ.get("VALUES") or TOP / "values.yaml")
 
 
+def restore_manifest_command(argv: list[str]) -> int:
+    """`restore-manifest --backup NAME [--database DB ...] [--jobs N]`: print the restore Job."""
+    from constructs.restore import RestoreError, restore_manifest
+
+    parser = argparse.ArgumentParser(prog="main.py restore-manifest",
+                                     description="Print the Job that restores a backup set (see README-backup.md).")
+    parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    parser.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
+    parser.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all in the set)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel pg_restore jobs (default 2)")
+    args = parser.parse_args(argv)
+    try:
+        values = load_values(_values_path(args.values))
+        sys.stdout.write(restore_manifest(values, backup=args.backup, databases=args.database, jobs=args.jobs))
+    except (ValuesError, RestoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["restore-manifest"]:
+        return restore_manifest_command(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

@@ -1,0 +1,47 @@
+"""`python main.py restore-manifest`: the restore Job for one backup set, as YAML.
+
+The Job is printed, never written to dist/: a GitOps sync must not restore by
+accident. Apply it by hand (`... | kubectl apply -f -`), see README-backup.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cdk8s
+
+from constructs.backup import DEFAULT_RESTORE_JOBS, SET_NAME, RestoreJob, RestoreJobProps
+from constructs.values import ChartValues
+
+_DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class RestoreError(Exception):
+    """The restore request cannot be turned into a Job; the message says why."""
+
+
+def check_request(backup: str, databases: list[str], jobs: int) -> None:
+    """Refuse names that are not a backup set or a database, before any YAML is made."""
+    if not SET_NAME.match(backup):
+        raise RestoreError(
+            f"--backup: {backup!r} is not a backup set name: use the directory name of a set "
+            "on the backup volume, such as 20260101T020000Z (see README-backup.md, list backups)"
+        )
+    for database in databases:
+        if not _DATABASE.match(database):
+            raise RestoreError(f"--database: {database!r} is not a database name (lower-case letters, digits, '_')")
+    if jobs < 1:
+        raise RestoreError(f"--jobs: {jobs} is not allowed: use 1 or more parallel jobs")
+
+
+def restore_manifest(values: ChartValues, *, backup: str, databases: list[str],
+                     jobs: int = DEFAULT_RESTORE_JOBS) -> str:
+    """YAML of the Job restoring `databases` (all in the set when empty) from `backup`."""
+    check_request(backup, databases, jobs)
+    app = cdk8s.App()
+    chart = cdk8s.Chart(app, "restore", disable_resource_name_hashes=True)
+    RestoreJob(chart, "restore", props=RestoreJobProps(
+        namespace=values.global_.namespace, image_pull_policy=values.global_.image_pull_policy,
+        postgres=values.postgres, backup=backup, databases=databases, jobs=jobs))
+    text = app.synth_yaml()
+    return text if text.endswith("\n") else text + "\n"
