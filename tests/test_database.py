@@ -94,7 +94,7 @@ def test_backup_claim(synth):
 
 
 def test_backup_claim_can_be_switched_off(synth):
-    m = synth({"postgres": {"persistence": {"backups": {"enabled": False}}}})
+    m = synth({"postgres": {"persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False}}})
     assert m.find("PersistentVolumeClaim", "postgres-backups") is None
     assert all(v["name"] != "backups" for v in pod(m)["volumes"])
 

@@ -1,0 +1,89 @@
+"""Backup values: defaults, and one test per validation rule naming field, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from constructs.values import ValuesError, parse_values
+
+
+def backup(**settings) -> dict:
+    return {"postgres": {"backup": settings}}
+
+
+def test_defaults():
+    values = parse_values({})
+    b = values.postgres.backup
+    assert (b.enabled, b.schedule, b.time_zone, b.retention.count, b.retention.days) == (
+        True, "0 2 * * *", "Etc/UTC", 7, None)
+    assert b.compression == 1
+    assert values.postgres.backup_databases == ["appdb"]
+
+
+def test_temporal_databases_are_backed_up_by_default():
+    values = parse_values({"postgres": {"temporal": {"enabled": True}}})
+    assert values.postgres.backup_databases == ["appdb", "temporal", "temporal_visibility"]
+
+
+def test_listed_databases_replace_the_default():
+    values = parse_values({"postgres": {"temporal": {"enabled": True}, "backup": {"databases": ["appdb"]}}})
+    assert values.postgres.backup_databases == ["appdb"]
+
+
+@pytest.mark.parametrize("schedule", ["*/15 1-5 * jan-mar MON-FRI", "@daily", "0 0 1,15 * 7", "30 3 * * 0"])
+def test_valid_schedules(schedule):
+    assert parse_values(backup(schedule=schedule)).postgres.backup.schedule == schedule
+
+
+def test_cron_field_out_of_range():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: '0 24 \* \* \*' is not a cron expression: "
+                                          r"'24' is not a valid hour \(0-23\); use five fields"):
+        parse_values(backup(schedule="0 24 * * *"))
+
+
+def test_cron_wrong_number_of_fields():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: 'daily' is not a cron expression: "
+                                          r"it has 1 fields; use five fields .* or one of @annually"):
+        parse_values(backup(schedule="daily"))
+
+
+def test_cron_zero_step():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: '\*/0 \* \* \* \*' .* '\*/0' is not a valid minute"):
+        parse_values(backup(schedule="*/0 * * * *"))
+
+
+def test_unknown_time_zone():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.timeZone: 'Europe/Atlantis' is not a time zone of the "
+                                          r"IANA database: use a name such as Etc/UTC"):
+        parse_values(backup(timeZone="Europe/Atlantis"))
+
+
+def test_retention_count_zero():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.retention\.count: 0 is not allowed: keep 1 to 1000 "
+                                          r"backup sets"):
+        parse_values(backup(retention={"count": 0}))
+
+
+def test_retention_days_zero():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.retention\.days: 0 is not allowed: use 1 to 3650 days"):
+        parse_values(backup(retention={"days": 0}))
+
+
+def test_compression_zero_is_refused():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.compression: .*greater than or equal to 1.*received 0"):
+        parse_values(backup(compression=0))
+
+
+def test_database_listed_twice():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.databases: \['appdb', 'appdb'\] lists a database twice"):
+        parse_values(backup(databases=["appdb", "appdb"]))
+
+
+def test_backup_needs_the_backup_volume():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.enabled: true needs persistence\.backups\.enabled: true"):
+        parse_values({"postgres": {"persistence": {"backups": {"enabled": False}}}})
+
+
+def test_no_backup_volume_is_fine_without_backups():
+    values = parse_values({"postgres": {"persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False}}})
+    assert values.postgres.backup.enabled is False
