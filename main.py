@@ -84,6 +84,10 @@ def restore_manifest_command(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["restore-manifest"]:
         return restore_manifest_command(argv[1:])
+    if argv[:2] in (["local", "backup"], ["local", "restore"]):
+        from constructs import backup_local
+
+        return backup_local.cli(argv[1:], values_path=_values_path)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

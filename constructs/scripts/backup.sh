@@ -36,15 +36,19 @@ log() {
     printf 'backup: %s\n' "$*"
 }
 
-# A tool's stderr as one line: its error lines if any, else its last line.
+# A tool's stderr as one line: its error lines if any, else its last line; a
+# tool killed by a signal without a word says which signal.
 reason() {
-    local text
+    local text status=${2:-}
     text=$(grep -E 'error|fatal|FATAL|ERROR|failed|denied|No space|too large' "$1" 2>/dev/null || true)
     if [[ -z $text ]]; then
         text=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 || true)
     fi
+    if [[ -z $text && -n $status && $status -gt 128 ]]; then
+        text="killed by signal $(kill -l $((status - 128)) 2>/dev/null || echo $((status - 128)))"
+    fi
     text=${text//$'\n'/; }
-    printf '%s' "${text:-no message}"
+    printf '%s' "${text:-no message (exit status ${status:-unknown})}"
 }
 
 for name in PGHOST PGUSER PG_PASSWORD_FILE BACKUP_DIR BACKUP_DATABASES BACKUP_COMPRESSION BACKUP_RETENTION_COUNT; do
@@ -63,7 +67,16 @@ retention_days=${BACKUP_RETENTION_DAYS:-}
 # Scratch files (stderr captures, the libpq password file) live outside the
 # backup volume and vanish with the run.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/backup.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+work=""
+# On any exit: drop the scratch files, and the unfinished set of a failed run
+# (a run killed outright leaves it for the next run to remove).
+finish() {
+    rm -rf -- "$scratch"
+    if [[ -n $work && -d $work ]]; then
+        remove_partial "$work"
+    fi
+}
+trap finish EXIT
 
 # The password reaches libpq through a password file, never the command line.
 password=$(<"$PG_PASSWORD_FILE")
@@ -95,17 +108,21 @@ remove_set() {
     rmdir -- "$dir" 2>/dev/null || log "kept $dir: it holds files this script did not write"
 }
 
-# Leftovers of an interrupted run: hidden .partial-<timestamp> directories with
-# *.partial files and finished files of that run.
-for dir in "$BACKUP_DIR"/.partial-*; do
-    [[ -d $dir && $(basename "$dir") =~ ^\.partial-[0-9]{8}T[0-9]{6}Z$ ]] || continue
-    log "removing $(basename "$dir") left by an interrupted run"
+# An unfinished set directory: its *.partial files and the files it finished.
+remove_partial() {
+    local dir=$1 file
     for file in "$dir"/*.partial "$dir"/*.dump "$dir"/roles.sql; do
         [[ -e $file ]] || continue
         rm -f -- "$file" "$file.sha256"
     done
-    rm -f -- "$dir"/*.sha256.partial
     rmdir -- "$dir" 2>/dev/null || log "kept $dir: it holds files this script did not write"
+}
+
+# Leftovers of an interrupted run.
+for dir in "$BACKUP_DIR"/.partial-*; do
+    [[ -d $dir && $(basename "$dir") =~ ^\.partial-[0-9]{8}T[0-9]{6}Z$ ]] || continue
+    log "removing $(basename "$dir") left by an interrupted run"
+    remove_partial "$dir"
 done
 
 # The set's name is its UTC start time; two runs in one second get different names.
@@ -142,13 +159,13 @@ for db in "${databases[@]}"; do
     set -e
     # 141 = SIGPIPE: a process stopped because the next one had already failed.
     if [[ ${status[1]} -ne 0 && ${status[1]} -ne 141 ]]; then
-        fail "database $db: write: $(reason "$scratch/write.err")"
+        fail "database $db: write: $(reason "$scratch/write.err" "${status[1]}") ($partial)"
     elif [[ ${status[0]} -ne 0 && ${status[0]} -ne 141 ]]; then
-        fail "database $db: dump: $(reason "$scratch/dump.err")"
+        fail "database $db: dump: $(reason "$scratch/dump.err" "${status[0]}")"
     elif [[ ${status[2]} -ne 0 ]]; then
-        fail "database $db: verify: $(reason "$scratch/verify.err")"
+        fail "database $db: verify: the archive is damaged or incomplete: $(reason "$scratch/verify.err" "${status[2]}")"
     elif [[ ${status[0]} -ne 0 || ${status[1]} -ne 0 ]]; then
-        fail "database $db: dump: interrupted (status ${status[*]})"
+        fail "database $db: dump: interrupted (exit statuses ${status[*]})"
     fi
     seal "$db.dump" 2>"$scratch/seal.err" || fail "database $db: checksum: $(reason "$scratch/seal.err")"
     bytes=$(stat -c %s -- "$work/$db.dump")
@@ -168,6 +185,7 @@ files=$((files + 1))
 
 mv -- "$work" "$BACKUP_DIR/$name" 2>"$scratch/rename.err" ||
     fail "database ${databases[-1]}: rename: $(reason "$scratch/rename.err")"
+work=""
 sync -- "$BACKUP_DIR" || true
 log "set $name complete"
 

@@ -1,0 +1,169 @@
+"""`python main.py local backup|restore`: the backup CronJob's and the restore
+Job's scripts, run against the local pod (constructs/localpod.py).
+
+The container's command and environment are read from the synthesized objects
+(the CronJob in the state folder's dist/, the Job from `restore_manifest`),
+paths are mapped under the state folder exactly as the local pod maps its own,
+and the Service name becomes 127.0.0.1 at the local pod's port (its server
+certificate is valid for that address, so `sslmode=verify-full` still holds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from constructs import layout
+from constructs.backup import (
+    BACKUP_CONTAINER,
+    CLIENT_CERT_FILE,
+    CLIENT_KEY_FILE,
+    CLIENT_TLS_DIR,
+    CRONJOB,
+    RESTORE_CONTAINER,
+    DEFAULT_RESTORE_JOBS,
+)
+from constructs.localpod import HOST, LocalPod, LocalPodError
+from constructs.restore import RestoreError, restore_manifest
+from constructs.values import ChartValues, ValuesError, load_values
+
+SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")
+
+
+class LocalJobError(Exception):
+    """The job could not run, or its script failed; the message is the script's error line."""
+
+
+def _container(pod_spec: dict, name: str) -> dict:
+    return next(c for c in pod_spec["containers"] if c["name"] == name)
+
+
+def cronjob_container(pod: LocalPod) -> dict:
+    """The backup container as synthesized into the local pod's dist/."""
+    for path in sorted(pod.dist.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "CronJob" and doc["metadata"]["name"] == CRONJOB:
+                return _container(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], BACKUP_CONTAINER)
+    raise LocalJobError(f"CronJob {CRONJOB} is not in {pod.dist}: is postgres.backup.enabled false?")
+
+
+def _prepare_client_certificate(pod: LocalPod, env: dict[str, str]) -> None:
+    """With client-certificate verification the job presents its own certificate
+    (Secret postgres-backup-tls in a cluster): issue one from the local CA."""
+    if "PGSSLCERT" not in env:
+        return
+    folder = pod.host_path(CLIENT_TLS_DIR)
+    cert, key = pod.client_certificate(env["PGUSER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, name in ((cert, CLIENT_CERT_FILE), (key, CLIENT_KEY_FILE)):
+        target = folder / name
+        target.write_bytes(source.read_bytes())
+        os.chown(target, pod.uid, pod.gid)
+        target.chmod(0o600)
+
+
+def job_environment(pod: LocalPod, container: dict) -> dict[str, str]:
+    """The container's environment with the pod's paths mapped into the state
+    folder and the Service replaced by the local pod's address."""
+    port = pod.status().get("port")
+    if pod.pid() is None or not port:
+        raise LocalJobError(f"the local database is not running: run `python main.py local up --state {pod.state}`")
+    env = {}
+    for item in container.get("env", []):
+        value = item["value"]
+        env[item["name"]] = str(pod.host_path(value)) if value.startswith("/") else value
+    env["PGHOST"] = HOST
+    env["PGPORT"] = str(port)
+    # The local PostgreSQL binaries, as the local pod itself uses them (the image has them on PATH).
+    pod_env = pod.environment()
+    env["PATH"] = pod_env["PATH"]
+    env["LC_ALL"] = pod_env.get("LC_ALL", "C.UTF-8")
+    env["HOME"] = env["TMPDIR"]
+    Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+    _prepare_client_certificate(pod, env)
+    return env
+
+
+def run_container(pod: LocalPod, container: dict, *, env_overrides: dict[str, str] | None = None,
+                  extra_path: str | None = None,
+                  preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run the container's command as the pod's user. Tests break things through
+    `env_overrides` (a closed port, another CA), `extra_path` (first on PATH:
+    fault-injecting wrappers) and `preexec_fn` (resource limits)."""
+    env = {**job_environment(pod, container), **(env_overrides or {})}
+    if extra_path:
+        env["PATH"] = f"{extra_path}:{env['PATH']}"
+    command = [str(pod.host_path(part)) if part.startswith("/") else part for part in container["command"]]
+    user = {} if pod.uid == os.geteuid() else {"user": pod.uid, "group": pod.gid, "extra_groups": []}
+    return subprocess.run(command, env=env, cwd=pod.state, capture_output=True, text=True,
+                          start_new_session=True, preexec_fn=preexec_fn, **user)
+
+
+def _summary(result: subprocess.CompletedProcess) -> dict[str, str]:
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if " failed: " in line]
+        raise LocalJobError(lines[-1] if lines else f"exit status {result.returncode}: {result.stderr.strip()}")
+    for line in reversed(result.stdout.splitlines()):
+        found = SUMMARY.match(line)
+        if found:
+            return dict(part.split("=", 1) for part in found["fields"].split())
+    raise LocalJobError(f"no summary line in the output:\n{result.stdout}")
+
+
+def backup(pod: LocalPod, **run_options) -> dict:
+    """Run backup.sh; return {"set", "files", "bytes", "seconds"}."""
+    container = cronjob_container(pod)
+    result = run_container(pod, container, **run_options)
+    summary = _summary(result)
+    backup_dir = Path(job_environment(pod, container)["BACKUP_DIR"])
+    folder = backup_dir / summary["set"]
+    files = sorted(str(p) for p in folder.iterdir())
+    return {"set": summary["set"], "files": files, "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}
+
+
+def restore_container(values: ChartValues, backup_name: str, databases: list[str] | None = None,
+                      jobs: int = DEFAULT_RESTORE_JOBS) -> dict:
+    """The restore container of the Job `restore-manifest` prints for these values."""
+    job = yaml.safe_load(restore_manifest(values, backup=backup_name, databases=databases or [], jobs=jobs))
+    return _container(job["spec"]["template"]["spec"], RESTORE_CONTAINER)
+
+
+def restore(pod: LocalPod, container: dict, **run_options) -> dict:
+    """Run restore.sh; return {"set", "databases", "bytes", "seconds"}."""
+    summary = _summary(run_container(pod, container, **run_options))
+    return {"set": summary["set"], "databases": summary["databases"].split(","),
+            "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}
+
+
+def cli(argv: list[str], *, values_path: Callable[[str | None], Path]) -> int:
+    parser = argparse.ArgumentParser(prog="main.py local", description="Back up or restore the local database pod.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    take = commands.add_parser("backup", help="run the backup CronJob's script now; print JSON")
+    give = commands.add_parser("restore", help="run the restore Job's script; print JSON")
+    give.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
+    give.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all)")
+    give.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS, help="parallel pg_restore jobs")
+    give.add_argument("--values", help="the values `local up` used (default: $VALUES, else values.yaml)")
+    for command in (take, give):
+        command.add_argument("--state", required=True, type=Path, help="state folder of `local up`")
+    args = parser.parse_args(argv)
+    try:
+        pod = LocalPod(args.state)
+        if args.command == "backup":
+            print(json.dumps(backup(pod)))
+        else:
+            values = load_values(values_path(args.values))
+            container = restore_container(values, args.backup, args.database, args.jobs)
+            print(json.dumps(restore(pod, container)))
+    except (LocalJobError, LocalPodError, RestoreError, ValuesError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
