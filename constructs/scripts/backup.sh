@@ -103,7 +103,8 @@ remove_set() {
     for sum in "$dir"/*.sha256; do
         [[ -e $sum ]] || continue
         listed=$(basename "$sum" .sha256)
-        rm -f -- "$dir/$listed" "$dir/$listed.partial" "$sum"
+        rm -f -- "$dir/$listed" "$dir/$listed.partial" "$sum" 2>"$scratch/prune.err" ||
+            fail "prune: set $(basename "$dir"): $(reason "$scratch/prune.err") (the new set $name is complete)"
     done
     rmdir -- "$dir" 2>/dev/null || log "kept $dir: it holds files this script did not write"
 }
