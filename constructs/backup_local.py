@@ -92,17 +92,29 @@ def job_environment(pod: LocalPod, container: dict) -> dict[str, str]:
     return env
 
 
+def container_process(pod: LocalPod, container: dict, *, env_overrides: dict[str, str] | None = None,
+                      extra_path: str | None = None) -> tuple[list[str], dict[str, str], dict]:
+    """(argv, environment, user options) that run the container's command as the pod's user."""
+    env = {**job_environment(pod, container), **(env_overrides or {})}
+    if extra_path:
+        env["PATH"] = f"{extra_path}:{env['PATH']}"
+    command = [str(pod.host_path(part)) if part.startswith("/") else part for part in container["command"]]
+    user = {} if pod.uid == os.geteuid() else {"user": pod.uid, "group": pod.gid, "extra_groups": []}
+    return command, env, user
+
+
 def run_container(pod: LocalPod, container: dict, *, env_overrides: dict[str, str] | None = None,
                   extra_path: str | None = None,
                   preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     """Run the container's command as the pod's user. Tests break things through
     `env_overrides` (a closed port, another CA), `extra_path` (first on PATH:
     fault-injecting wrappers) and `preexec_fn` (resource limits)."""
-    env = {**job_environment(pod, container), **(env_overrides or {})}
-    if extra_path:
-        env["PATH"] = f"{extra_path}:{env['PATH']}"
-    command = [str(pod.host_path(part)) if part.startswith("/") else part for part in container["command"]]
-    user = {} if pod.uid == os.geteuid() else {"user": pod.uid, "group": pod.gid, "extra_groups": []}
+    command, env, user = container_process(pod, container, env_overrides=env_overrides, extra_path=extra_path)
+    return run_process(pod, command, env, user, preexec_fn=preexec_fn)
+
+
+def run_process(pod: LocalPod, command: list[str], env: dict[str, str], user: dict,
+                preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, cwd=pod.state, capture_output=True, text=True,
                           start_new_session=True, preexec_fn=preexec_fn, **user)
 
@@ -118,13 +130,11 @@ def _summary(result: subprocess.CompletedProcess) -> dict[str, str]:
     raise LocalJobError(f"no summary line in the output:\n{result.stdout}")
 
 
-def backup(pod: LocalPod, **run_options) -> dict:
+def backup(pod: LocalPod) -> dict:
     """Run backup.sh; return {"set", "files", "bytes", "seconds"}."""
-    container = cronjob_container(pod)
-    result = run_container(pod, container, **run_options)
-    summary = _summary(result)
-    backup_dir = Path(job_environment(pod, container)["BACKUP_DIR"])
-    folder = backup_dir / summary["set"]
+    command, env, user = container_process(pod, cronjob_container(pod))
+    summary = _summary(run_process(pod, command, env, user))
+    folder = Path(env["BACKUP_DIR"]) / summary["set"]
     files = sorted(str(p) for p in folder.iterdir())
     return {"set": summary["set"], "files": files, "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}
 
@@ -136,9 +146,9 @@ def restore_container(values: ChartValues, backup_name: str, databases: list[str
     return _container(job["spec"]["template"]["spec"], RESTORE_CONTAINER)
 
 
-def restore(pod: LocalPod, container: dict, **run_options) -> dict:
+def restore(pod: LocalPod, container: dict) -> dict:
     """Run restore.sh; return {"set", "databases", "bytes", "seconds"}."""
-    summary = _summary(run_container(pod, container, **run_options))
+    summary = _summary(run_container(pod, container))
     return {"set": summary["set"], "databases": summary["databases"].split(","),
             "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}
 
