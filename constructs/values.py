@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from constructs.layout import MONITORING_ROLE
 from constructs.metric_catalog import EXPORTER_VERSION
 from constructs.quantity import cpu_cores, memory_bytes
 
@@ -474,6 +475,17 @@ class PostgresValues(Values):
             )
         if not self.tls.enabled and self.ca.verify_clients:
             raise ValueError("ca.verifyClients: true needs tls.enabled: true (client certificates travel in TLS)")
+        return self
+
+
+    @model_validator(mode="after")
+    def _monitoring_role_free(self) -> PostgresValues:
+        # The exporter's role is fixed (its grants are the point): no other role may take its name.
+        taken = {"username": self.username, "ownerUsername": self.owner_username,
+                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+        for key, role in taken.items():
+            if self.metrics.enabled and role == MONITORING_ROLE:
+                raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
         return self
 
 
