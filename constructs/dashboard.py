@@ -181,5 +181,5 @@ def dashboard_json(namespace: str) -> str:
     model = build(namespace).build()
     # Grafana keys panel state by id: give each panel (rows too) its own.
     for number, panel in enumerate(model.panels, start=1):
-        panel.id = number
+        panel.id_val = number
     return json.dumps(json.loads(json.dumps(model, cls=JSONEncoder)), indent=2, sort_keys=True) + "\n"

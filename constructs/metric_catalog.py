@@ -25,7 +25,6 @@ METRICS: dict[str, str] = {
     "up": "prometheus: scrape health of the exporter target",
     # postgres-exporter, default collectors.
     "pg_up": "postgres-exporter: exporter (1 when the last scrape could connect)",
-    "pg_stat_database_numbackends": "postgres-exporter: stat_database",
     "pg_stat_database_xact_commit": "postgres-exporter: stat_database",
     "pg_stat_database_xact_rollback": "postgres-exporter: stat_database",
     "pg_stat_database_blks_hit": "postgres-exporter: stat_database",

@@ -7,6 +7,7 @@ The sidecar itself lives in the database pod (constructs/exporter.py).
 
 from __future__ import annotations
 
+import cdk8s
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
@@ -99,7 +100,7 @@ class Metrics(Construct):
             ServiceMonitor(
                 self,
                 "service-monitor",
-                metadata=self._meta(props, layout.SERVICE_MONITOR, extra=sm.labels),
+                metadata=self._cr_meta(props, layout.SERVICE_MONITOR, sm.labels),
                 spec=ServiceMonitorSpec(
                     selector=ServiceMonitorSpecSelector(match_labels=service_selector),
                     endpoints=[
@@ -121,7 +122,7 @@ class Metrics(Construct):
             PrometheusRule(
                 self,
                 "prometheus-rule",
-                metadata=self._meta(props, layout.PROMETHEUS_RULE, extra=rule.labels),
+                metadata=self._cr_meta(props, layout.PROMETHEUS_RULE, rule.labels),
                 spec=PrometheusRuleSpec(
                     groups=[
                         PrometheusRuleSpecGroups(
@@ -155,5 +156,10 @@ class Metrics(Construct):
                 data={"postgres.json": dashboard.dashboard_json(props.namespace)},
             )
 
-    def _meta(self, props: MetricsProps, name: str, extra: dict[str, str] | None = None) -> k8s.ObjectMeta:
-        return k8s.ObjectMeta(name=name, namespace=props.namespace, labels={**self.labels, **(extra or {})})
+    def _meta(self, props: MetricsProps, name: str) -> k8s.ObjectMeta:
+        return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
+
+    def _cr_meta(self, props: MetricsProps, name: str, extra: dict[str, str]) -> cdk8s.ApiObjectMetadata:
+        """Custom resources take cdk8s metadata; `extra` carries the labels a
+        Prometheus selects its ServiceMonitors and rules by."""
+        return cdk8s.ApiObjectMetadata(name=name, namespace=props.namespace, labels={**self.labels, **extra})
