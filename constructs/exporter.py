@@ -45,8 +45,9 @@ def exporter_environment(pg: PostgresValues) -> dict[str, str]:
     """The exporter's connection: the pod-local socket, role `monitoring`, the
     password from a file (never an environment value)."""
     return {
-        # lib/pq applies the `host` query parameter last, so the socket directory wins.
-        "DATA_SOURCE_URI": f"localhost/{pg.database}?host={layout.RUN_DIR}&sslmode=disable",
+        # The exporter connects to postgresql://USER:PASS@<this>. No host before the
+        # path: lib/pq sorts the parameters, so a host there could beat `host=` below.
+        "DATA_SOURCE_URI": f"/{pg.database}?host={layout.RUN_DIR}&sslmode=disable",
         "DATA_SOURCE_USER": layout.MONITORING_ROLE,
         "DATA_SOURCE_PASS_FILE": f"{layout.EXPORTER_SECRET_DIR}/{layout.MONITORING_PASSWORD_KEY}",
     }

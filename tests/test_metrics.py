@@ -16,6 +16,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import prometheus as prometheus_model
 from grafana_foundation_sdk.models.dashboard import Dashboard
+from psycopg.conninfo import conninfo_to_dict
 from variants import VARIANTS
 
 from constructs import alerts, dashboard, layout
@@ -56,7 +57,9 @@ def test_exporter_connects_over_the_socket_as_monitoring_with_a_password_file(sy
     exporter = container(spec, layout.EXPORTER_CONTAINER)
     env = {e["name"]: e["value"] for e in exporter["env"]}
     assert env["DATA_SOURCE_USER"] == "monitoring"
-    assert f"host={layout.RUN_DIR}" in env["DATA_SOURCE_URI"]
+    # The exporter prefixes the URI with postgresql://USER:PASS@; what libpq makes of it:
+    dsn = conninfo_to_dict(f"postgresql://monitoring:x@{env['DATA_SOURCE_URI']}")
+    assert dsn == {"user": "monitoring", "password": "x", "host": layout.RUN_DIR, "dbname": "appdb", "sslmode": "disable"}
     # The password only ever travels as a file.
     assert not {"DATA_SOURCE_PASS", "DATA_SOURCE_NAME"} & env.keys()
     mounts = {v["name"]: v for v in exporter["volumeMounts"]}
