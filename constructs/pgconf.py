@@ -138,7 +138,7 @@ def _literal(value: str | int | float | bool) -> str:
 
 
 def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float | bool]:
-    """Every postgresql.conf setting, in file order, `parameters` last."""
+    """The settings this project derives, in file order (without `parameters`)."""
     tuning = derive_tuning(postgres)
     memory = _pg_memory
     settings: dict[str, str | int | float | bool] = {
@@ -191,13 +191,16 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
     else:
         # A fixed name: postgresql.json is a symlink to the container's stderr.
         settings.update({"log_filename": "postgresql.log", "log_rotation_age": 0, "log_rotation_size": 0})
-    settings.update(postgres.config.parameters)
     return settings
 
 
 def render_postgresql_conf(postgres: PostgresValues) -> str:
     lines = ["# Generated from the values by constructs/pgconf.py; locations come from the start script."]
     lines += [f"{name} = {_literal(value)}" for name, value in postgresql_settings(postgres).items()]
+    if postgres.config.parameters:
+        # Last, so they win: PostgreSQL takes the last occurrence of a setting.
+        lines.append("# postgres.config.parameters")
+        lines += [f"{name} = {_literal(value)}" for name, value in postgres.config.parameters.items()]
     return "\n".join(lines) + "\n"
 
 
