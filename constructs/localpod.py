@@ -55,7 +55,7 @@ class LocalPodError(Exception):
     """The local pod cannot be prepared, started or stopped; the message says why."""
 
 
-def _bindir() -> str:
+def postgres_bindir() -> str:
     try:
         found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -160,7 +160,7 @@ class LocalPod:
             env[item["name"]] = str(self.host_path(value)) if value.startswith("/") else value
         env[pgconf.LISTEN_ENV] = HOST
         env[pgconf.PORT_ENV] = str(self._recorded().get("port") or env[pgconf.PORT_ENV])
-        env["PATH"] = f"{_bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
         env["HOME"] = env["PG_RUN_DIR"]
         env["LC_ALL"] = "C.UTF-8"
         return env
@@ -197,7 +197,7 @@ class LocalPod:
                 self._mkdir(target)
 
     def _secret_sources(self, values: ChartValues) -> dict[str, Callable[[], dict[str, bytes]]]:
-        """For each Secret name, a function producing its files (called only when one is missing)."""
+        """For each Secret name, a function producing its files (called only for an empty folder)."""
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:

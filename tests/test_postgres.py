@@ -7,10 +7,12 @@ restart, break or reconfigure the database get a pod of their own.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -344,3 +346,21 @@ def test_missing_secret_key_stops_the_start_naming_it(pods, content):
     records = log_records(pod)
     assert [r["message"] for r in records] == [
         f"secret key postgres_app_user_pw is missing or empty in {secret.parent}: add it to the passwords Secret"]
+
+
+def test_file_logs_are_daily_json_files_with_retention(pods):
+    pod = pods("file-logs", {"postgres": {"logging": {"toFile": True, "retentionDays": 2}}}, start=False)
+    folder = pod.host_path("/var/lib/postgresql/data/log")
+    folder.mkdir()
+    os.chown(folder, pod.uid, pod.gid)
+    expired, kept = folder / "postgresql-2000-01-01.json", folder / "postgresql-2000-01-02.json"
+    for path, age_days in ((expired, 3), (kept, 1)):
+        path.write_text("{}\n")
+        stamp = time.time() - age_days * 86400 - 3600
+        os.utime(path, (stamp, stamp))
+    pod.start()
+    today = [p for p in folder.glob("postgresql-*.json") if p not in (expired, kept)]
+    assert len(today) == 1 and re.fullmatch(r"postgresql-\d{4}-\d{2}-\d{2}\.json", today[0].name)
+    records = [json.loads(line) for line in today[0].read_text().splitlines()]
+    assert any(r["message"] == "database system is ready to accept connections" for r in records)
+    assert not expired.exists() and kept.exists()

@@ -80,12 +80,18 @@ fi
 
 cleaner=""
 if [[ -n ${PG_LOG_DIR:-} ]]; then
-    # File logs on the data volume: daily files, the old ones deleted hourly.
+    # File logs on the data volume: daily files, those older than the retention
+    # deleted now and then hourly.
     mkdir -p "$PG_LOG_DIR"
+    delete_old_logs() {
+        # A file that cannot be deleted is logged; it must not stop the database.
+        find "$PG_LOG_DIR" -maxdepth 1 -name 'postgresql-*' -mtime "+${PG_LOG_RETENTION_DAYS:?}" -delete 2>&1 |
+            log_lines find || true
+    }
+    delete_old_logs
     (
-        while true; do
-            find "$PG_LOG_DIR" -maxdepth 1 -name 'postgresql-*' -mtime "+${PG_LOG_RETENTION_DAYS:?}" -delete
-            sleep 3600
+        while sleep 3600; do
+            delete_old_logs
         done
     ) &
     cleaner=$!
