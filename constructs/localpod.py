@@ -65,6 +65,13 @@ def postgres_bindir() -> str:
     return found
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file that nobody but its owner can read, not even for a moment."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        file.write(data)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -116,7 +123,7 @@ class LocalPod:
 
     def _write(self, path: Path, data: bytes, mode: int) -> None:
         self._mkdir(path.parent, 0o755)
-        path.write_bytes(data)
+        write_private(path, data)
         self._own(path, mode)
 
     def _check_reachable(self) -> None:
@@ -225,8 +232,7 @@ class LocalPod:
         if not key.exists():
             self.pki.mkdir(mode=0o700, exist_ok=True)
             pair = pki.new_ca("postgres-local-ca")
-            key.write_bytes(pair.key_pem)
-            key.chmod(0o600)
+            write_private(key, pair.key_pem)
             cert.write_bytes(pair.cert_pem)
             cert.chmod(0o644)
         return pki.KeyPair(key.read_bytes(), cert.read_bytes())
@@ -236,8 +242,7 @@ class LocalPod:
         pair = pki.client_certificate(self._ca(), user)
         cert, key = self.pki / f"{user}.crt", self.pki / f"{user}.key"
         cert.write_bytes(pair.cert_pem)
-        key.write_bytes(pair.key_pem)
-        key.chmod(0o600)  # libpq refuses a readable key
+        write_private(key, pair.key_pem)  # libpq refuses a key others can read
         return cert, key
 
     # --- run -----------------------------------------------------------------

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,10 +130,16 @@ def test_appuser_has_full_dml_and_creates_tables_in_app(pod):
         conn.execute("TRUNCATE dml_check")
 
 
-def test_appuser_may_use_tables_the_owner_creates(pod):
+def as_owner(pod: LocalPod, *statements: str) -> None:
+    """Run statements as the NOLOGIN owner role, as a migration would (through the superuser)."""
     with connect(pod, "postgres") as conn:
         conn.execute("SET ROLE appowner")
-        conn.execute("CREATE TABLE app.owned_by_owner (id serial PRIMARY KEY, note text)")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_appuser_may_use_tables_the_owner_creates(pod):
+    as_owner(pod, "CREATE TABLE app.owned_by_owner (id serial PRIMARY KEY, note text)")
     with connect(pod, "appuser") as conn:
         conn.execute("INSERT INTO owned_by_owner (note) VALUES ('x')")
         assert conn.execute("SELECT count(*) FROM owned_by_owner").fetchone() == (1,)
@@ -155,10 +162,8 @@ def test_backupuser_reads_every_table_and_sequence_even_later_ones(pod):
     with connect(pod, "appuser") as conn:
         conn.execute("CREATE TABLE app.later_by_app (id serial PRIMARY KEY)")
         conn.execute("INSERT INTO later_by_app DEFAULT VALUES")
-    with connect(pod, "postgres") as conn:
-        conn.execute("SET ROLE appowner")
-        conn.execute("CREATE TABLE app.later_by_owner (id serial PRIMARY KEY)")
-        conn.execute("INSERT INTO app.later_by_owner DEFAULT VALUES")
+    as_owner(pod, "CREATE TABLE app.later_by_owner (id serial PRIMARY KEY)",
+             "INSERT INTO app.later_by_owner DEFAULT VALUES")
     with connect(pod, "backupuser") as conn:
         tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'app'")]
         sequences = [s for (s,) in conn.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = 'app'")]
@@ -364,3 +369,27 @@ def test_file_logs_are_daily_json_files_with_retention(pods):
     records = [json.loads(line) for line in today[0].read_text().splitlines()]
     assert any(r["message"] == "database system is ready to accept connections" for r in records)
     assert not expired.exists() and kept.exists()
+
+
+def test_cli_up_status_down():
+    state = Path(tempfile.mkdtemp(prefix="localpod-cli-"))
+    state.chmod(0o711)
+
+    def local(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(Path(main.__file__)), "local", *args, "--state", str(state / "db")],
+                              capture_output=True, text=True, timeout=180)
+
+    try:
+        up = local("up")
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout)
+        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert json.loads(local("status").stdout)["state"] == "ready"
+        with psycopg.connect(host=info["host"], port=info["port"], dbname=info["database"], user="appuser",
+                             password=info["passwords"]["appuser"], sslmode="verify-full",
+                             sslrootcert=info["sslrootcert"]) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("appdb",)
+    finally:
+        assert local("down").returncode == 0
+    assert json.loads(local("status").stdout)["state"] == "stopped"
+    shutil.rmtree(state)
