@@ -177,7 +177,6 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
         "effective_io_concurrency": 200,
         # Statistics.
         "shared_preload_libraries": "pg_stat_statements",
-        "pg_stat_statements.track": "top",
         # Logging: jsonlog needs the collector; the start script picks the folder.
         "logging_collector": True,
         "log_destination": "jsonlog",

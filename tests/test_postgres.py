@@ -393,3 +393,15 @@ def test_cli_up_status_down():
         assert local("down").returncode == 0
     assert json.loads(local("status").stdout)["state"] == "stopped"
     shutil.rmtree(state)
+
+
+def test_probes_follow_the_server_and_the_init(pods):
+    pod = pods("probes")
+    assert pod.probe("startup") and pod.probe("ready") and pod.probe("live")
+    # Before init.sql has finished the pod must not receive traffic, but it is alive.
+    marker = pod.host_path("/var/run/postgresql/ready")
+    marker.unlink()
+    assert not pod.probe("ready") and not pod.probe("startup") and pod.probe("live")
+    assert not pod.probe("sideways")
+    pod.stop()
+    assert not pod.probe("live")

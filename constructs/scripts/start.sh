@@ -154,7 +154,7 @@ psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postg
     -v secrets_dir="$PG_SECRETS_DIR" -v database="$PG_DATABASE" -v schema="$PG_SCHEMA" \
     -v owner_user="$PG_OWNER_USER" -v app_user="$PG_APP_USER" -v read_only_user="$PG_READ_ONLY_USER" \
     -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" \
-    -f "$PG_SCRIPTS_DIR/init.sql" 2>&1 | log_lines initdb || {
+    -f "$PG_SCRIPTS_DIR/init.sql" 2>&1 | log_lines init.sql || {
     kill -INT "$postmaster" 2>/dev/null || true
     wait_postmaster || true
     fail "init.sql failed: PostgreSQL stopped"
