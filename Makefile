@@ -39,6 +39,7 @@ test: setup postgres
 .PHONY: bench
 bench: setup postgres
 	$(PY) bench/synth.py
+	$(PY) bench/pgbench.py
 
 # Typed bindings for the Prometheus Operator CRDs, generated into imports/ (committed).
 # One module per CRD: both share the group monitoring.coreos.com, and a single
