@@ -429,13 +429,19 @@ class MetricsValues(Values):
     `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:
     true; false removes the sidecar, the Service and every object below."""
     image: ExporterImageValues = Field(default_factory=ExporterImageValues)
+    """The exporter image. Left out: quay.io/prometheuscommunity/postgres-exporter
+    at the checked version."""
     resources: ExporterResourcesValues = Field(default_factory=ExporterResourcesValues)
+    """The exporter's own requests and limits. Left out: 10m/32Mi, limits 250m/128Mi."""
     scrapers: list[NetworkPolicyPeer] = Field(default_factory=_default_scrapers, min_length=1)
     """Who may scrape 9187 when `networkPolicy.enabled`. Left out: pods labelled
     app.kubernetes.io/name=prometheus in the namespace `monitoring`."""
     service_monitor: ServiceMonitorValues = Field(default_factory=ServiceMonitorValues)
+    """Left out: no ServiceMonitor."""
     prometheus_rule: PrometheusRuleValues = Field(default_factory=PrometheusRuleValues)
+    """Left out: no PrometheusRule."""
     dashboard: DashboardValues = Field(default_factory=DashboardValues)
+    """Left out: no dashboard ConfigMap."""
 
     @model_validator(mode="after")
     def _check(self) -> MetricsValues:
