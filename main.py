@@ -14,9 +14,10 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import labels
+from constructs import labels, localpod
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
+from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import replace_folder
@@ -44,6 +45,11 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         # Applied after the database: the job needs its Service, PVC and scripts.
         Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup",
                props=BackupProps(namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
+    if pg.metrics.enabled:
+        # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
+        # Operator's CRDs, so an operator can see and skip them at a glance.
+        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+                props=MetricsProps(namespace=namespace, database_selector=database.selector, postgres=pg))
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:
@@ -88,6 +94,8 @@ def main(argv: list[str]) -> int:
         from constructs import backup_local
 
         return backup_local.cli(argv[1:], values_path=_values_path)
+    if argv and argv[0] == "local":
+        return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

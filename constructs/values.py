@@ -9,6 +9,7 @@ is left out.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from pathlib import Path
@@ -25,6 +26,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from constructs.layout import MONITORING_ROLE
+from constructs.metric_catalog import EXPORTER_VERSION
 from constructs.quantity import cpu_cores, memory_bytes
 
 class ValuesError(Exception):
@@ -236,7 +239,38 @@ class ConfigValues(Values):
         for name in self.parameters:
             if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
                 raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
+            if name in _SIZED_PARAMETERS:
+                raise ValueError(
+                    f"parameters: {name!r} takes part in the memory check; set config.{_SIZED_PARAMETERS[name]} instead"
+                )
+            if name in _COMMAND_LINE_PARAMETERS:
+                raise ValueError(
+                    f"parameters: {name!r} is set by the start script on the server's command line, "
+                    "which overrides postgresql.conf; remove it"
+                )
         return self
+
+
+# Settings the memory check counts: they have their own keys under config.
+_SIZED_PARAMETERS = {
+    "max_connections": "maxConnections",
+    "shared_buffers": "sharedBuffers",
+    "effective_cache_size": "effectiveCacheSize",
+    "work_mem": "workMem",
+    "maintenance_work_mem": "maintenanceWorkMem",
+}
+# Locations the start script passes with -c (see constructs/scripts/start.sh).
+_COMMAND_LINE_PARAMETERS = {
+    "config_file", "hba_file", "data_directory", "port", "listen_addresses",
+    "unix_socket_directories", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "log_directory",
+}
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not a network in CIDR form such as 10.0.0.0/8 or ::/0 ({err})") from None
 
 
 class TlsValues(Values):
@@ -461,6 +495,114 @@ class BackupValues(Values):
         return self
 
 
+# --- metrics --------------------------------------------------------------
+
+
+class ExporterImageValues(ImageValues):
+    repository: str = Field(default="quay.io/prometheuscommunity/postgres-exporter", min_length=1)
+    """Exporter image repository. Left out: the Prometheus community image."""
+    tag: str = Field(default=EXPORTER_VERSION, min_length=1)
+    """Exporter image tag. Left out: the version every metric name in
+    constructs/metric_catalog.py was checked against; another tag may rename metrics."""
+
+
+class ExporterResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="32Mi")
+    """Scheduling requests of the exporter. Left out: 10m CPU, 32Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="250m", memory="128Mi")
+    """Limits of the exporter. Left out: 250m CPU, 128Mi memory."""
+
+
+class ServiceMonitorValues(Values):
+    enabled: bool = False
+    """Emit a Prometheus Operator ServiceMonitor for `postgres-metrics`. Left out:
+    false, because a cluster without the ServiceMonitor CRD rejects the object."""
+    interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    """Scrape interval. Left out: 30s."""
+    scrape_timeout: str = Field(default="10s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    """Scrape timeout (below the interval). Left out: 10s."""
+    labels: dict[str, str] = {}
+    """Extra labels, e.g. the `release` label your Prometheus selects
+    ServiceMonitors by. Left out: none."""
+
+
+class PrometheusRuleValues(Values):
+    enabled: bool = False
+    """Emit a PrometheusRule with the alerts documented in the README runbook.
+    Left out: false (needs the PrometheusRule CRD)."""
+    labels: dict[str, str] = {}
+    """Extra labels, e.g. the `release` label your Prometheus selects rules by.
+    Left out: none."""
+    runbook_base_url: str = Field(default="README.md", min_length=1)
+    """Where the README is served; each alert's `runbook_url` is this plus
+    `#<alert name in lower case>`. Left out: README.md (relative)."""
+
+
+class DashboardValues(Values):
+    enabled: bool = False
+    """Emit the Grafana dashboard as a ConfigMap labelled `grafana_dashboard: "1"`
+    for the Grafana sidecar. Left out: false."""
+    namespace: DnsLabel | None = None
+    """Namespace of the dashboard ConfigMap, when the Grafana sidecar watches only
+    its own. Left out: the database's namespace."""
+    labels: dict[str, str] = {}
+    """Extra labels on the ConfigMap. Left out: none."""
+
+
+def _default_scrapers() -> list[NetworkPolicyPeer]:
+    return [
+        NetworkPolicyPeer.model_validate(
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        )
+    ]
+
+
+class MetricsValues(Values):
+    enabled: bool = True
+    """Run the postgres-exporter sidecar (role `monitoring`, password key
+    `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:
+    true; false removes the sidecar, the Service and every object below."""
+    image: ExporterImageValues = Field(default_factory=ExporterImageValues)
+    """The exporter image. Left out: quay.io/prometheuscommunity/postgres-exporter
+    at the checked version."""
+    resources: ExporterResourcesValues = Field(default_factory=ExporterResourcesValues)
+    """The exporter's own requests and limits. Left out: 10m/32Mi, limits 250m/128Mi."""
+    scrapers: list[NetworkPolicyPeer] = Field(default_factory=_default_scrapers, min_length=1)
+    """Who may scrape 9187 when `networkPolicy.enabled`. Left out: pods labelled
+    app.kubernetes.io/name=prometheus in the namespace `monitoring`."""
+    service_monitor: ServiceMonitorValues = Field(default_factory=ServiceMonitorValues)
+    """Left out: no ServiceMonitor."""
+    prometheus_rule: PrometheusRuleValues = Field(default_factory=PrometheusRuleValues)
+    """Left out: no PrometheusRule."""
+    dashboard: DashboardValues = Field(default_factory=DashboardValues)
+    """Left out: no dashboard ConfigMap."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MetricsValues:
+        if not self.enabled:
+            for name, part in (("serviceMonitor", self.service_monitor), ("prometheusRule", self.prometheus_rule), ("dashboard", self.dashboard)):
+                if part.enabled:
+                    raise ValueError(
+                        f"{name}.enabled: true needs enabled: true (without the exporter there is nothing to "
+                        "scrape, alert on or chart)"
+                    )
+        sm = self.service_monitor
+        if sm.enabled and _duration_seconds(sm.scrape_timeout) > _duration_seconds(sm.interval):
+            raise ValueError(
+                f"serviceMonitor.scrapeTimeout: {sm.scrape_timeout} is longer than interval "
+                f"{sm.interval}: Prometheus rejects a timeout above the interval"
+            )
+        return self
+
+
+def _duration_seconds(text: str) -> float:
+    number, unit = re.match(r"^([0-9]+)(ms|s|m|h)$", text).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
 class PostgresValues(Values):
     image: ImageValues = Field(default_factory=ImageValues)
     replicas: int = Field(default=1, ge=1)
@@ -486,6 +628,13 @@ class PostgresValues(Values):
     network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
     temporal: TemporalValues = Field(default_factory=TemporalValues)
     backup: BackupValues = Field(default_factory=BackupValues)
+    metrics: MetricsValues = Field(default_factory=MetricsValues)
+    allowed_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+        default=["0.0.0.0/0", "::/0"], min_length=1
+    )
+    """Client networks pg_hba.conf admits over TCP (TLS and SCRAM still required).
+    Left out: every IPv4 and IPv6 address, because the NetworkPolicy is the
+    pod-level filter and pod addresses change."""
 
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
@@ -513,6 +662,21 @@ class PostgresValues(Values):
                 "backup.enabled: true needs persistence.backups.enabled: true (the backup job writes "
                 "to the postgres-backups volume); enable the volume or set backup.enabled: false"
             )
+        # Imported here: pgconf derives from this model. Raises "config: ..." naming the fields.
+        from constructs.pgconf import derive_tuning
+
+        derive_tuning(self)
+        return self
+
+
+    @model_validator(mode="after")
+    def _monitoring_role_free(self) -> PostgresValues:
+        # The exporter's role is fixed (its grants are the point): no other role may take its name.
+        taken = {"username": self.username, "ownerUsername": self.owner_username,
+                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+        for key, role in taken.items():
+            if self.metrics.enabled and role == MONITORING_ROLE:
+                raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
         return self
 
 

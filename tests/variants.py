@@ -14,4 +14,9 @@ VARIANTS: dict[str, dict] = {
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},
+    "metrics-off": {"postgres": {"metrics": {"enabled": False}}},
+    # The Prometheus Operator objects and the dashboard on, everything else at defaults.
+    "metrics-objects": {"postgres": {"metrics": {"serviceMonitor": {"enabled": True},
+                                                 "prometheusRule": {"enabled": True},
+                                                 "dashboard": {"enabled": True}}}},
 }
