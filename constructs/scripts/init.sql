@@ -136,3 +136,23 @@ ALTER ROLE :"read_only_user" IN DATABASE :"database" SET search_path = :"schema"
 
 CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public;
+
+-- The backup job dumps the Temporal databases as the read-only role too: it
+-- may connect and read every table the Temporal role creates there.
+\if :temporal
+GRANT CONNECT ON DATABASE temporal, temporal_visibility TO :"read_only_user";
+\connect temporal
+SET client_min_messages = warning;
+GRANT USAGE ON SCHEMA public TO :"read_only_user";
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"read_only_user";
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"read_only_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON TABLES TO :"read_only_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"read_only_user";
+\connect temporal_visibility
+SET client_min_messages = warning;
+GRANT USAGE ON SCHEMA public TO :"read_only_user";
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"read_only_user";
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"read_only_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON TABLES TO :"read_only_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"read_only_user";
+\endif
