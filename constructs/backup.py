@@ -20,7 +20,7 @@ from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues
 
 COMPONENT = "backup"
-CRONJOB = "postgres-backup"
+CRONJOB = layout.BACKUP_CRONJOB  # the backup alerts select its Jobs by this name
 SERVICE_ACCOUNT = "postgres-backup"
 RESTORE_JOB_PREFIX = "postgres-restore-"
 BACKUP_CONTAINER = "backup"

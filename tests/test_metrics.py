@@ -304,7 +304,7 @@ def test_replication_lag_alert_only_with_replicas():
 
 
 def test_backup_volume_alert_only_with_a_backup_volume(synth):
-    m = synth({"postgres": {"persistence": {"backups": {"enabled": False}},
+    m = synth({"postgres": {"persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False},
                             "metrics": {"prometheusRule": {"enabled": True}}}})
     names = {r["alert"] for r in m.get("PrometheusRule", layout.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]}
     assert "PostgresBackupVolumeFull" not in names
