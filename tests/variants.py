@@ -19,4 +19,11 @@ VARIANTS: dict[str, dict] = {
     "metrics-objects": {"postgres": {"metrics": {"serviceMonitor": {"enabled": True},
                                                  "prometheusRule": {"enabled": True},
                                                  "dashboard": {"enabled": True}}}},
+    # Every backup option away from its default: RWX volume (no affinity), client certificates.
+    "backup-options": {"postgres": {
+        "persistence": {"backups": {"accessMode": "ReadWriteMany"}},
+        "ca": {"verifyClients": True},
+        "backup": {"schedule": "30 3 * * 0", "timeZone": "Europe/Berlin", "retention": {"count": 14, "days": 30},
+                   "compression": 6, "suspend": True, "databases": ["appdb"], "timeoutMinutes": 60}}},
+    "backup-off": {"postgres": {"backup": {"enabled": False}}},
 }
