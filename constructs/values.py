@@ -370,7 +370,8 @@ _CRON_FIELDS = (
     ("day of month", 1, 31, {}),
     ("month", 1, 12, {m: i + 1 for i, m in enumerate(
         ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
-    ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
+    # Kubernetes' parser counts Sunday as 0 only (7 is refused, unlike Vixie cron).
+    ("day of week", 0, 6, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
 )
 _CRON_HELP = (
     "use five fields 'minute hour day-of-month month day-of-week' (numbers, *, a-b ranges, "
@@ -399,6 +400,8 @@ def _cron_schedule(value: str) -> str:
                 base, _, step = part.partition("/")
                 if step and (not step.isdigit() or int(step) == 0):
                     raise ValueError(step)
+                if base == "?" and name in ("day of month", "day of week"):
+                    continue  # "no specific value", as '*'
                 if base != "*":
                     first, _, last = base.partition("-")
                     start = _cron_number(first, low, high, names)

@@ -30,7 +30,7 @@ def test_listed_databases_replace_the_default():
     assert values.postgres.backup_databases == ["appdb"]
 
 
-@pytest.mark.parametrize("schedule", ["*/15 1-5 * jan-mar MON-FRI", "@daily", "0 0 1,15 * 7", "30 3 * * 0"])
+@pytest.mark.parametrize("schedule", ["*/15 1-5 * jan-mar MON-FRI", "@daily", "0 0 1,15 * 6", "30 3 ? * 0", "5/10 * * * *"])
 def test_valid_schedules(schedule):
     assert parse_values(backup(schedule=schedule)).postgres.backup.schedule == schedule
 
@@ -45,6 +45,11 @@ def test_cron_wrong_number_of_fields():
     with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: 'daily' is not a cron expression: "
                                           r"it has 1 fields; use five fields .* or one of @annually"):
         parse_values(backup(schedule="daily"))
+
+
+def test_cron_sunday_is_0_not_7():
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: '0 2 \* \* 7' .* '7' is not a valid day of week \(0-6\)"):
+        parse_values(backup(schedule="0 2 * * 7"))
 
 
 def test_cron_zero_step():
