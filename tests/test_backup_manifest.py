@@ -220,3 +220,12 @@ def test_restore_manifest_command_rejects_bad_input():
                             capture_output=True, text=True, cwd=TOP, timeout=120)
     assert result.returncode == 2
     assert "error: --backup: 'latest' is not a backup set name" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["backup.sh", "restore.sh"])
+def test_scripts_stop_on_any_error(script):
+    text = (TOP / "constructs" / "scripts" / script).read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "\nset -euo pipefail\n" in text
+    result = subprocess.run(["bash", "-n", str(TOP / "constructs" / "scripts" / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
