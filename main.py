@@ -16,9 +16,11 @@ import cdk8s
 
 from constructs import labels
 from constructs.database import Database, DatabaseProps
+from constructs.gitops import apply_sync_waves
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import replace_folder
+from constructs.policy import apply_policy_annotations
 from constructs.values import ChartValues, ValuesError, load_values, values_warnings
 
 TOP = Path(__file__).resolve().parent
@@ -38,7 +40,10 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
-            policy=pg.network_policy))
+            replicas=pg.replicas, policy=pg.network_policy))
+    # Cross-cutting annotations, last, so they cover every object of every chart.
+    apply_sync_waves(app)
+    apply_policy_annotations(app)
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:

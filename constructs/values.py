@@ -308,6 +308,15 @@ def _default_ingress() -> list[NetworkPolicyIngressRule]:
     ]
 
 
+def _default_dns() -> NetworkPolicyPeer:
+    return NetworkPolicyPeer.model_validate(
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    )
+
+
 class NetworkPolicyValues(Values):
     enabled: bool = False
     """Emit a NetworkPolicy that admits only the listed peers (and this project's
@@ -315,6 +324,12 @@ class NetworkPolicyValues(Values):
     ingress: list[NetworkPolicyIngressRule] = Field(default_factory=_default_ingress)
     """Who may connect on 5432. Left out: pods labelled
     app.kubernetes.io/component=application in the same namespace."""
+    metrics_from: list[NetworkPolicyPeer] = []
+    """Peers (the Prometheus scraper) admitted on the metrics port 9187. Left out:
+    none, so nothing outside the pod reads the metrics."""
+    dns: NetworkPolicyPeer = Field(default_factory=_default_dns)
+    """Where the cluster DNS runs: the only egress besides the database port.
+    Left out: pods labelled k8s-app=kube-dns in namespace kube-system."""
 
 
 class TemporalValues(Values):
