@@ -45,6 +45,15 @@ SYNC_WAVES: dict[str, int] = {
 }
 
 
+SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
+# Objects whose deletion loses data: deleting the Namespace deletes every PVC in
+# it (the database's data too), deleting the backup PVC deletes the backups.
+# Argo CD never prunes them (an object dropped from dist/ by mistake) nor deletes
+# them with the Application; removing them is a deliberate kubectl delete.
+KEEP_OPTIONS = "Prune=false,Delete=false"
+KEPT_KINDS = {"Namespace", "PersistentVolumeClaim"}
+
+
 def sync_wave(kind: str) -> int:
     try:
         return SYNC_WAVES[kind]
@@ -54,6 +63,9 @@ def sync_wave(kind: str) -> int:
 
 
 def apply_sync_waves(app: cdk8s.App) -> None:
-    """Annotate every object of every chart in `app` with its kind's sync wave."""
+    """Annotate every object of every chart in `app` with its kind's sync wave
+    (and the objects that hold data with their keep options)."""
     for obj in api_objects(app):
         obj.metadata.add_annotation(SYNC_WAVE_ANNOTATION, str(sync_wave(obj.kind)))
+        if obj.kind in KEPT_KINDS:
+            obj.metadata.add_annotation(SYNC_OPTIONS_ANNOTATION, KEEP_OPTIONS)
