@@ -10,7 +10,7 @@ import yaml
 
 from conftest import TOP, Manifests
 from constructs.labels import MANAGED_BY, PART_OF
-from variants import VARIANTS, synth_variant
+from variants import POLICY_VARIANTS, synth_variant
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PriorityClass"}
 
@@ -41,7 +41,7 @@ def order_problems(folder) -> list[str]:
     return problems
 
 
-@pytest.fixture(params=["dist", *VARIANTS])
+@pytest.fixture(params=["dist", *POLICY_VARIANTS])
 def output(request, tmp_path):
     if request.param == "dist":
         return TOP / "dist"

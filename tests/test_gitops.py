@@ -10,7 +10,7 @@ import yaml
 from conftest import TOP
 from constructs.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
 from constructs.values import parse_values
-from variants import VARIANTS, synth_variant
+from variants import POLICY_VARIANTS, synth_variant
 
 APPLICATION = TOP / "deploy" / "argocd-application.yaml"
 
@@ -19,7 +19,7 @@ def wave(doc: dict) -> int:
     return int(doc["metadata"]["annotations"][SYNC_WAVE_ANNOTATION])
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", POLICY_VARIANTS)
 def test_every_object_has_a_sync_wave(variant, tmp_path):
     for doc in synth_variant(variant, tmp_path).docs:
         assert SYNC_WAVE_ANNOTATION in (doc["metadata"].get("annotations") or {}), doc["kind"]

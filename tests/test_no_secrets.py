@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import TOP, Manifests
-from variants import VARIANTS, synth_variant
+from variants import POLICY_VARIANTS, synth_variant
 
 PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 PASSWORD_LIKE = re.compile(r"(?i)(passw(or)?d|pwd|secret|token|api_?key|private_?key|credential)")
@@ -64,7 +64,7 @@ def generated_secrets() -> list[str]:
     return [v for v in values if len(v) >= 8]
 
 
-@pytest.fixture(params=["dist", *VARIANTS])
+@pytest.fixture(params=["dist", *POLICY_VARIANTS])
 def output(request, tmp_path) -> Manifests:
     if request.param == "dist":
         return Manifests(TOP / "dist")

@@ -15,7 +15,7 @@ import yaml
 from conftest import TOP, Manifests
 from constructs.policy import pod_template
 from pss import CONTROLS, violations
-from variants import VARIANTS, synth_variant
+from variants import POLICY_VARIANTS, synth_variant
 
 # Sub-commands of main.py that print manifests to apply by hand (a restore Job,
 # say). Each is checked once main.py offers it.
@@ -33,7 +33,7 @@ def test_every_pod_template_in_dist_is_restricted():
         assert violations(template) == [], name
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", POLICY_VARIANTS)
 def test_every_variant_is_restricted(variant, tmp_path):
     templates = pod_templates(synth_variant(variant, tmp_path).docs)
     assert templates

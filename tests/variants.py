@@ -1,52 +1,46 @@
-"""The synthesized variants the production gates cover, and the checkov runner.
-
-Shared by the tests (tests/test_policy.py, tests/test_pod_security.py) and by
-bench/policy.py, which prints the figures.
-"""
+"""The values variants that every gate (schema, snapshots, policy) checks, and
+the checkov runner the policy gate and bench/policy.py share."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from conftest import TOP, Manifests, deep_merge
-from constructs.values import parse_values
+TOP = Path(__file__).resolve().parent.parent
 
-import main
+VARIANTS: dict[str, dict] = {
+    "defaults": {},
+    "production": yaml.safe_load((TOP / "examples" / "production.yaml").read_text()),
+    "temporal": {"postgres": {"temporal": {"enabled": True}}},
+    "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
+    "tls-off": {"postgres": {"tls": {"enabled": False}}},
+}
+
+# The policy gates also cover an image pinned by digest: checkov's CKV_K8S_43 and
+# CKV_K8S_15 then pass on their own and their skips must disappear.
+POLICY_VARIANTS: dict[str, dict] = {
+    **VARIANTS,
+    "digest": {"postgres": {"image": {"digest": "sha256:" + "0" * 64}}},
+}
 
 # checkov pins packaging<24 and pytest needs >=24: pip cannot install both in one
 # environment, so checkov lives in its own virtualenv (requirements-checkov.txt).
 CHECKOV = TOP / ".venv-checkov" / "bin" / "checkov"
 
 
-def _defaults() -> dict:
-    return yaml.safe_load((TOP / "values.yaml").read_text())
+def synth_variant(name: str, out: Path):
+    """Synthesize a policy variant into `out` (in-process) -> conftest.Manifests."""
+    import main
+    from conftest import Manifests
+    from constructs.values import parse_values
 
-
-def _production() -> dict:
-    return yaml.safe_load((TOP / "examples" / "production.yaml").read_text())
-
-
-# name -> values; every variant starts from values.yaml so it reads as a diff from the defaults.
-VARIANTS: dict[str, Callable[[], dict]] = {
-    "defaults": _defaults,
-    "production": _production,
-    "temporal": lambda: deep_merge(_defaults(), {"postgres": {"temporal": {"enabled": True}}}),
-    "network-policy": lambda: deep_merge(_defaults(), {"postgres": {"networkPolicy": {"enabled": True}}}),
-    # A digest removes the tag-related skips: checkov's CKV_K8S_43 and CKV_K8S_15 pass on their own.
-    "digest": lambda: deep_merge(_defaults(), {"postgres": {"image": {"digest": "sha256:" + "0" * 64}}}),
-}
-
-
-def synth_variant(name: str, out: Path) -> Manifests:
-    main.synthesize(parse_values(VARIANTS[name](), name), out)
+    main.synthesize(parse_values(POLICY_VARIANTS[name], name), out)
     return Manifests(out)
 
 
@@ -81,11 +75,12 @@ def run_checkov(folder: Path) -> CheckovReport:
     )
 
 
-def checkov_all(root: Path) -> dict[str, tuple[Manifests, CheckovReport]]:
-    """Synthesize every variant under `root` and run checkov on each, two at a time
-    (checkov is slow to start and a run over several variants at once would let a
-    NetworkPolicy of one variant cover the pods of another)."""
-    manifests = {name: synth_variant(name, root / name) for name in VARIANTS}
+def checkov_all(root: Path) -> dict:
+    """Synthesize every policy variant under `root` and run checkov on each
+    separately, two at a time: checkov is slow to start, and one run over all
+    variants would let a NetworkPolicy of one variant cover the pods of another.
+    Returns {variant: (Manifests, CheckovReport)}."""
+    manifests = {name: synth_variant(name, root / name) for name in POLICY_VARIANTS}
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = dict(zip(manifests, pool.map(run_checkov, [m.folder for m in manifests.values()])))
-    return {name: (manifests[name], reports[name]) for name in VARIANTS}
+    return {name: (manifests[name], reports[name]) for name in POLICY_VARIANTS}
