@@ -45,3 +45,4 @@ test: setup postgres
 .PHONY: bench
 bench: setup postgres
 	$(PY) bench/synth.py
+	$(PY) bench/policy.py
