@@ -280,6 +280,15 @@ class NetworkPolicyPeer(Values):
     namespace_selector: LabelSelector | None = None
     ip_block: IpBlock | None = None
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPolicyPeer:
+        # The API server refuses both an empty peer and an ipBlock mixed with selectors.
+        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
+            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer")
+        return self
+
 
 class NetworkPolicyPort(Values):
     protocol: Literal["TCP"] = "TCP"

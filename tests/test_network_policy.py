@@ -11,7 +11,7 @@ from conftest import Manifests
 from constructs.labels import selector_labels
 from constructs.network import BACKUP_NETWORK_POLICY, METRICS_PORT, NetworkIsolation, NetworkIsolationProps
 from constructs.policy import pod_template
-from constructs.values import NetworkPolicyValues
+from constructs.values import NetworkPolicyValues, ValuesError, parse_values
 from netpol import Pod, allowed, pod_from_template
 from variants import synth_variant
 
@@ -132,3 +132,14 @@ def test_evaluator_denies_what_no_rule_admits():
     assert allowed([only_app], APP, target, PORT)
     assert not allowed([only_app], BACKUP, target, PORT)
     assert allowed([], BACKUP, target, PORT)  # no policy: everything is allowed
+
+
+def test_empty_peer_is_refused():
+    with pytest.raises(ValuesError, match=r"networkPolicy\.metricsFrom\[0\].*a peer needs podSelector, namespaceSelector or ipBlock"):
+        parse_values({"postgres": {"networkPolicy": {"metricsFrom": [{}]}}})
+
+
+def test_ip_block_mixed_with_selectors_is_refused():
+    peer = {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {"matchLabels": {"a": "b"}}}
+    with pytest.raises(ValuesError, match=r"ipBlock cannot be combined with podSelector or namespaceSelector"):
+        parse_values({"postgres": {"networkPolicy": {"metricsFrom": [peer]}}})
