@@ -122,7 +122,7 @@ SKIP_RULES: list[SkipRule] = [
 def checkov_skips(doc: dict, policies: list[dict]) -> dict[str, str]:
     """Skip annotations for one object, given every NetworkPolicy synthesized with it."""
     template = pod_template(doc)
-    if template is None or doc.get("kind") == "Pod":
+    if template is None:
         return {}
     found = [f"{check}={reason}" for check, breaks, reason in SKIP_RULES if breaks(doc, template, policies)]
     return {f"{SKIP_ANNOTATION_PREFIX}{n}": text for n, text in enumerate(found, start=1)}
