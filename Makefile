@@ -45,4 +45,5 @@ test: setup postgres
 .PHONY: bench
 bench: setup postgres
 	$(PY) bench/synth.py
+	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import labels
+from constructs import labels, localpod
 from constructs.database import Database, DatabaseProps
 from constructs.gitops import apply_sync_waves
 from constructs.namespace import Namespace, NamespaceProps
@@ -62,6 +62,8 @@ def _values_path(arg: str | None) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "local":
+        return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

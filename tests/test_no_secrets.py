@@ -18,8 +18,30 @@ PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 PASSWORD_LIKE = re.compile(r"(?i)(passw(or)?d|pwd|secret|token|api_?key|private_?key|credential)")
 # Fields that name or point at a secret rather than hold one (secretName, PASSWORD_FILE, ...).
 REFERENCE = re.compile(r"(?i)(file|path|dir|name|ref|mode)$")
-# `password = x` or `PGPASSWORD=x` inside a shipped file; `$...` values are read at run time.
-ASSIGNMENT = re.compile(r"(?im)^\s*(?:export\s+)?([\w.-]*(?:password|passwd|pwd))\s*[=:]\s*(?!['\"]?\$)(['\"]?\S+)")
+# A password-like name inside a shipped file (config, script, SQL) and what follows it.
+# Not inside a path or a variable reference (`$PG_SECRETS_DIR/postgres_password`).
+PASSWORD_NAME = re.compile(r"(?i)(?<![\w./$-])([\w.]*(?:password|passwd|pwd))\b[ \t]*(.*)$", re.M)
+# Values read at run time: shell `$VAR`/`$(...)`, psql `:'var'`, and the same quoted.
+RUN_TIME = re.compile(r"""^['"]?[$:]""")
+
+
+def literal_assignments(text: str) -> list[str]:
+    """Names set to a literal: `PGPASSWORD=x`, `password: x`, SQL `PASSWORD 'x'`.
+    Prose ("the password from the Secret") and run-time reads are not."""
+    found = []
+    for m in PASSWORD_NAME.finditer(text):
+        rest = m.group(2).strip()
+        if rest.startswith(":") and RUN_TIME.match(rest[1:].lstrip()) is None and rest[1:2] in (" ", "\t", ""):
+            value = rest[1:].strip()  # `password: x`
+        elif rest.startswith("="):
+            value = rest[1:].strip()  # `PGPASSWORD=x`, `password = x`
+        elif re.match(r"^'[^']+'", rest):
+            value = rest  # SQL `PASSWORD 'x'`
+        else:
+            continue  # prose, or a psql variable `PASSWORD :'pw'`
+        if value and not RUN_TIME.match(value):
+            found.append(m.group(1))
+    return found
 
 
 def _mappings(node, path: str) -> Iterator[tuple[str, dict]]:
@@ -50,8 +72,8 @@ def findings(docs: list[dict], text: str, known_secrets: list[str] = ()) -> list
                     continue
                 if value and PASSWORD_LIKE.search(str(key)) and not REFERENCE.search(str(key)):
                     found.append(f"{where}{path}.{key}: literal value")
-                for m in ASSIGNMENT.finditer(value):
-                    found.append(f"{where}{path}.{key}: sets {m.group(1)} to a literal")
+                for name in literal_assignments(value):
+                    found.append(f"{where}{path}.{key}: sets {name} to a literal")
     return found
 
 
@@ -85,6 +107,10 @@ CASES = {
         "PGPASSWORD has a literal value",
     ),
     "config file": ({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"start.sh": "export PGPASSWORD=hunter22\n"}}, "sets PGPASSWORD"),
+    "SQL literal": (
+        {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"init.sql": "ALTER ROLE app PASSWORD 'hunter22';\n"}},
+        "sets PASSWORD",
+    ),
 }
 
 
@@ -104,7 +130,11 @@ def test_scanner_accepts_references_and_run_time_reads():
             "volumes": [{"name": "secrets", "secret": {"secretName": "postgres-secrets"}}],
             "containers": [{"env": [{"name": "POSTGRES_PASSWORD_FILE", "value": "/etc/postgres/secrets/postgres_password"}]}],
         },
-        "data": {"start.sh": 'PGPASSWORD="$(cat "$file")"\n', "postgresql.conf": "password_encryption = 'scram-sha-256'\n"},
+        "data": {
+            "start.sh": 'PGPASSWORD="$(cat "$file")"\n# the password comes from the Secret\n',
+            "postgresql.conf": "password_encryption = 'scram-sha-256'\n",
+            "init.sql": "ALTER ROLE app\n    PASSWORD :'app_pw';\nALTER ROLE postgres PASSWORD :'superuser_pw';\n",
+        },
     }
     assert findings([doc], "") == []
 
