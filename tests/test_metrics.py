@@ -276,8 +276,7 @@ REQUIRED_ALERTS = {
 
 
 def runbook_text() -> str:
-    # The runbook lands in README.md; until the lead merges it, it is README-metrics.md.
-    return "".join(p.read_text() for p in (TOP / "README.md", TOP / "README-metrics.md") if p.exists())
+    return (TOP / "README.md").read_text()
 
 
 def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth):
