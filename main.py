@@ -17,10 +17,12 @@ import cdk8s
 from constructs import labels, localpod
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
+from constructs.gitops import apply_sync_waves
 from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import replace_folder
+from constructs.policy import apply_policy_annotations
 from constructs.values import ChartValues, ValuesError, load_values, values_warnings
 
 TOP = Path(__file__).resolve().parent
@@ -40,7 +42,8 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
-            policy=pg.network_policy))
+            replicas=pg.replicas, policy=pg.network_policy,
+            scrapers=pg.metrics.scrapers if pg.metrics.enabled else []))
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
         Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup",
@@ -50,6 +53,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         # Operator's CRDs, so an operator can see and skip them at a glance.
         Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
                 props=MetricsProps(namespace=namespace, database_selector=database.selector, postgres=pg))
+    # Cross-cutting annotations, last, so they cover every object of every chart.
+    apply_sync_waves(app)
+    apply_policy_annotations(app)
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:
@@ -96,7 +102,10 @@ def main(argv: list[str]) -> int:
         return backup_local.cli(argv[1:], values_path=_values_path)
     if argv and argv[0] == "local":
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="sub-commands: local up|down|status|backup|restore (try the database and its backups "
+        "without a cluster), restore-manifest --backup NAME (print the restore Job); each has --help")
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
     parser.add_argument("--check", action="store_true", help="validate the values and write nothing")
