@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from constructs import layout
 
-# The backup CronJob's schedule interval. Until `postgres.backup.schedule` exists
-# (backup work), the schedule is daily; this is the one place to derive it from.
+# The backup CronJob's longest gap between runs when the scope does not say
+# (constructs/backup.py longest_interval_seconds derives it from the schedule).
 BACKUP_INTERVAL_SECONDS = 24 * 3600
 BACKUP_STALE_FACTOR = 1.5
 
@@ -47,6 +47,8 @@ class AlertScope:
     namespace: str
     replicas: int
     backups_volume: bool
+    backup_interval_seconds: int = BACKUP_INTERVAL_SECONDS
+    """Longest time between two scheduled backup runs."""
 
     @property
     def exporter(self) -> str:
@@ -68,7 +70,7 @@ class AlertScope:
 
 def alerts(scope: AlertScope) -> list[Alert]:
     ex = scope.exporter
-    stale_after = int(BACKUP_INTERVAL_SECONDS * BACKUP_STALE_FACTOR)
+    stale_after = int(scope.backup_interval_seconds * BACKUP_STALE_FACTOR)
     found = [
         Alert(
             "PostgresDown",
@@ -150,7 +152,8 @@ def alerts(scope: AlertScope) -> list[Alert]:
             "critical",
             "No successful PostgreSQL backup for 1.5 schedule intervals",
             "The last successful run of CronJob " + layout.BACKUP_CRONJOB
-            + " was {{ $value | humanizeDuration }} ago (schedule: daily).",
+            + " was {{ $value | humanizeDuration }} ago (its schedule allows "
+            + f"{scope.backup_interval_seconds / 3600:g} h between runs).",
         ),
         Alert(
             "PostgresBackupJobFailed",

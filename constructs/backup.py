@@ -326,3 +326,50 @@ class RestoreJob(Construct):
                 ),
             ),
         )
+
+
+_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+           "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
+def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    found: set[int] = set()
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if base in ("*", "?"):
+            first, last = low, high
+        else:
+            start, _, end = base.partition("-")
+            first = names.get(start.lower()) if start.lower() in names else int(start)
+            last = (names.get(end.lower()) if end.lower() in names else int(end)) if end else (high if step else first)
+        found.update(range(first, last + 1, int(step) if step else 1))
+    return found
+
+
+def longest_interval_seconds(schedule: str) -> int:
+    """The longest time between two runs of a (validated) cron schedule, found by
+    walking four years of days (time-zone changes ignored). An alert on the age
+    of the last successful backup should allow this much, times a margin."""
+    import datetime
+
+    from constructs.values import CRON_FIELDS
+
+    fields = _MACROS.get(schedule.strip(), schedule).split()
+    minutes, hours, days, months, weekdays = (
+        _expand(f, low, high, names) for f, (_, low, high, names) in zip(fields, CRON_FIELDS))
+    # Standard cron: with both day fields restricted, a day matching either runs.
+    either = not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?"))
+    times = sorted(h * 3600 + m * 60 for h in hours for m in minutes)
+    within = max([b - a for a, b in zip(times, times[1:])], default=0)
+    longest, previous, runs = within, None, 0
+    start, window = datetime.date(2025, 1, 1), 4 * 366
+    for offset in range(window):
+        day = start + datetime.timedelta(days=offset)
+        dom, dow = day.day in days, day.isoweekday() % 7 in weekdays
+        if day.month in months and ((dom or dow) if either else (dom and dow)):
+            if previous is not None:
+                longest = max(longest, (offset - previous) * 86400 + times[0] - times[-1])
+            previous = offset
+            runs += 1
+    # A schedule that runs on at most one day in four years (29 February): the whole window.
+    return longest if runs > 1 else window * 86400

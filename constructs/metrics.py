@@ -13,6 +13,7 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from constructs import alerts, dashboard, layout
+from constructs.backup import longest_interval_seconds
 from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues
 from imports.prometheusrules.com.coreos.monitoring import (
@@ -96,7 +97,8 @@ class Metrics(Construct):
         rule = metrics.prometheus_rule
         if rule.enabled:
             scope_ = alerts.AlertScope(
-                namespace=props.namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled
+                namespace=props.namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
+                backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             )
             PrometheusRule(
                 self,

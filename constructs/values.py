@@ -383,9 +383,9 @@ class TemporalValues(Values):
 # --- backup -------------------------------------------------------------
 
 # Kubernetes' CronJob parser (robfig/cron, standard 5 fields) also accepts these.
-_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 # name, lowest, highest, names allowed in place of numbers
-_CRON_FIELDS = (
+CRON_FIELDS = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -396,7 +396,7 @@ _CRON_FIELDS = (
 )
 _CRON_HELP = (
     "use five fields 'minute hour day-of-month month day-of-week' (numbers, *, a-b ranges, "
-    "/steps and comma lists, e.g. '0 2 * * *') or one of " + ", ".join(sorted(_CRON_MACROS))
+    "/steps and comma lists, e.g. '0 2 * * *') or one of " + ", ".join(sorted(CRON_MACROS))
 )
 
 
@@ -410,12 +410,12 @@ def _cron_number(text: str, low: int, high: int, names: dict[str, int]) -> int:
 
 def _cron_schedule(value: str) -> str:
     text = value.strip()
-    if text in _CRON_MACROS:
+    if text in CRON_MACROS:
         return value
     fields = text.split()
     if len(fields) != 5:
         raise ValueError(f"{value!r} is not a cron expression: it has {len(fields)} fields; {_CRON_HELP}")
-    for field, (name, low, high, names) in zip(fields, _CRON_FIELDS):
+    for field, (name, low, high, names) in zip(fields, CRON_FIELDS):
         for part in field.split(","):
             try:
                 base, _, step = part.partition("/")

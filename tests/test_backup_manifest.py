@@ -229,3 +229,12 @@ def test_scripts_stop_on_any_error(script):
     assert "\nset -euo pipefail\n" in text
     result = subprocess.run(["bash", "-n", str(TOP / "constructs" / "scripts" / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_backup_age_alert_follows_the_schedule(synth):
+    m = synth({"postgres": {"backup": {"schedule": "0 */6 * * *"},
+                            "metrics": {"prometheusRule": {"enabled": True}}}})
+    rules = m.get("PrometheusRule", "postgres")["spec"]["groups"][0]["rules"]
+    too_old = next(r for r in rules if r["alert"] == "PostgresBackupTooOld")
+    assert "> 32400" in too_old["expr"]  # 1.5 x 6 hours
+    assert "allows 6 h between runs" in too_old["annotations"]["description"]

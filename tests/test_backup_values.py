@@ -92,3 +92,19 @@ def test_backup_needs_the_backup_volume():
 def test_no_backup_volume_is_fine_without_backups():
     values = parse_values({"postgres": {"persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False}}})
     assert values.postgres.backup.enabled is False
+
+
+@pytest.mark.parametrize(("schedule", "seconds"), [
+    ("0 2 * * *", 86400),
+    ("@hourly", 3600),
+    ("*/15 * * * *", 900),
+    ("0 2 * * 1-5", 3 * 86400),          # Friday 02:00 to Monday 02:00
+    ("0 1,13 * * *", 12 * 3600),
+    ("0 0 1 * *", 31 * 86400),
+    ("0 0 1,15 * 0", 7 * 86400),          # either day field matches
+    ("0 3 29 2 *", 4 * 366 * 86400),      # leap days only: the whole four-year walk
+])
+def test_longest_interval_between_runs(schedule, seconds):
+    from constructs.backup import longest_interval_seconds
+
+    assert longest_interval_seconds(parse_values(backup(schedule=schedule)).postgres.backup.schedule) == seconds
