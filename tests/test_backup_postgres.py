@@ -257,6 +257,20 @@ def test_backup_connects_as_the_read_only_role_over_verified_tls(pod, empty_back
     assert backup(pod)["set"]
 
 
+def test_the_jobs_own_connection_cannot_write(pod, empty_backups):
+    # Just before dumping, a wrapper tries a write with the job's very connection settings.
+    attempt = wrapper_dir(
+        'if psql -X -q -d appdb -c "CREATE TABLE app.written_by_backup (id int)" 2>"$TMPDIR/write.err"; then\n'
+        '    echo "the backup connection could write" >&2; exit 1\n'
+        'fi\n'
+        'grep -q "read-only transaction" "$TMPDIR/write.err"\n'
+        'exec "$real" "$@"')
+    result = run_container(pod, cronjob_container(pod), extra_path=attempt)
+    assert result.returncode == 0, result.stderr
+    with connect(pod, "postgres") as conn:
+        assert conn.execute("SELECT to_regclass('app.written_by_backup')").fetchone() == (None,)
+
+
 def test_table_created_later_by_appuser_is_in_the_backup(pod, empty_backups):
     with connect(pod, "appuser") as conn:
         conn.execute("DROP TABLE IF EXISTS late_table")
