@@ -32,6 +32,15 @@ synth: setup
 	$(PY) main.py --check
 	cdk8s synth
 
+# Typed bindings for the custom resources this app emits, generated offline from
+# the CRDs listed under `imports:` in cdk8s.yaml (../shared/crds/...) into imports/
+# (committed; tests/test_imports.py fails when they are stale). Add a CRD by adding
+# its path to that list, then run `make imports`. Output is byte-reproducible.
+.PHONY: imports
+imports: node_modules/.installed
+	rm -rf imports
+	cdk8s import --language python --output imports
+
 .PHONY: test
 test: setup postgres
 	$(PY) -m pytest
