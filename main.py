@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import labels
+from constructs import certificate, labels
 from constructs.database import Database, DatabaseProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
@@ -35,6 +35,8 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
     database = Database(chart, "database", props=DatabaseProps(
         namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
+    if pg.tls.enabled and pg.tls.cert_manager.enabled:
+        certificate.add_server_certificate(chart, namespace, database.labels, pg)
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,

@@ -14,4 +14,6 @@ VARIANTS: dict[str, dict] = {
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},
+    "cert-manager": {"postgres": {"tls": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "internal-ca", "kind": "ClusterIssuer"}}}}},
 }
