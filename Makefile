@@ -48,3 +48,4 @@ test: setup postgres
 .PHONY: bench
 bench: setup postgres
 	$(PY) bench/synth.py
+	$(PY) bench/pgbench.py

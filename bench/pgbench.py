@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""pgbench throughput of the generated postgresql.conf against initdb's defaults
+and the old Helm chart's static settings, on this machine's PostgreSQL.
+
+One data folder with pgbench data serves all three configurations; rounds
+interleave them (in a rotating order) so drift in the machine hits each alike.
+Prints the median TPS of each configuration for read-write (TPC-B-like) and
+select-only runs, and the ratios. Usage: bench/pgbench.py [--rounds 5] [--seconds 15] [--scale 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from constructs import pgconf  # noqa: E402
+from constructs.localpod import postgres_bindir  # noqa: E402
+from constructs.values import parse_values  # noqa: E402
+
+# The container the generated configuration is derived for.
+LIMITS = {"cpu": "2", "memory": "4Gi"}
+OLD_CHART = {"shared_buffers": "256MB", "effective_cache_size": "1GB", "work_mem": "4MB", "max_wal_size": "1GB"}
+MODES = {"read-write": [], "select-only": ["-S"]}
+
+
+def as_postgres() -> dict:
+    # PostgreSQL refuses root.
+    return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+
+
+def configurations(data: Path) -> dict[str, str]:
+    """Name -> postgresql.conf text. Each starts from initdb's file so only the tuning differs."""
+    defaults = (data / "postgresql.conf").read_text()
+    values = parse_values({"postgres": {"resources": {"limits": LIMITS}}}).postgres
+    # The benchmark talks over the socket: TLS has no certificate here and no part in the figures.
+    generated = pgconf.render_postgresql_conf(values).replace("ssl = on\n", "ssl = off\n")
+    old = "".join(f"{name} = '{value}'\n" for name, value in OLD_CHART.items())
+    return {"initdb defaults": defaults, "old chart": defaults + old, "generated 4Gi/2CPU": defaults + generated}
+
+
+class Server:
+    def __init__(self, bindir: str, folder: Path, conf: str) -> None:
+        self.bindir, self.folder = bindir, folder
+        (folder / "bench.conf").write_text(conf)
+        self.process = subprocess.Popen(
+            [f"{bindir}/postgres", "-D", str(folder / "data"), "-c", f"config_file={folder}/bench.conf",
+             "-c", "listen_addresses=", "-c", f"unix_socket_directories={folder}", "-c", f"log_directory={folder}/log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_postgres())
+        while self.run("pg_isready", "-q").returncode != 0:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server did not start with this configuration:\n{conf}")
+            time.sleep(0.1)
+
+    def run(self, program: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run([f"{self.bindir}/{program}", "-h", str(self.folder), *args],
+                              capture_output=True, text=True, check=check, **as_postgres())
+
+    def tps(self, mode: list[str], seconds: int) -> float:
+        out = self.run("pgbench", "-n", "-c", "4", "-j", "2", "-T", str(seconds), *mode, "postgres", check=True).stdout
+        return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)  # fast shutdown
+        self.process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=15, help="length of each pgbench run")
+    parser.add_argument("--scale", type=int, default=50, help="pgbench scale (50 is about 750MB)")
+    args = parser.parse_args()
+    bindir = postgres_bindir()
+    folder = Path(tempfile.mkdtemp(prefix="pgbench-"))
+    folder.chmod(0o777)
+    try:
+        subprocess.run([f"{bindir}/initdb", "-D", str(folder / "data"), "-U", "postgres", "--auth=trust",
+                        "--no-instructions"], check=True, capture_output=True, **as_postgres())
+        configs = configurations(folder / "data")
+        print(f"pgbench scale {args.scale}, -c 4 -j 2, {args.seconds}s runs, {args.rounds} interleaved rounds; "
+              f"generated config for limits {LIMITS}", flush=True)
+        server = Server(bindir, folder, configs["initdb defaults"])
+        server.run("pgbench", "-i", "-q", "-s", str(args.scale), "postgres", check=True)
+        server.stop()
+        results: dict[tuple[str, str], list[float]] = {}
+        names = list(configs)
+        for round_number in range(args.rounds):
+            order = names[round_number % len(names):] + names[:round_number % len(names)]
+            for name in order:
+                server = Server(bindir, folder, configs[name])
+                try:
+                    server.tps(MODES["select-only"], 3)  # warm the caches; not counted
+                    for mode, flags in MODES.items():
+                        tps = server.tps(flags, args.seconds)
+                        results.setdefault((name, mode), []).append(tps)
+                        print(f"round {round_number + 1} {name:20} {mode:12} {tps:10.0f} TPS", flush=True)
+                finally:
+                    server.stop()
+        print()
+        print(f"{'median TPS':28}" + "".join(f"{mode:>14}" for mode in MODES))
+        medians = {key: statistics.median(values) for key, values in results.items()}
+        for name in names:
+            print(f"{name:28}" + "".join(f"{medians[name, mode]:14.0f}" for mode in MODES))
+        for base in ("initdb defaults", "old chart"):
+            ratios = "".join(f"{medians['generated 4Gi/2CPU', mode] / medians[base, mode]:13.2f}x" for mode in MODES)
+            print(f"{'generated / ' + base:28}{ratios}")
+    finally:
+        shutil.rmtree(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

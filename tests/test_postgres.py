@@ -1,0 +1,407 @@
+"""The synthesized pod on real PostgreSQL, through the local pod runner.
+
+One pod with the default values serves the read-only checks; tests that
+restart, break or reconfigure the database get a pod of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import main
+from constructs.localpod import LocalPod, LocalPodError
+from constructs.values import parse_values
+
+
+@pytest.fixture(scope="module")
+def pods():
+    """pods(name, values=None, start=True) -> LocalPod; every pod is stopped at the end."""
+    # pytest's own temp folders are private to root; the pod runs as the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="localpods-"))
+    base.chmod(0o711)
+    started: list[LocalPod] = []
+
+    def make(name: str, values: dict | None = None, start: bool = True) -> LocalPod:
+        pod = LocalPod(base / name)
+        pod.prepare(parse_values(values or {}), main.synthesize)
+        started.append(pod)
+        if start:
+            pod.start()
+        return pod
+
+    yield make
+    for pod in started:
+        pod.stop()
+    shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def pod(pods) -> LocalPod:
+    return pods("default")
+
+
+def connect(pod: LocalPod, user: str, dbname: str | None = None, **options) -> psycopg.Connection:
+    info = pod.connection_info()
+    params = {"sslmode": "verify-full", "sslrootcert": info["sslrootcert"], "password": info["passwords"].get(user)}
+    params.update(options)
+    return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname or info["database"], user=user,
+                           autocommit=True, connect_timeout=10, **params)
+
+
+def log_records(pod: LocalPod) -> list[dict]:
+    return [json.loads(line) for line in pod.log_file.read_text().splitlines()]
+
+
+# --- connections ---------------------------------------------------------------
+
+
+def test_non_tls_tcp_is_rejected(pod):
+    with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects connection .* no encryption"):
+        connect(pod, "appuser", sslmode="disable")
+
+
+def test_tls_1_1_is_rejected(pod):
+    # libpq cannot even offer TLS 1.1 with modern OpenSSL; openssl s_client can (SECLEVEL=0).
+    info = pod.connection_info()
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres",
+         "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+        input="", capture_output=True, text=True, timeout=30,
+    )
+    assert "alert protocol version" in result.stdout + result.stderr
+    with connect(pod, "postgres") as conn:
+        assert conn.execute("SHOW ssl_min_protocol_version").fetchone() == ("TLSv1.2",)
+
+
+def test_tls_1_2_is_accepted(pod):
+    info = pod.connection_info()
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", "-tls1_2"],
+        input="", capture_output=True, text=True, timeout=30,
+    )
+    assert "Protocol  : TLSv1.2" in result.stdout
+
+
+def test_wrong_password_is_rejected(pod):
+    with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "appuser"'):
+        connect(pod, "appuser", password="not-the-password")
+
+
+def test_verify_full_with_the_generated_ca_succeeds(pod):
+    with connect(pod, "appuser", sslmode="verify-full") as conn:
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+
+
+def test_every_password_is_a_scram_verifier(pod):
+    with connect(pod, "postgres") as conn:
+        stored = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL"))
+    assert set(stored) == {"postgres", "appowner", "appuser", "backupuser"}
+    assert all(re.match(r"^SCRAM-SHA-256\$4096:[^$]+\$[^:]+:.+$", v) for v in stored.values()), stored
+
+
+def test_config_is_applied_without_errors(pod):
+    with connect(pod, "postgres") as conn:
+        assert conn.execute("SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL OR NOT applied").fetchall() == []
+        assert conn.execute("SHOW shared_buffers").fetchone() == ("1GB",)
+        assert conn.execute("SHOW data_checksums").fetchone() == ("on",)
+
+
+# --- roles -----------------------------------------------------------------------
+
+
+def test_appuser_has_full_dml_and_creates_tables_in_app(pod):
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE app.dml_check (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO dml_check (note) VALUES ('a'), ('b')")
+        conn.execute("UPDATE dml_check SET note = 'c' WHERE id = 1")
+        conn.execute("DELETE FROM dml_check WHERE id = 2")
+        assert conn.execute("SELECT id, note FROM dml_check").fetchall() == [(1, "c")]
+        conn.execute("TRUNCATE dml_check")
+
+
+def as_owner(pod: LocalPod, *statements: str) -> None:
+    """Run statements as the NOLOGIN owner role, as a migration would (through the superuser)."""
+    with connect(pod, "postgres") as conn:
+        conn.execute("SET ROLE appowner")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_appuser_may_use_tables_the_owner_creates(pod):
+    as_owner(pod, "CREATE TABLE app.owned_by_owner (id serial PRIMARY KEY, note text)")
+    with connect(pod, "appuser") as conn:
+        conn.execute("INSERT INTO owned_by_owner (note) VALUES ('x')")
+        assert conn.execute("SELECT count(*) FROM owned_by_owner").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(("statement", "error"), [
+    ("DROP SCHEMA app CASCADE", "must be owner of schema app"),
+    ("DROP DATABASE appdb", "must be owner of database appdb"),
+    ("CREATE TABLE public.sneaky (id int)", "permission denied for schema public"),
+    ("CREATE ROLE intruder", "permission denied to create role"),
+    ("CREATE DATABASE other", "permission denied to create database"),
+])
+def test_appuser_cannot_escape_its_schema(pod, statement, error):
+    with connect(pod, "appuser") as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=error):
+            conn.execute(statement)
+
+
+def test_backupuser_reads_every_table_and_sequence_even_later_ones(pod):
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE app.later_by_app (id serial PRIMARY KEY)")
+        conn.execute("INSERT INTO later_by_app DEFAULT VALUES")
+    as_owner(pod, "CREATE TABLE app.later_by_owner (id serial PRIMARY KEY)",
+             "INSERT INTO app.later_by_owner DEFAULT VALUES")
+    with connect(pod, "backupuser") as conn:
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'app'")]
+        sequences = [s for (s,) in conn.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = 'app'")]
+        assert {"later_by_app", "later_by_owner"} <= set(tables)
+        for table in tables:
+            conn.execute(f"SELECT * FROM app.{table}").fetchall()
+        for sequence in sequences:
+            conn.execute(f"SELECT last_value FROM app.{sequence}").fetchone()
+        assert conn.execute("SELECT count(*) FROM later_by_owner").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO app.writes_check DEFAULT VALUES",
+    "UPDATE app.writes_check SET id = 2",
+    "DELETE FROM app.writes_check",
+    "TRUNCATE app.writes_check",
+    "CREATE TABLE app.by_backupuser (id int)",
+    "SELECT nextval('app.writes_check_id_seq')",
+    # Leaving read-only mode does not help: the grants refuse too.
+    "BEGIN READ WRITE; INSERT INTO app.writes_check DEFAULT VALUES",
+])
+def test_backupuser_cannot_write(pod, statement):
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS app.writes_check (id serial PRIMARY KEY)")
+    with connect(pod, "backupuser") as conn:
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+            conn.execute(statement)
+
+
+def test_appowner_cannot_log_in(pod):
+    with pytest.raises(psycopg.OperationalError, match='role "appowner" is not permitted to log in'):
+        connect(pod, "appowner")
+
+
+# --- extensions and logs ---------------------------------------------------------------
+
+
+def test_btree_gin_is_installed(pod):
+    with connect(pod, "appuser") as conn:
+        assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'btree_gin'").fetchone() == ("btree_gin",)
+        conn.execute("CREATE TABLE app.gin_check (n int)")
+        conn.execute("CREATE INDEX ON app.gin_check USING gin (n)")
+
+
+def test_pg_stat_statements_is_queryable(pod):
+    with connect(pod, "appuser") as conn:
+        conn.execute("SELECT 4242 AS marker")
+        assert conn.execute("SELECT count(*) FROM pg_stat_statements").fetchone()[0] > 0
+
+
+def test_logs_on_stderr_are_json_lines(pod):
+    lines = pod.log_file.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # fails on any plain-text line
+    assert any(r.get("backend_type") == "postmaster" and r["message"] == "database system is ready to accept connections"
+               for r in records)
+    assert any(r.get("ps") == "start.sh" and r["message"] == "ready" for r in records)
+
+
+def test_no_temporal_databases_when_temporal_is_off(pod):
+    with connect(pod, "postgres") as conn:
+        assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'temporal%'").fetchall() == []
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'temporal'").fetchall() == []
+
+
+# --- restarts, rotation, shutdown ------------------------------------------------------
+
+# Everything init.sql decides; password verifiers are left out because each
+# ALTER ROLE ... PASSWORD stores a fresh salt.
+SNAPSHOT = {
+    "roles": "SELECT rolname, rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolconfig FROM pg_roles "
+             "WHERE rolname !~ '^pg_' ORDER BY 1",
+    "databases": "SELECT datname, pg_get_userbyid(datdba), datacl::text FROM pg_database ORDER BY 1",
+    "role settings": "SELECT setdatabase, setrole::regrole::text, setconfig FROM pg_db_role_setting ORDER BY 1, 2",
+    "schemas": "SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace ORDER BY 1",
+    "default privileges": "SELECT defaclrole::regrole::text, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2",
+    "extensions": "SELECT extname, extversion FROM pg_extension ORDER BY 1",
+    "tables": "SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1",
+}
+
+
+def snapshot(pod: LocalPod) -> dict:
+    with connect(pod, "postgres") as conn:
+        return {name: conn.execute(query).fetchall() for name, query in SNAPSHOT.items()}
+
+
+def restart(pod: LocalPod) -> None:
+    assert pod.stop() == 0
+    pod.start()
+
+
+def test_restart_runs_init_again_and_changes_nothing(pods):
+    pod = pods("restart")
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE app.kept (id int)")
+        conn.execute("INSERT INTO kept VALUES (7)")
+    before = snapshot(pod)
+    restart(pod)
+    assert snapshot(pod) == before
+    assert sum(1 for r in log_records(pod) if r.get("ps") == "start.sh" and r["message"] == "ready") == 2
+    with connect(pod, "appuser") as conn:
+        assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
+
+
+def test_password_rotation_takes_effect_on_restart(pods):
+    pod = pods("rotation")
+    old = pod.connection_info()["passwords"]["appuser"]
+    secret = pod.host_path("/etc/postgres/secrets/postgres_app_user_pw")
+    secret.write_text("Rotated0Password0For0AppUser0123")
+    restart(pod)
+    with connect(pod, "appuser", password="Rotated0Password0For0AppUser0123") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("appuser",)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(pod, "appuser", password=old)
+
+
+def test_init_leaks_no_password(pods):
+    # Statement logging at its loudest: only init.sql's own SETs keep the passwords out.
+    pod = pods("leaks", {"postgres": {"config": {"parameters": {
+        "log_statement": "all", "log_min_duration_statement": 0, "pg_stat_statements.track_utility": True}}}})
+    restart(pod)
+    passwords = pod.connection_info()["passwords"].values()
+    log = pod.log_file.read_text()
+    # Statements are logged (init.sql's in appdb at least), so the check below can see them.
+    assert "statement: GRANT" in log
+    with connect(pod, "postgres") as conn:
+        statements = "\n".join(q for (q,) in conn.execute("SELECT query FROM pg_stat_statements"))
+    assert "CREATE EXTENSION" in statements
+    for password in passwords:
+        assert password not in log
+        assert password not in statements
+
+
+def test_sigterm_shuts_down_cleanly_and_the_next_start_needs_no_recovery(pods):
+    pod = pods("sigterm")
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE app.busy (id int)")
+        # An open transaction would keep a "smart" shutdown waiting forever.
+        idle = connect(pod, "appuser")
+        idle.autocommit = False
+        idle.execute("INSERT INTO busy VALUES (1)")
+        assert pod.stop() == 0
+    first_run = log_records(pod)
+    assert any(r.get("ps") == "start.sh" and "received SIGTERM" in r["message"] for r in first_run)
+    assert any(r.get("message") == "received fast shutdown request" for r in first_run)
+    assert first_run[-2]["message"] == "database system is shut down"
+    pod.start()
+    second_run = log_records(pod)[len(first_run):]
+    messages = [r["message"] for r in second_run]
+    assert any(m.startswith("database system was shut down at") for m in messages)
+    assert not [m for m in messages if re.search(r"recovery|interrupted|not properly shut down", m)]
+
+
+# --- other configurations --------------------------------------------------------------
+
+
+def test_temporal_databases_belong_to_the_temporal_user(pods):
+    pod = pods("temporal", {"postgres": {"temporal": {"enabled": True}}})
+    for database in ("temporal", "temporal_visibility"):
+        with connect(pod, "temporal", dbname=database) as conn:
+            conn.execute("CREATE TABLE schema_check (id int)")
+            conn.execute("INSERT INTO schema_check VALUES (1)")
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        connect(pod, "appuser", dbname="temporal")
+
+
+def test_verify_clients_requires_a_certificate_from_the_ca(pods):
+    pod = pods("verify-clients", {"postgres": {"ca": {"verifyClients": True}}})
+    with pytest.raises(psycopg.OperationalError, match="certificate"):
+        connect(pod, "appuser")
+    cert, key = pod.client_certificate("appuser")
+    with connect(pod, "appuser", sslcert=str(cert), sslkey=str(key)) as conn:
+        assert conn.execute("SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == ("/CN=appuser",)
+
+
+@pytest.mark.parametrize("content", [None, ""], ids=["missing", "empty"])
+def test_missing_secret_key_stops_the_start_naming_it(pods, content):
+    pod = pods(f"no-app-password-{content is None}", start=False)
+    secret = pod.host_path("/etc/postgres/secrets/postgres_app_user_pw")
+    if content is None:
+        secret.unlink()
+    else:
+        secret.write_text(content)
+    with pytest.raises(LocalPodError, match="exited with status 1"):
+        pod.start()
+    records = log_records(pod)
+    assert [r["message"] for r in records] == [
+        f"secret key postgres_app_user_pw is missing or empty in {secret.parent}: add it to the passwords Secret"]
+
+
+def test_file_logs_are_daily_json_files_with_retention(pods):
+    pod = pods("file-logs", {"postgres": {"logging": {"toFile": True, "retentionDays": 2}}}, start=False)
+    folder = pod.host_path("/var/lib/postgresql/data/log")
+    folder.mkdir()
+    os.chown(folder, pod.uid, pod.gid)
+    expired, kept = folder / "postgresql-2000-01-01.json", folder / "postgresql-2000-01-02.json"
+    for path, age_days in ((expired, 3), (kept, 1)):
+        path.write_text("{}\n")
+        stamp = time.time() - age_days * 86400 - 3600
+        os.utime(path, (stamp, stamp))
+    pod.start()
+    today = [p for p in folder.glob("postgresql-*.json") if p not in (expired, kept)]
+    assert len(today) == 1 and re.fullmatch(r"postgresql-\d{4}-\d{2}-\d{2}\.json", today[0].name)
+    records = [json.loads(line) for line in today[0].read_text().splitlines()]
+    assert any(r["message"] == "database system is ready to accept connections" for r in records)
+    assert not expired.exists() and kept.exists()
+
+
+def test_cli_up_status_down():
+    state = Path(tempfile.mkdtemp(prefix="localpod-cli-"))
+    state.chmod(0o711)
+
+    def local(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(Path(main.__file__)), "local", *args, "--state", str(state / "db")],
+                              capture_output=True, text=True, timeout=180)
+
+    try:
+        up = local("up")
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout)
+        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert json.loads(local("status").stdout)["state"] == "ready"
+        with psycopg.connect(host=info["host"], port=info["port"], dbname=info["database"], user="appuser",
+                             password=info["passwords"]["appuser"], sslmode="verify-full",
+                             sslrootcert=info["sslrootcert"]) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("appdb",)
+    finally:
+        assert local("down").returncode == 0
+    assert json.loads(local("status").stdout)["state"] == "stopped"
+    shutil.rmtree(state)
+
+
+def test_probes_follow_the_server_and_the_init(pods):
+    pod = pods("probes")
+    assert pod.probe("startup") and pod.probe("ready") and pod.probe("live")
+    # Before init.sql has finished the pod must not receive traffic, but it is alive.
+    marker = pod.host_path("/var/run/postgresql/ready")
+    marker.unlink()
+    assert not pod.probe("ready") and not pod.probe("startup") and pod.probe("live")
+    assert not pod.probe("sideways")
+    pod.stop()
+    assert not pod.probe("live")
