@@ -9,6 +9,7 @@ is left out.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -245,6 +246,15 @@ class ConfigValues(Values):
         for name in self.parameters:
             if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
                 raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
+            if name in _SIZED_PARAMETERS:
+                raise ValueError(
+                    f"parameters: {name!r} takes part in the memory check; set config.{_SIZED_PARAMETERS[name]} instead"
+                )
+            if name in _COMMAND_LINE_PARAMETERS:
+                raise ValueError(
+                    f"parameters: {name!r} is set by the start script on the server's command line, "
+                    "which overrides postgresql.conf; remove it"
+                )
         return self
 
 
@@ -353,6 +363,26 @@ class GeneratorValues(Values):
                 f"{self.ca_validity_days}"
             )
         return self
+# Settings the memory check counts: they have their own keys under config.
+_SIZED_PARAMETERS = {
+    "max_connections": "maxConnections",
+    "shared_buffers": "sharedBuffers",
+    "effective_cache_size": "effectiveCacheSize",
+    "work_mem": "workMem",
+    "maintenance_work_mem": "maintenanceWorkMem",
+}
+# Locations the start script passes with -c (see constructs/scripts/start.sh).
+_COMMAND_LINE_PARAMETERS = {
+    "config_file", "hba_file", "data_directory", "port", "listen_addresses",
+    "unix_socket_directories", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "log_directory",
+}
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not a network in CIDR form such as 10.0.0.0/8 or ::/0 ({err})") from None
 
 
 class TlsValues(Values):
@@ -472,6 +502,12 @@ class PostgresValues(Values):
     pod_disruption_budget: PodDisruptionBudgetValues = Field(default_factory=PodDisruptionBudgetValues)
     network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
     temporal: TemporalValues = Field(default_factory=TemporalValues)
+    allowed_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+        default=["0.0.0.0/0", "::/0"], min_length=1
+    )
+    """Client networks pg_hba.conf admits over TCP (TLS and SCRAM still required).
+    Left out: every IPv4 and IPv6 address, because the NetworkPolicy is the
+    pod-level filter and pod addresses change."""
 
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
@@ -496,6 +532,10 @@ class PostgresValues(Values):
             raise ValueError("ca.verifyClients: true needs tls.enabled: true (client certificates travel in TLS)")
         if not self.tls.enabled and self.tls.cert_manager.enabled:
             raise ValueError("tls.certManager.enabled: true needs tls.enabled: true (cert-manager issues the server certificate)")
+        # Imported here: pgconf derives from this model. Raises "config: ..." naming the fields.
+        from constructs.pgconf import derive_tuning
+
+        derive_tuning(self)
         return self
 
 

@@ -1,4 +1,163 @@
 #!/usr/bin/env bash
-# STUB: replaced by the real start script (issue 3).
+# The database container's command. Every path comes from the environment the
+# StatefulSet sets (constructs/pgconf.py pod_environment), so the local pod
+# runner can run this file unchanged against a state folder.
+#
+# First start: initdb. Every start: run PostgreSQL with the mounted
+# configuration, apply init.sql (roles, databases, grants, passwords from the
+# Secret files), mark the pod ready, then wait for the server. SIGTERM/SIGINT
+# become a fast shutdown.
 set -euo pipefail
-exec postgres
+
+# One JSON object per line, like the server's own jsonlog lines: log_as SOURCE MESSAGE.
+log_as() {
+    local message=${2//\\/\\\\}
+    message=${message//\"/\\\"}
+    message=${message//$'\t'/\\t}
+    printf '{"timestamp":"%(%Y-%m-%dT%H:%M:%S%z)T","ps":"%s","message":"%s"}\n' -1 "$1" "$message" >&2
+}
+
+log() {
+    log_as start.sh "$1"
+}
+
+fail() {
+    log "$1"
+    exit 1
+}
+
+: "${PGDATA:?}" "${PGPORT:?}" "${PG_LISTEN_ADDRESSES:?}" "${PG_CONFIG_DIR:?}" "${PG_SCRIPTS_DIR:?}"
+: "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_DATABASE:?}" "${PG_SCHEMA:?}" "${PG_OWNER_USER:?}"
+: "${PG_APP_USER:?}" "${PG_READ_ONLY_USER:?}" "${PG_TEMPORAL:?}" "${PG_TEMPORAL_USER:?}"
+
+ready_marker="$PG_RUN_DIR/ready"
+# The run folder outlives a container restart inside the same pod: a stale marker would lie.
+rm -f "$ready_marker"
+
+required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw)
+if [[ $PG_TEMPORAL == on ]]; then
+    required_keys+=(postgres_temporal_pw)
+fi
+for key in "${required_keys[@]}"; do
+    if [[ ! -s "$PG_SECRETS_DIR/$key" ]]; then
+        fail "secret key $key is missing or empty in $PG_SECRETS_DIR: add it to the passwords Secret"
+    fi
+done
+
+# Each non-empty line of a program's output becomes a log line: log_lines SOURCE.
+log_lines() {
+    local line
+    while IFS= read -r line; do
+        if [[ -n $line ]]; then
+            log_as "$1" "$line"
+        fi
+    done
+}
+
+if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
+    log "no database in $PGDATA: running initdb"
+    mkdir -p "$PGDATA"
+    chmod 0700 "$PGDATA"
+    initdb --pgdata="$PGDATA" --username=postgres --pwfile="$PG_SECRETS_DIR/postgres_password" \
+        --auth-local=peer --auth-host=scram-sha-256 --data-checksums \
+        --encoding=UTF8 --locale=C.UTF-8 --no-instructions 2>&1 | log_lines initdb
+fi
+
+options=(
+    -D "$PGDATA"
+    -c "config_file=$PG_CONFIG_DIR/postgresql.conf"
+    -c "hba_file=$PG_CONFIG_DIR/pg_hba.conf"
+    -c "listen_addresses=$PG_LISTEN_ADDRESSES"
+    -c "port=$PGPORT"
+    -c "unix_socket_directories=$PG_RUN_DIR"
+)
+if [[ -n ${PG_TLS_DIR:-} ]]; then
+    options+=(-c "ssl_cert_file=$PG_TLS_DIR/server.crt" -c "ssl_key_file=$PG_TLS_DIR/server.key")
+fi
+if [[ -n ${PG_CA_DIR:-} ]]; then
+    options+=(-c "ssl_ca_file=$PG_CA_DIR/ca.crt")
+fi
+
+cleaner=""
+if [[ -n ${PG_LOG_DIR:-} ]]; then
+    # File logs on the data volume: daily files, the old ones deleted hourly.
+    mkdir -p "$PG_LOG_DIR"
+    (
+        while true; do
+            find "$PG_LOG_DIR" -maxdepth 1 -name 'postgresql-*' -mtime "+${PG_LOG_RETENTION_DAYS:?}" -delete
+            sleep 3600
+        done
+    ) &
+    cleaner=$!
+    options+=(-c "log_directory=$PG_LOG_DIR")
+else
+    # The logging collector (needed for jsonlog) writes to log_directory/postgresql.json:
+    # the symlink sends it to this script's stderr, the container's. Plain text
+    # the collector receives (a library writing to stderr) goes to postgresql.log:
+    # that one leads to the JSON wrapper on fd 3 below.
+    log_dir="$PG_RUN_DIR/log"
+    mkdir -p "$log_dir"
+    ln -sfn "/proc/$$/fd/2" "$log_dir/postgresql.json"
+    ln -sfn "/proc/$$/fd/3" "$log_dir/postgresql.log"
+    options+=(-c "log_directory=$log_dir")
+fi
+
+# The server's own stderr carries only the few plain-text lines written before
+# the collector takes over (and the collector's own failures): wrap them as JSON.
+exec 3> >(log_lines postgres)
+postgres "${options[@]}" 2>&3 3>&- &
+postmaster=$!
+
+stop() {
+    log "received $1: fast shutdown"
+    # SIGINT is PostgreSQL's fast shutdown; its SIGTERM (smart) waits for every client to leave.
+    kill -INT "$postmaster" 2>/dev/null || true
+}
+trap 'stop SIGTERM' TERM
+trap 'stop SIGINT' INT
+
+finish() {
+    rm -f "$ready_marker"
+    if [[ -n $cleaner ]]; then
+        kill "$cleaner" 2>/dev/null || true
+    fi
+}
+trap finish EXIT
+
+# Wait for the server and return its exit status. `wait` also returns when a
+# trapped signal arrives (status > 128) while the server still runs: wait again.
+# Once it is gone, bash still holds its status for a last `wait`.
+wait_postmaster() {
+    while kill -0 "$postmaster" 2>/dev/null; do
+        wait "$postmaster" || true
+    done
+    wait "$postmaster"
+}
+
+until pg_isready -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres; do
+    if ! kill -0 "$postmaster" 2>/dev/null; then
+        status=0
+        wait_postmaster || status=$?
+        fail "PostgreSQL stopped during startup with status $status"
+    fi
+    sleep 0.2
+done
+
+log "PostgreSQL accepts connections: running init.sql"
+psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
+    -v secrets_dir="$PG_SECRETS_DIR" -v database="$PG_DATABASE" -v schema="$PG_SCHEMA" \
+    -v owner_user="$PG_OWNER_USER" -v app_user="$PG_APP_USER" -v read_only_user="$PG_READ_ONLY_USER" \
+    -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" \
+    -f "$PG_SCRIPTS_DIR/init.sql" 2>&1 | log_lines initdb || {
+    kill -INT "$postmaster" 2>/dev/null || true
+    wait_postmaster || true
+    fail "init.sql failed: PostgreSQL stopped"
+}
+
+touch "$ready_marker"
+log "ready"
+
+status=0
+wait_postmaster || status=$?
+log "PostgreSQL exited with status $status"
+exit "$status"

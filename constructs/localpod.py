@@ -1,0 +1,370 @@
+"""Run the synthesized database pod on this machine's PostgreSQL binaries.
+
+`python main.py local up --state DIR` synthesizes the values into DIR/dist,
+reads the StatefulSet and ConfigMaps from that YAML, lays their files and the
+Secrets a cluster would hold out at the pod's mount paths under DIR/root, and
+runs the pod's own start script with the pod's environment (paths remapped
+under DIR/root, listening on 127.0.0.1) as the `postgres` system user.
+
+State folder:
+  dist/      the synthesized manifests
+  root/      the pod's file system: root/etc/postgres/secrets/..., root/var/lib/postgresql/data/...
+  pki/       the CA (its key never enters the pod) and a client certificate
+  pod.log    the start script's stdout and stderr (the container log)
+  pod.json   pid and port of the running start script
+
+Secret files that exist are kept, so a state folder can be restarted with its
+data, and a test can rotate a password by replacing its file before `up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from constructs import layout, pgconf, pki
+from constructs.values import ChartValues, ValuesError, load_values
+
+HOST = "127.0.0.1"
+RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
+SUPERUSER = "postgres"
+# Environment variable naming a role -> the Secret key holding its password.
+ROLE_PASSWORD_KEYS = {
+    "PG_OWNER_USER": layout.OWNER_PASSWORD_KEY,
+    "PG_APP_USER": layout.APP_PASSWORD_KEY,
+    "PG_READ_ONLY_USER": layout.READ_ONLY_PASSWORD_KEY,
+    "PG_TEMPORAL_USER": layout.TEMPORAL_PASSWORD_KEY,
+}
+Synthesize = Callable[[ChartValues, Path], None]
+
+
+class LocalPodError(Exception):
+    """The local pod cannot be prepared, started or stopped; the message says why."""
+
+
+def _bindir() -> str:
+    try:
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise LocalPodError("pg_config not found: install PostgreSQL (apt-get install postgresql)") from None
+    if not Path(found, "postgres").exists():
+        raise LocalPodError(f"{found}/postgres not found: install the PostgreSQL server (apt-get install postgresql)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class LocalPod:
+    """One local database pod living in a state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state.resolve()
+        self.dist = self.state / "dist"
+        self.root = self.state / "root"
+        self.pki = self.state / "pki"
+        self.log_file = self.state / "pod.log"
+        self.pod_file = self.state / "pod.json"
+        self._process: subprocess.Popen | None = None
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(RUN_USER)
+            self.uid, self.gid = user.pw_uid, user.pw_gid
+        else:
+            self.uid, self.gid = os.geteuid(), os.getegid()
+            if pwd.getpwuid(self.uid).pw_name != RUN_USER:
+                # pg_hba.conf lets only the postgres OS user in as the superuser over the socket (peer).
+                raise LocalPodError(f"run as root (the pod then runs as {RUN_USER}) or as the {RUN_USER} user")
+
+    # --- paths ---------------------------------------------------------------
+
+    def host_path(self, pod_path: str) -> Path:
+        """Where a path inside the pod lives in the state folder."""
+        return self.root / pod_path.lstrip("/")
+
+    @property
+    def sslrootcert(self) -> Path:
+        return self.pki / "ca.crt"
+
+    def _own(self, path: Path, mode: int) -> None:
+        os.chown(path, self.uid, self.gid)
+        path.chmod(mode)
+
+    def _mkdir(self, path: Path, mode: int = 0o700) -> None:
+        created = []
+        while not path.exists():
+            created.append(path)
+            path = path.parent
+        for folder in reversed(created):
+            folder.mkdir()
+            self._own(folder, mode)
+
+    def _write(self, path: Path, data: bytes, mode: int) -> None:
+        self._mkdir(path.parent, 0o755)
+        path.write_bytes(data)
+        self._own(path, mode)
+
+    def _check_reachable(self) -> None:
+        """The pod's user must be able to walk down to the state folder."""
+        if self.uid == os.geteuid():
+            return
+        for folder in [self.state, *self.state.parents]:
+            mode = folder.stat().st_mode
+            if folder.stat().st_uid != self.uid and not mode & stat.S_IXOTH:
+                raise LocalPodError(
+                    f"{folder} is not searchable by the {RUN_USER} user (mode {stat.filemode(mode)}): "
+                    "choose a state folder below world-searchable folders, or chmod o+x it"
+                )
+
+    # --- manifests -----------------------------------------------------------
+
+    def _documents(self) -> list[dict]:
+        if not self.dist.is_dir():
+            raise LocalPodError(f"{self.dist} does not exist: run `local up` with values first")
+        return [d for f in sorted(self.dist.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+
+    def _find(self, documents: list[dict], kind: str, name: str) -> dict:
+        for document in documents:
+            if document["kind"] == kind and document["metadata"]["name"] == name:
+                return document
+        raise LocalPodError(f"{kind} {name} is not in {self.dist}")
+
+    def _container(self, documents: list[dict]) -> tuple[dict, dict]:
+        pod = self._find(documents, "StatefulSet", layout.STATEFULSET)["spec"]["template"]["spec"]
+        container = next(c for c in pod["containers"] if c["name"] == layout.CONTAINER)
+        return pod, container
+
+    def environment(self) -> dict[str, str]:
+        """The container's environment with paths mapped into the state folder,
+        listening on 127.0.0.1 at the recorded port, and PATH leading to the
+        local PostgreSQL binaries (as in the image)."""
+        _, container = self._container(self._documents())
+        env = {}
+        for item in container.get("env", []):
+            value = item["value"]
+            env[item["name"]] = str(self.host_path(value)) if value.startswith("/") else value
+        env[pgconf.LISTEN_ENV] = HOST
+        env[pgconf.PORT_ENV] = str(self._recorded().get("port") or env[pgconf.PORT_ENV])
+        env["PATH"] = f"{_bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["HOME"] = env["PG_RUN_DIR"]
+        env["LC_ALL"] = "C.UTF-8"
+        return env
+
+    # --- prepare -------------------------------------------------------------
+
+    def prepare(self, values: ChartValues, synthesize: Synthesize) -> None:
+        """Synthesize the values and lay the pod's volumes out under root/.
+
+        ConfigMap files are rewritten; Secret files are generated only when missing.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.state.chmod(0o711)
+        self._check_reachable()
+        synthesize(values, self.dist)
+        documents = self._documents()
+        pod, container = self._container(documents)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        secrets = self._secret_sources(values)
+        for mount in container["volumeMounts"]:
+            volume = volumes.get(mount["name"], {})  # volumeClaimTemplates are not in volumes
+            target = self.host_path(mount["mountPath"])
+            if "configMap" in volume:
+                config_map = self._find(documents, "ConfigMap", volume["configMap"]["name"])
+                if target.exists():
+                    shutil.rmtree(target)
+                self._mkdir(target, 0o755)
+                for key, text in config_map["data"].items():
+                    self._write(target / key, text.encode(), volume["configMap"]["defaultMode"])
+            elif "secret" in volume:
+                self._mkdir(target, 0o755)
+                self._fill_secret(target, secrets[volume["secret"]["secretName"]])
+            else:  # emptyDir or persistent volume claim
+                self._mkdir(target)
+
+    def _secret_sources(self, values: ChartValues) -> dict[str, Callable[[], dict[str, bytes]]]:
+        """For each Secret name, a function producing its files (called only when one is missing)."""
+        pg = values.postgres
+
+        def passwords() -> dict[str, bytes]:
+            keys = [layout.SUPERUSER_PASSWORD_KEY, *ROLE_PASSWORD_KEYS.values()]
+            return {key: pki.random_password().encode() for key in keys}
+
+        def tls() -> dict[str, bytes]:
+            pair = pki.server_certificate(self._ca(), pki.service_names(values.global_.namespace), [HOST, "::1"])
+            return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
+
+        def ca() -> dict[str, bytes]:
+            return {layout.CA_CERT_FILE: self._ca().cert_pem}
+
+        return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
+
+    def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
+        # A filled folder is kept: a restart keeps its passwords and a test may have replaced a file.
+        if any(folder.iterdir()):
+            return
+        for key, data in source().items():
+            self._write(folder / key, data, 0o600)
+
+    def _ca(self) -> pki.KeyPair:
+        key, cert = self.pki / "ca.key", self.pki / "ca.crt"
+        if not key.exists():
+            self.pki.mkdir(mode=0o700, exist_ok=True)
+            pair = pki.new_ca("postgres-local-ca")
+            key.write_bytes(pair.key_pem)
+            key.chmod(0o600)
+            cert.write_bytes(pair.cert_pem)
+            cert.chmod(0o644)
+        return pki.KeyPair(key.read_bytes(), cert.read_bytes())
+
+    def client_certificate(self, user: str) -> tuple[Path, Path]:
+        """Files (certificate, key) of a client certificate for `user`, signed by the pod's CA."""
+        pair = pki.client_certificate(self._ca(), user)
+        cert, key = self.pki / f"{user}.crt", self.pki / f"{user}.key"
+        cert.write_bytes(pair.cert_pem)
+        key.write_bytes(pair.key_pem)
+        key.chmod(0o600)  # libpq refuses a readable key
+        return cert, key
+
+    # --- run -----------------------------------------------------------------
+
+    def _recorded(self) -> dict:
+        try:
+            return json.loads(self.pod_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def pid(self) -> int | None:
+        """The running start script's pid, or None."""
+        pid = self._recorded().get("pid")
+        if pid is None:
+            return None
+        if self._process is not None and self._process.pid == pid:
+            return pid if self._process.poll() is None else None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        # A recycled pid belongs to some other program.
+        return pid if str(self.host_path(layout.SCRIPTS_DIR)).encode() in cmdline else None
+
+    def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run a command as the pod's user with the pod's environment (e.g. a pod script)."""
+        return subprocess.run(argv, env=self.environment(), cwd=self.state, **self._user(), **kwargs)
+
+    def _user(self) -> dict:
+        if self.uid == os.geteuid():
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def probe(self, kind: str) -> bool:
+        script = self.host_path(f"{layout.SCRIPTS_DIR}/probe.sh")
+        return self.run(["bash", str(script), kind], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+    def start(self, port: int | None = None, timeout: float = 120) -> dict:
+        """Start the pod's start script and wait until the readiness probe passes."""
+        if self.pid() is not None:
+            raise LocalPodError(f"already running (pid {self.pid()}): run `local down --state {self.state}` first")
+        self.pod_file.write_text(json.dumps({"port": port or free_port()}))
+        env = self.environment()
+        _, container = self._container(self._documents())
+        command = [str(self.host_path(part)) if part.startswith("/") else part for part in container["command"]]
+        with open(self.log_file, "ab") as log:
+            # The server reopens its stderr through /dev/stderr (the jsonlog symlink): it must own the file.
+            os.chown(self.log_file, self.uid, self.gid)
+            self._process = subprocess.Popen(
+                command, env=env, cwd=self.state, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, **self._user(),
+            )
+        self.pod_file.write_text(json.dumps({"pid": self._process.pid, "port": int(env[pgconf.PORT_ENV])}))
+        deadline = time.monotonic() + timeout
+        while not self.probe("ready"):
+            if self._process.poll() is not None:
+                raise LocalPodError(
+                    f"the start script exited with status {self._process.returncode}; log {self.log_file}:\n"
+                    + self.log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise LocalPodError(f"not ready after {timeout:.0f}s; log {self.log_file}:\n" + self.log_tail())
+            time.sleep(0.2)
+        return self.connection_info()
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def connection_info(self) -> dict:
+        """How to reach the database: host, port, database, CA file and every role's password."""
+        env = self.environment()
+        secrets_dir = Path(env["PG_SECRETS_DIR"])
+        keys = {SUPERUSER: layout.SUPERUSER_PASSWORD_KEY}
+        for var, key in ROLE_PASSWORD_KEYS.items():
+            if var != "PG_TEMPORAL_USER" or env["PG_TEMPORAL"] == "on":
+                keys[env[var]] = key
+        return {
+            "host": HOST,
+            "port": int(env[pgconf.PORT_ENV]),
+            "database": env["PG_DATABASE"],
+            "sslrootcert": str(self.sslrootcert),
+            "passwords": {role: (secrets_dir / key).read_text().strip() for role, key in keys.items()},
+        }
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM to the start script (a fast shutdown) and wait for it to exit.
+
+        Returns its exit status when this object started it, else None."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.pid() is not None:
+            if time.monotonic() > deadline:
+                raise LocalPodError(f"pid {pid} still running {timeout:.0f}s after SIGTERM; log {self.log_file}")
+            time.sleep(0.1)
+        return self._process.wait() if self._process is not None else None
+
+    def status(self) -> dict:
+        pid = self.pid()
+        if pid is None:
+            state = "stopped"
+        else:
+            state = "ready" if self.probe("ready") else "starting"
+        return {"state": state, "pid": pid, "port": self._recorded().get("port")}
+
+
+def cli(argv: list[str], *, synthesize: Synthesize, values_path: Callable[[str | None], Path]) -> int:
+    parser = argparse.ArgumentParser(prog="main.py local", description="Run the database pod on this machine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="synthesize, start and wait until ready; print connection details as JSON")
+    up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
+    for command in (up, commands.add_parser("down", help="fast shutdown"), commands.add_parser("status")):
+        command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
+    args = parser.parse_args(argv)
+    try:
+        pod = LocalPod(args.state)
+        if args.command == "up":
+            pod.prepare(load_values(values_path(args.values)), synthesize)
+            print(json.dumps(pod.start(port=args.port)))
+        elif args.command == "down":
+            pod.stop()
+        else:
+            print(json.dumps(pod.status()))
+    except (LocalPodError, ValuesError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
