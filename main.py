@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import certificate, labels, localpod
+from constructs import certificate, labels, localpod, secretgen
 from constructs.database import Database, DatabaseProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
@@ -61,6 +61,8 @@ def _values_path(arg: str | None) -> Path:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "local":
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
+    if argv and argv[0] == "secrets":
+        return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

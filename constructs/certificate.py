@@ -88,7 +88,7 @@ class ServerCertificate(Construct):
 
 def add_server_certificate(scope: Construct, namespace: str, labels: dict[str, str], postgres) -> ServerCertificate:
     """Compose the Certificate from the `postgres` values (called by main.py)."""
-    from constructs.tls import server_dns_names
+    from constructs.pki import server_dns_names
 
     cm = postgres.tls.cert_manager
     return ServerCertificate(scope, "certificate", props=ServerCertificateProps(

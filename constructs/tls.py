@@ -28,21 +28,6 @@ CERT_MANAGER_KEY_KEY = "tls.key"
 CERT_MANAGER_CA_KEY = "ca.crt"
 
 
-def server_dns_names(namespace: str, replicas: int) -> list[str]:
-    """Every name a client may use to reach the database, in a fixed order: the
-    Service (short, namespaced, .svc and fully qualified), the headless Service,
-    each pod's stable name behind it, and localhost for in-pod clients."""
-    names: list[str] = []
-    for service in (layout.SERVICE, layout.HEADLESS_SERVICE):
-        names += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
-                  f"{service}.{namespace}.svc.cluster.local"]
-    for ordinal in range(replicas):
-        pod = f"{layout.STATEFULSET}-{ordinal}.{layout.HEADLESS_SERVICE}"
-        names += [pod, f"{pod}.{namespace}", f"{pod}.{namespace}.svc", f"{pod}.{namespace}.svc.cluster.local"]
-    names.append("localhost")
-    return names
-
-
 def uses_cert_manager(postgres: PostgresValues) -> bool:
     return postgres.tls.enabled and postgres.tls.cert_manager.enabled
 
