@@ -32,14 +32,17 @@ synth: setup
 	$(PY) main.py --check
 	cdk8s synth
 
-# Typed bindings for the custom resources this app emits, generated offline from
-# the CRDs listed under `imports:` in cdk8s.yaml (../shared/crds/...) into imports/
-# (committed; tests/test_imports.py fails when they are stale). Add a CRD by adding
-# its path to that list, then run `make imports`. Output is byte-reproducible.
+# Typed bindings for the custom resources this app emits (cert-manager Certificate,
+# Prometheus Operator ServiceMonitor and PrometheusRule), generated offline into
+# imports/ from the CRDs listed under `imports:` in cdk8s.yaml (../shared/crds/...).
+# Committed; tests/test_imports.py fails when they are stale. Output is
+# byte-reproducible. To add a CRD, add its path to that list (with a `name:=`
+# prefix when it shares its API group with another: without one the second
+# import replaces the first module), then run `make imports`.
 .PHONY: imports
 imports: node_modules/.installed
 	rm -rf imports
-	cdk8s import --language python --output imports
+	CDK8S_CHECK_UPGRADE=false cdk8s import --language python --output imports
 
 .PHONY: test
 test: setup postgres
@@ -49,3 +52,15 @@ test: setup postgres
 bench: setup postgres
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
+
+# Typed bindings for the Prometheus Operator CRDs, generated into imports/ (committed).
+# One module per CRD: both share the group monitoring.coreos.com, and a single
+# import would write them to the same module, the second replacing the first.
+CRDS := ../shared/crds
+MONITORING_CRDS := servicemonitors prometheusrules
+.PHONY: imports
+imports: node_modules/.installed
+	rm -rf $(addprefix imports/,$(MONITORING_CRDS))
+	for crd in $(MONITORING_CRDS); do \
+	  CDK8S_CHECK_UPGRADE=false cdk8s import $$crd:=$(CRDS)/monitoring.coreos.com_$$crd.yaml -l python -o imports || exit 1; \
+	done

@@ -16,6 +16,7 @@ import cdk8s
 
 from constructs import certificate, labels, localpod, secretgen
 from constructs.database import Database, DatabaseProps
+from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import replace_folder
@@ -41,6 +42,11 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
             policy=pg.network_policy))
+    if pg.metrics.enabled:
+        # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
+        # Operator's CRDs, so an operator can see and skip them at a glance.
+        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+                props=MetricsProps(namespace=namespace, database_selector=database.selector, postgres=pg))
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:

@@ -9,7 +9,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
-from constructs import layout, pgconf, tls
+from constructs import exporter, layout, pgconf, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues, VolumeValues
 
@@ -225,6 +225,7 @@ class Database(Construct):
                 seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
             ),
         )
+        sidecar = exporter.sidecar(pg, props.image_pull_policy, run_volume="run")
         return k8s.PodSpec(
             service_account_name=layout.SERVICE_ACCOUNT,
             automount_service_account_token=False,
@@ -239,6 +240,7 @@ class Database(Construct):
                 fs_group_change_policy="OnRootMismatch",
                 seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
             ),
-            containers=[container],
-            volumes=volumes,
+            # The metrics sidecar (when enabled) shares the pod for the Unix socket.
+            containers=[container, *sidecar.containers],
+            volumes=[*volumes, *sidecar.volumes],
         )

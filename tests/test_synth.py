@@ -117,4 +117,4 @@ def test_failure_during_synth_keeps_the_previous_output(existing_dist):
 
 def test_successful_synth_replaces_stale_files(existing_dist):
     main.synthesize(parse_values({}), existing_dist)
-    assert sorted(p.name for p in existing_dist.iterdir()) == ["00-namespace.k8s.yaml", "10-postgres.k8s.yaml"]
+    assert sorted(p.name for p in existing_dist.iterdir()) == ["00-namespace.k8s.yaml", "10-postgres.k8s.yaml", "20-metrics.k8s.yaml"]
