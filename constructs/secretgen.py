@@ -41,8 +41,6 @@ CA_BUNDLE_FILE = "ca.crt"
 ROTATE_TLS = "tls"
 ROTATE_CA = "ca"
 COMPONENT = "database"
-# The monitoring role's key arrives with the metrics issue; read it from layout once it is there.
-MONITORING_PASSWORD_KEY = getattr(layout, "MONITORING_PASSWORD_KEY", "postgres_monitoring_pw")
 
 
 class SecretsError(Exception):
@@ -58,9 +56,8 @@ def password_keys(postgres: PostgresValues) -> list[str]:
             layout.READ_ONLY_PASSWORD_KEY]
     if postgres.temporal.enabled:
         keys.append(layout.TEMPORAL_PASSWORD_KEY)
-    metrics = getattr(postgres, "metrics", None)
-    if metrics is not None and metrics.enabled:
-        keys.append(MONITORING_PASSWORD_KEY)
+    if postgres.metrics.enabled:
+        keys.append(layout.MONITORING_PASSWORD_KEY)
     return keys
 
 

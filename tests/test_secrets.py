@@ -132,28 +132,38 @@ def test_default_output_is_the_ignored_secrets_folder():
 # --- passwords ----------------------------------------------------------------------------
 
 
-def start_script_required_keys(temporal: bool) -> set[str]:
-    """The keys start.sh refuses to start without (parsed from the script the pod runs)."""
+def start_script_required_keys(env: dict[str, str]) -> set[str]:
+    """The keys start.sh refuses to start without, for the pod environment `env`
+    (parsed from the script the pod runs: the base list and each `PG_X == on` addition)."""
     script = (TOP / "constructs" / "scripts" / "start.sh").read_text()
     keys = set(re.search(r"^required_keys=\(([^)]*)\)", script, re.M).group(1).split())
-    if temporal:
-        keys |= set(re.search(r"required_keys\+=\(([^)]*)\)", script).group(1).split())
+    additions = re.findall(r"if \[\[ \$(PG_\w+) == on \]\]; then\s+required_keys\+=\(([^)]*)\)", script)
+    assert additions, "start.sh no longer lists its optional keys this way: update this test"
+    for variable, extra in additions:
+        if env.get(variable) == "on":
+            keys |= set(extra.split())
     return keys
 
 
 @pytest.mark.parametrize("temporal", [False, True])
-def test_password_secret_has_exactly_the_keys_the_pod_requires(tmp_path, synth, temporal):
-    values = {"postgres": {"temporal": {"enabled": temporal}}}
+@pytest.mark.parametrize("metrics", [False, True])
+def test_password_secret_has_exactly_the_keys_the_pod_requires(tmp_path, synth, temporal, metrics):
+    values = {"postgres": {"temporal": {"enabled": temporal}, "metrics": {"enabled": metrics}}}
     keys = set(data(generate(tmp_path, values), "postgres-secrets"))
-    required = start_script_required_keys(temporal) | set(secretgen.password_keys(parse_values(values).postgres))
-    assert keys == required
-    # ...and it is the Secret the database pod mounts.
     pod = synth(values).get("StatefulSet", "postgres")["spec"]["template"]["spec"]
-    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} >= {"postgres-secrets"}
+    database = next(c for c in pod["containers"] if c["name"] == layout.CONTAINER)
+    env = {e["name"]: e.get("value") for e in database["env"]}
+    assert keys == start_script_required_keys(env)
+    # ...and it is the Secret the database pod mounts (all keys: start.sh names a missing one).
+    assert "postgres-secrets" in {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
 
 
 def test_temporal_key_only_when_temporal_is_on(tmp_path):
     assert layout.TEMPORAL_PASSWORD_KEY not in data(generate(tmp_path), "postgres-secrets")
+
+
+def test_monitoring_key_when_metrics_are_on(tmp_path):
+    assert layout.MONITORING_PASSWORD_KEY in data(generate(tmp_path), "postgres-secrets")
 
 
 def test_passwords_are_long_url_safe_and_distinct(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from conftest import Manifests
 
 from constructs import secretgen
-from constructs.values import PostgresValues, parse_values
+from constructs.values import parse_values
 from test_secrets import data
 
 TOP = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def combinations() -> list[dict]:
     found = []
     tls_modes = [("off", False, False), ("generated", False, False), ("generated", False, True),
                  ("cert-manager", True, False), ("cert-manager", True, True)]
-    metrics = [False, True] if "metrics" in PostgresValues.model_fields else [None]
+    metrics = [False, True]
     for (mode, cert_manager, verify), temporal, policy, metric in itertools.product(
             tls_modes, [False, True], [False, True], metrics):
         postgres: dict = {
@@ -34,8 +34,7 @@ def combinations() -> list[dict]:
         }
         if cert_manager:
             postgres["tls"]["certManager"] = {"enabled": True, "issuerRef": {"name": "internal-ca"}}
-        if metric is not None:
-            postgres["metrics"] = {"enabled": metric}
+        postgres["metrics"] = {"enabled": metric}
         found.append({"postgres": postgres})
     return found
 
