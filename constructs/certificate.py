@@ -13,6 +13,8 @@ from typing import Literal
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
+from constructs.values import PostgresValues
+
 
 class IssuerRef(BaseModel):
     """Reference to the issuer that signs the certificate."""
@@ -37,7 +39,7 @@ class ServerCertificateProps(BaseModel):
     namespace: str
     """Namespace of the Certificate and of the Secret it writes."""
     labels: dict[str, str]
-    """Labels of the Certificate, copied onto the Secret cert-manager writes."""
+    """Labels of the Certificate; all but app.kubernetes.io/instance are copied onto the Secret."""
     secret_name: str
     """Secret cert-manager writes: keys tls.crt, tls.key and (from CA-type issuers) ca.crt."""
     dns_names: list[str] = Field(min_length=1)
@@ -67,7 +69,10 @@ class ServerCertificate(Construct):
             metadata=ApiObjectMetadata(name=props.name, namespace=props.namespace, labels=props.labels),
             spec=cm.CertificateSpec(
                 secret_name=props.secret_name,
-                secret_template=cm.CertificateSpecSecretTemplate(labels=props.labels),
+                # Argo CD tracks its objects by app.kubernetes.io/instance by default: a Secret
+                # carrying it but absent from dist/ would be pruned.
+                secret_template=cm.CertificateSpecSecretTemplate(
+                    labels={k: v for k, v in props.labels.items() if k != "app.kubernetes.io/instance"}),
                 common_name=props.dns_names[0],
                 dns_names=props.dns_names,
                 duration=props.duration,
@@ -86,7 +91,8 @@ class ServerCertificate(Construct):
         )
 
 
-def add_server_certificate(scope: Construct, namespace: str, labels: dict[str, str], postgres) -> ServerCertificate:
+def add_server_certificate(scope: Construct, namespace: str, labels: dict[str, str],
+                           postgres: PostgresValues) -> ServerCertificate:
     """Compose the Certificate from the `postgres` values (called by main.py)."""
     from constructs.pki import server_dns_names
 

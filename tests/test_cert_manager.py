@@ -85,6 +85,12 @@ def test_certificate_follows_a_renamed_tls_secret(synth):
     assert volume(m, "ca")["secret"]["secretName"] == "db-cert"
 
 
+def test_cert_manager_secret_is_not_tracked_as_an_argo_cd_object(synth):
+    template = synth(cert_manager()).get("Certificate", "postgres-tls")["spec"]["secretTemplate"]["labels"]
+    assert "app.kubernetes.io/instance" not in template
+    assert template["app.kubernetes.io/name"] == "postgres"
+
+
 def test_certificate_covers_every_service_and_pod_name(synth):
     spec = synth(cert_manager()).get("Certificate", "postgres-tls")["spec"]
     assert spec["dnsNames"] == EXPECTED_DNS_NAMES

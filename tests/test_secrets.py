@@ -79,6 +79,14 @@ def test_secrets_validate_strictly(tmp_path, name, version):
     assert (document["kind"], document["metadata"]["namespace"], document["type"]) == ("Secret", NS, "Opaque")
 
 
+@pytest.mark.parametrize("name", ["postgres-secrets", "postgres-tls", "postgres-ca"])
+def test_secrets_are_not_tracked_as_argo_cd_objects(tmp_path, name):
+    """Argo CD tracks by app.kubernetes.io/instance by default and prunes what dist/ lacks."""
+    labels = secret(generate(tmp_path), name)["metadata"]["labels"]
+    assert "app.kubernetes.io/instance" not in labels
+    assert labels["app.kubernetes.io/managed-by"] == "secrets-generate"
+
+
 def test_secret_names_and_namespace_follow_the_values(tmp_path):
     out = generate(tmp_path, {"global": {"namespace": "db"}, "postgres": {
         "secrets": {"existingSecret": "pw"}, "tls": {"existingSecret": "cert"}, "ca": {"existingSecret": "trust"}}})
