@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import certificate, labels, localpod, secretgen
+from constructs import certificate, labels
 from constructs.database import Database, DatabaseProps
 from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
@@ -66,8 +66,12 @@ def _values_path(arg: str | None) -> Path:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "local":
+        from constructs import localpod  # sub-commands load their modules (and cryptography) only when used
+
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
     if argv and argv[0] == "secrets":
+        from constructs import secretgen
+
         return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
