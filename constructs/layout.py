@@ -58,7 +58,6 @@ EXPORTER_CONTAINER = "postgres-exporter"
 METRICS_PORT = 9187
 METRICS_PORT_NAME = "metrics"
 METRICS_SERVICE = "postgres-metrics"
-METRICS_NETWORK_POLICY = "postgres-metrics"  # additive to NETWORK_POLICY: admits scrapers on 9187 only
 SERVICE_MONITOR = "postgres"
 PROMETHEUS_RULE = "postgres"
 DASHBOARD_CONFIG_MAP = "postgres-dashboard"

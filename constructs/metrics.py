@@ -73,27 +73,6 @@ class Metrics(Construct):
             ),
         )
 
-        if pg.network_policy.enabled:
-            # A second policy on the same pods: policies add up, so this opens 9187 to
-            # the scrapers without widening who may reach 5432.
-            k8s.KubeNetworkPolicy(
-                self,
-                "network-policy",
-                metadata=self._meta(props, layout.METRICS_NETWORK_POLICY),
-                spec=k8s.NetworkPolicySpec(
-                    pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        k8s.NetworkPolicyIngressRule(
-                            from_=[
-                                k8s.NetworkPolicyPeer(**peer.model_dump(by_alias=False, exclude_defaults=True))
-                                for peer in metrics.scrapers
-                            ],
-                            ports=[k8s.NetworkPolicyPort(protocol="TCP", port=k8s.IntOrString.from_number(layout.METRICS_PORT))],
-                        )
-                    ],
-                ),
-            )
 
         sm = metrics.service_monitor
         if sm.enabled:

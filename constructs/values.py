@@ -436,6 +436,15 @@ class NetworkPolicyPeer(Values):
     namespace_selector: LabelSelector | None = None
     ip_block: IpBlock | None = None
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPolicyPeer:
+        # The API server refuses both an empty peer and an ipBlock mixed with selectors.
+        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
+            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer")
+        return self
+
 
 class NetworkPolicyPort(Values):
     protocol: Literal["TCP"] = "TCP"
@@ -464,13 +473,25 @@ def _default_ingress() -> list[NetworkPolicyIngressRule]:
     ]
 
 
+def _default_dns() -> NetworkPolicyPeer:
+    return NetworkPolicyPeer.model_validate(
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    )
+
+
 class NetworkPolicyValues(Values):
     enabled: bool = False
     """Emit a NetworkPolicy that admits only the listed peers (and this project's
-    own backup and metrics pods). Left out: false; enable it in production."""
+    own backup pods, and `metrics.scrapers` on 9187). Left out: false; enable it in production."""
     ingress: list[NetworkPolicyIngressRule] = Field(default_factory=_default_ingress)
     """Who may connect on 5432. Left out: pods labelled
     app.kubernetes.io/component=application in the same namespace."""
+    dns: NetworkPolicyPeer = Field(default_factory=_default_dns)
+    """Where the cluster DNS runs: the only egress besides the database port.
+    Left out: pods labelled k8s-app=kube-dns in namespace kube-system."""
 
 
 class TemporalValues(Values):

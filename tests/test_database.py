@@ -206,6 +206,6 @@ def test_network_policy_admits_the_configured_peers(synth):
     m = synth({"postgres": {"networkPolicy": {"enabled": True}}})
     spec = m.get("NetworkPolicy", "postgres")["spec"]
     assert spec["podSelector"]["matchLabels"] == statefulset(m)["spec"]["selector"]["matchLabels"]
-    peers = [peer for rule in spec["ingress"] for peer in rule.get("from", [])]
-    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "application"}}} in peers
-    assert all(rule["ports"] == [{"port": 5432, "protocol": "TCP"}] for rule in spec["ingress"])
+    app = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "application"}}}
+    (rule,) = [rule for rule in spec["ingress"] if app in rule["from"]]
+    assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]

@@ -8,7 +8,9 @@ import kubernetes_validate
 import pytest
 from variants import VARIANTS
 
-KUBERNETES_VERSIONS = ["1.27.0", "1.35.0"]
+# The oldest supported (the bindings are 1.27's), two later ones a platform team
+# may run, and the newest kubernetes-validate ships.
+KUBERNETES_VERSIONS = ["1.27.0", "1.31.0", "1.35.0", kubernetes_validate.latest_version()]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
