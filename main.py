@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import labels, localpod
+from constructs import certificate, labels
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
 from constructs.gitops import apply_sync_waves
@@ -39,6 +39,8 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
     database = Database(chart, "database", props=DatabaseProps(
         namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
+    if pg.tls.enabled and pg.tls.cert_manager.enabled:
+        certificate.add_server_certificate(chart, namespace, database.labels, pg)
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
@@ -101,11 +103,18 @@ def main(argv: list[str]) -> int:
 
         return backup_local.cli(argv[1:], values_path=_values_path)
     if argv and argv[0] == "local":
+        from constructs import localpod  # sub-commands load their modules (and cryptography) only when used
+
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
+    if argv and argv[0] == "secrets":
+        from constructs import secretgen
+
+        return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="sub-commands: local up|down|status|backup|restore (try the database and its backups "
-        "without a cluster), restore-manifest --backup NAME (print the restore Job); each has --help")
+        epilog="sub-commands: local up|down|status|backup|restore (the database and its backups without a "
+        "cluster), secrets (generate the Secrets), restore-manifest --backup NAME (print the restore Job); "
+        "each has --help")
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
     parser.add_argument("--check", action="store_true", help="validate the values and write nothing")

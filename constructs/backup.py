@@ -15,7 +15,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
-from constructs import layout
+from constructs import layout, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues
 
@@ -184,10 +184,11 @@ def _job_pod_spec(pg: PostgresValues, *, image_pull_policy: str, container: str,
     ]
     if pg.tls.enabled:
         mounts.append(k8s.VolumeMount(name="ca", mount_path=layout.CA_DIR, read_only=True))
-        # Required: without the CA the server's certificate cannot be checked.
+        # Required: without the CA the server's certificate cannot be checked. Its
+        # Secret is postgres-ca, or the TLS Secret when cert-manager issues it.
         volumes.append(k8s.Volume(name="ca", secret=k8s.SecretVolumeSource(
-            secret_name=pg.ca.existing_secret, default_mode=SECRET_FILE_MODE,
-            items=[k8s.KeyToPath(key=layout.CA_CERT_FILE, path=layout.CA_CERT_FILE)])))
+            secret_name=tls.ca_secret_name(pg), default_mode=SECRET_FILE_MODE,
+            items=[k8s.KeyToPath(key=key, path=path) for key, path in tls.ca_secret_items(pg).items()])))
         if pg.ca.verify_clients:
             mounts.append(k8s.VolumeMount(name="client-tls", mount_path=CLIENT_TLS_DIR, read_only=True))
             volumes.append(k8s.Volume(name="client-tls", secret=k8s.SecretVolumeSource(

@@ -238,3 +238,11 @@ def test_backup_age_alert_follows_the_schedule(synth):
     too_old = next(r for r in rules if r["alert"] == "PostgresBackupTooOld")
     assert "> 32400" in too_old["expr"]  # 1.5 x 6 hours
     assert "allows 6 h between runs" in too_old["annotations"]["description"]
+
+
+def test_ca_from_cert_manager_secret_when_cert_manager_issues_the_certificate(synth):
+    m = synth({"postgres": {"tls": {"certManager": {"enabled": True, "issuerRef": {"name": "internal-ca"}}}}})
+    ca = volume(job_pod(m)["spec"], "ca")["secret"]
+    assert ca["secretName"] == "postgres-tls"
+    assert ca["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert ca.get("optional") is not True
