@@ -406,3 +406,11 @@ def test_probes_follow_the_server_and_the_init(pods):
     assert not pod.probe("sideways")
     pod.stop()
     assert not pod.probe("live")
+
+
+def test_without_tls_tcp_still_needs_the_password(pods):
+    pod = pods("no-tls", {"postgres": {"tls": {"enabled": False}}})
+    with connect(pod, "appuser", sslmode="disable") as conn:
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (False,)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(pod, "appuser", sslmode="disable", password="wrong")
