@@ -12,6 +12,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# checkov cannot share .venv with pytest (see requirements-checkov.txt).
+.venv-checkov/.installed: requirements-checkov.txt
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -23,7 +29,7 @@ postgres:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 .PHONY: setup
-setup: .venv/.installed node_modules/.installed
+setup: .venv/.installed .venv-checkov/.installed node_modules/.installed
 
 # Validate the values first: `cdk8s synth` empties dist/ before it runs the app,
 # so bad input must be caught before it starts.
@@ -40,3 +46,16 @@ test: setup postgres
 bench: setup postgres
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
+	$(PY) bench/policy.py
+
+# Typed bindings for the Prometheus Operator CRDs, generated into imports/ (committed).
+# One module per CRD: both share the group monitoring.coreos.com, and a single
+# import would write them to the same module, the second replacing the first.
+CRDS := ../shared/crds
+MONITORING_CRDS := servicemonitors prometheusrules
+.PHONY: imports
+imports: node_modules/.installed
+	rm -rf $(addprefix imports/,$(MONITORING_CRDS))
+	for crd in $(MONITORING_CRDS); do \
+	  CDK8S_CHECK_UPGRADE=false cdk8s import $$crd:=$(CRDS)/monitoring.coreos.com_$$crd.yaml -l python -o imports || exit 1; \
+	done

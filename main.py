@@ -16,9 +16,12 @@ import cdk8s
 
 from constructs import labels, localpod
 from constructs.database import Database, DatabaseProps
+from constructs.gitops import apply_sync_waves
+from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import replace_folder
+from constructs.policy import apply_policy_annotations
 from constructs.values import ChartValues, ValuesError, load_values, values_warnings
 
 TOP = Path(__file__).resolve().parent
@@ -38,7 +41,16 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
-            policy=pg.network_policy))
+            replicas=pg.replicas, policy=pg.network_policy,
+            scrapers=pg.metrics.scrapers if pg.metrics.enabled else []))
+    if pg.metrics.enabled:
+        # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
+        # Operator's CRDs, so an operator can see and skip them at a glance.
+        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+                props=MetricsProps(namespace=namespace, database_selector=database.selector, postgres=pg))
+    # Cross-cutting annotations, last, so they cover every object of every chart.
+    apply_sync_waves(app)
+    apply_policy_annotations(app)
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:

@@ -9,9 +9,9 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
-from constructs import layout, pgconf
+from constructs import exporter, layout, pgconf
 from constructs.labels import object_labels, selector_labels
-from constructs.values import PostgresValues
+from constructs.values import PostgresValues, VolumeValues
 
 COMPONENT = "database"
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -50,6 +50,15 @@ def _quantity(text: str) -> k8s.Quantity:
     return k8s.Quantity.from_string(text)
 
 
+def _claim_spec(volume: VolumeValues, access_mode: str) -> k8s.PersistentVolumeClaimSpec:
+    return k8s.PersistentVolumeClaimSpec(
+        access_modes=[access_mode],
+        resources=k8s.ResourceRequirements(requests={"storage": _quantity(volume.size)}),
+        # Left empty, the cluster's default StorageClass applies.
+        storage_class_name=volume.storage_class or None,
+    )
+
+
 class Database(Construct):
     """StatefulSet `postgres` with its Services, ConfigMaps, backup PVC and PDB."""
 
@@ -80,11 +89,7 @@ class Database(Construct):
                 self,
                 "backups",
                 metadata=self._meta(props, layout.BACKUP_CLAIM),
-                spec=k8s.PersistentVolumeClaimSpec(
-                    access_modes=[backups.access_mode],
-                    resources=k8s.ResourceRequirements(requests={"storage": _quantity(backups.size)}),
-                    storage_class_name=backups.storage_class or None,
-                ),
+                spec=_claim_spec(backups, backups.access_mode),
             )
 
         ports = [k8s.ServicePort(name=layout.PORT_NAME, port=layout.PORT, target_port=k8s.IntOrString.from_string(layout.PORT_NAME))]
@@ -128,11 +133,7 @@ class Database(Construct):
                 volume_claim_templates=[
                     k8s.KubePersistentVolumeClaimProps(
                         metadata=k8s.ObjectMeta(name=layout.DATA_CLAIM, labels=self.labels),
-                        spec=k8s.PersistentVolumeClaimSpec(
-                            access_modes=["ReadWriteOnce"],
-                            resources=k8s.ResourceRequirements(requests={"storage": _quantity(pg.persistence.data.size)}),
-                            storage_class_name=pg.persistence.data.storage_class or None,
-                        ),
+                        spec=_claim_spec(pg.persistence.data, "ReadWriteOnce"),
                     )
                 ],
             ),
@@ -230,6 +231,7 @@ class Database(Construct):
                 seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
             ),
         )
+        sidecar = exporter.sidecar(pg, props.image_pull_policy, run_volume="run")
         return k8s.PodSpec(
             service_account_name=layout.SERVICE_ACCOUNT,
             automount_service_account_token=False,
@@ -244,6 +246,7 @@ class Database(Construct):
                 fs_group_change_policy="OnRootMismatch",
                 seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
             ),
-            containers=[container],
-            volumes=volumes,
+            # The metrics sidecar (when enabled) shares the pod for the Unix socket.
+            containers=[container, *sidecar.containers],
+            volumes=[*volumes, *sidecar.volumes],
         )

@@ -52,3 +52,19 @@ TEMPORAL_PASSWORD_KEY = "postgres_temporal_pw"
 TLS_CERT_FILE = "server.crt"
 TLS_KEY_FILE = "server.key"
 CA_CERT_FILE = "ca.crt"
+
+# Metrics (issue 6): the exporter sidecar and the objects around it.
+EXPORTER_CONTAINER = "postgres-exporter"
+METRICS_PORT = 9187
+METRICS_PORT_NAME = "metrics"
+METRICS_SERVICE = "postgres-metrics"
+SERVICE_MONITOR = "postgres"
+PROMETHEUS_RULE = "postgres"
+DASHBOARD_CONFIG_MAP = "postgres-dashboard"
+MONITORING_ROLE = "monitoring"  # LOGIN, member of pg_monitor only
+MONITORING_PASSWORD_KEY = "postgres_monitoring_pw"  # optional key; required when metrics are on
+EXPORTER_UID = 65534  # the exporter image runs as nobody
+EXPORTER_SECRET_DIR = "/etc/postgres-exporter/secrets"
+# The backup CronJob's name (its construct lands with the backup work); the
+# backup alerts select its Jobs by this name.
+BACKUP_CRONJOB = "postgres-backup"

@@ -47,7 +47,10 @@ ROLE_PASSWORD_KEYS = {
     "PG_APP_USER": layout.APP_PASSWORD_KEY,
     "PG_READ_ONLY_USER": layout.READ_ONLY_PASSWORD_KEY,
     "PG_TEMPORAL_USER": layout.TEMPORAL_PASSWORD_KEY,
+    "PG_MONITORING_USER": layout.MONITORING_PASSWORD_KEY,
 }
+# Roles that exist only while a feature is on: role variable -> on/off variable.
+OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_METRICS"}
 Synthesize = Callable[[ChartValues, Path], None]
 
 
@@ -315,7 +318,7 @@ class LocalPod:
         secrets_dir = Path(env["PG_SECRETS_DIR"])
         keys = {SUPERUSER: layout.SUPERUSER_PASSWORD_KEY}
         for var, key in ROLE_PASSWORD_KEYS.items():
-            if var != "PG_TEMPORAL_USER" or env["PG_TEMPORAL"] == "on":
+            if var not in OPTIONAL_ROLES or env[OPTIONAL_ROLES[var]] == "on":
                 keys[env[var]] = key
         return {
             "host": HOST,

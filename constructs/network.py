@@ -1,4 +1,14 @@
-"""Pod-level network isolation for the database."""
+"""Pod-level network isolation for the database and its backup jobs.
+
+Two policies, both default-deny in both directions for the pods they select:
+- `postgres` (database pods): ingress on 5432 from the configured application
+  peers, from this project's backup pods and (with several replicas) from the
+  other database pods; ingress on the metrics port only from the configured
+  scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
+- `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
+  database pods on 5432. Without it, a namespace-wide default-deny egress rule
+  from the platform team would silently break every backup.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +17,95 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from constructs import layout
-from constructs.values import NetworkPolicyValues
+from constructs.labels import selector_labels
+from constructs.values import NetworkPolicyPeer, NetworkPolicyValues
+
+# The backup CronJob's pods carry selector_labels(BACKUP_COMPONENT) (issue 4).
+BACKUP_COMPONENT = "backup"
+BACKUP_NETWORK_POLICY = "postgres-backup"
+DNS_PORT = 53
 
 
 class NetworkIsolationProps(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: str
-    """Namespace of the policy (required)."""
+    """Namespace of the policies (required)."""
     labels: dict[str, str]
-    """Labels of the policy object (required)."""
+    """Labels of the database's objects (required)."""
     database_selector: dict[str, str]
     """Labels that select the database pods (required)."""
+    replicas: int
+    """Database pods; with more than one they may reach each other on 5432 (required)."""
     policy: NetworkPolicyValues
     """`postgres.networkPolicy` from the values (required)."""
+    scrapers: list[NetworkPolicyPeer] = []
+    """Peers admitted on the exporter port (`postgres.metrics.scrapers`). Left out:
+    none, as when metrics are off."""
+
+
+def _peer(peer: NetworkPolicyPeer) -> k8s.NetworkPolicyPeer:
+    return k8s.NetworkPolicyPeer(**peer.model_dump(by_alias=False, exclude_defaults=True))
+
+
+def _tcp(port: int) -> k8s.NetworkPolicyPort:
+    return k8s.NetworkPolicyPort(protocol="TCP", port=k8s.IntOrString.from_number(port))
 
 
 class NetworkIsolation(Construct):
-    """A NetworkPolicy that admits only the configured peers on the database port."""
+    """NetworkPolicies `postgres` and `postgres-backup`."""
 
     def __init__(self, scope: Construct, id: str, *, props: NetworkIsolationProps) -> None:
         super().__init__(scope, id)
-        port = k8s.NetworkPolicyPort(protocol="TCP", port=k8s.IntOrString.from_number(layout.PORT))
+        policy = props.policy
+        database = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=props.database_selector))
+        backup_selector = selector_labels(BACKUP_COMPONENT)
+        backup = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=backup_selector))
+        dns_egress = k8s.NetworkPolicyEgressRule(
+            to=[_peer(policy.dns)],
+            ports=[
+                k8s.NetworkPolicyPort(protocol=protocol, port=k8s.IntOrString.from_number(DNS_PORT))
+                for protocol in ("UDP", "TCP")
+            ],
+        )
+        database_egress = k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(layout.PORT)])
+
         ingress = [
-            k8s.NetworkPolicyIngressRule(
-                from_=[k8s.NetworkPolicyPeer(**peer.model_dump(by_alias=False, exclude_defaults=True)) for peer in rule.from_],
-                ports=[port],
-            )
-            for rule in props.policy.ingress
+            k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule.from_], ports=[_tcp(layout.PORT)])
+            for rule in policy.ingress
         ]
+        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup], ports=[_tcp(layout.PORT)]))
+        if props.replicas > 1:
+            # Streaming replication: standbys connect to the primary.
+            ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=[_tcp(layout.PORT)]))
+        if props.scrapers:
+            ingress.append(
+                k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[_tcp(layout.METRICS_PORT)])
+            )
+
         k8s.KubeNetworkPolicy(
             self,
             "network-policy",
             metadata=k8s.ObjectMeta(name=layout.NETWORK_POLICY, namespace=props.namespace, labels=props.labels),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
-                policy_types=["Ingress"],
+                policy_types=["Ingress", "Egress"],
                 ingress=ingress,
+                egress=[dns_egress, database_egress],
+            ),
+        )
+        k8s.KubeNetworkPolicy(
+            self,
+            "backup-network-policy",
+            metadata=k8s.ObjectMeta(
+                name=BACKUP_NETWORK_POLICY,
+                namespace=props.namespace,
+                labels={**props.labels, "app.kubernetes.io/component": BACKUP_COMPONENT},
+            ),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=k8s.LabelSelector(match_labels=backup_selector),
+                # Nothing connects to a backup job: no ingress rule denies all ingress.
+                policy_types=["Ingress", "Egress"],
+                egress=[dns_egress, database_egress],
             ),
         )

@@ -243,6 +243,8 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_READ_ONLY_USER": postgres.read_only_username,
         "PG_TEMPORAL": "on" if postgres.temporal.enabled else "off",
         "PG_TEMPORAL_USER": postgres.temporal.username,
+        "PG_METRICS": "on" if postgres.metrics.enabled else "off",
+        "PG_MONITORING_USER": layout.MONITORING_ROLE,
     }
     if postgres.tls.enabled:
         env["PG_TLS_DIR"] = layout.TLS_DIR

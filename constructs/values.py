@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from constructs.layout import MONITORING_ROLE
+from constructs.metric_catalog import EXPORTER_VERSION
 from constructs.quantity import cpu_cores, memory_bytes
 
 class ValuesError(Exception):
@@ -312,6 +314,15 @@ class NetworkPolicyPeer(Values):
     namespace_selector: LabelSelector | None = None
     ip_block: IpBlock | None = None
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPolicyPeer:
+        # The API server refuses both an empty peer and an ipBlock mixed with selectors.
+        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
+            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer")
+        return self
+
 
 class NetworkPolicyPort(Values):
     protocol: Literal["TCP"] = "TCP"
@@ -340,13 +351,25 @@ def _default_ingress() -> list[NetworkPolicyIngressRule]:
     ]
 
 
+def _default_dns() -> NetworkPolicyPeer:
+    return NetworkPolicyPeer.model_validate(
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    )
+
+
 class NetworkPolicyValues(Values):
     enabled: bool = False
     """Emit a NetworkPolicy that admits only the listed peers (and this project's
-    own backup and metrics pods). Left out: false; enable it in production."""
+    own backup pods, and `metrics.scrapers` on 9187). Left out: false; enable it in production."""
     ingress: list[NetworkPolicyIngressRule] = Field(default_factory=_default_ingress)
     """Who may connect on 5432. Left out: pods labelled
     app.kubernetes.io/component=application in the same namespace."""
+    dns: NetworkPolicyPeer = Field(default_factory=_default_dns)
+    """Where the cluster DNS runs: the only egress besides the database port.
+    Left out: pods labelled k8s-app=kube-dns in namespace kube-system."""
 
 
 class TemporalValues(Values):
@@ -354,6 +377,114 @@ class TemporalValues(Values):
     """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
     username: PgName = "temporal"
     """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
+
+
+# --- metrics --------------------------------------------------------------
+
+
+class ExporterImageValues(ImageValues):
+    repository: str = Field(default="quay.io/prometheuscommunity/postgres-exporter", min_length=1)
+    """Exporter image repository. Left out: the Prometheus community image."""
+    tag: str = Field(default=EXPORTER_VERSION, min_length=1)
+    """Exporter image tag. Left out: the version every metric name in
+    constructs/metric_catalog.py was checked against; another tag may rename metrics."""
+
+
+class ExporterResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="32Mi")
+    """Scheduling requests of the exporter. Left out: 10m CPU, 32Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="250m", memory="128Mi")
+    """Limits of the exporter. Left out: 250m CPU, 128Mi memory."""
+
+
+class ServiceMonitorValues(Values):
+    enabled: bool = False
+    """Emit a Prometheus Operator ServiceMonitor for `postgres-metrics`. Left out:
+    false, because a cluster without the ServiceMonitor CRD rejects the object."""
+    interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    """Scrape interval. Left out: 30s."""
+    scrape_timeout: str = Field(default="10s", pattern=r"^[0-9]+(ms|s|m|h)$")
+    """Scrape timeout (below the interval). Left out: 10s."""
+    labels: dict[str, str] = {}
+    """Extra labels, e.g. the `release` label your Prometheus selects
+    ServiceMonitors by. Left out: none."""
+
+
+class PrometheusRuleValues(Values):
+    enabled: bool = False
+    """Emit a PrometheusRule with the alerts documented in the README runbook.
+    Left out: false (needs the PrometheusRule CRD)."""
+    labels: dict[str, str] = {}
+    """Extra labels, e.g. the `release` label your Prometheus selects rules by.
+    Left out: none."""
+    runbook_base_url: str = Field(default="README.md", min_length=1)
+    """Where the README is served; each alert's `runbook_url` is this plus
+    `#<alert name in lower case>`. Left out: README.md (relative)."""
+
+
+class DashboardValues(Values):
+    enabled: bool = False
+    """Emit the Grafana dashboard as a ConfigMap labelled `grafana_dashboard: "1"`
+    for the Grafana sidecar. Left out: false."""
+    namespace: DnsLabel | None = None
+    """Namespace of the dashboard ConfigMap, when the Grafana sidecar watches only
+    its own. Left out: the database's namespace."""
+    labels: dict[str, str] = {}
+    """Extra labels on the ConfigMap. Left out: none."""
+
+
+def _default_scrapers() -> list[NetworkPolicyPeer]:
+    return [
+        NetworkPolicyPeer.model_validate(
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        )
+    ]
+
+
+class MetricsValues(Values):
+    enabled: bool = True
+    """Run the postgres-exporter sidecar (role `monitoring`, password key
+    `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:
+    true; false removes the sidecar, the Service and every object below."""
+    image: ExporterImageValues = Field(default_factory=ExporterImageValues)
+    """The exporter image. Left out: quay.io/prometheuscommunity/postgres-exporter
+    at the checked version."""
+    resources: ExporterResourcesValues = Field(default_factory=ExporterResourcesValues)
+    """The exporter's own requests and limits. Left out: 10m/32Mi, limits 250m/128Mi."""
+    scrapers: list[NetworkPolicyPeer] = Field(default_factory=_default_scrapers, min_length=1)
+    """Who may scrape 9187 when `networkPolicy.enabled`. Left out: pods labelled
+    app.kubernetes.io/name=prometheus in the namespace `monitoring`."""
+    service_monitor: ServiceMonitorValues = Field(default_factory=ServiceMonitorValues)
+    """Left out: no ServiceMonitor."""
+    prometheus_rule: PrometheusRuleValues = Field(default_factory=PrometheusRuleValues)
+    """Left out: no PrometheusRule."""
+    dashboard: DashboardValues = Field(default_factory=DashboardValues)
+    """Left out: no dashboard ConfigMap."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MetricsValues:
+        if not self.enabled:
+            for name, part in (("serviceMonitor", self.service_monitor), ("prometheusRule", self.prometheus_rule), ("dashboard", self.dashboard)):
+                if part.enabled:
+                    raise ValueError(
+                        f"{name}.enabled: true needs enabled: true (without the exporter there is nothing to "
+                        "scrape, alert on or chart)"
+                    )
+        sm = self.service_monitor
+        if sm.enabled and _duration_seconds(sm.scrape_timeout) > _duration_seconds(sm.interval):
+            raise ValueError(
+                f"serviceMonitor.scrapeTimeout: {sm.scrape_timeout} is longer than interval "
+                f"{sm.interval}: Prometheus rejects a timeout above the interval"
+            )
+        return self
+
+
+def _duration_seconds(text: str) -> float:
+    number, unit = re.match(r"^([0-9]+)(ms|s|m|h)$", text).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
 class PostgresValues(Values):
@@ -380,6 +511,7 @@ class PostgresValues(Values):
     pod_disruption_budget: PodDisruptionBudgetValues = Field(default_factory=PodDisruptionBudgetValues)
     network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
     temporal: TemporalValues = Field(default_factory=TemporalValues)
+    metrics: MetricsValues = Field(default_factory=MetricsValues)
     allowed_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
@@ -412,6 +544,17 @@ class PostgresValues(Values):
         from constructs.pgconf import derive_tuning
 
         derive_tuning(self)
+        return self
+
+
+    @model_validator(mode="after")
+    def _monitoring_role_free(self) -> PostgresValues:
+        # The exporter's role is fixed (its grants are the point): no other role may take its name.
+        taken = {"username": self.username, "ownerUsername": self.owner_username,
+                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+        for key, role in taken.items():
+            if self.metrics.enabled and role == MONITORING_ROLE:
+                raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
         return self
 
 

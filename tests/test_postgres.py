@@ -106,7 +106,7 @@ def test_verify_full_with_the_generated_ca_succeeds(pod):
 def test_every_password_is_a_scram_verifier(pod):
     with connect(pod, "postgres") as conn:
         stored = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL"))
-    assert set(stored) == {"postgres", "appowner", "appuser", "backupuser"}
+    assert set(stored) == {"postgres", "appowner", "appuser", "backupuser", "monitoring"}
     assert all(re.match(r"^SCRAM-SHA-256\$4096:[^$]+\$[^:]+:.+$", v) for v in stored.values()), stored
 
 

@@ -1,6 +1,7 @@
 -- Idempotent initialization, run by start.sh on every start as the superuser
 -- over the Unix socket. psql variables (-v): secrets_dir, database, schema,
--- owner_user, app_user, read_only_user, temporal (on/off), temporal_user.
+-- owner_user, app_user, read_only_user, temporal (on/off), temporal_user,
+-- metrics (on/off), monitoring_user.
 -- Creates what is missing, resets attributes and grants, and re-syncs every
 -- role's password from the Secret files (rotation = new Secret + restart).
 
@@ -44,12 +45,32 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'temporal_user') \gexec
 ALTER ROLE :"temporal_user" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
     PASSWORD :'temporal_pw';
 \endif
+-- The metrics exporter's role: it logs in, is a member of pg_monitor and of
+-- nothing else, so it reads statistics and settings but no table data.
+\if :metrics
+\set monitoring_pw `cat :'secrets_dir'/postgres_monitoring_pw`
+SELECT format('CREATE ROLE %I', :'monitoring_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
+ALTER ROLE :"monitoring_user" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD :'monitoring_pw';
+GRANT pg_monitor TO :"monitoring_user";
+SELECT format('REVOKE %I FROM %I', granted.rolname, :'monitoring_user')
+FROM pg_auth_members m
+JOIN pg_roles granted ON granted.oid = m.roleid
+JOIN pg_roles member ON member.oid = m.member
+WHERE member.rolname = :'monitoring_user' AND granted.rolname <> 'pg_monitor' \gexec
+\else
+-- Metrics turned off: a role left from before can no longer log in.
+SELECT format('ALTER ROLE %I NOLOGIN', :'monitoring_user')
+WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
+\endif
 -- Forget the passwords before anything else runs.
 \unset superuser_pw
 \unset owner_pw
 \unset app_pw
 \unset read_only_pw
 \unset temporal_pw
+\unset monitoring_pw
 
 -- Databases -----------------------------------------------------------------
 
@@ -59,6 +80,10 @@ ALTER DATABASE :"database" OWNER TO :"owner_user";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"database" TO :"app_user";
 GRANT CONNECT ON DATABASE :"database" TO :"read_only_user";
+\if :metrics
+-- The exporter connects to the application database, where pg_stat_statements lives.
+GRANT CONNECT ON DATABASE :"database" TO :"monitoring_user";
+\endif
 
 \if :temporal
 SELECT format('CREATE DATABASE %I OWNER %I', wanted.db, :'temporal_user')

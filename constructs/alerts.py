@@ -1,0 +1,208 @@
+"""The alerts an on-call engineer needs for the bundled PostgreSQL, as data.
+
+Each alert names its runbook section: README "Runbook" has a heading per alert,
+and `runbook_url` points at its anchor (the alert name in lower case). Every
+metric name used here must be listed in constructs/metric_catalog.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import layout
+
+# The backup CronJob's schedule interval. Until `postgres.backup.schedule` exists
+# (backup work), the schedule is daily; this is the one place to derive it from.
+BACKUP_INTERVAL_SECONDS = 24 * 3600
+BACKUP_STALE_FACTOR = 1.5
+
+CONNECTIONS_RATIO = 0.8
+VOLUME_FREE_RATIO = 0.15
+# Transaction IDs wrap around at 2^31; PostgreSQL stops accepting writes shortly before.
+XID_WRAPAROUND_LIMIT = 2**31
+XID_WRAPAROUND_RATIO = 0.5
+LONG_TRANSACTION_SECONDS = 1800
+REPLICATION_LAG_SECONDS = 60
+ROLLBACK_RATIO = 0.1
+ROLLBACKS_PER_SECOND_FLOOR = 1  # below this a high ratio is noise (a few scripted rollbacks)
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str | None
+    severity: str  # critical pages; warning goes to a ticket queue
+    summary: str
+    description: str  # a Prometheus template; always shows {{ $value }}
+
+    def anchor(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class AlertScope:
+    """What the expressions select: this deployment's series only."""
+
+    namespace: str
+    replicas: int
+    backups_volume: bool
+
+    @property
+    def exporter(self) -> str:
+        # The Prometheus Operator labels every series with the Service it scraped.
+        return f'namespace="{self.namespace}", service="{layout.METRICS_SERVICE}"'
+
+    @property
+    def data_claims(self) -> str:
+        return f'namespace="{self.namespace}", persistentvolumeclaim=~"{layout.DATA_CLAIM}-{layout.STATEFULSET}-[0-9]+"'
+
+    @property
+    def backup_claim(self) -> str:
+        return f'namespace="{self.namespace}", persistentvolumeclaim="{layout.BACKUP_CLAIM}"'
+
+    @property
+    def cronjob(self) -> str:
+        return f'namespace="{self.namespace}", cronjob="{layout.BACKUP_CRONJOB}"'
+
+
+def alerts(scope: AlertScope) -> list[Alert]:
+    ex = scope.exporter
+    stale_after = int(BACKUP_INTERVAL_SECONDS * BACKUP_STALE_FACTOR)
+    found = [
+        Alert(
+            "PostgresDown",
+            # pg_up: the exporter cannot connect; up: the exporter itself is not
+            # scraped; absent: the pod (or the whole target) is gone.
+            f"(pg_up{{{ex}}} == 0) or (up{{{ex}}} == 0) or absent(up{{{ex}}})",
+            "1m",
+            "critical",
+            "PostgreSQL {{ $labels.namespace }}/{{ $labels.pod }} is down",
+            "No successful connection to the database (value {{ $value }}) for 1 minute: "
+            "the application cannot read or write.",
+        ),
+        Alert(
+            "PostgresTooManyConnections",
+            f"sum by (namespace, pod) (pg_stat_activity_count{{{ex}}}) "
+            f"/ on (namespace, pod) max by (namespace, pod) (pg_settings_max_connections{{{ex}}}) > {CONNECTIONS_RATIO}",
+            "5m",
+            "warning",
+            "PostgreSQL {{ $labels.pod }} uses more than 80% of max_connections",
+            "{{ $value | humanizePercentage }} of max_connections are in use; new connections "
+            "will be refused when it reaches 100%.",
+        ),
+        Alert(
+            "PostgresTransactionIdWraparound",
+            f"max by (namespace, pod, datname) (pg_database_wraparound_age_datfrozenxid_seconds{{{ex}}}) "
+            f"/ {XID_WRAPAROUND_LIMIT} > {XID_WRAPAROUND_RATIO}",
+            "15m",
+            "warning",
+            "Database {{ $labels.datname }} is approaching transaction ID wraparound",
+            "The oldest unfrozen transaction ID of {{ $labels.datname }} has used "
+            "{{ $value | humanizePercentage }} of the 2^31 limit; PostgreSQL stops writes near it.",
+        ),
+        Alert(
+            "PostgresLongRunningTransaction",
+            f"max by (namespace, pod, datname) (pg_stat_activity_max_tx_duration{{{ex}}}) > {LONG_TRANSACTION_SECONDS}",
+            "5m",
+            "warning",
+            "A transaction in {{ $labels.datname }} has been open for more than 30 minutes",
+            "The oldest open transaction in {{ $labels.datname }} is {{ $value | humanizeDuration }} old; "
+            "it holds back vacuum and may hold locks.",
+        ),
+        Alert(
+            "PostgresDeadlocks",
+            f"increase(pg_stat_database_deadlocks{{{ex}}}[10m]) > 0",
+            None,
+            "warning",
+            "Deadlocks in {{ $labels.datname }}",
+            "{{ $value | printf \"%.0f\" }} deadlocks in {{ $labels.datname }} over the last 10 minutes: "
+            "transactions were aborted.",
+        ),
+        Alert(
+            "PostgresHighRollbackRate",
+            f"(sum by (namespace, pod, datname) (rate(pg_stat_database_xact_rollback{{{ex}}}[10m])) "
+            f"/ (sum by (namespace, pod, datname) (rate(pg_stat_database_xact_rollback{{{ex}}}[10m])) "
+            f"+ sum by (namespace, pod, datname) (rate(pg_stat_database_xact_commit{{{ex}}}[10m]))) > {ROLLBACK_RATIO}) "
+            f"and sum by (namespace, pod, datname) (rate(pg_stat_database_xact_rollback{{{ex}}}[10m])) > {ROLLBACKS_PER_SECOND_FLOOR}",
+            "10m",
+            "warning",
+            "Too many rollbacks in {{ $labels.datname }}",
+            "{{ $value | humanizePercentage }} of the transactions in {{ $labels.datname }} roll back.",
+        ),
+        Alert(
+            "PostgresDataVolumeFull",
+            f"kubelet_volume_stats_available_bytes{{{scope.data_claims}}} "
+            f"/ kubelet_volume_stats_capacity_bytes{{{scope.data_claims}}} < {VOLUME_FREE_RATIO}",
+            "5m",
+            "critical",
+            "Data volume {{ $labels.persistentvolumeclaim }} has less than 15% free",
+            "Only {{ $value | humanizePercentage }} of {{ $labels.persistentvolumeclaim }} is free; "
+            "PostgreSQL shuts down when the volume is full.",
+        ),
+        Alert(
+            "PostgresBackupTooOld",
+            # The second clause: a CronJob that never succeeded has no last-success time.
+            f"(time() - kube_cronjob_status_last_successful_time{{{scope.cronjob}}} > {stale_after}) "
+            f"or ((time() - kube_cronjob_created{{{scope.cronjob}}} > {stale_after}) "
+            f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{{{scope.cronjob}}})",
+            None,
+            "critical",
+            "No successful PostgreSQL backup for 1.5 schedule intervals",
+            "The last successful run of CronJob " + layout.BACKUP_CRONJOB
+            + " was {{ $value | humanizeDuration }} ago (schedule: daily).",
+        ),
+        Alert(
+            "PostgresBackupJobFailed",
+            f"kube_job_status_failed{{namespace=\"{scope.namespace}\"}} "
+            f"* on (namespace, job_name) group_left (owner_name) "
+            f"kube_job_owner{{namespace=\"{scope.namespace}\", owner_kind=\"CronJob\", owner_name=\"{layout.BACKUP_CRONJOB}\"}} > 0",
+            None,
+            "warning",
+            "Backup job {{ $labels.job_name }} failed",
+            "Job {{ $labels.job_name }} of CronJob " + layout.BACKUP_CRONJOB
+            + " has {{ $value }} failed pods.",
+        ),
+    ]
+    if scope.backups_volume:
+        found.append(
+            Alert(
+                "PostgresBackupVolumeFull",
+                f"kubelet_volume_stats_available_bytes{{{scope.backup_claim}}} "
+                f"/ kubelet_volume_stats_capacity_bytes{{{scope.backup_claim}}} < {VOLUME_FREE_RATIO}",
+                "5m",
+                "warning",
+                "Backup volume " + layout.BACKUP_CLAIM + " has less than 15% free",
+                "Only {{ $value | humanizePercentage }} of " + layout.BACKUP_CLAIM
+                + " is free; the next backups may fail.",
+            )
+        )
+    if scope.replicas > 1:
+        found.append(
+            Alert(
+                "PostgresReplicationLag",
+                f"max by (namespace, pod) (pg_replication_lag_seconds{{{ex}}}) > {REPLICATION_LAG_SECONDS}",
+                "5m",
+                "warning",
+                "Replica {{ $labels.pod }} lags behind the primary",
+                "Replica {{ $labels.pod }} replays WAL {{ $value | humanizeDuration }} behind the primary.",
+            )
+        )
+    return found
+
+
+def rule_groups(scope: AlertScope, runbook_base_url: str) -> list[dict]:
+    """The PrometheusRule `spec.groups`."""
+    rules = []
+    for alert in alerts(scope):
+        rule: dict = {"alert": alert.name, "expr": alert.expr}
+        if alert.for_:
+            rule["for"] = alert.for_
+        rule["labels"] = {"severity": alert.severity}
+        rule["annotations"] = {
+            "summary": alert.summary,
+            "description": alert.description,
+            "runbook_url": f"{runbook_base_url}#{alert.anchor()}",
+        }
+        rules.append(rule)
+    return [{"name": "postgres", "rules": rules}]

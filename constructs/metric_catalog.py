@@ -1,0 +1,52 @@
+"""Every metric name the alerts and the dashboard use, and where it comes from.
+
+This is the one place that ties our PromQL to the exporters' real output: a test
+parses every expression and fails on a metric name that is not listed here. When
+the exporter image is upgraded, re-check each name below against that version's
+collectors (and its CHANGELOG's "Metric name changes") and bump EXPORTER_VERSION.
+"""
+
+from __future__ import annotations
+
+# postgres-exporter release whose collectors (collector/*.go, cmd/postgres_exporter)
+# these names were checked against. v0.20.x moved settings, stat_activity and
+# stat_replication to standalone collectors without renaming their metrics.
+EXPORTER_VERSION = "v0.20.1"
+# kube-state-metrics v2.x (CronJob/Job metrics) and the kubelet's volume stats:
+# stable names across Kubernetes 1.27-1.35.
+KUBE_STATE_METRICS_VERSION = "v2.x (checked against v2.13)"
+
+# Collectors the exporter runs beyond its defaults; names listed below depend on them.
+EXTRA_COLLECTORS = ("stat_statements", "database_wraparound")
+
+# name -> "source: collector" (the flag that must stay enabled for it to exist)
+METRICS: dict[str, str] = {
+    # Prometheus itself, for every scrape target.
+    "up": "prometheus: scrape health of the exporter target",
+    # postgres-exporter, default collectors.
+    "pg_up": "postgres-exporter: exporter (1 when the last scrape could connect)",
+    "pg_stat_database_xact_commit": "postgres-exporter: stat_database",
+    "pg_stat_database_xact_rollback": "postgres-exporter: stat_database",
+    "pg_stat_database_blks_hit": "postgres-exporter: stat_database",
+    "pg_stat_database_blks_read": "postgres-exporter: stat_database",
+    "pg_stat_database_deadlocks": "postgres-exporter: stat_database",
+    "pg_stat_activity_count": "postgres-exporter: stat_activity (labels datname, state)",
+    "pg_stat_activity_max_tx_duration": "postgres-exporter: stat_activity (seconds)",
+    "pg_settings_max_connections": "postgres-exporter: settings",
+    "pg_locks_count": "postgres-exporter: locks (labels datname, mode)",
+    "pg_database_size_bytes": "postgres-exporter: database",
+    "pg_replication_lag_seconds": "postgres-exporter: replication (on standbys)",
+    # postgres-exporter, collectors enabled by flag (EXTRA_COLLECTORS).
+    "pg_stat_statements_calls_total": "postgres-exporter: stat_statements (labels user, datname, queryid)",
+    "pg_stat_statements_seconds_total": "postgres-exporter: stat_statements",
+    "pg_database_wraparound_age_datfrozenxid_seconds": "postgres-exporter: database_wraparound "
+    "(despite the suffix: age(datfrozenxid) in transactions)",
+    # kubelet (cAdvisor endpoint scraped by kube-prometheus).
+    "kubelet_volume_stats_available_bytes": "kubelet: volume stats (label persistentvolumeclaim)",
+    "kubelet_volume_stats_capacity_bytes": "kubelet: volume stats",
+    # kube-state-metrics.
+    "kube_cronjob_status_last_successful_time": "kube-state-metrics: cronjob (label cronjob)",
+    "kube_cronjob_created": "kube-state-metrics: cronjob",
+    "kube_job_status_failed": "kube-state-metrics: job (label job_name)",
+    "kube_job_owner": "kube-state-metrics: job (labels owner_kind, owner_name)",
+}

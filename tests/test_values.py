@@ -1,0 +1,181 @@
+"""Values validation: each rule has one test, and the message names the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from constructs.values import ValuesError, load_values, parse_values, values_warnings
+
+
+def pg(**postgres) -> dict:
+    return {"postgres": postgres}
+
+
+def test_defaults_follow_the_old_chart():
+    values = parse_values({})
+    p = values.postgres
+    assert values.global_.namespace == "api-forge-prod"
+    assert (p.replicas, p.database, p.username, p.owner_username, p.read_only_username) == (
+        1, "appdb", "appuser", "appowner", "backupuser")
+    assert (p.persistence.data.size, p.persistence.backups.size) == ("20Gi", "40Gi")
+    assert (p.resources.requests.cpu, p.resources.requests.memory) == ("500m", "1Gi")
+    assert (p.resources.limits.cpu, p.resources.limits.memory) == ("2000m", "4Gi")
+    assert (p.tls.existing_secret, p.ca.existing_secret, p.secrets.existing_secret) == (
+        "postgres-tls", "postgres-ca", "postgres-secrets")
+    assert p.ca.verify_clients is False
+    assert p.network_policy.enabled is False
+    assert p.image.reference == "postgres:17.6-bookworm"
+
+
+def test_shipped_values_file_equals_the_defaults():
+    assert load_values(Path(__file__).parent.parent / "values.yaml") == parse_values({})
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(ValuesError, match=r"postgres\.replica: unknown key"):
+        parse_values(pg(replica=2))
+
+
+def test_retired_chart_key_explains_why():
+    with pytest.raises(ValuesError, match=r"global\.namePrefix: object names are fixed"):
+        parse_values({"global": {"namePrefix": "api-forge"}})
+
+
+def test_zero_replicas():
+    with pytest.raises(ValuesError, match=r"postgres\.replicas: .*greater than or equal to 1.*received 0"):
+        parse_values(pg(replicas=0))
+
+
+def test_more_than_one_replica_needs_replication():
+    with pytest.raises(ValuesError, match=r"postgres\.replicas: 2 is not supported yet: without streaming replication"):
+        parse_values(pg(replicas=2))
+
+
+@pytest.mark.parametrize("size", ["20GB", "-1Gi", "lots"])
+def test_size_must_be_a_kubernetes_quantity(size):
+    with pytest.raises(ValuesError, match=rf"postgres\.persistence\.data\.size: '{size}' is not a Kubernetes quantity.*for example 20Gi"):
+        parse_values(pg(persistence={"data": {"size": size}}))
+
+
+def test_size_must_be_positive():
+    with pytest.raises(ValuesError, match=r"postgres\.persistence\.backups\.size: '0Gi' must be larger than zero"):
+        parse_values(pg(persistence={"backups": {"size": "0Gi"}}))
+
+
+def test_data_volume_cannot_be_switched_off():
+    with pytest.raises(ValuesError, match=r"postgres\.persistence\.data\.enabled: false would keep the database on an emptyDir"):
+        parse_values(pg(persistence={"data": {"enabled": False}}))
+
+
+def test_cpu_request_above_limit():
+    with pytest.raises(ValuesError, match=r"postgres\.resources\.requests\.cpu: 3 is above limits\.cpu 2000m"):
+        parse_values(pg(resources={"requests": {"cpu": "3", "memory": "1Gi"}}))
+
+
+def test_memory_request_above_limit():
+    with pytest.raises(ValuesError, match=r"postgres\.resources\.requests\.memory: 8Gi is above limits\.memory 4Gi"):
+        parse_values(pg(resources={"requests": {"cpu": "1", "memory": "8Gi"}}))
+
+
+def test_pdb_min_available_above_replicas():
+    with pytest.raises(ValuesError, match=r"postgres\.podDisruptionBudget\.minAvailable: 2 is above replicas \(1\)"):
+        parse_values(pg(podDisruptionBudget={"minAvailable": 2}))
+
+
+def test_pdb_min_available_equal_to_replicas_is_a_warning():
+    assert any("every node drain" in w for w in values_warnings(parse_values({})))
+    assert not any("drain" in w for w in values_warnings(parse_values(pg(podDisruptionBudget={"minAvailable": 0}))))
+
+
+def test_tls_off_is_a_warning():
+    assert any("unencrypted" in w for w in values_warnings(parse_values(pg(tls={"enabled": False}))))
+    assert not any("unencrypted" in w for w in values_warnings(parse_values({})))
+
+
+@pytest.mark.parametrize("name", ["API_Forge", "-prod", "a" * 64])
+def test_namespace_must_be_a_dns_label(name):
+    with pytest.raises(ValuesError, match=r"global\.namespace: .* is not a DNS-1123 label"):
+        parse_values({"global": {"namespace": name}})
+
+
+def test_secret_name_must_be_a_dns_label():
+    with pytest.raises(ValuesError, match=r"postgres\.secrets\.existingSecret: 'Postgres_Secrets' is not a DNS-1123 label"):
+        parse_values(pg(secrets={"existingSecret": "Postgres_Secrets"}))
+
+
+def test_role_name_must_be_a_plain_identifier():
+    with pytest.raises(ValuesError, match=r"postgres\.username: 'app-user' is not a plain PostgreSQL name"):
+        parse_values(pg(username="app-user"))
+
+
+def test_role_name_must_not_be_reserved():
+    with pytest.raises(ValuesError, match=r"postgres\.readOnlyUsername: 'pg_reader' is reserved"):
+        parse_values(pg(readOnlyUsername="pg_reader"))
+
+
+def test_role_names_must_differ():
+    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ"):
+        parse_values(pg(username="appowner"))
+
+
+def test_latest_tag_is_refused():
+    with pytest.raises(ValuesError, match=r"postgres\.image\.tag: 'latest' is not reproducible"):
+        parse_values(pg(image={"tag": "latest"}))
+
+
+def test_digest_format():
+    with pytest.raises(ValuesError, match=r"postgres\.image\.digest: 'sha256:abc' must look like sha256:<64 hex digits>"):
+        parse_values(pg(image={"digest": "sha256:abc"}))
+
+
+def test_digest_wins_over_tag():
+    digest = "sha256:" + "a" * 64
+    assert parse_values(pg(image={"digest": digest})).postgres.image.reference == f"postgres@{digest}"
+
+
+def test_postgres_memory_setting_uses_postgres_units():
+    with pytest.raises(ValuesError, match=r"postgres\.config\.sharedBuffers: '1Gi' is not a PostgreSQL memory setting"):
+        parse_values(pg(config={"sharedBuffers": "1Gi"}))
+
+
+def test_parameter_names():
+    with pytest.raises(ValuesError, match=r"postgres\.config\.parameters: 'Work-Mem' is not a PostgreSQL setting name"):
+        parse_values(pg(config={"parameters": {"Work-Mem": "4MB"}}))
+
+
+def test_network_policy_opens_only_the_database_port():
+    rule = {"from": [{"podSelector": {}}], "ports": [{"port": 80}]}
+    with pytest.raises(ValuesError, match=r"postgres\.networkPolicy\.ingress\[0\]\.ports: 80 is not the database port"):
+        parse_values(pg(networkPolicy={"ingress": [rule]}))
+
+
+def test_client_certificates_need_tls():
+    with pytest.raises(ValuesError, match=r"postgres\.ca\.verifyClients: true needs tls\.enabled: true"):
+        parse_values(pg(tls={"enabled": False}, ca={"verifyClients": True}))
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ValuesError) as raised:
+        parse_values(pg(replicas=0, database="App DB"))
+    assert "postgres.replicas" in str(raised.value) and "postgres.database" in str(raised.value)
+
+
+def test_missing_values_file(tmp_path):
+    with pytest.raises(ValuesError, match=r"values file .*nope\.yaml does not exist: pass --values FILE or set VALUES"):
+        load_values(tmp_path / "nope.yaml")
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("postgres:\n  replicas: [1\n")
+    with pytest.raises(ValuesError, match=r"bad\.yaml is not valid YAML"):
+        load_values(bad)
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- postgres\n")
+    with pytest.raises(ValuesError, match=r"the top level must be a mapping"):
+        load_values(bad)
