@@ -38,6 +38,18 @@ synth: setup
 	$(PY) main.py --check
 	cdk8s synth
 
+# Typed bindings for the custom resources this app emits (cert-manager Certificate,
+# Prometheus Operator ServiceMonitor and PrometheusRule), generated offline into
+# imports/ from the CRDs listed under `imports:` in cdk8s.yaml (../shared/crds/...).
+# Committed; tests/test_imports.py fails when they are stale. Output is
+# byte-reproducible. To add a CRD, add its path to that list (with a `name:=`
+# prefix when it shares its API group with another: without one the second
+# import replaces the first module), then run `make imports`.
+.PHONY: imports
+imports: node_modules/.installed
+	rm -rf imports
+	CDK8S_CHECK_UPGRADE=false cdk8s import --language python --output imports
+
 .PHONY: test
 test: setup postgres
 	$(PY) -m pytest

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import labels, localpod
+from constructs import certificate, labels
 from constructs.database import Database, DatabaseProps
 from constructs.gitops import apply_sync_waves
 from constructs.metrics import Metrics, MetricsProps
@@ -38,6 +38,8 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
     database = Database(chart, "database", props=DatabaseProps(
         namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
+    if pg.tls.enabled and pg.tls.cert_manager.enabled:
+        certificate.add_server_certificate(chart, namespace, database.labels, pg)
     if pg.network_policy.enabled:
         NetworkIsolation(chart, "network", props=NetworkIsolationProps(
             namespace=namespace, labels=database.labels, database_selector=database.selector,
@@ -70,7 +72,13 @@ def _values_path(arg: str | None) -> Path:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "local":
+        from constructs import localpod  # sub-commands load their modules (and cryptography) only when used
+
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
+    if argv and argv[0] == "secrets":
+        from constructs import secretgen
+
+        return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

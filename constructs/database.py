@@ -9,7 +9,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
-from constructs import exporter, layout, pgconf
+from constructs import exporter, layout, pgconf, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues, VolumeValues
 
@@ -171,13 +171,9 @@ class Database(Construct):
             k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(name=layout.CONFIG_MAP, default_mode=CONFIG_FILE_MODE)),
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(name=layout.SCRIPTS_CONFIG_MAP, default_mode=SCRIPT_FILE_MODE)),
             k8s.Volume(name="secrets", secret=k8s.SecretVolumeSource(secret_name=pg.secrets.existing_secret, default_mode=SECRET_FILE_MODE)),
-            # The CA is only required when client certificates are verified.
-            k8s.Volume(
-                name="ca",
-                secret=k8s.SecretVolumeSource(
-                    secret_name=pg.ca.existing_secret, default_mode=SECRET_FILE_MODE, optional=not pg.ca.verify_clients
-                ),
-            ),
+            # The CA is only required when client certificates are verified; with
+            # cert-manager it comes from the TLS Secret (constructs/tls.py).
+            tls.ca_volume(pg),
             k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(size_limit=_quantity("64Mi"))),
             k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=_quantity("1Gi"))),
             k8s.Volume(
@@ -187,9 +183,7 @@ class Database(Construct):
         ]
         if pg.tls.enabled:
             mounts.append(k8s.VolumeMount(name="tls", mount_path=layout.TLS_DIR, read_only=True))
-            volumes.append(
-                k8s.Volume(name="tls", secret=k8s.SecretVolumeSource(secret_name=pg.tls.existing_secret, default_mode=SECRET_FILE_MODE))
-            )
+            volumes.append(tls.tls_volume(pg))  # server.crt/server.key whatever the source
         if pg.persistence.backups.enabled:
             mounts.append(k8s.VolumeMount(name="backups", mount_path=layout.BACKUP_DIR))
             volumes.append(

@@ -32,6 +32,8 @@ SYNC_WAVES: dict[str, int] = {
     "Service": PREREQUISITE_WAVE,
     "NetworkPolicy": PREREQUISITE_WAVE,
     "PodDisruptionBudget": PREREQUISITE_WAVE,
+    # cert-manager writes the TLS Secret the database pods mount.
+    "Certificate": PREREQUISITE_WAVE,
     # The database.
     "StatefulSet": DATABASE_WAVE,
     # Clients of the running database.

@@ -15,6 +15,12 @@ State folder:
 
 Secret files that exist are kept, so a state folder can be restarted with its
 data, and a test can rotate a password by replacing its file before `up`.
+
+With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
+those Secrets instead of its own, laid out as the kubelet does (items, modes,
+`..data` symlink; constructs/localsecrets.py), rewritten at every `up`;
+`local sync-secrets` re-projects them into a running pod as the kubelet does
+when a Secret changes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout, pgconf, pki
+from constructs import layout, localsecrets, pgconf, pki
 from constructs.values import ChartValues, ValuesError, load_values
 
 HOST = "127.0.0.1"
@@ -175,10 +181,11 @@ class LocalPod:
 
     # --- prepare -------------------------------------------------------------
 
-    def prepare(self, values: ChartValues, synthesize: Synthesize) -> None:
+    def prepare(self, values: ChartValues, synthesize: Synthesize, secrets_dir: Path | None = None) -> None:
         """Synthesize the values and lay the pod's volumes out under root/.
 
-        ConfigMap files are rewritten; Secret files are generated only when missing.
+        ConfigMap files are rewritten; Secret files are generated only when missing,
+        or, with `secrets_dir`, projected from the Secret manifests there.
         """
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o711)
@@ -200,9 +207,12 @@ class LocalPod:
                     self._write(target / key, text.encode(), volume["configMap"]["defaultMode"])
             elif "secret" in volume:
                 self._mkdir(target, 0o755)
-                self._fill_secret(target, secrets[volume["secret"]["secretName"]])
+                if secrets_dir is None:
+                    self._fill_secret(target, secrets[volume["secret"]["secretName"]])
             else:  # emptyDir or persistent volume claim
                 self._mkdir(target)
+        if secrets_dir is not None:
+            self.sync_secrets(secrets_dir)
 
     def _secret_sources(self, values: ChartValues) -> dict[str, Callable[[], dict[str, bytes]]]:
         """For each Secret name, a function producing its files (called only for an empty folder)."""
@@ -227,6 +237,27 @@ class LocalPod:
             return
         for key, data in source().items():
             self._write(folder / key, data, 0o600)
+
+    def sync_secrets(self, secrets_dir: Path) -> None:
+        """Project the Secret manifests in `secrets_dir` into every Secret volume, as
+        the kubelet does (also while the pod runs); the generated CA becomes the
+        runner's (sslrootcert, client certificates)."""
+        try:
+            manifests = localsecrets.read_manifests(secrets_dir)
+            pod, container = self._container(self._documents())
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            for mount in container["volumeMounts"]:
+                source = volumes.get(mount["name"], {}).get("secret")
+                if source is not None:
+                    files = localsecrets.payload(source, manifests)
+                    localsecrets.project(self.host_path(mount["mountPath"]), files, gid=self.gid)
+        except localsecrets.SecretVolumeError as err:
+            raise LocalPodError(str(err)) from None
+        self.pki.mkdir(mode=0o700, exist_ok=True)
+        for name in ("ca.key", "ca.crt"):
+            if (secrets_dir / name).exists():
+                shutil.copyfile(secrets_dir / name, self.pki / name)
+                (self.pki / name).chmod(0o600 if name == "ca.key" else 0o644)
 
     def _ca(self) -> pki.KeyPair:
         key, cert = self.pki / "ca.key", self.pki / "ca.crt"
@@ -358,14 +389,20 @@ def cli(argv: list[str], *, synthesize: Synthesize, values_path: Callable[[str |
     up = commands.add_parser("up", help="synthesize, start and wait until ready; print connection details as JSON")
     up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
-    for command in (up, commands.add_parser("down", help="fast shutdown"), commands.add_parser("status")):
+    sync = commands.add_parser("sync-secrets", help="update a running pod's Secret volumes, as the kubelet does")
+    for command in (up, sync):
+        command.add_argument("--secrets", type=Path, required=command is sync,
+                             help="use the Secret manifests in this folder (`secrets generate --out`) instead of the runner's own")
+    for command in (up, sync, commands.add_parser("down", help="fast shutdown"), commands.add_parser("status")):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
     args = parser.parse_args(argv)
     try:
         pod = LocalPod(args.state)
         if args.command == "up":
-            pod.prepare(load_values(values_path(args.values)), synthesize)
+            pod.prepare(load_values(values_path(args.values)), synthesize, args.secrets)
             print(json.dumps(pod.start(port=args.port)))
+        elif args.command == "sync-secrets":
+            pod.sync_secrets(args.secrets)
         elif args.command == "down":
             pod.stop()
         else:

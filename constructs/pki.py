@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from constructs import layout
@@ -43,9 +43,9 @@ class KeyPair:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
     @property
-    def private_key(self) -> ec.EllipticCurvePrivateKey:
+    def private_key(self) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
         key = serialization.load_pem_private_key(self.key_pem, password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        assert isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))
         return key
 
 
@@ -59,11 +59,33 @@ def service_names(namespace: str) -> list[str]:
     return names + ["localhost"]
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
+def server_dns_names(namespace: str, replicas: int) -> list[str]:
+    """Every name a client may use in a cluster, spelled out (no wildcards) in a
+    fixed order: the Service and the headless Service (short, namespaced, .svc,
+    fully qualified), each pod's stable name behind the headless Service, and
+    localhost. The generated certificate and the cert-manager Certificate both
+    use this list."""
+    names: list[str] = []
+    hosts = [layout.SERVICE, layout.HEADLESS_SERVICE]
+    hosts += [f"{layout.STATEFULSET}-{n}.{layout.HEADLESS_SERVICE}" for n in range(replicas)]
+    for host in hosts:
+        names += [host, f"{host}.{namespace}", f"{host}.{namespace}.svc", f"{host}.{namespace}.svc.cluster.local"]
+    return names + ["localhost"]
+
+
+# Key types the secret generator offers (values: postgres.tls.generator.keyAlgorithm).
+KEY_ALGORITHMS = ("ECDSA-P256", "RSA-3072")
+
+
+def _new_key(algorithm: str = "ECDSA-P256") -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    if algorithm == "RSA-3072":
+        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    if algorithm != "ECDSA-P256":
+        raise ValueError(f"algorithm: {algorithm!r} is not supported; use one of {', '.join(KEY_ALGORITHMS)}")
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
@@ -82,9 +104,9 @@ def _builder(subject: str, issuer: x509.Name, public_key, days: int) -> x509.Cer
     )
 
 
-def new_ca(common_name: str = "postgres-ca", days: int = 3650) -> KeyPair:
+def new_ca(common_name: str = "postgres-ca", days: int = 3650, algorithm: str = "ECDSA-P256") -> KeyPair:
     """A self-signed CA that may sign leaf certificates only."""
-    key = _new_key()
+    key = _new_key(algorithm)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         _builder(common_name, name, key.public_key(), days)
@@ -102,16 +124,17 @@ def new_ca(common_name: str = "postgres-ca", days: int = 3650) -> KeyPair:
 
 
 def _leaf(ca: KeyPair, common_name: str, usage: x509.ObjectIdentifier, days: int,
-          names: list[str], addresses: list[str]) -> KeyPair:
-    key = _new_key()
+          names: list[str], addresses: list[str], algorithm: str = "ECDSA-P256") -> KeyPair:
+    key = _new_key(algorithm)
+    rsa_key = isinstance(key, rsa.RSAPrivateKey)
     ca_cert = ca.certificate
     builder = (
         _builder(common_name, ca_cert.subject, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=True, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True, content_commitment=False, key_encipherment=rsa_key, data_encipherment=False,
+                key_agreement=not rsa_key, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
             ),
             critical=True,
         )
@@ -129,11 +152,12 @@ def _leaf(ca: KeyPair, common_name: str, usage: x509.ObjectIdentifier, days: int
     return KeyPair(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
-def server_certificate(ca: KeyPair, names: list[str], addresses: list[str], days: int = 825) -> KeyPair:
+def server_certificate(ca: KeyPair, names: list[str], addresses: list[str], days: int = 825,
+                       algorithm: str = "ECDSA-P256") -> KeyPair:
     """A TLS server certificate for the DNS `names` and IP `addresses`, signed by `ca`."""
     if not names:
         raise ValueError("names: a server certificate needs at least one DNS name")
-    return _leaf(ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, days, names, addresses)
+    return _leaf(ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, days, names, addresses, algorithm)
 
 
 def client_certificate(ca: KeyPair, user: str, days: int = 825) -> KeyPair:

@@ -20,6 +20,8 @@ VARIANTS: dict[str, dict] = {
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},
+    "cert-manager": {"postgres": {"tls": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "internal-ca", "kind": "ClusterIssuer"}}}}},
     "metrics-off": {"postgres": {"metrics": {"enabled": False}}},
     # The Prometheus Operator objects and the dashboard on, everything else at defaults.
     "metrics-objects": {"postgres": {"metrics": {"serviceMonitor": {"enabled": True},

@@ -128,6 +128,9 @@ trap 'stop SIGINT' INT
 
 finish() {
     rm -f "$ready_marker"
+    if [[ -n ${watcher:-} ]]; then
+        kill "$watcher" 2>/dev/null || true
+    fi
     if [[ -n $cleaner ]]; then
         kill "$cleaner" 2>/dev/null || true
     fi
@@ -167,6 +170,13 @@ psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postg
 
 touch "$ready_marker"
 log "ready"
+
+# Renewed or rotated certificates are reloaded without a restart; the watcher exits with the server.
+watcher=""
+if [[ -n ${PG_TLS_DIR:-} ]]; then
+    bash "$PG_SCRIPTS_DIR/cert-watch.sh" "$postmaster" &
+    watcher=$!
+fi
 
 status=0
 wait_postmaster || status=$?

@@ -1,0 +1,329 @@
+"""`python main.py secrets generate`: the Secrets the database needs, outside dist/.
+
+Writes Kubernetes Secret manifests into a folder that git ignores (default
+`secrets/`), never into the synthesized output:
+
+  postgres-secrets.yaml  every password the values require (start.sh refuses to start without one)
+  postgres-tls.yaml      server.key + server.crt for every Service and pod name (not with cert-manager)
+  postgres-ca.yaml       ca.crt: the CA bundle clients and the server trust (not with cert-manager)
+  ca.key, ca.crt         the CA's private key (never applied to the cluster: kubectl
+                         apply -f DIR reads only .yaml/.yml/.json) and the bundle, for
+                         clients' sslrootcert and for issuing the next certificates
+
+Every file is mode 0600 in a 0700 folder. Existing files are never overwritten
+without --force; --rotate KEY replaces one password (or `tls`: the server
+certificate, `ca`: a new CA added to the trust bundle) and keeps the rest.
+The names of the Secrets and keys come from the values and from layout.py, the
+same sources the StatefulSet is built from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from constructs import labels, layout, pki
+from constructs.values import ChartValues, PostgresValues, ValuesError, load_values
+
+PASSWORD_LENGTH = 40  # letters and digits: URL-safe, about 238 bits
+CA_KEY_FILE = "ca.key"
+CA_BUNDLE_FILE = "ca.crt"
+ROTATE_TLS = "tls"
+ROTATE_CA = "ca"
+COMPONENT = "database"
+
+
+class SecretsError(Exception):
+    """The secrets cannot be generated as asked; the message says why and what to do."""
+
+
+# --- what the values require ---------------------------------------------------
+
+
+def password_keys(postgres: PostgresValues) -> list[str]:
+    """Keys of the passwords Secret, in a fixed order: the ones start.sh requires."""
+    keys = [layout.SUPERUSER_PASSWORD_KEY, layout.OWNER_PASSWORD_KEY, layout.APP_PASSWORD_KEY,
+            layout.READ_ONLY_PASSWORD_KEY]
+    if postgres.temporal.enabled:
+        keys.append(layout.TEMPORAL_PASSWORD_KEY)
+    if postgres.metrics.enabled:
+        keys.append(layout.MONITORING_PASSWORD_KEY)
+    return keys
+
+
+def generates_certificates(postgres: PostgresValues) -> bool:
+    """TLS and CA Secrets come from here unless TLS is off or cert-manager issues them."""
+    return postgres.tls.enabled and not postgres.tls.cert_manager.enabled
+
+
+def server_dns_names(values: ChartValues) -> list[str]:
+    return pki.server_dns_names(values.global_.namespace, values.postgres.replicas)
+
+
+# --- manifests -------------------------------------------------------------------
+
+
+def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": values.global_.namespace,
+            # No app.kubernetes.io/instance: Argo CD tracks its objects by that label by
+            # default and would prune a Secret that is not in dist/.
+            "labels": {
+                "app.kubernetes.io/name": labels.NAME,
+                "app.kubernetes.io/component": COMPONENT,
+                "app.kubernetes.io/part-of": labels.PART_OF,
+                "app.kubernetes.io/managed-by": "secrets-generate",
+            },
+        },
+        "type": "Opaque",
+        "data": {key: base64.b64encode(data[key]).decode() for key in data},
+    }
+
+
+def read_secret(path: Path) -> dict[str, bytes]:
+    """The decoded data of a Secret manifest written by this module."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SecretsError(f"{path} does not exist: run `secrets generate` without --rotate first") from None
+    return {key: base64.b64decode(value) for key, value in (document.get("data") or {}).items()}
+
+
+def _dump(document: dict) -> bytes:
+    return yaml.safe_dump(document, sort_keys=False).encode()
+
+
+# --- certificates -------------------------------------------------------------------
+
+
+def _certificates(bundle: bytes) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(bundle) if bundle.strip() else []
+
+
+def _pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def current_ca(out: Path) -> pki.KeyPair:
+    """The CA whose key is in OUT/ca.key (its certificate is the first of the bundle that matches)."""
+    try:
+        key_pem = (out / CA_KEY_FILE).read_bytes()
+        bundle = (out / CA_BUNDLE_FILE).read_bytes()
+    except FileNotFoundError as err:
+        raise SecretsError(
+            f"{err.filename} does not exist: the CA's key is needed to issue a server certificate; "
+            "generate everything with `secrets generate --force` (or `--rotate ca` first)"
+        ) from None
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for certificate in _certificates(bundle):
+        if certificate.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public:
+            return pki.KeyPair(key_pem, _pem(certificate))
+    raise SecretsError(f"{out / CA_BUNDLE_FILE} holds no certificate for the key in {out / CA_KEY_FILE}")
+
+
+def _new_ca(values: ChartValues) -> pki.KeyPair:
+    generator = values.postgres.tls.generator
+    return pki.new_ca("postgres-ca", days=generator.ca_validity_days, algorithm=generator.key_algorithm)
+
+
+def _server(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
+    generator = values.postgres.tls.generator
+    pair = pki.server_certificate(ca, server_dns_names(values), [], days=generator.server_validity_days,
+                                  algorithm=generator.key_algorithm)
+    return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
+
+
+# --- the plan: which files to write --------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Files to write (name -> bytes), and what to tell the user."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def manifest_file(secret_name: str) -> str:
+    return f"{secret_name}.yaml"
+
+
+def plan_all(values: ChartValues) -> Plan:
+    """Everything new: passwords, and unless cert-manager issues them, a CA and a server certificate."""
+    pg = values.postgres
+    plan = Plan()
+    passwords = {key: pki.random_password(PASSWORD_LENGTH).encode() for key in password_keys(pg)}
+    plan.files[manifest_file(pg.secrets.existing_secret)] = _dump(
+        secret_manifest(values, pg.secrets.existing_secret, passwords))
+    if generates_certificates(pg):
+        ca = _new_ca(values)
+        plan.files[manifest_file(pg.tls.existing_secret)] = _dump(
+            secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))
+        plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
+            secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: ca.cert_pem}))
+        plan.files[CA_KEY_FILE] = ca.key_pem
+        plan.files[CA_BUNDLE_FILE] = ca.cert_pem
+    elif pg.tls.enabled:
+        plan.notes.append(
+            f"cert-manager issues {pg.tls.existing_secret} (and its ca.crt): no TLS or CA Secret written")
+    return plan
+
+
+def rotation_choices(postgres: PostgresValues) -> list[str]:
+    choices = password_keys(postgres)
+    if generates_certificates(postgres):
+        choices += [ROTATE_TLS, ROTATE_CA]
+    return choices
+
+
+def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
+    pg = values.postgres
+    allowed = rotation_choices(pg)
+    if key not in allowed:
+        raise SecretsError(
+            f"--rotate: {key!r} is not something these values use; choose one of {', '.join(allowed)}")
+    plan = Plan()
+    restart = (f"kubectl -n {values.global_.namespace} rollout restart statefulset/{layout.STATEFULSET}")
+    if key == ROTATE_TLS:
+        ca = current_ca(out)
+        plan.files[manifest_file(pg.tls.existing_secret)] = _dump(
+            secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))
+        plan.notes.append("new server key and certificate: PostgreSQL reloads them within a minute of the "
+                          "kubelet updating the volume, without a restart")
+    elif key == ROTATE_CA:
+        old = _certificates(read_secret(out / manifest_file(pg.ca.existing_secret)).get(layout.CA_CERT_FILE, b""))
+        ca = _new_ca(values)
+        # Trust old and new until every server certificate is issued by the new CA.
+        bundle = ca.cert_pem + b"".join(_pem(c) for c in old)
+        plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
+            secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: bundle}))
+        plan.files[CA_KEY_FILE] = ca.key_pem
+        plan.files[CA_BUNDLE_FILE] = bundle
+        plan.notes.append("new CA added to the trust bundle; the server certificate is unchanged. Next: give "
+                          "clients the new ca.crt, then `--rotate tls`, then `--prune-ca`")
+    else:
+        path = out / manifest_file(pg.secrets.existing_secret)
+        passwords = read_secret(path)
+        passwords[key] = pki.random_password(PASSWORD_LENGTH).encode()
+        ordered = {k: passwords[k] for k in password_keys(pg) if k in passwords}
+        ordered.update({k: v for k, v in passwords.items() if k not in ordered})
+        plan.files[manifest_file(pg.secrets.existing_secret)] = _dump(
+            secret_manifest(values, pg.secrets.existing_secret, ordered))
+        plan.notes.append(f"new {key}: the start script sets it at the next start ({restart})")
+    return plan
+
+
+def plan_prune_ca(values: ChartValues, out: Path) -> Plan:
+    """Trust only the current CA (the one whose key is in ca.key)."""
+    pg = values.postgres
+    if not generates_certificates(pg):
+        raise SecretsError("--prune-ca: no CA is generated with these values (TLS off or cert-manager on)")
+    ca = current_ca(out)
+    plan = Plan()
+    plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
+        secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: ca.cert_pem}))
+    plan.files[CA_BUNDLE_FILE] = ca.cert_pem
+    plan.notes.append("the trust bundle holds only the current CA: clients and the server drop the old one")
+    return plan
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def write_plan(plan: Plan, out: Path, *, overwrite: bool) -> list[Path]:
+    """Write every file with mode 0600 (atomically: a temporary file renamed into place)."""
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out.chmod(0o700)
+    existing = sorted(name for name in plan.files if (out / name).exists())
+    if existing and not overwrite:
+        raise SecretsError(
+            f"{', '.join(str(out / n) for n in existing)} already exist: refusing to overwrite. "
+            "Use --rotate KEY to replace one password or certificate, or --force to replace everything")
+    written = []
+    for name, data in plan.files.items():
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=out)  # mkstemp creates 0600
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, out / name)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        written.append(out / name)
+    return written
+
+
+def generate(values: ChartValues, out: Path, *, force: bool = False, rotate: str | None = None,
+             prune_ca: bool = False, forbidden: tuple[Path, ...] = ()) -> tuple[list[Path], list[str]]:
+    """Generate (or rotate) the Secrets into `out`; return the files written and notes."""
+    for folder in forbidden:
+        if _inside(out, folder):
+            raise SecretsError(f"--out: {out} is inside {folder}, which is committed; choose a folder outside it")
+    if sum(map(bool, (force, rotate, prune_ca))) > 1:
+        raise SecretsError("--force, --rotate and --prune-ca exclude each other")
+    if rotate:
+        plan = plan_rotation(values, out, rotate)
+        overwrite = True
+    elif prune_ca:
+        plan, overwrite = plan_prune_ca(values, out), True
+    else:
+        plan, overwrite = plan_all(values), force
+    return write_plan(plan, out, overwrite=overwrite), plan.notes
+
+
+def cli(argv: list[str], *, values_path: Callable[[str | None], Path], default_out: Path,
+        forbidden: tuple[Path, ...]) -> int:
+    parser = argparse.ArgumentParser(prog="main.py secrets", description="Generate the database's Secrets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="write Secret manifests (mode 0600) outside dist/")
+    gen.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    gen.add_argument("--out", type=Path, default=default_out, help=f"folder (default: {default_out})")
+    gen.add_argument("--force", action="store_true", help="replace existing files (every password changes)")
+    gen.add_argument("--rotate", metavar="KEY",
+                     help="replace one password key (e.g. postgres_app_user_pw), or `tls` (server "
+                          "certificate) or `ca` (new CA, trusted beside the old one); keep the rest")
+    gen.add_argument("--prune-ca", action="store_true", help="trust only the newest CA (after --rotate ca, --rotate tls)")
+    args = parser.parse_args(argv)
+    if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
+        parser.error("--force, --rotate and --prune-ca exclude each other")
+    try:
+        values = load_values(values_path(args.values))
+        written, notes = generate(values, args.out, force=args.force, rotate=args.rotate,
+                                  prune_ca=args.prune_ca, forbidden=forbidden)
+    except (SecretsError, ValuesError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path} (mode 0600)")
+    for note in notes:
+        print(f"note: {note}")
+    manifests = [p for p in written if p.suffix == ".yaml"]
+    if manifests:
+        print("apply with:")
+        print("  kubectl apply " + " ".join(f"-f {p}" for p in manifests))
+    return 0
