@@ -3,7 +3,8 @@
 and the old Helm chart's static settings, on this machine's PostgreSQL.
 
 One data folder with pgbench data serves all three configurations; rounds
-interleave them (in a rotating order) so drift in the machine hits each alike.
+interleave them (in a rotating order) so drift in the machine hits each alike,
+and each server starts with pgbench data prewarmed into its buffers (steady state).
 Prints the median TPS of each configuration for read-write (TPC-B-like) and
 select-only runs, and the ratios. Usage: bench/pgbench.py [--rounds 5] [--seconds 15] [--scale 50]
 """
@@ -61,6 +62,10 @@ class Server:
             if self.process.poll() is not None:
                 raise SystemExit(f"the server did not start with this configuration:\n{conf}")
             time.sleep(0.1)
+        # Measure steady state: each configuration's buffers as full of pgbench data as they can be.
+        self.run("psql", "-X", "-q", "-d", "postgres", "-c", "CREATE EXTENSION IF NOT EXISTS pg_prewarm",
+                 "-c", "SELECT pg_prewarm(oid) FROM pg_class WHERE relname LIKE 'pgbench%' AND relkind IN ('r', 'i')",
+                 check=True)
 
     def run(self, program: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return subprocess.run([f"{self.bindir}/{program}", "-h", str(self.folder), *args],
@@ -75,7 +80,12 @@ class Server:
         self.process.wait()
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # runs the clean-up: servers stopped, folder removed
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=15, help="length of each pgbench run")
@@ -91,8 +101,10 @@ def main() -> int:
         print(f"pgbench scale {args.scale}, -c 4 -j 2, {args.seconds}s runs, {args.rounds} interleaved rounds; "
               f"generated config for limits {LIMITS}", flush=True)
         server = Server(bindir, folder, configs["initdb defaults"])
-        server.run("pgbench", "-i", "-q", "-s", str(args.scale), "postgres", check=True)
-        server.stop()
+        try:
+            server.run("pgbench", "-i", "-q", "-s", str(args.scale), "postgres", check=True)
+        finally:
+            server.stop()
         results: dict[tuple[str, str], list[float]] = {}
         names = list(configs)
         for round_number in range(args.rounds):
@@ -100,7 +112,6 @@ def main() -> int:
             for name in order:
                 server = Server(bindir, folder, configs[name])
                 try:
-                    server.tps(MODES["select-only"], 3)  # warm the caches; not counted
                     for mode, flags in MODES.items():
                         tps = server.tps(flags, args.seconds)
                         results.setdefault((name, mode), []).append(tps)

@@ -177,8 +177,6 @@ class LocalPod:
         env[pgconf.LISTEN_ENV] = HOST
         env[pgconf.PORT_ENV] = str(self._recorded().get("port") or env[pgconf.PORT_ENV])
         env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
-        env["HOME"] = env["PG_RUN_DIR"]
-        env["LC_ALL"] = "C.UTF-8"
         return env
 
     # --- prepare -------------------------------------------------------------
