@@ -257,7 +257,7 @@ def test_backup_connects_as_the_read_only_role_over_verified_tls(pod, empty_back
     assert backup(pod)["set"]
 
 
-def test_the_jobs_own_connection_cannot_write(pod, empty_backups):
+def test_the_jobs_own_connection_cannot_write(pod, empty_backups, wrapper_dir):
     # Just before dumping, a wrapper tries a write with the job's very connection settings.
     attempt = wrapper_dir(
         'if psql -X -q -d appdb -c "CREATE TABLE app.written_by_backup (id int)" 2>"$TMPDIR/write.err"; then\n'
@@ -360,17 +360,27 @@ class socket_closed:
         self.sock.close()
 
 
-def wrapper_dir(body: str) -> str:
-    """A folder holding a `pg_dump` wrapper that runs the real one, then `body`."""
-    folder = Path(tempfile.mkdtemp(prefix="fault-"))
-    folder.chmod(0o755)
-    script = folder / "pg_dump"
-    script.write_text(f"#!/usr/bin/env bash\nset -euo pipefail\nreal={_bindir()}/pg_dump\n{body}\n")
-    script.chmod(0o755)
-    return str(folder)
+@pytest.fixture
+def wrapper_dir():
+    """wrapper_dir(body) -> a folder (for PATH) holding a `pg_dump` wrapper that
+    runs `body` with $real = the real pg_dump; removed after the test."""
+    made: list[Path] = []
+
+    def make(body: str) -> str:
+        folder = Path(tempfile.mkdtemp(prefix="fault-"))
+        made.append(folder)
+        folder.chmod(0o755)  # the job runs as the postgres user
+        script = folder / "pg_dump"
+        script.write_text(f"#!/usr/bin/env bash\nset -euo pipefail\nreal={_bindir()}/pg_dump\n{body}\n")
+        script.chmod(0o755)
+        return str(folder)
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder)
 
 
-def test_dump_killed_mid_write_leaves_no_final_file_and_is_cleaned_next_run(pod, one_good_set):
+def test_dump_killed_mid_write_leaves_no_final_file_and_is_cleaned_next_run(pod, one_good_set, wrapper_dir):
     folder, digest = one_good_set
     make_big_table(pod, "big_for_kill")
     # Half of the dump reaches the file, then the whole job dies (OOM kill, node loss).
@@ -387,7 +397,7 @@ def test_dump_killed_mid_write_leaves_no_final_file_and_is_cleaned_next_run(pod,
     assert len(sets(folder)) == 2 and taken["set"] == sets(folder)[-1]
 
 
-def test_dump_corrupted_in_its_data_fails_verification(pod, one_good_set):
+def test_dump_corrupted_in_its_data_fails_verification(pod, one_good_set, wrapper_dir):
     folder, digest = one_good_set
     make_big_table(pod, "big_for_corruption")
     # 64 bytes overwritten in the middle of the archive: inside table data, not the header.
