@@ -5,7 +5,6 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 # jsii needs Node >= 22: the pinned one from package.json comes first.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
-export PYTHONDONTWRITEBYTECODE := 1
 
 .venv/.installed: requirements.txt
 	python3 -m venv .venv
