@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import certificate, labels
+from constructs import certificate
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
 from constructs.gitops import apply_sync_waves
@@ -75,29 +75,11 @@ def _values_path(arg: str | None) -> Path:
     return Path(arg or os.environ.get("VALUES") or TOP / "values.yaml")
 
 
-def restore_manifest_command(argv: list[str]) -> int:
-    """`restore-manifest --backup NAME [--database DB ...] [--jobs N]`: print the restore Job."""
-    from constructs.restore import RestoreError, restore_manifest
-
-    parser = argparse.ArgumentParser(prog="main.py restore-manifest",
-                                     description="Print the Job that restores a backup set (see README-backup.md).")
-    parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    parser.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
-    parser.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all in the set)")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel pg_restore jobs (default 2)")
-    args = parser.parse_args(argv)
-    try:
-        values = load_values(_values_path(args.values))
-        sys.stdout.write(restore_manifest(values, backup=args.backup, databases=args.database, jobs=args.jobs))
-    except (ValuesError, RestoreError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["restore-manifest"]:
-        return restore_manifest_command(argv[1:])
+        from constructs import restore
+
+        return restore.cli(argv[1:], values_path=_values_path)
     if argv[:2] in (["local", "backup"], ["local", "restore"]):
         from constructs import backup_local
 

@@ -33,6 +33,11 @@ class DatabaseProps(BaseModel):
     """The `postgres` section of the values."""
 
 
+# The scripts the database container runs. Only these roll the database pod when
+# they change; the backup and restore scripts share the ConfigMap but not the pod.
+DATABASE_SCRIPTS = ("start.sh", "probe.sh", "init.sql", "cert-watch.sh")
+
+
 def pod_scripts() -> dict[str, str]:
     """The pod's scripts, keyed by file name, as shipped in the scripts ConfigMap."""
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(SCRIPTS.iterdir()) if p.is_file()}
@@ -126,7 +131,8 @@ class Database(Construct):
                     metadata=k8s.ObjectMeta(
                         labels=self.labels,
                         # A changed config or script rolls the pod, so what runs is what dist/ says.
-                        annotations={"checksum/config": _digest(config_files, scripts)},
+                        annotations={"checksum/config": _digest(
+                            config_files, {name: scripts[name] for name in DATABASE_SCRIPTS})},
                     ),
                     spec=self._pod_spec(props),
                 ),

@@ -1,17 +1,21 @@
 """`python main.py restore-manifest`: the restore Job for one backup set, as YAML.
 
 The Job is printed, never written to dist/: a GitOps sync must not restore by
-accident. Apply it by hand (`... | kubectl apply -f -`), see README-backup.md.
+accident. Apply it by hand (`... | kubectl apply -f -`), see README.md, "Backups and restores".
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import cdk8s
 
 from constructs.backup import DEFAULT_RESTORE_JOBS, SET_NAME, RestoreJob, RestoreJobProps
-from constructs.values import ChartValues
+from constructs.values import ChartValues, ValuesError, load_values
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -25,7 +29,7 @@ def check_request(backup: str, databases: list[str], jobs: int) -> None:
     if not SET_NAME.match(backup):
         raise RestoreError(
             f"--backup: {backup!r} is not a backup set name: use the directory name of a set "
-            "on the backup volume, such as 20260101T020000Z (see README-backup.md, list backups)"
+            "on the backup volume, such as 20260101T020000Z (see README.md, 'Backups and restores')"
         )
     for database in databases:
         if not _DATABASE.match(database):
@@ -45,3 +49,21 @@ def restore_manifest(values: ChartValues, *, backup: str, databases: list[str],
         postgres=values.postgres, backup=backup, databases=databases, jobs=jobs))
     text = app.synth_yaml()
     return text if text.endswith("\n") else text + "\n"
+
+
+def cli(argv: list[str], *, values_path: Callable[[str | None], Path]) -> int:
+    """`restore-manifest --backup NAME [--database DB ...] [--jobs N]`: print the restore Job."""
+    parser = argparse.ArgumentParser(prog="main.py restore-manifest",
+                                     description="Print the Job that restores a backup set (see README.md, 'Backups and restores').")
+    parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    parser.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
+    parser.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all in the set)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS, help=f"parallel pg_restore jobs (default {DEFAULT_RESTORE_JOBS})")
+    args = parser.parse_args(argv)
+    try:
+        values = load_values(values_path(args.values))
+        sys.stdout.write(restore_manifest(values, backup=args.backup, databases=args.database, jobs=args.jobs))
+    except (ValuesError, RestoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from conftest import container
+from constructs.database import DATABASE_SCRIPTS, SCRIPTS
 
 NS = "api-forge-prod"
 
@@ -209,3 +212,13 @@ def test_network_policy_admits_the_configured_peers(synth):
     app = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "application"}}}
     (rule,) = [rule for rule in spec["ingress"] if app in rule["from"]]
     assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]
+
+
+def test_rolling_checksum_covers_what_the_database_container_runs():
+    """Every script start.sh and probe.sh call is in the checksum; the backup
+    scripts are not, so editing them does not restart the database."""
+    called = {"start.sh", "probe.sh"}
+    for name in ("start.sh", "probe.sh"):
+        called |= set(re.findall(r"\$PG_SCRIPTS_DIR/([\w.-]+)", (SCRIPTS / name).read_text()))
+    assert set(DATABASE_SCRIPTS) == called
+    assert not {"backup.sh", "restore.sh"} & set(DATABASE_SCRIPTS)
