@@ -37,8 +37,8 @@ class IssuerRef(BaseModel):
     """The issuer's API group (cert-manager.io for the built-in kinds)."""
 
 
-class ServerCertificateProps(BaseModel):
-    """What the ServerCertificate construct needs; every field is required."""
+class CertificateProps(BaseModel):
+    """What every Certificate here needs: where it lives, its Secret, issuer and lifetime."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,14 +50,19 @@ class ServerCertificateProps(BaseModel):
     """Labels of the Certificate; all but app.kubernetes.io/instance are copied onto the Secret."""
     secret_name: str
     """Secret cert-manager writes: keys tls.crt, tls.key and (from CA-type issuers) ca.crt."""
-    dns_names: list[str] = Field(min_length=1)
-    """Subject alternative names, in order; the first is also the common name."""
     issuer_ref: IssuerRef
     """The issuer that signs the certificate."""
     duration: str
     """Requested lifetime (Go duration)."""
     renew_before: str
     """Renew this long before expiry (Go duration)."""
+
+
+class ServerCertificateProps(CertificateProps):
+    """What the ServerCertificate construct needs; every field is required."""
+
+    dns_names: list[str] = Field(min_length=1)
+    """Subject alternative names, in order; the first is also the common name."""
     key_algorithm: Literal["ECDSA"] = "ECDSA"
     """Private key algorithm; P-256, a new key at every renewal."""
 
@@ -107,27 +112,12 @@ class ServerCertificate(Construct):
                      usages=SERVER_USAGES)
 
 
-class ClientCertificateProps(BaseModel):
-    """What the ClientCertificate construct needs; every field is required."""
+class ClientCertificateProps(CertificateProps):
+    """What the ClientCertificate construct needs (the issuer: the server's, whose CA
+    PostgreSQL trusts); every field is required."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    """Name of the Certificate object."""
-    namespace: str
-    """Namespace of the Certificate and of the Secret it writes."""
-    labels: dict[str, str]
-    """Labels of the Certificate; all but app.kubernetes.io/instance are copied onto the Secret."""
-    secret_name: str
-    """Secret cert-manager writes: keys tls.crt, tls.key and (from CA-type issuers) ca.crt."""
     user: str = Field(min_length=1)
     """The database role the certificate is for: its common name."""
-    issuer_ref: IssuerRef
-    """The issuer that signs the certificate (the server's: its CA is the one PostgreSQL trusts)."""
-    duration: str
-    """Requested lifetime (Go duration)."""
-    renew_before: str
-    """Renew this long before expiry (Go duration)."""
 
 
 class ClientCertificate(Construct):
