@@ -15,7 +15,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
-from constructs import layout, tls
+from constructs import certificate, layout, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.values import PostgresValues
 
@@ -29,8 +29,9 @@ BACKUP_SCRIPT = "backup.sh"
 RESTORE_SCRIPT = "restore.sh"
 # Mount path of the backup job's client certificate (used when ca.verifyClients).
 CLIENT_TLS_DIR = "/etc/postgres/client-tls"
-CLIENT_CERT_FILE = "tls.crt"
-CLIENT_KEY_FILE = "tls.key"
+CLIENT_CERT_FILE = layout.CLIENT_CERT_FILE
+CLIENT_KEY_FILE = layout.CLIENT_KEY_FILE
+CLIENT_TLS_VOLUME = "client-tls"
 
 # Schedule tolerance: a run may start this late (controller restart, busy
 # cluster) before it counts as missed. cdk8s-plus' default is 10 s.
@@ -155,6 +156,20 @@ def restore_environment(pg: PostgresValues, *, backup: str, databases: list[str]
     return env
 
 
+def uses_client_certificate(pg: PostgresValues) -> bool:
+    """The backup job presents a client certificate only when the server demands one."""
+    return pg.tls.enabled and pg.ca.verify_clients
+
+
+def client_secret_items(pg: PostgresValues) -> dict[str, str]:
+    """Key of the client-certificate Secret -> file name in CLIENT_TLS_DIR. cert-manager
+    writes tls.crt/tls.key (and ca.crt, not mounted: the CA volume has it); the keys
+    `secrets generate` writes are the file names themselves."""
+    if tls.uses_cert_manager(pg):
+        return {tls.CERT_MANAGER_CERT_KEY: CLIENT_CERT_FILE, tls.CERT_MANAGER_KEY_KEY: CLIENT_KEY_FILE}
+    return {CLIENT_CERT_FILE: CLIENT_CERT_FILE, CLIENT_KEY_FILE: CLIENT_KEY_FILE}
+
+
 def _quantity(text: str) -> k8s.Quantity:
     return k8s.Quantity.from_string(text)
 
@@ -190,11 +205,10 @@ def _job_pod_spec(pg: PostgresValues, *, image_pull_policy: str, container: str,
             secret_name=tls.ca_secret_name(pg), default_mode=SECRET_FILE_MODE,
             items=[k8s.KeyToPath(key=key, path=path) for key, path in tls.ca_secret_items(pg).items()])))
         if pg.ca.verify_clients:
-            mounts.append(k8s.VolumeMount(name="client-tls", mount_path=CLIENT_TLS_DIR, read_only=True))
-            volumes.append(k8s.Volume(name="client-tls", secret=k8s.SecretVolumeSource(
+            mounts.append(k8s.VolumeMount(name=CLIENT_TLS_VOLUME, mount_path=CLIENT_TLS_DIR, read_only=True))
+            volumes.append(k8s.Volume(name=CLIENT_TLS_VOLUME, secret=k8s.SecretVolumeSource(
                 secret_name=pg.backup.client_certificate.existing_secret, default_mode=SECRET_FILE_MODE,
-                items=[k8s.KeyToPath(key=CLIENT_CERT_FILE, path=CLIENT_CERT_FILE),
-                       k8s.KeyToPath(key=CLIENT_KEY_FILE, path=CLIENT_KEY_FILE)])))
+                items=[k8s.KeyToPath(key=key, path=path) for key, path in client_secret_items(pg).items()])))
 
     affinity = None
     if pg.persistence.backups.access_mode == "ReadWriteOnce":
@@ -263,6 +277,10 @@ class Backup(Construct):
 
         k8s.KubeServiceAccount(self, "service-account", metadata=meta(SERVICE_ACCOUNT),
                                automount_service_account_token=False)
+        if tls.uses_cert_manager(pg) and uses_client_certificate(pg):
+            # The job's client certificate from the same issuer as the server's: with
+            # cert-manager on, `secrets generate` writes no CA to sign one with.
+            certificate.add_client_certificate(self, props.namespace, self.labels, pg)
         k8s.KubeCronJob(
             self,
             "cronjob",

@@ -4,8 +4,15 @@ Job's scripts, run against the local pod (constructs/localpod.py).
 The container's command and environment are read from the synthesized objects
 (the CronJob in the state folder's dist/, the Job from `restore_manifest`),
 paths are mapped under the state folder exactly as the local pod maps its own,
-and the Service name becomes 127.0.0.1 at the local pod's port (its server
-certificate is valid for that address, so `sslmode=verify-full` still holds).
+and the Service name becomes `localhost` at 127.0.0.1 and the local pod's port
+(both the runner's own server certificate and the one `secrets generate` writes
+are valid for that name, so `sslmode=verify-full` still holds).
+
+With client-certificate verification the job's certificate comes, as in a
+cluster, from the Secret the CronJob mounts: `local backup --secrets DIR`
+projects it from the manifests `secrets generate` wrote (kubelet layout, see
+constructs/localsecrets.py); without --secrets (and nothing projected before)
+the runner issues one from the pod's CA.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout
+from constructs import layout, localsecrets
 from constructs.backup import (
     BACKUP_CONTAINER,
     CLIENT_CERT_FILE,
     CLIENT_KEY_FILE,
     CLIENT_TLS_DIR,
+    CLIENT_TLS_VOLUME,
     CRONJOB,
     RESTORE_CONTAINER,
     DEFAULT_RESTORE_JOBS,
@@ -46,21 +54,43 @@ def _container(pod_spec: dict, name: str) -> dict:
     return next(c for c in pod_spec["containers"] if c["name"] == name)
 
 
-def cronjob_container(pod: LocalPod) -> dict:
-    """The backup container as synthesized into the local pod's dist/."""
+def cronjob_pod_spec(pod: LocalPod) -> dict:
+    """The backup job's pod spec as synthesized into the local pod's dist/."""
     for path in sorted(pod.dist.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] == "CronJob" and doc["metadata"]["name"] == CRONJOB:
-                return _container(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], BACKUP_CONTAINER)
+                return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     raise LocalJobError(f"CronJob {CRONJOB} is not in {pod.dist}: is postgres.backup.enabled false?")
+
+
+def cronjob_container(pod: LocalPod) -> dict:
+    """The backup container as synthesized into the local pod's dist/."""
+    return _container(cronjob_pod_spec(pod), BACKUP_CONTAINER)
+
+
+def project_client_certificate(pod: LocalPod, pod_spec: dict, secrets_dir: Path) -> None:
+    """Lay the job's client-certificate volume out from the Secret manifests in
+    `secrets_dir`, items and modes as the kubelet does (a no-op when the job
+    mounts none: clients are not verified)."""
+    sources = [v["secret"] for v in pod_spec["volumes"] if v["name"] == CLIENT_TLS_VOLUME]
+    if not sources:
+        return
+    try:
+        files = localsecrets.payload(sources[0], localsecrets.read_manifests(secrets_dir))
+    except localsecrets.SecretVolumeError as err:
+        raise LocalJobError(f"{err} (run `python main.py secrets generate --out {secrets_dir}`)") from None
+    localsecrets.project(pod.host_path(CLIENT_TLS_DIR), files, gid=pod.gid)
 
 
 def _prepare_client_certificate(pod: LocalPod, env: dict[str, str]) -> None:
     """With client-certificate verification the job presents its own certificate
-    (Secret postgres-backup-tls in a cluster): issue one from the local CA."""
+    (Secret postgres-backup-tls in a cluster). One projected from a Secret is
+    used as it is; otherwise issue one from the local CA."""
     if "PGSSLCERT" not in env:
         return
     folder = pod.host_path(CLIENT_TLS_DIR)
+    if (folder / localsecrets.DATA_LINK).is_symlink():
+        return
     cert, key = pod.client_certificate(env["PGUSER"])
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in ((cert, CLIENT_CERT_FILE), (key, CLIENT_KEY_FILE)):
@@ -80,7 +110,10 @@ def job_environment(pod: LocalPod, container: dict) -> dict[str, str]:
     for item in container.get("env", []):
         value = item["value"]
         env[item["name"]] = str(pod.host_path(value)) if value.startswith("/") else value
-    env["PGHOST"] = HOST
+    # The server certificate names localhost (not the address): verify-full checks
+    # PGHOST, PGHOSTADDR only says where to connect.
+    env["PGHOST"] = "localhost"
+    env["PGHOSTADDR"] = HOST
     env["PGPORT"] = str(port)
     # The local PostgreSQL binaries, as the local pod itself uses them (the image has them on PATH).
     pod_env = pod.environment()
@@ -130,9 +163,13 @@ def _summary(result: subprocess.CompletedProcess) -> dict[str, str]:
     raise LocalJobError(f"no summary line in the output:\n{result.stdout}")
 
 
-def backup(pod: LocalPod) -> dict:
-    """Run backup.sh; return {"set", "files", "bytes", "seconds"}."""
-    command, env, user = container_process(pod, cronjob_container(pod))
+def backup(pod: LocalPod, secrets_dir: Path | None = None) -> dict:
+    """Run backup.sh; return {"set", "files", "bytes", "seconds"}. With `secrets_dir`
+    the client certificate comes from the Secret manifests there."""
+    pod_spec = cronjob_pod_spec(pod)
+    if secrets_dir is not None:
+        project_client_certificate(pod, pod_spec, secrets_dir)
+    command, env, user = container_process(pod, _container(pod_spec, BACKUP_CONTAINER))
     summary = _summary(run_process(pod, command, env, user))
     folder = Path(env["BACKUP_DIR"]) / summary["set"]
     files = sorted(str(p) for p in folder.iterdir())
@@ -162,13 +199,15 @@ def cli(argv: list[str], *, values_path: Callable[[str | None], Path]) -> int:
     give.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all)")
     give.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS, help="parallel pg_restore jobs")
     give.add_argument("--values", help="the values `local up` used (default: $VALUES, else values.yaml)")
+    take.add_argument("--secrets", type=Path,
+                      help="the Secret manifests `local up --secrets` used: the client certificate comes from there")
     for command in (take, give):
         command.add_argument("--state", required=True, type=Path, help="state folder of `local up`")
     args = parser.parse_args(argv)
     try:
         pod = LocalPod(args.state)
         if args.command == "backup":
-            print(json.dumps(backup(pod)))
+            print(json.dumps(backup(pod, args.secrets)))
         else:
             values = load_values(values_path(args.values))
             container = restore_container(values, args.backup, args.database, args.jobs)

@@ -52,6 +52,11 @@ TEMPORAL_PASSWORD_KEY = "postgres_temporal_pw"
 TLS_CERT_FILE = "server.crt"
 TLS_KEY_FILE = "server.key"
 CA_CERT_FILE = "ca.crt"
+# Keys of the backup job's client-certificate Secret (postgres-backup-tls), the
+# same whether `secrets generate` or cert-manager writes it; also the file names
+# the job sees.
+CLIENT_CERT_FILE = "tls.crt"
+CLIENT_KEY_FILE = "tls.key"
 
 # Metrics (issue 6): the exporter sidecar and the objects around it.
 EXPORTER_CONTAINER = "postgres-exporter"

@@ -160,6 +160,6 @@ def server_certificate(ca: KeyPair, names: list[str], addresses: list[str], days
     return _leaf(ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, days, names, addresses, algorithm)
 
 
-def client_certificate(ca: KeyPair, user: str, days: int = 825) -> KeyPair:
+def client_certificate(ca: KeyPair, user: str, days: int = 825, algorithm: str = "ECDSA-P256") -> KeyPair:
     """A TLS client certificate for the database role `user` (its common name), signed by `ca`."""
-    return _leaf(ca, user, ExtendedKeyUsageOID.CLIENT_AUTH, days, [], [])
+    return _leaf(ca, user, ExtendedKeyUsageOID.CLIENT_AUTH, days, [], [], algorithm)

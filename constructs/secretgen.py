@@ -6,13 +6,16 @@ Writes Kubernetes Secret manifests into a folder that git ignores (default
   postgres-secrets.yaml  every password the values require (start.sh refuses to start without one)
   postgres-tls.yaml      server.key + server.crt for every Service and pod name (not with cert-manager)
   postgres-ca.yaml       ca.crt: the CA bundle clients and the server trust (not with cert-manager)
+  postgres-backup-tls.yaml  tls.crt + tls.key: the backup job's client certificate for the
+                         read-only role, when clients are verified (not with cert-manager)
   ca.key, ca.crt         the CA's private key (never applied to the cluster: kubectl
                          apply -f DIR reads only .yaml/.yml/.json) and the bundle, for
                          clients' sslrootcert and for issuing the next certificates
 
 Every file is mode 0600 in a 0700 folder. Existing files are never overwritten
 without --force; --rotate KEY replaces one password (or `tls`: the server
-certificate, `ca`: a new CA added to the trust bundle) and keeps the rest.
+certificate and the backup client certificate, `backup-tls`: the client
+certificate only, `ca`: a new CA added to the trust bundle) and keeps the rest.
 The names of the Secrets and keys come from the values and from layout.py, the
 same sources the StatefulSet is built from.
 """
@@ -40,6 +43,7 @@ CA_KEY_FILE = "ca.key"
 CA_BUNDLE_FILE = "ca.crt"
 ROTATE_TLS = "tls"
 ROTATE_CA = "ca"
+ROTATE_BACKUP_TLS = "backup-tls"
 COMPONENT = "database"
 
 
@@ -66,6 +70,12 @@ def generates_certificates(postgres: PostgresValues) -> bool:
     return postgres.tls.enabled and not postgres.tls.cert_manager.enabled
 
 
+def generates_client_certificate(postgres: PostgresValues) -> bool:
+    """The backup job's client certificate comes from here when the server demands
+    one, the job exists, and this generator (not cert-manager) holds the CA."""
+    return generates_certificates(postgres) and postgres.ca.verify_clients and postgres.backup.enabled
+
+
 def server_dns_names(values: ChartValues) -> list[str]:
     return pki.server_dns_names(values.global_.namespace, values.postgres.replicas)
 
@@ -73,7 +83,7 @@ def server_dns_names(values: ChartValues) -> list[str]:
 # --- manifests -------------------------------------------------------------------
 
 
-def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes]) -> dict:
+def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes], type_: str = "Opaque") -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -89,7 +99,7 @@ def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes]) -> d
                 "app.kubernetes.io/managed-by": "secrets-generate",
             },
         },
-        "type": "Opaque",
+        "type": type_,
         "data": {key: base64.b64encode(data[key]).decode() for key in data},
     }
 
@@ -149,6 +159,32 @@ def _server(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
     return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
 
 
+def _client(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
+    """The backup job's client certificate: the read-only role it connects as."""
+    generator = values.postgres.tls.generator
+    pair = pki.client_certificate(ca, values.postgres.read_only_username, days=generator.server_validity_days,
+                                  algorithm=generator.key_algorithm)
+    return {layout.CLIENT_CERT_FILE: pair.cert_pem, layout.CLIENT_KEY_FILE: pair.key_pem}
+
+
+def _certificate_files(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
+    """Manifests of every certificate the CA issues: the server's, and the backup
+    job's when clients are verified. Issued together, so that after a new CA
+    (`--rotate ca`) one `--rotate tls` moves both to it before `--prune-ca`."""
+    pg = values.postgres
+    files = {manifest_file(pg.tls.existing_secret): _dump(
+        secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))}
+    if generates_client_certificate(pg):
+        files.update(_client_file(values, ca))
+    return files
+
+
+def _client_file(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
+    name = values.postgres.backup.client_certificate.existing_secret
+    # kubernetes.io/tls, as cert-manager writes it: the API server checks both keys are there.
+    return {manifest_file(name): _dump(secret_manifest(values, name, _client(values, ca), "kubernetes.io/tls"))}
+
+
 # --- the plan: which files to write --------------------------------------------------
 
 
@@ -173,15 +209,16 @@ def plan_all(values: ChartValues) -> Plan:
         secret_manifest(values, pg.secrets.existing_secret, passwords))
     if generates_certificates(pg):
         ca = _new_ca(values)
-        plan.files[manifest_file(pg.tls.existing_secret)] = _dump(
-            secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))
+        plan.files.update(_certificate_files(values, ca))
         plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
             secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: ca.cert_pem}))
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     elif pg.tls.enabled:
-        plan.notes.append(
-            f"cert-manager issues {pg.tls.existing_secret} (and its ca.crt): no TLS or CA Secret written")
+        issued = pg.tls.existing_secret + " (and its ca.crt)"
+        if pg.ca.verify_clients and pg.backup.enabled:
+            issued += f" and {pg.backup.client_certificate.existing_secret}"
+        plan.notes.append(f"cert-manager issues {issued}: no TLS, CA or client-certificate Secret written")
     return plan
 
 
@@ -189,6 +226,8 @@ def rotation_choices(postgres: PostgresValues) -> list[str]:
     choices = password_keys(postgres)
     if generates_certificates(postgres):
         choices += [ROTATE_TLS, ROTATE_CA]
+    if generates_client_certificate(postgres):
+        choices.append(ROTATE_BACKUP_TLS)
     return choices
 
 
@@ -202,10 +241,14 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
     restart = (f"kubectl -n {values.global_.namespace} rollout restart statefulset/{layout.STATEFULSET}")
     if key == ROTATE_TLS:
         ca = current_ca(out)
-        plan.files[manifest_file(pg.tls.existing_secret)] = _dump(
-            secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))
+        plan.files.update(_certificate_files(values, ca))
         plan.notes.append("new server key and certificate: PostgreSQL reloads them within a minute of the "
                           "kubelet updating the volume, without a restart")
+        if generates_client_certificate(pg):
+            plan.notes.append(_client_note(pg))
+    elif key == ROTATE_BACKUP_TLS:
+        plan.files.update(_client_file(values, current_ca(out)))
+        plan.notes.append(_client_note(pg))
     elif key == ROTATE_CA:
         old = _certificates(read_secret(out / manifest_file(pg.ca.existing_secret)).get(layout.CA_CERT_FILE, b""))
         ca = _new_ca(values)
@@ -216,7 +259,8 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = bundle
         plan.notes.append("new CA added to the trust bundle; the server certificate is unchanged. Next: give "
-                          "clients the new ca.crt, then `--rotate tls`, then `--prune-ca`")
+                          "clients the new ca.crt, then `--rotate tls` (server and backup client "
+                          "certificates), then `--prune-ca`")
     else:
         path = out / manifest_file(pg.secrets.existing_secret)
         passwords = read_secret(path)
@@ -227,6 +271,11 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
             secret_manifest(values, pg.secrets.existing_secret, ordered))
         plan.notes.append(f"new {key}: the start script sets it at the next start ({restart})")
     return plan
+
+
+def _client_note(pg: PostgresValues) -> str:
+    return (f"new backup client certificate ({pg.backup.client_certificate.existing_secret}, CN "
+            f"{pg.read_only_username}): the next backup run mounts it")
 
 
 def plan_prune_ca(values: ChartValues, out: Path) -> Plan:
@@ -306,7 +355,9 @@ def cli(argv: list[str], *, values_path: Callable[[str | None], Path], default_o
     gen.add_argument("--force", action="store_true", help="replace existing files (every password changes)")
     gen.add_argument("--rotate", metavar="KEY",
                      help="replace one password key (e.g. postgres_app_user_pw), or `tls` (server "
-                          "certificate) or `ca` (new CA, trusted beside the old one); keep the rest")
+                          "certificate, and the backup client certificate when clients are verified), "
+                          "`backup-tls` (only the backup client certificate) or `ca` (new CA, trusted "
+                          "beside the old one); keep the rest")
     gen.add_argument("--prune-ca", action="store_true", help="trust only the newest CA (after --rotate ca, --rotate tls)")
     args = parser.parse_args(argv)
     if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
