@@ -59,15 +59,3 @@ bench: setup postgres
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
-
-# Typed bindings for the Prometheus Operator CRDs, generated into imports/ (committed).
-# One module per CRD: both share the group monitoring.coreos.com, and a single
-# import would write them to the same module, the second replacing the first.
-CRDS := ../shared/crds
-MONITORING_CRDS := servicemonitors prometheusrules
-.PHONY: imports
-imports: node_modules/.installed
-	rm -rf $(addprefix imports/,$(MONITORING_CRDS))
-	for crd in $(MONITORING_CRDS); do \
-	  CDK8S_CHECK_UPGRADE=false cdk8s import $$crd:=$(CRDS)/monitoring.coreos.com_$$crd.yaml -l python -o imports || exit 1; \
-	done
