@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs import certificate, layout, tls
 from constructs.labels import object_labels, selector_labels
+from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod
 from constructs.values import PostgresValues
 
 COMPONENT = "backup"
@@ -226,35 +227,16 @@ def _job_pod_spec(pg: PostgresValues, *, image_pull_policy: str, container: str,
         enable_service_links=False,
         restart_policy="Never",
         affinity=affinity,
-        security_context=k8s.PodSecurityContext(
-            run_as_non_root=True,
-            run_as_user=uid,
-            run_as_group=uid,
-            fs_group=uid,
-            fs_group_change_policy="OnRootMismatch",
-            seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-        ),
+        security_context=restricted_pod(uid),
         containers=[k8s.Container(
             name=container,
             image=pg.image.reference,
             image_pull_policy=image_pull_policy,
             command=["bash", f"{layout.SCRIPTS_DIR}/{script}"],
             env=[k8s.EnvVar(name=k, value=v) for k, v in env.items()],
-            resources=k8s.ResourceRequirements(
-                requests={"cpu": _quantity(resources.requests.cpu), "memory": _quantity(resources.requests.memory)},
-                limits={"cpu": _quantity(resources.limits.cpu), "memory": _quantity(resources.limits.memory)},
-            ),
+            resources=resource_requirements(resources),
             volume_mounts=mounts,
-            security_context=k8s.SecurityContext(
-                allow_privilege_escalation=False,
-                capabilities=k8s.Capabilities(drop=["ALL"]),
-                privileged=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                run_as_user=uid,
-                run_as_group=uid,
-                seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-            ),
+            security_context=restricted_container(uid),
         )],
         volumes=volumes,
     )

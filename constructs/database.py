@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs import exporter, layout, pgconf, tls
 from constructs.labels import object_labels, selector_labels
+from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod
 from constructs.values import PostgresValues, VolumeValues
 
 COMPONENT = "database"
@@ -211,25 +212,13 @@ class Database(Construct):
             command=["bash", f"{layout.SCRIPTS_DIR}/start.sh"],
             env=[k8s.EnvVar(name=k, value=v) for k, v in pgconf.pod_environment(pg).items()],
             ports=[k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")],
-            resources=k8s.ResourceRequirements(
-                requests={"cpu": _quantity(pg.resources.requests.cpu), "memory": _quantity(pg.resources.requests.memory)},
-                limits={"cpu": _quantity(pg.resources.limits.cpu), "memory": _quantity(pg.resources.limits.memory)},
-            ),
+            resources=resource_requirements(pg.resources),
             # initdb or crash recovery of a large database may take a while: allow 30 minutes.
             startup_probe=probe("startup", 10, 180),
             readiness_probe=probe("ready", 10, 3),
             liveness_probe=probe("live", 10, 6),
             volume_mounts=mounts,
-            security_context=k8s.SecurityContext(
-                allow_privilege_escalation=False,
-                capabilities=k8s.Capabilities(drop=["ALL"]),
-                privileged=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                run_as_user=uid,
-                run_as_group=uid,
-                seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-            ),
+            security_context=restricted_container(uid),
         )
         sidecar = exporter.sidecar(pg, props.image_pull_policy, run_volume="run")
         return k8s.PodSpec(
@@ -238,14 +227,7 @@ class Database(Construct):
             enable_service_links=False,
             # A fast shutdown writes a checkpoint; give it time before the kubelet kills the server.
             termination_grace_period_seconds=120,
-            security_context=k8s.PodSecurityContext(
-                run_as_non_root=True,
-                run_as_user=uid,
-                run_as_group=uid,
-                fs_group=uid,
-                fs_group_change_policy="OnRootMismatch",
-                seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-            ),
+            security_context=restricted_pod(uid),
             # The metrics sidecar (when enabled) shares the pod for the Unix socket.
             containers=[container, *sidecar.containers],
             volumes=[*volumes, *sidecar.volumes],

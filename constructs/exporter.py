@@ -13,6 +13,7 @@ from cdk8s_plus_27 import k8s
 
 from constructs import layout
 from constructs.metric_catalog import EXTRA_COLLECTORS
+from constructs.podsecurity import resource_requirements, restricted_container
 from constructs.values import PostgresValues
 
 SECRET_VOLUME = "monitoring-secret"
@@ -79,10 +80,7 @@ def sidecar(pg: PostgresValues, image_pull_policy: str, run_volume: str) -> Side
         args=exporter_args(),
         env=[k8s.EnvVar(name=k, value=v) for k, v in exporter_environment(pg).items()],
         ports=[k8s.ContainerPort(name=layout.METRICS_PORT_NAME, container_port=layout.METRICS_PORT, protocol="TCP")],
-        resources=k8s.ResourceRequirements(
-            requests={"cpu": k8s.Quantity.from_string(resources.requests.cpu), "memory": k8s.Quantity.from_string(resources.requests.memory)},
-            limits={"cpu": k8s.Quantity.from_string(resources.limits.cpu), "memory": k8s.Quantity.from_string(resources.limits.memory)},
-        ),
+        resources=resource_requirements(resources),
         readiness_probe=probe(3),
         liveness_probe=probe(6),
         volume_mounts=[
@@ -91,16 +89,7 @@ def sidecar(pg: PostgresValues, image_pull_policy: str, run_volume: str) -> Side
             k8s.VolumeMount(name=run_volume, mount_path=layout.RUN_DIR, read_only=True),
             k8s.VolumeMount(name=SECRET_VOLUME, mount_path=layout.EXPORTER_SECRET_DIR, read_only=True),
         ],
-        security_context=k8s.SecurityContext(
-            allow_privilege_escalation=False,
-            capabilities=k8s.Capabilities(drop=["ALL"]),
-            privileged=False,
-            read_only_root_filesystem=True,
-            run_as_non_root=True,
-            run_as_user=uid,
-            run_as_group=uid,
-            seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-        ),
+        security_context=restricted_container(uid),
     )
     # Only the monitoring password, not the whole Secret: the exporter never sees
     # the superuser's or the application's passwords.
