@@ -130,7 +130,10 @@ def checkov_skips(doc: dict, policies: list[dict]) -> dict[str, str]:
 
 def apply_policy_annotations(app: cdk8s.App) -> None:
     """Add the checkov skips to every workload of every chart in `app`."""
-    rendered = [(obj, obj.to_json()) for obj in api_objects(app)]
+    # Only workloads get skips and only NetworkPolicies decide them: render just
+    # those (each to_json is a round trip to the jsii runtime).
+    wanted = {*POD_TEMPLATE_PATHS, "Pod", "NetworkPolicy"}
+    rendered = [(obj, obj.to_json()) for obj in api_objects(app) if obj.kind in wanted]
     policies = [doc for _, doc in rendered if doc["kind"] == "NetworkPolicy"]
     for obj, doc in rendered:
         for key, value in checkov_skips(doc, policies).items():
