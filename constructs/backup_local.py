@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout, localsecrets
+from constructs import localsecrets
 from constructs.backup import (
     BACKUP_CONTAINER,
     CLIENT_CERT_FILE,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -16,6 +20,7 @@ if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
 import main  # noqa: E402
+from constructs.localpod import LocalPod  # noqa: E402
 from constructs.values import parse_values  # noqa: E402
 
 
@@ -81,3 +86,58 @@ def container(pod_spec: dict, name: str) -> dict:
     found = [c for c in pod_spec["containers"] if c["name"] == name]
     assert len(found) == 1, f"expected one container {name}"
     return found[0]
+
+
+# --- the synthesized pod on real PostgreSQL (constructs/localpod.py) ----------
+
+
+@pytest.fixture(scope="module")
+def pods():
+    """pods(name, values=None, start=True) -> LocalPod; the same name returns the
+    same pod within a module; every pod is stopped at the end."""
+    # pytest's own temp folders are private to root; the pod runs as the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="localpods-"))
+    base.chmod(0o711)
+    started: list[LocalPod] = []
+    made: dict[str, tuple[LocalPod, dict | None]] = {}
+
+    def make(name: str, values: dict | None = None, start: bool = True) -> LocalPod:
+        if name in made:
+            pod, made_with = made[name]
+            assert made_with == values, f"pod {name!r} already exists with other values"
+            return pod
+        pod = LocalPod(base / name)
+        pod.prepare(parse_values(values or {}), main.synthesize)
+        started.append(pod)
+        made[name] = (pod, values)
+        if start:
+            pod.start()
+        return pod
+
+    yield make
+    for pod in started:
+        pod.stop()
+    shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def pod(pods) -> LocalPod:
+    return pods("default")
+
+
+def connect(pod: LocalPod, user: str, dbname: str | None = None, **options) -> psycopg.Connection:
+    """A TLS connection as an application in the cluster makes it (verify-full, the pod's CA)."""
+    info = pod.connection_info()
+    params = {"sslmode": "verify-full", "sslrootcert": info["sslrootcert"], "password": info["passwords"].get(user)}
+    params.update(options)
+    return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname or info["database"], user=user,
+                           autocommit=True, connect_timeout=10, **params)
+
+
+def log_records(pod: LocalPod) -> list[dict]:
+    return [json.loads(line) for line in pod.log_file.read_text().splitlines()]
+
+
+def restart(pod: LocalPod) -> None:
+    assert pod.stop() == 0
+    pod.start()

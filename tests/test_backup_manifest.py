@@ -100,7 +100,8 @@ def test_same_image_runs_the_shipped_script(synth):
     assert volume(pod, "scripts")["configMap"]["name"] == "postgres-scripts"
     scripts = m.get("ConfigMap", "postgres-scripts")["data"]
     assert scripts["backup.sh"] == (TOP / "constructs" / "scripts" / "backup.sh").read_text()
-    assert "restore.sh" in scripts
+    # Both job scripts source pgpass.sh from the same mounted folder.
+    assert {"restore.sh", "pgpass.sh"} <= scripts.keys()
 
 
 def test_connects_as_read_only_role_with_verified_tls(synth):
@@ -222,7 +223,7 @@ def test_restore_manifest_command_rejects_bad_input():
     assert "error: --backup: 'latest' is not a backup set name" in result.stderr
 
 
-@pytest.mark.parametrize("script", ["backup.sh", "restore.sh"])
+@pytest.mark.parametrize("script", ["backup.sh", "restore.sh", "pgpass.sh"])
 def test_scripts_stop_on_any_error(script):
     text = (TOP / "constructs" / "scripts" / script).read_text()
     assert text.startswith("#!/usr/bin/env bash\n")

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import main
+from conftest import connect, restart
 from constructs import layout, pki
 from constructs.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
 from constructs.localpod import LocalPod
@@ -31,34 +31,6 @@ from constructs.values import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
-
-
-@pytest.fixture(scope="module")
-def pods():
-    """pods(name, values=None) -> a started LocalPod; every pod is stopped at the end."""
-    base = Path(tempfile.mkdtemp(prefix="backup-pods-"))
-    base.chmod(0o711)
-    started: list[LocalPod] = []
-    made: dict[str, LocalPod] = {}
-
-    def make(name: str, values: dict | None = None) -> LocalPod:
-        if name not in made:
-            pod = LocalPod(base / name)
-            pod.prepare(parse_values(values or {}), main.synthesize)
-            started.append(pod)
-            pod.start()
-            made[name] = pod
-        return made[name]
-
-    yield make
-    for pod in started:
-        pod.stop()
-    shutil.rmtree(base)
-
-
-@pytest.fixture(scope="module")
-def pod(pods) -> LocalPod:
-    return pods("default")
 
 
 def backup_dir(pod: LocalPod) -> Path:
@@ -72,14 +44,6 @@ def empty_backups(pod) -> Path:
     for entry in folder.iterdir():
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     return folder
-
-
-def connect(pod: LocalPod, user: str, dbname: str | None = None, **options) -> psycopg.Connection:
-    info = pod.connection_info()
-    params = {"sslmode": "verify-full", "sslrootcert": info["sslrootcert"], "password": info["passwords"].get(user)}
-    params.update(options)
-    return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname or info["database"], user=user,
-                           autocommit=True, connect_timeout=10, **params)
 
 
 def sets(folder: Path) -> list[str]:
@@ -507,3 +471,13 @@ def test_local_commands_print_json(pod, empty_backups):
     assert set(taken) >= {"files", "bytes", "seconds"} and taken["bytes"] > 0
     restored = run("restore", "--backup", taken["set"])
     assert restored["databases"] == ["appdb"]
+
+
+def test_backup_with_a_password_that_needs_pgpass_escaping(pods):
+    """':' and '\\' are special in a libpq password file: pgpass.sh must escape
+    them, or libpq reads another password and the backup is refused."""
+    pod = pods("special-password")
+    pod.host_path(f"{layout.SECRETS_DIR}/{layout.READ_ONLY_PASSWORD_KEY}").write_text("Back:up\\Pass:word\\0")
+    restart(pod)  # the start script re-syncs the role's password from the file
+    taken = backup(pod)
+    assert taken["set"] and taken["bytes"] > 0

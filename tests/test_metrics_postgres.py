@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import container
 from psycopg import errors
-from test_postgres import connect, log_records, pods, restart  # noqa: F401  (pods is a fixture)
+from conftest import connect, log_records, restart
 
 from constructs import layout
 from constructs.localpod import LocalPod, LocalPodError

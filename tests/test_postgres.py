@@ -20,47 +20,8 @@ import psycopg
 import pytest
 
 import main
+from conftest import connect, log_records, restart
 from constructs.localpod import LocalPod, LocalPodError
-from constructs.values import parse_values
-
-
-@pytest.fixture(scope="module")
-def pods():
-    """pods(name, values=None, start=True) -> LocalPod; every pod is stopped at the end."""
-    # pytest's own temp folders are private to root; the pod runs as the postgres user.
-    base = Path(tempfile.mkdtemp(prefix="localpods-"))
-    base.chmod(0o711)
-    started: list[LocalPod] = []
-
-    def make(name: str, values: dict | None = None, start: bool = True) -> LocalPod:
-        pod = LocalPod(base / name)
-        pod.prepare(parse_values(values or {}), main.synthesize)
-        started.append(pod)
-        if start:
-            pod.start()
-        return pod
-
-    yield make
-    for pod in started:
-        pod.stop()
-    shutil.rmtree(base)
-
-
-@pytest.fixture(scope="module")
-def pod(pods) -> LocalPod:
-    return pods("default")
-
-
-def connect(pod: LocalPod, user: str, dbname: str | None = None, **options) -> psycopg.Connection:
-    info = pod.connection_info()
-    params = {"sslmode": "verify-full", "sslrootcert": info["sslrootcert"], "password": info["passwords"].get(user)}
-    params.update(options)
-    return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname or info["database"], user=user,
-                           autocommit=True, connect_timeout=10, **params)
-
-
-def log_records(pod: LocalPod) -> list[dict]:
-    return [json.loads(line) for line in pod.log_file.read_text().splitlines()]
 
 
 # --- connections ---------------------------------------------------------------
@@ -247,11 +208,6 @@ SNAPSHOT = {
 def snapshot(pod: LocalPod) -> dict:
     with connect(pod, "postgres") as conn:
         return {name: conn.execute(query).fetchall() for name, query in SNAPSHOT.items()}
-
-
-def restart(pod: LocalPod) -> None:
-    assert pod.stop() == 0
-    pod.start()
 
 
 def test_restart_runs_init_again_and_changes_nothing(pods):

@@ -25,6 +25,9 @@
 # On failure one line `backup failed: database DB: STEP: reason` on stderr and exit 1.
 set -euo pipefail
 
+# shellcheck source=pgpass.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pgpass.sh"
+
 started=${EPOCHREALTIME/./}
 
 fail() {
@@ -78,14 +81,7 @@ finish() {
 }
 trap finish EXIT
 
-# The password reaches libpq through a password file, never the command line.
-password=$(<"$PG_PASSWORD_FILE")
-[[ -n $password ]] || fail "setup: password file $PG_PASSWORD_FILE is empty"
-password=${password//\\/\\\\}
-password=${password//:/\\:}
-(umask 077 && printf '*:*:*:*:%s\n' "$password" >"$scratch/pgpass")
-unset password
-export PGPASSFILE="$scratch/pgpass"
+use_password_file "$PG_PASSWORD_FILE" "$scratch" || fail "setup: password file $PG_PASSWORD_FILE is empty"
 
 # One run at a time on this volume (the CronJob forbids overlap; this also
 # covers a manual run): only the lock holder may clean up leftovers.

@@ -20,6 +20,9 @@
 # on failure one line `restore failed: database DB: STEP: reason` on stderr and exit 1.
 set -euo pipefail
 
+# shellcheck source=pgpass.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pgpass.sh"
+
 started=${EPOCHREALTIME/./}
 
 fail() {
@@ -65,13 +68,7 @@ fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/restore.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-password=$(<"$PG_PASSWORD_FILE")
-[[ -n $password ]] || fail "setup: password file $PG_PASSWORD_FILE is empty"
-password=${password//\\/\\\\}
-password=${password//:/\\:}
-(umask 077 && printf '*:*:*:*:%s\n' "$password" >"$scratch/pgpass")
-unset password
-export PGPASSFILE="$scratch/pgpass"
+use_password_file "$PG_PASSWORD_FILE" "$scratch" || fail "setup: password file $PG_PASSWORD_FILE is empty"
 
 # Every checksum first: a damaged set restores nothing.
 total_bytes=0
