@@ -27,8 +27,15 @@ postgres:
 	@command -v pg_config >/dev/null && test -x "$$(pg_config --bindir)/initdb" || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# Byte-compile what `cdk8s synth` imports. The generated bindings are large, and
+# where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would
+# otherwise compile them again on every synth. Quick when nothing changed.
+.PHONY: bytecode
+bytecode: .venv/.installed
+	$(PY) -m compileall -q imports constructs main.py
+
 .PHONY: setup
-setup: .venv/.installed .venv-checkov/.installed node_modules/.installed
+setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecode
 
 # Validate the values first: `cdk8s synth` empties dist/ before it runs the app,
 # so bad input must be caught before it starts.
@@ -37,17 +44,20 @@ synth: setup
 	$(PY) main.py --check
 	cdk8s synth
 
-# Typed bindings for the custom resources this app emits (cert-manager Certificate,
-# Prometheus Operator ServiceMonitor and PrometheusRule), generated offline into
-# imports/ from the CRDs listed under `imports:` in cdk8s.yaml (../shared/crds/...).
-# Committed; tests/test_imports.py fails when they are stale. Output is
-# byte-reproducible. To add a CRD, add its path to that list (with a `name:=`
-# prefix when it shares its API group with another: without one the second
-# import replaces the first module), then run `make imports`.
+# Typed bindings, generated offline into imports/ from the list under `imports:`
+# in cdk8s.yaml: the Kubernetes kinds this app emits (`k8s@1.27.0`, from the
+# schema kubernetes-validate ships, trimmed by tools/offline-k8s-schema.js) and
+# the custom resources (cert-manager Certificate, Prometheus Operator
+# ServiceMonitor and PrometheusRule) from ../shared/crds/. Committed;
+# tests/test_imports.py fails when they are stale. Output is byte-reproducible.
+# To emit another built-in kind, add it to KINDS in tools/offline-k8s-schema.js;
+# to add a CRD, add its path to that list (with a `name:=` prefix when it shares
+# its API group with another: without one the second import replaces the first
+# module). Then run `make imports`.
 .PHONY: imports
-imports: node_modules/.installed
+imports: .venv/.installed node_modules/.installed
 	rm -rf imports
-	CDK8S_CHECK_UPGRADE=false cdk8s import --language python --output imports
+	tools/cdk8s-import
 
 .PHONY: test
 test: setup postgres

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from imports import k8s
 from constructs import certificate, layout, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod

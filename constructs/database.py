@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from imports import k8s
 from constructs import exporter, layout, pgconf, tls
 from constructs.labels import object_labels, selector_labels
 from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod

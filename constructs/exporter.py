@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cdk8s_plus_27 import k8s
-
+from imports import k8s
 from constructs import layout
 from constructs.metric_catalog import EXTRA_COLLECTORS
 from constructs.podsecurity import resource_requirements, restricted_container

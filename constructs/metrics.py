@@ -10,10 +10,10 @@ a tenth of a second on every synth.
 from __future__ import annotations
 
 import cdk8s
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from imports import k8s
 from constructs import alerts, layout
 from constructs.backup import longest_interval_seconds
 from constructs.labels import object_labels, selector_labels

@@ -3,10 +3,10 @@ restricted Pod Security Standard."""
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from imports import k8s
 from constructs.labels import MANAGED_BY, PART_OF
 
 PSS_LABELS = {

@@ -12,10 +12,10 @@ Two policies, both default-deny in both directions for the pods they select:
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from imports import k8s
 from constructs import layout
 from constructs.labels import selector_labels
 from constructs.values import NetworkPolicyPeer, NetworkPolicyValues

@@ -3,8 +3,7 @@ and resource requirements from the values."""
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
-
+from imports import k8s
 from constructs.values import ResourcesValues
 
 

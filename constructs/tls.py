@@ -15,8 +15,7 @@ source is in use. Every pod that mounts the CA (database, backups) uses
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
-
+from imports import k8s
 from constructs import layout
 from constructs.values import PostgresValues
 
