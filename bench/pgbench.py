@@ -6,7 +6,7 @@ One data folder with pgbench data serves all three configurations; rounds
 interleave them (in a rotating order) so drift in the machine hits each alike,
 and each server starts with pgbench data prewarmed into its buffers (steady state).
 Prints the median TPS of each configuration for read-write (TPC-B-like) and
-select-only runs, and the ratios. Usage: bench/pgbench.py [--rounds 5] [--seconds 15] [--scale 50]
+select-only runs, and the median and range of the per-round ratios. Usage: bench/pgbench.py [--rounds 5] [--seconds 15] [--scale 50]
 """
 
 from __future__ import annotations
@@ -129,10 +129,16 @@ def main() -> int:
         medians = {key: statistics.median(values) for key, values in results.items()}
         for name in names:
             print(f"{name:58}" + "".join(f"{medians[name, mode]:14.0f}" for mode in MODES))
+        # Ratios within a round, where both configurations met the same machine state;
+        # their spread shows how far one round can be trusted on this machine.
+        print(f"\n{'ratio: median of per-round ratios [min-max]':58}" + "".join(f"{mode:>21}" for mode in MODES))
         for generated in ("generated 4Gi/2CPU", "generated without pg_stat_statements"):
             for base in ("initdb defaults", "old chart"):
-                ratios = "".join(f"{medians[generated, mode] / medians[base, mode]:13.2f}x" for mode in MODES)
-                print(f"{generated.replace('generated', 'ratio') + ' / ' + base:58}{ratios}")
+                cells = ""
+                for mode in MODES:
+                    ratios = [g / b for g, b in zip(results[generated, mode], results[base, mode])]
+                    cells += f"{statistics.median(ratios):8.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+                print(f"{generated.replace('generated', 'ratio') + ' / ' + base:58}{cells}")
     finally:
         shutil.rmtree(folder)
     return 0
