@@ -142,10 +142,12 @@ def main() -> int:
                     results.setdefault((name, mode), []).append(tps)
                     print(f"round {round_number + 1} {name:38} {mode:12} {tps:10.0f} TPS", flush=True)
         print()
-        print(f"{'median TPS':58}" + "".join(f"{mode:>14}" for mode in MODES))
-        medians = {key: statistics.median(values) for key, values in results.items()}
+        # A configuration's own min-max is this machine's noise floor for one run.
+        print(f"{'TPS: median [min-max]':58}" + "".join(f"{mode:>24}" for mode in MODES))
         for name in names:
-            print(f"{name:58}" + "".join(f"{medians[name, mode]:14.0f}" for mode in MODES))
+            print(f"{name:58}" + "".join(
+                f"{statistics.median(results[name, mode]):8.0f} [{min(results[name, mode]):.0f}-{max(results[name, mode]):.0f}]"
+                .rjust(24) for mode in MODES))
         # Ratios within a round, where both configurations met the same machine state;
         # their spread shows how far one round can be trusted on this machine.
         print(f"\n{'ratio: median of per-round ratios [min-max]':58}" + "".join(f"{mode:>21}" for mode in MODES))
