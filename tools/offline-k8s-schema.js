@@ -29,11 +29,11 @@ const KINDS = [
 
 const SCHEMA_URL = /\/kubernetes-schemas\/v(\d+\.\d+\.\d+)\/_definitions\.json$/;
 
-// (A string `$ref` is a reference; JSONSchemaProps also has a property named
-// "$ref", whose value is a schema.)
 // kubernetes-validate writes JSON Schema 2020-12 with nullable types
 // (["string", "null"]); cdk8s-cli reads the draft-4 `definitions` form with
-// plain types, and jsii cannot compile the nullable unions.
+// plain types. Left nullable, the generated ObjectMeta no longer fits cdk8s's
+// ApiObjectProps and jsii compilation fails. Only a string `$ref` is a
+// reference: JSONSchemaProps has a property named "$ref" whose value is a schema.
 function toCdk8sDialect(node) {
   if (Array.isArray(node)) return node.map(toCdk8sDialect);
   if (node === null || typeof node !== 'object') return node;
