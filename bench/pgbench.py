@@ -95,6 +95,11 @@ class Server:
         self.process.wait()
 
 
+def spread(values: list[float], number_format: str) -> str:
+    """'median [min-max]' of a list of figures."""
+    return f"{statistics.median(values):{number_format}} [{min(values):{number_format}}-{max(values):{number_format}}]"
+
+
 def stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(f"stopped by signal {signum}")  # runs the clean-up: servers stopped, folder removed
 
@@ -145,18 +150,15 @@ def main() -> int:
         # A configuration's own min-max is this machine's noise floor for one run.
         print(f"{'TPS: median [min-max]':58}" + "".join(f"{mode:>24}" for mode in MODES))
         for name in names:
-            print(f"{name:58}" + "".join(
-                f"{statistics.median(results[name, mode]):8.0f} [{min(results[name, mode]):.0f}-{max(results[name, mode]):.0f}]"
-                .rjust(24) for mode in MODES))
+            print(f"{name:58}" + "".join(f"{spread(results[name, mode], '.0f'):>24}" for mode in MODES))
         # Ratios within a round, where both configurations met the same machine state;
         # their spread shows how far one round can be trusted on this machine.
         print(f"\n{'ratio: median of per-round ratios [min-max]':58}" + "".join(f"{mode:>21}" for mode in MODES))
         for generated in ("generated 4Gi/2CPU", "generated without pg_stat_statements"):
             for base in ("initdb defaults", "old chart"):
-                cells = ""
-                for mode in MODES:
-                    ratios = [g / b for g, b in zip(results[generated, mode], results[base, mode])]
-                    cells += f"{statistics.median(ratios):8.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+                cells = "".join(
+                    f"{spread([g / b for g, b in zip(results[generated, mode], results[base, mode])], '.2f'):>21}"
+                    for mode in MODES)
                 print(f"{generated.replace('generated', 'ratio') + ' / ' + base:58}{cells}")
     finally:
         for server in servers.values():

@@ -22,7 +22,9 @@ def test_every_binding_is_listed_in_cdk8s_yaml():
         "servicemonitors:=../shared/crds/monitoring.coreos.com_servicemonitors.yaml",
         "prometheusrules:=../shared/crds/monitoring.coreos.com_prometheusrules.yaml",
     ]
-    for entry in listed[1:]:
+    for entry in listed:
+        if entry.startswith("k8s@"):
+            continue  # served from kubernetes-validate's schema, not a file
         assert (TOP / entry.split(":=")[-1]).is_file(), entry
 
 
