@@ -1,0 +1,297 @@
+"""Patroni's configuration file, rendered from narrow typed inputs.
+
+`render(spec)` gives the configuration every member of a cluster runs in
+Kubernetes: the Kubernetes API as the DCS (ConfigMap mode, see DcsMode), the
+member's own name and addresses left to the environment the pod sets
+(PATRONI_NAME, PATRONI_KUBERNETES_POD_IP, PATRONI_*_CONNECT_ADDRESS).
+`with_member` fills those in for one member (the local runner), and
+`with_etcd3` swaps only the DCS section for a local etcd.
+
+No password is ever part of the configuration: Patroni takes them from
+PATRONI_SUPERUSER_PASSWORD, PATRONI_REPLICATION_PASSWORD,
+PATRONI_REWIND_PASSWORD and PATRONI_RESTAPI_PASSWORD, which the member's
+start script reads from the mounted Secret files (PASSWORD_ENV).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Settings Patroni accepts only from the cluster-wide (DCS) configuration: in a
+# member's own `postgresql.parameters` it drops them silently. They must be
+# equal on every member anyway (a standby refuses to start with a smaller
+# max_connections than its primary). From Patroni's ConfigHandler.CMDLINE_OPTIONS,
+# less those it derives itself (listen_addresses, port, cluster_name, hot_standby).
+CLUSTER_WIDE_PARAMETERS = frozenset({
+    "wal_level", "max_connections", "max_wal_senders", "wal_keep_size", "max_prepared_transactions",
+    "max_locks_per_transaction", "track_commit_timestamp", "max_replication_slots",
+    "max_worker_processes", "wal_log_hints",
+})
+# Settings Patroni sets from other keys of its configuration: passing them too
+# would contradict `postgresql.listen` or `scope`.
+PATRONI_OWNED_PARAMETERS = frozenset({"listen_addresses", "port", "cluster_name", "hot_standby",
+                                      "hba_file", "ident_file", "config_file", "data_directory"})
+
+# Credential kind -> the environment variable Patroni reads its password from.
+PASSWORD_ENV = {
+    "superuser": "PATRONI_SUPERUSER_PASSWORD",
+    "replication": "PATRONI_REPLICATION_PASSWORD",
+    "rewind": "PATRONI_REWIND_PASSWORD",
+    "restapi": "PATRONI_RESTAPI_PASSWORD",
+}
+
+Parameter = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class DcsSettings:
+    """Cluster-wide behaviour, written to the DCS once at bootstrap (later changes: `patronictl edit-config`).
+
+    The defaults trade a little robustness against API-server hiccups for
+    faster failover: a leader that cannot renew its lock for `ttl` seconds
+    loses it, and `retry_timeout` bounds how long a DCS or PostgreSQL call may
+    hang before the leader demotes itself (Patroni needs
+    loop_wait + 2 x retry_timeout <= ttl and raises any ttl below 20 to 20).
+    """
+
+    ttl: int = 20
+    """Seconds the leader lock lives without renewal. Left out: 20 (Patroni's minimum)."""
+    loop_wait: int = 5
+    """Seconds between two runs of Patroni's HA loop. Left out: 5."""
+    retry_timeout: int = 5
+    """Seconds a DCS or PostgreSQL operation is retried before giving up. Left out: 5."""
+    maximum_lag_on_failover: int = 1048576
+    """Bytes a replica may lag behind and still be promoted. Left out: 1 MiB."""
+    primary_start_timeout: int = 0
+    """Seconds Patroni tries to restart a crashed primary in place before failing
+    over. Left out: 0 (fail over at once; with synchronous mode no commit is lost)."""
+    synchronous_mode: bool = True
+    """A commit returns only once one standby has it: a failover loses no
+    acknowledged write. Left out: on."""
+    synchronous_mode_strict: bool = False
+    """With no synchronous standby left, stop accepting writes instead of
+    degrading to asynchronous replication. Left out: off (writes go on, with
+    the risk of losing the last commits if the primary is then lost too)."""
+
+    def __post_init__(self) -> None:
+        if self.ttl < 20:
+            raise ValueError(f"ttl: {self.ttl} is below 20 seconds, Patroni's minimum")
+        if self.loop_wait < 1 or self.retry_timeout < 1:
+            raise ValueError(f"loopWait {self.loop_wait} and retryTimeout {self.retry_timeout} must be at least 1")
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            raise ValueError(
+                f"loopWait {self.loop_wait} + 2 x retryTimeout {self.retry_timeout} = "
+                f"{self.loop_wait + 2 * self.retry_timeout} exceeds ttl {self.ttl}: a leader could lose its lock "
+                "while still retrying; raise ttl or lower loopWait/retryTimeout")
+        if self.maximum_lag_on_failover < 0 or self.primary_start_timeout < 0:
+            raise ValueError("maximumLagOnFailover and primaryStartTimeout must not be negative")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Paths of the server certificate, its key and the CA that signed it (inside the pod)."""
+
+    cert: str
+    key: str
+    ca: str
+    verify_clients: bool = False
+    """PostgreSQL asks clients for a certificate signed by `ca`. Left out: off."""
+
+
+@dataclass(frozen=True)
+class Users:
+    """Role names Patroni uses; passwords come from PASSWORD_ENV."""
+
+    superuser: str = "postgres"
+    """Left out: postgres (peer over the socket inside the pod)."""
+    replication: str = "replicator"
+    """LOGIN REPLICATION only; streams WAL and clones members. Left out: replicator."""
+    rewind: str = "rewinder"
+    """May run the four functions pg_rewind needs, nothing else. Left out: rewinder."""
+    restapi: str = "patroni"
+    """Basic-auth user of the REST API's unsafe endpoints. Left out: patroni."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Folders and files inside the pod."""
+
+    data_dir: str
+    bin_dir: str
+    run_dir: str
+    """Unix socket, Patroni's pgpass, the log symlinks. Left out: required."""
+    log_dir: str
+    """The server's log_directory."""
+    hook: str
+    """Script run as Patroni's post_bootstrap, on_start and on_role_change."""
+    config_dir: str | None = None
+    """Where Patroni writes postgresql.conf and pg_hba.conf. Left out: the data directory
+    (it must be writable: a ConfigMap volume is not)."""
+
+
+@dataclass(frozen=True)
+class KubernetesDcs:
+    """How Patroni finds its cluster through the API server."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    """Labels of the member pods; Patroni selects them and puts them on the ConfigMaps it creates."""
+    scope_label: str = "cluster-name"
+    """Pod label holding the scope. Left out: Patroni's default."""
+    role_label: str = "role"
+    """Pod label Patroni sets to primary/replica; the Services select it. Left out: role."""
+
+
+class DcsMode:
+    """Patroni's Kubernetes DCS keeps the leader lock in a ConfigMap, not an
+    Endpoints object. The Endpoints API is deprecated since Kubernetes 1.33
+    (a warning on every write; EndpointSlices replace it) and this project
+    targets up to 1.37; ConfigMap mode needs no writes to Endpoints, and the
+    Services reach the primary through the role label Patroni maintains on the
+    pods, gated by the readiness probe on the REST API."""
+
+    USE_ENDPOINTS = False
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member's name and addresses (in Kubernetes, these come from the pod's environment)."""
+
+    name: str
+    host: str
+    """Address other members and clients use (connect_address)."""
+    listen: str
+    port: int
+    api_port: int
+
+
+@dataclass(frozen=True)
+class PatroniSpec:
+    scope: str
+    """Cluster name: the DCS key prefix and PostgreSQL's cluster_name."""
+    port: int
+    api_port: int
+    parameters: Mapping[str, Parameter]
+    """postgresql.conf settings as the project derives them (without locations)."""
+    pg_hba: tuple[str, ...]
+    tls: TlsFiles
+    paths: Paths
+    kubernetes: KubernetesDcs
+    users: Users = field(default_factory=Users)
+    dcs: DcsSettings = field(default_factory=DcsSettings)
+    listen: str = "0.0.0.0"
+    """Address PostgreSQL and the REST API listen on. Left out: every IPv4 address."""
+
+
+def _setting(value: Parameter) -> str | int | float:
+    # Patroni writes values as it gets them: spell booleans the way PostgreSQL prints them.
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+def replication_hba(user: str, cidrs: tuple[str, ...] | list[str]) -> list[str]:
+    """pg_hba lines for streaming replication: TLS and SCRAM for `user` only.
+    `all` in the database column does not cover replication connections."""
+    lines = [f"hostnossl  replication all      {cidr} reject" for cidr in ("0.0.0.0/0", "::/0")]
+    return lines + [f"hostssl    replication {user} {cidr} scram-sha-256" for cidr in cidrs]
+
+
+def render(spec: PatroniSpec) -> dict:
+    """Patroni's configuration for every member of the cluster (as the ConfigMap holds it)."""
+    parameters = {name: _setting(value) for name, value in spec.parameters.items()}
+    clashing = sorted(PATRONI_OWNED_PARAMETERS.intersection(parameters))
+    if clashing:
+        raise ValueError(f"parameters: {', '.join(clashing)} are set by Patroni itself; leave them out")
+    parameters.update({
+        "ssl_cert_file": spec.tls.cert,
+        "ssl_key_file": spec.tls.key,
+        "unix_socket_directories": spec.paths.run_dir,
+        "log_directory": spec.paths.log_dir,
+    })
+    if spec.tls.verify_clients:
+        parameters["ssl_ca_file"] = spec.tls.ca
+    cluster_wide = {k: v for k, v in parameters.items() if k in CLUSTER_WIDE_PARAMETERS}
+    local = {k: v for k, v in parameters.items() if k not in CLUSTER_WIDE_PARAMETERS}
+    # Members reach each other by name, so the certificate's names are checked.
+    verified = {"sslmode": "verify-full", "sslrootcert": spec.tls.ca}
+    dcs = spec.dcs
+    postgresql: dict = {
+        "listen": f"{spec.listen}:{spec.port}",
+        "data_dir": spec.paths.data_dir,
+        "bin_dir": spec.paths.bin_dir,
+        "pgpass": f"{spec.paths.run_dir}/pgpass",
+        # Patroni's own connections go over the socket (peer as the postgres OS user).
+        "use_unix_socket": True,
+        "authentication": {
+            "superuser": {"username": spec.users.superuser},
+            "replication": {"username": spec.users.replication, **verified},
+            "rewind": {"username": spec.users.rewind, **verified},
+        },
+        "parameters": local,
+        "pg_hba": list(spec.pg_hba),
+        "callbacks": {"on_start": spec.paths.hook, "on_role_change": spec.paths.hook},
+        "basebackup": [{"checkpoint": "fast"}],
+    }
+    if spec.paths.config_dir is not None:
+        postgresql["config_dir"] = spec.paths.config_dir
+    return {
+        "scope": spec.scope,
+        "restapi": {
+            "listen": f"{spec.listen}:{spec.api_port}",
+            "certfile": spec.tls.cert,
+            "keyfile": spec.tls.key,
+            # GET endpoints (health, role) stay open for probes; every unsafe one
+            # (switchover, restart, reload, config) needs these credentials.
+            "authentication": {"username": spec.users.restapi},
+        },
+        # patronictl and the members' calls to each other check the REST API's certificate.
+        "ctl": {"cacert": spec.tls.ca},
+        "kubernetes": {
+            "namespace": spec.kubernetes.namespace,
+            "labels": dict(spec.kubernetes.labels),
+            "scope_label": spec.kubernetes.scope_label,
+            "role_label": spec.kubernetes.role_label,
+            "use_endpoints": DcsMode.USE_ENDPOINTS,
+        },
+        "bootstrap": {
+            "dcs": {
+                "ttl": dcs.ttl,
+                "loop_wait": dcs.loop_wait,
+                "retry_timeout": dcs.retry_timeout,
+                "maximum_lag_on_failover": dcs.maximum_lag_on_failover,
+                "primary_start_timeout": dcs.primary_start_timeout,
+                "synchronous_mode": dcs.synchronous_mode,
+                "synchronous_mode_strict": dcs.synchronous_mode_strict,
+                "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": cluster_wide},
+            },
+            "initdb": ["data-checksums", {"encoding": "UTF8"}, {"locale": "C.UTF-8"},
+                       {"auth-local": "peer"}, {"auth-host": "scram-sha-256"}],
+            # Roles, databases and grants (init.sql) before any client or replica arrives.
+            "post_bootstrap": spec.paths.hook,
+        },
+        "postgresql": postgresql,
+        # No watchdog device in a pod; the leader lock's ttl does the fencing.
+        "watchdog": {"mode": "off"},
+    }
+
+
+def with_member(config: dict, member: Member) -> dict:
+    """The configuration as one member runs it: its name and addresses filled in."""
+    result = copy.deepcopy(config)
+    result["name"] = member.name
+    result["restapi"]["listen"] = f"{member.listen}:{member.api_port}"
+    result["restapi"]["connect_address"] = f"{member.host}:{member.api_port}"
+    result["postgresql"]["listen"] = f"{member.listen}:{member.port}"
+    result["postgresql"]["connect_address"] = f"{member.host}:{member.port}"
+    return result
+
+
+def with_etcd3(config: dict, hosts: list[str]) -> dict:
+    """The same configuration with etcd (v3 API, plain HTTP on loopback) as the DCS instead of Kubernetes."""
+    result = copy.deepcopy(config)
+    del result["kubernetes"]
+    result["etcd3"] = {"hosts": list(hosts), "protocol": "http"}
+    return result
