@@ -22,6 +22,7 @@ everything it started, including a postmaster left behind by a killed Patroni.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -323,6 +324,8 @@ class LocalCluster:
         recorded = self.recorded()
         recorded["members"][name]["pid"] = process.pid
         self._record(recorded)
+        # Until the child has exec'd, its command line is still this program's.
+        _wait(lambda: self.patroni_pid(name) or process.poll() is not None, 10, f"member {name} started")
         return process.pid
 
     def up(self, timeout: float = 180) -> dict:
@@ -374,10 +377,7 @@ class LocalCluster:
         request = urllib.request.Request(f"https://{HOST}:{port}{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None)
         if method != "GET":
-            import base64
-
-            password = (self.pod.host_path(layout.SECRETS_DIR) / layout.PATRONI_API_PASSWORD_KEY).read_text().strip()
-            token = base64.b64encode(f"{patroni_config.Users().restapi}:{password}".encode()).decode()
+            token = base64.b64encode(f"{patroni_config.Users().restapi}:{self.api_password()}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
             request.add_header("Content-Type", "application/json")
         try:
@@ -389,6 +389,16 @@ class LocalCluster:
             return status, json.loads(text)
         except ValueError:
             return status, text
+
+    def api_password(self) -> str:
+        return (self.pod.host_path(layout.SECRETS_DIR) / layout.PATRONI_API_PASSWORD_KEY).read_text().strip()
+
+    def patronictl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod."""
+        name = next(iter(self.recorded()["members"]))
+        env = {**os.environ, patroni_config.PASSWORD_ENV["restapi"]: self.api_password()}
+        return subprocess.run([str(patroni_venv.PATRONICTL), "-c", str(self.config_file(name)), *args],
+                              env=env, capture_output=True, text=True, timeout=timeout)
 
     def status(self) -> list[MemberStatus]:
         """Every member as Patroni's /cluster sees it (asked of the first member that answers)."""
