@@ -176,7 +176,7 @@ def test_node_loss_of_the_leader_loses_no_acknowledged_write(cluster):
     assert new is not None and new.name != old.name
     with connect(cluster, new) as conn:
         assert probe.lost(conn) == []
-    print(f"node loss: writes resumed after {probe.resumed_after(fault):.1f}s")
+    print(f"node loss: no writes for {probe.longest_gap(fault):.1f}s")
     # Kubernetes restarts the pod: the old leader rejoins as a replica (pg_rewind).
     cluster.up()
     rejoined = next(m for m in settled(cluster)[1] if m.name == old.name)

@@ -4,7 +4,7 @@ It inserts one row at a time (autocommit) through a libpq multi-host
 connection string with target_session_attrs=read-write, reconnecting after
 any error, and remembers every id whose commit was acknowledged and when.
 Afterwards `lost` lists the acknowledged ids the database no longer has, and
-`resumed_after` says how long writes stopped after a moment (the fault).
+`longest_gap` says how long writes stopped after a moment (the fault).
 An insert whose outcome is unknown (the connection broke before the reply)
 is not acknowledged, so it may or may not be there: only acknowledged ones count.
 """
@@ -69,10 +69,14 @@ class WriteProbe:
     def acknowledged_since(self, moment: float) -> int:
         return sum(1 for _, at in self.acknowledged if at > moment)
 
-    def resumed_after(self, moment: float) -> float | None:
-        """Seconds from `moment` to the first acknowledged write after it (None: not yet)."""
-        later = [at for _, at in self.acknowledged if at > moment]
-        return later[0] - moment if later else None
+    def longest_gap(self, since: float) -> float:
+        """The longest time without an acknowledged write from `since` on (from the
+        last acknowledgement before it): how long writes stopped during a fault,
+        even when the old leader still took some after `since`."""
+        times = [at for _, at in self.acknowledged]
+        before = [at for at in times if at <= since]
+        window = before[-1:] + [at for at in times if at > since]
+        return max((b - a for a, b in zip(window, window[1:])), default=0.0)
 
     def lost(self, conn: psycopg.Connection) -> list[int]:
         """Acknowledged ids that `conn`'s database does not have."""
