@@ -22,6 +22,7 @@ everything it started, including a postmaster left behind by a killed Patroni.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -29,6 +30,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -37,10 +39,10 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout, pgconf
+from constructs import layout, pgconf, pki
 from constructs.labels import selector_labels
 from constructs.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
-from constructs.values import ChartValues
+from constructs.values import ChartValues, ValuesError, load_values
 from pgbundle.patroni import config as patroni_config
 from pgbundle.workstation import patroni_venv
 
@@ -205,8 +207,6 @@ class LocalCluster:
 
     @staticmethod
     def _password() -> bytes:
-        from constructs import pki
-
         return pki.random_password().encode()
 
     def _mapper(self, name: str):
@@ -492,3 +492,30 @@ class LocalCluster:
             os.kill(pid, signal.SIGTERM)
             if not _poll(lambda: self.etcd_pid() is None, 30):
                 os.kill(pid, signal.SIGKILL)
+
+
+def cli(argv: list[str], *, synthesize: Synthesize, values_path) -> int:
+    """`local up|status|down` for a cluster of `--members` members."""
+    parser = argparse.ArgumentParser(prog="main.py local", description="Run the HA database on this machine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="synthesize, start what is not running, wait for a leader with every "
+                                        "member streaming; print connection details as JSON")
+    up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    up.add_argument("--members", type=int, default=3, help="Patroni members (default: 3)")
+    for command in (up, commands.add_parser("status", help="members, roles, lag and timeline as JSON"),
+                    commands.add_parser("down", help="stop every member and etcd")):
+        command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
+    args = parser.parse_args(argv)
+    try:
+        cluster = LocalCluster(args.state)
+        if args.command == "up":
+            cluster.prepare(load_values(values_path(args.values)), synthesize, args.members)
+            print(json.dumps(cluster.up()))
+        elif args.command == "down":
+            cluster.down()
+        else:
+            print(json.dumps([member.__dict__ for member in cluster.status()]))
+    except (LocalPodError, ValuesError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
