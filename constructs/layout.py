@@ -75,12 +75,12 @@ EXPORTER_SECRET_DIR = "/etc/postgres-exporter/secrets"
 BACKUP_CRONJOB = "postgres-backup"
 
 # High availability (Patroni): keys of the passwords Secret for its replication
-# and rewind roles and its REST API, the API's port, where the pod finds its
-# configuration and the HA scripts (a sub-folder of the scripts).
+# and rewind roles and its REST API, the API's port and where the pod finds its
+# configuration. The HA scripts (constructs/scripts/ha/) are mounted with the
+# others, in SCRIPTS_DIR.
 REPLICATION_PASSWORD_KEY = "postgres_replication_pw"
 REWIND_PASSWORD_KEY = "postgres_rewind_pw"
 PATRONI_API_PASSWORD_KEY = "patroni_api_pw"
 PATRONI_API_PORT = 8008
 PATRONI_CONFIG_DIR = "/etc/patroni"
 PATRONI_CONFIG_FILE = "patroni.yaml"
-HA_SCRIPTS_DIR = f"{SCRIPTS_DIR}/ha"

@@ -117,7 +117,7 @@ def test_bootstrap_checksums_rewind_and_hooks():
     assert "data-checksums" in bootstrap["initdb"]
     assert {"auth-host": "scram-sha-256"} in bootstrap["initdb"]
     assert bootstrap["dcs"]["postgresql"]["use_pg_rewind"] is True
-    hook = f"{layout.HA_SCRIPTS_DIR}/patroni-hook.sh"
+    hook = f"{layout.SCRIPTS_DIR}/patroni-hook.sh"
     assert bootstrap["post_bootstrap"] == hook
     assert config["postgresql"]["callbacks"] == {"on_start": hook, "on_role_change": hook}
     assert (Path(__file__).parent.parent / "constructs" / "scripts" / "ha" / "patroni-hook.sh").exists()

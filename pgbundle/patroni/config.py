@@ -141,7 +141,12 @@ class KubernetesDcs:
     scope_label: str = "cluster-name"
     """Pod label holding the scope. Left out: Patroni's default."""
     role_label: str = "role"
-    """Pod label Patroni sets to primary/replica; the Services select it. Left out: role."""
+    """Pod label Patroni sets to PRIMARY_ROLE or REPLICA_ROLE; the Services select it. Left out: role."""
+
+
+# Values of the role label on the member pods (written out, not left to Patroni's defaults).
+PRIMARY_ROLE = "primary"
+REPLICA_ROLE = "replica"
 
 
 class DcsMode:
@@ -254,6 +259,9 @@ def render(spec: PatroniSpec) -> dict:
             "labels": dict(spec.kubernetes.labels),
             "scope_label": spec.kubernetes.scope_label,
             "role_label": spec.kubernetes.role_label,
+            "leader_label_value": PRIMARY_ROLE,
+            "follower_label_value": REPLICA_ROLE,
+            "standby_leader_label_value": PRIMARY_ROLE,
             "use_endpoints": DcsMode.USE_ENDPOINTS,
         },
         "bootstrap": {

@@ -77,7 +77,7 @@ def patroni_spec(values: ChartValues, dcs: patroni_config.DcsSettings) -> patron
             ca=f"{layout.CA_DIR}/{layout.CA_CERT_FILE}", verify_clients=pg.ca.verify_clients),
         paths=patroni_config.Paths(
             data_dir=layout.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
-            run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.HA_SCRIPTS_DIR}/patroni-hook.sh"),
+            run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.SCRIPTS_DIR}/patroni-hook.sh"),
         kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace,
                                                 labels=selector_labels("database")),
         users=users,
@@ -182,10 +182,7 @@ class LocalCluster:
         for key in HA_PASSWORD_KEYS:
             if not (secrets / key).exists():
                 self.pod._write(secrets / key, self._password(), 0o600)
-        scripts = self.pod.host_path(layout.HA_SCRIPTS_DIR)
-        if scripts.exists():
-            shutil.rmtree(scripts)
-        self.pod._mkdir(scripts, 0o755)
+        scripts = self.pod.host_path(layout.SCRIPTS_DIR)
         for script in sorted(HA_SCRIPTS.iterdir()):
             self.pod._write(scripts / script.name, script.read_bytes(), 0o555)
         config = patroni_config.render(patroni_spec(values, dcs or patroni_config.DcsSettings()))
@@ -262,7 +259,7 @@ class LocalCluster:
 
     @property
     def _start_script(self) -> Path:
-        return self.pod.host_path(f"{layout.HA_SCRIPTS_DIR}/patroni.sh")
+        return self.pod.host_path(f"{layout.SCRIPTS_DIR}/patroni.sh")
 
     def etcd_pid(self) -> int | None:
         pid = self.recorded().get("etcd", {}).get("pid")

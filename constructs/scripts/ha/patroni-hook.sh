@@ -41,5 +41,5 @@ echo "patroni-hook.sh: $role: running init.sql" >&2
 "${psql_socket[@]}" -d postgres -v secrets_dir="$PG_SECRETS_DIR" \
     -v replication_user="${PATRONI_REPLICATION_USERNAME:-replicator}" \
     -v rewind_user="${PATRONI_REWIND_USERNAME:-rewinder}" \
-    -f "$PG_SCRIPTS_DIR/ha/patroni-roles.sql"
+    -f "$PG_SCRIPTS_DIR/patroni-roles.sql"
 echo "patroni-hook.sh: $role: done" >&2
