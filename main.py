@@ -32,6 +32,10 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     """Add one chart per concern; kubectl applies dist/ in file-name order, so
     the Namespace file sorts first."""
     pg = values.postgres
+    if pg.replicas > 1:
+        # Never N independent databases behind one Service: refuse until the HA manifests exist.
+        raise ValueError(f"postgres.replicas: {pg.replicas}: the HA manifests are not generated yet; "
+                         "`python -m pgbundle.workstation.cluster` runs such a cluster on this machine")
     namespace = values.global_.namespace
     if values.global_.create_namespace:
         Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",
@@ -109,7 +113,11 @@ def main(argv: list[str]) -> int:
     for warning in values_warnings(values):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.check:
-        synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or TOP / "dist"))
+        try:
+            synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or TOP / "dist"))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

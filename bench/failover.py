@@ -45,7 +45,8 @@ from pgbundle.workstation.cluster import LocalCluster, MemberStatus  # noqa: E40
 from pgbundle.workstation.writeprobe import WriteProbe  # noqa: E402
 
 MEMBERS = 3
-VALUES = {"postgres": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},
+                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                      "limits": {"cpu": "1", "memory": "512Mi"}}}}
 USER = "appuser"
 SETTLE_TIMEOUT = 120
@@ -132,7 +133,7 @@ def main_() -> int:
     folder.chmod(0o711)
     cluster = LocalCluster(folder / "cluster")
     try:
-        cluster.prepare(parse_values(VALUES), main.synthesize, MEMBERS)
+        cluster.prepare(parse_values(VALUES), main.synthesize)
         cluster.up()
         print(f"{MEMBERS} members, shipped Patroni settings, {args.rounds} rounds per fault; "
               "writer: autocommit insert every 50 ms through dsn_all", flush=True)

@@ -749,10 +749,91 @@ def _duration_seconds(text: str) -> float:
     return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
+# --- high availability (Patroni) -----------------------------------------------
+
+
+class HaImageValues(Values):
+    repository: str = Field(min_length=1)
+    """Repository of an image with Patroni: image/Dockerfile built and pushed (README,
+    "High availability"). Required."""
+    tag: str = Field(min_length=1)
+    """Its tag, pinned. Required."""
+    digest: str | None = None
+    """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HaImageValues:
+        if self.tag == "latest":
+            raise ValueError("tag: 'latest' is not reproducible: pin the tag you pushed")
+        if self.digest is not None and not _DIGEST.match(self.digest):
+            raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
+        return self
+
+    @property
+    def reference(self) -> str:
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag}"
+
+
+# Patroni raises any ttl below this to it.
+PATRONI_MIN_TTL = 20
+
+
+class HaValues(Values):
+    """Patroni's behaviour when replicas >= 2 (written to its DCS at bootstrap;
+    later changes need `patronictl edit-config`, see the README runbook)."""
+
+    image: HaImageValues | None = None
+    """The database image with Patroni, built FROM postgres.image (image/Dockerfile).
+    Required when replicas >= 2; left out otherwise."""
+    synchronous_mode: bool = True
+    """A commit returns only once a standby has it, so a failover loses no
+    acknowledged write; commits wait one network round trip longer. Left out: true."""
+    synchronous_mode_strict: bool = False
+    """With no synchronous standby left, refuse writes rather than go on
+    asynchronously (then losing the primary too would lose the latest commits).
+    Left out: false (availability first)."""
+    ttl: int = Field(default=PATRONI_MIN_TTL, ge=PATRONI_MIN_TTL)
+    """Seconds the leader lock lives without renewal: a lost leader is replaced
+    after about this long. Left out: 20 (Patroni's minimum)."""
+    loop_wait: int = Field(default=5, ge=1)
+    """Seconds between two runs of Patroni's HA loop. Left out: 5."""
+    retry_timeout: int = Field(default=5, ge=1)
+    """Seconds an API server or PostgreSQL call is retried before the leader
+    demotes itself: API server outages longer than this restart the primary as a
+    replica until the API answers. Left out: 5."""
+    primary_start_timeout: int = Field(default=0, ge=0)
+    """Seconds Patroni tries to restart a crashed primary in place before
+    failing over. Left out: 0 (fail over at once: with synchronous mode nothing is lost)."""
+    maximum_lag_on_failover: int = Field(default=1048576, ge=0)
+    """Bytes a replica may lag and still be promoted (asynchronous mode). Left out: 1048576 (1 MiB)."""
+    anti_affinity: Literal["preferred", "required"] = "preferred"
+    """Spread members across nodes: `required` refuses to schedule two on one node
+    (then N members need N nodes). Left out: preferred."""
+    api_server_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(default_factory=list)
+    """Addresses of the Kubernetes API server, for the NetworkPolicy's egress
+    (Patroni keeps its leader lock there; the API server has no pod selector).
+    Left out: none; required when networkPolicy.enabled and replicas >= 2."""
+    api_server_port: int = Field(default=443, ge=1, le=65535)
+    """The API server's port as the pods reach it (the `kubernetes` Service's
+    endpoints, often 6443). Left out: 443."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HaValues:
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            raise ValueError(
+                f"loopWait: {self.loop_wait} + 2 x retryTimeout {self.retry_timeout} exceeds ttl {self.ttl}: "
+                "a leader could lose its lock while still retrying; raise ttl or lower loopWait/retryTimeout")
+        return self
+
+
 class PostgresValues(Values):
     image: ImageValues = Field(default_factory=ImageValues)
     replicas: int = Field(default=1, ge=1)
-    """Database pods. Left out: 1. Only 1 is supported until streaming replication exists."""
+    """Database pods. 1: a single PostgreSQL. 2 or more: a Patroni cluster with
+    streaming replication and automatic failover (3 recommended; needs `ha.image`).
+    Left out: 1."""
     database: PgName = "appdb"
     """Application database. Left out: appdb."""
     schema_: PgName = Field(default="app", alias="schema")
@@ -775,6 +856,8 @@ class PostgresValues(Values):
     temporal: TemporalValues = Field(default_factory=TemporalValues)
     backup: BackupValues = Field(default_factory=BackupValues)
     metrics: MetricsValues = Field(default_factory=MetricsValues)
+    ha: HaValues = Field(default_factory=HaValues)
+    """High availability with Patroni, used when replicas >= 2."""
     allowed_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
@@ -785,11 +868,18 @@ class PostgresValues(Values):
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
         if self.replicas > 1:
-            raise ValueError(
-                f"replicas: {self.replicas} is not supported yet: without streaming replication "
-                "every replica would be an independent database behind one Service, splitting "
-                "writes between them. Use replicas: 1"
-            )
+            if self.ha.image is None:
+                raise ValueError(
+                    f"ha.image: required with replicas: {self.replicas}: the official postgres image has no "
+                    "Patroni. Build image/Dockerfile and push it (README, \"High availability\"; the "
+                    "repository's image workflow does it on tags), then set postgres.ha.image.repository and tag")
+            if not self.tls.enabled:
+                raise ValueError(f"tls.enabled: false cannot run replicas: {self.replicas}: members replicate over TLS only")
+            if self.network_policy.enabled and not self.ha.api_server_cidrs:
+                raise ValueError(
+                    "ha.apiServerCidrs: required with networkPolicy.enabled and replicas >= 2: Patroni keeps its "
+                    "leader lock in the Kubernetes API; list the API server's addresses (kubectl get endpoints "
+                    "kubernetes -n default)")
         roles = [self.username, self.owner_username, self.read_only_username]
         if self.temporal.enabled:
             roles.append(self.temporal.username)
@@ -899,6 +989,11 @@ def values_warnings(values: ChartValues) -> list[str]:
         found.append(
             f"postgres.podDisruptionBudget.minAvailable equals replicas ({pg.replicas}): no pod "
             "may be evicted, so every node drain waits until someone moves the database by hand"
+        )
+    if pg.replicas == 2:
+        found.append(
+            "postgres.replicas is 2: with synchronous mode a failover loses nothing, but while one member "
+            "is down the other runs alone (no standby: a second loss loses the latest commits); use 3"
         )
     if not pg.tls.enabled:
         found.append(

@@ -28,8 +28,10 @@ from pgbundle.workstation.writeprobe import WriteProbe
 pytestmark = pytest.mark.ha
 
 MEMBERS = 3
-# Small enough for three servers next to the rest of the test suite.
-VALUES = {"postgres": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+# Small enough for three servers next to the rest of the test suite. The runner
+# runs this machine's PostgreSQL and Patroni: the image is never pulled.
+VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},
+                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                      "limits": {"cpu": "1", "memory": "512Mi"}}}}
 APP_USER = "appuser"
 
@@ -40,7 +42,7 @@ def cluster():
     base.chmod(0o711)  # the members run as the postgres user
     cluster = LocalCluster(base / "cluster")
     try:
-        cluster.prepare(parse_values(VALUES), main.synthesize, MEMBERS)
+        cluster.prepare(parse_values(VALUES), main.synthesize)
         cluster.up()
         yield cluster
     finally:

@@ -18,8 +18,9 @@ from pgbundle.workstation import patroni_venv
 from pgbundle.workstation.cluster import patroni_spec
 
 
-def rendered(values: dict | None = None, **dcs) -> dict:
-    return patroni_config.render(patroni_spec(parse_values(values or {}), patroni_config.DcsSettings(**dcs)))
+def rendered(values: dict | None = None, **ha) -> dict:
+    values = values or {}
+    return patroni_config.render(patroni_spec(parse_values({**values, "postgres": {**values.get("postgres", {}), "ha": ha}})))
 
 
 def validate(config: dict, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -91,7 +92,7 @@ def test_user_parameters_win_over_derived_ones():
 
 
 def test_settings_patroni_owns_are_refused():
-    spec = patroni_spec(parse_values({}), patroni_config.DcsSettings())
+    spec = patroni_spec(parse_values({}))
     bad = patroni_config.PatroniSpec(**{**spec.__dict__, "parameters": {**spec.parameters, "port": 6543}})
     with pytest.raises(ValueError, match="port are set by Patroni itself"):
         patroni_config.render(bad)
@@ -124,8 +125,8 @@ def test_bootstrap_checksums_rewind_and_hooks():
 
 
 def test_dcs_settings_are_rendered():
-    dcs = rendered(ttl=30, loop_wait=10, retry_timeout=10, maximum_lag_on_failover=0, primary_start_timeout=300,
-                   synchronous_mode=False, synchronous_mode_strict=False)["bootstrap"]["dcs"]
+    dcs = rendered(ttl=30, loopWait=10, retryTimeout=10, maximumLagOnFailover=0, primaryStartTimeout=300,
+                   synchronousMode=False, synchronousModeStrict=False)["bootstrap"]["dcs"]
     assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (30, 10, 10)
     assert (dcs["maximum_lag_on_failover"], dcs["primary_start_timeout"]) == (0, 300)
     assert dcs["synchronous_mode"] is False
@@ -133,15 +134,9 @@ def test_dcs_settings_are_rendered():
     assert (defaults["synchronous_mode"], defaults["synchronous_mode_strict"]) == (True, False)
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"ttl": 10}, "ttl: 10 is below 20"),
-    ({"ttl": 20, "loop_wait": 10, "retry_timeout": 10}, "exceeds ttl 20"),
-    ({"loop_wait": 0}, "must be at least 1"),
-    ({"primary_start_timeout": -1}, "must not be negative"),
-])
-def test_unsafe_dcs_settings_are_refused(settings, message):
-    with pytest.raises(ValueError, match=message):
-        patroni_config.DcsSettings(**settings)
+def test_defaults_are_the_values_defaults():
+    dcs = rendered()["bootstrap"]["dcs"]
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["primary_start_timeout"]) == (20, 5, 5, 0)
 
 
 def test_kubernetes_dcs_uses_configmaps():

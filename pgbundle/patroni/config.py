@@ -47,46 +47,17 @@ Parameter = str | int | float | bool
 
 @dataclass(frozen=True)
 class DcsSettings:
-    """Cluster-wide behaviour, written to the DCS once at bootstrap (later changes: `patronictl edit-config`).
+    """Cluster-wide behaviour, written to the DCS once at bootstrap (later
+    changes: `patronictl edit-config`). Meaning, defaults and limits:
+    `postgres.ha` in the values, which validates them."""
 
-    The defaults trade a little robustness against API-server hiccups for
-    faster failover: a leader that cannot renew its lock for `ttl` seconds
-    loses it, and `retry_timeout` bounds how long a DCS or PostgreSQL call may
-    hang before the leader demotes itself (Patroni needs
-    loop_wait + 2 x retry_timeout <= ttl and raises any ttl below 20 to 20).
-    """
-
-    ttl: int = 20
-    """Seconds the leader lock lives without renewal. Left out: 20 (Patroni's minimum)."""
-    loop_wait: int = 5
-    """Seconds between two runs of Patroni's HA loop. Left out: 5."""
-    retry_timeout: int = 5
-    """Seconds a DCS or PostgreSQL operation is retried before giving up. Left out: 5."""
-    maximum_lag_on_failover: int = 1048576
-    """Bytes a replica may lag behind and still be promoted. Left out: 1 MiB."""
-    primary_start_timeout: int = 0
-    """Seconds Patroni tries to restart a crashed primary in place before failing
-    over. Left out: 0 (fail over at once; with synchronous mode no commit is lost)."""
-    synchronous_mode: bool = True
-    """A commit returns only once one standby has it: a failover loses no
-    acknowledged write. Left out: on."""
-    synchronous_mode_strict: bool = False
-    """With no synchronous standby left, stop accepting writes instead of
-    degrading to asynchronous replication. Left out: off (writes go on, with
-    the risk of losing the last commits if the primary is then lost too)."""
-
-    def __post_init__(self) -> None:
-        if self.ttl < 20:
-            raise ValueError(f"ttl: {self.ttl} is below 20 seconds, Patroni's minimum")
-        if self.loop_wait < 1 or self.retry_timeout < 1:
-            raise ValueError(f"loopWait {self.loop_wait} and retryTimeout {self.retry_timeout} must be at least 1")
-        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
-            raise ValueError(
-                f"loopWait {self.loop_wait} + 2 x retryTimeout {self.retry_timeout} = "
-                f"{self.loop_wait + 2 * self.retry_timeout} exceeds ttl {self.ttl}: a leader could lose its lock "
-                "while still retrying; raise ttl or lower loopWait/retryTimeout")
-        if self.maximum_lag_on_failover < 0 or self.primary_start_timeout < 0:
-            raise ValueError("maximumLagOnFailover and primaryStartTimeout must not be negative")
+    ttl: int
+    loop_wait: int
+    retry_timeout: int
+    maximum_lag_on_failover: int
+    primary_start_timeout: int
+    synchronous_mode: bool
+    synchronous_mode_strict: bool
 
 
 @dataclass(frozen=True)
@@ -184,8 +155,8 @@ class PatroniSpec:
     tls: TlsFiles
     paths: Paths
     kubernetes: KubernetesDcs
+    dcs: DcsSettings
     users: Users = field(default_factory=Users)
-    dcs: DcsSettings = field(default_factory=DcsSettings)
     listen: str = "0.0.0.0"
     """Address PostgreSQL and the REST API listen on. Left out: every IPv4 address."""
 

@@ -56,9 +56,14 @@ class ClusterError(LocalPodError):
     """The local cluster cannot be started, inspected or stopped; the message says why."""
 
 
-def patroni_spec(values: ChartValues, dcs: patroni_config.DcsSettings) -> patroni_config.PatroniSpec:
+def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
     """The Patroni inputs for these values, with the pod's paths."""
     pg = values.postgres
+    ha = pg.ha
+    dcs = patroni_config.DcsSettings(
+        ttl=ha.ttl, loop_wait=ha.loop_wait, retry_timeout=ha.retry_timeout,
+        maximum_lag_on_failover=ha.maximum_lag_on_failover, primary_start_timeout=ha.primary_start_timeout,
+        synchronous_mode=ha.synchronous_mode, synchronous_mode_strict=ha.synchronous_mode_strict)
     if not pg.tls.enabled:
         raise ClusterError("postgres.tls.enabled: false cannot run HA: members replicate over TLS only")
     users = patroni_config.Users()
@@ -170,14 +175,18 @@ class LocalCluster:
 
     # --- prepare ---------------------------------------------------------------
 
-    def prepare(self, values: ChartValues, synthesize: Synthesize, members: int,
-                dcs: patroni_config.DcsSettings | None = None) -> None:
-        """Lay out the shared pod files and write each member's configuration."""
+    def prepare(self, values: ChartValues, synthesize: Synthesize) -> None:
+        """Lay out the shared pod files and write each member's configuration
+        (postgres.replicas members)."""
+        members = values.postgres.replicas
         if members < 2:
-            raise ClusterError(f"members: {members}; a cluster needs at least 2")
+            raise ClusterError(f"postgres.replicas: {members}; a cluster needs at least 2")
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o711)
-        self.pod.prepare(values, synthesize)
+        # Until the HA manifests are synthesized, the single pod's files
+        # (scripts, Secrets, certificates) are what every member mounts.
+        single = values.model_copy(update={"postgres": values.postgres.model_copy(update={"replicas": 1})})
+        self.pod.prepare(single, synthesize)
         secrets = self.pod.host_path(layout.SECRETS_DIR)
         for key in HA_PASSWORD_KEYS:
             if not (secrets / key).exists():
@@ -185,7 +194,7 @@ class LocalCluster:
         scripts = self.pod.host_path(layout.SCRIPTS_DIR)
         for script in sorted(HA_SCRIPTS.iterdir()):
             self.pod._write(scripts / script.name, script.read_bytes(), 0o555)
-        config = patroni_config.render(patroni_spec(values, dcs or patroni_config.DcsSettings()))
+        config = patroni_config.render(patroni_spec(values))
         recorded = self.recorded()
         recorded.setdefault("etcd", {"client_port": free_port(), "peer_port": free_port()})
         names = [f"{layout.STATEFULSET}-{n}" for n in range(members)]
@@ -492,13 +501,12 @@ class LocalCluster:
 
 
 def cli(argv: list[str], *, synthesize: Synthesize, values_path) -> int:
-    """`local up|status|down` for a cluster of `--members` members."""
+    """`local up|status|down` for a cluster of postgres.replicas members."""
     parser = argparse.ArgumentParser(prog="main.py local", description="Run the HA database on this machine.")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="synthesize, start what is not running, wait for a leader with every "
                                         "member streaming; print connection details as JSON")
     up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    up.add_argument("--members", type=int, default=3, help="Patroni members (default: 3)")
     for command in (up, commands.add_parser("status", help="members, roles, lag and timeline as JSON"),
                     commands.add_parser("down", help="stop every member and etcd")):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
@@ -506,7 +514,7 @@ def cli(argv: list[str], *, synthesize: Synthesize, values_path) -> int:
     try:
         cluster = LocalCluster(args.state)
         if args.command == "up":
-            cluster.prepare(load_values(values_path(args.values)), synthesize, args.members)
+            cluster.prepare(load_values(values_path(args.values)), synthesize)
             print(json.dumps(cluster.up()))
         elif args.command == "down":
             cluster.down()
@@ -516,3 +524,9 @@ def cli(argv: list[str], *, synthesize: Synthesize, values_path) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    import main as app  # the repository's main.py: synthesize and the default values path
+
+    sys.exit(cli(sys.argv[1:], synthesize=app.synthesize, values_path=app._values_path))
