@@ -55,13 +55,16 @@ class SecretsError(Exception):
 
 
 def password_keys(postgres: PostgresValues) -> list[str]:
-    """Keys of the passwords Secret, in a fixed order: the ones start.sh requires."""
+    """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
+    replicas >= 2, patroni.sh) requires."""
     keys = [layout.SUPERUSER_PASSWORD_KEY, layout.OWNER_PASSWORD_KEY, layout.APP_PASSWORD_KEY,
             layout.READ_ONLY_PASSWORD_KEY]
     if postgres.temporal.enabled:
         keys.append(layout.TEMPORAL_PASSWORD_KEY)
     if postgres.metrics.enabled:
         keys.append(layout.MONITORING_PASSWORD_KEY)
+    if postgres.replicas > 1:  # Patroni's replication and rewind roles, its REST API
+        keys += [layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY]
     return keys
 
 
