@@ -82,5 +82,9 @@ REPLICATION_PASSWORD_KEY = "postgres_replication_pw"
 REWIND_PASSWORD_KEY = "postgres_rewind_pw"
 PATRONI_API_PASSWORD_KEY = "patroni_api_pw"
 PATRONI_API_PORT = 8008
+# Patroni's cluster name (PostgreSQL's cluster_name too). In Kubernetes it
+# creates ConfigMaps <scope>-leader, -config, -sync and -failover: "postgres"
+# would make its -config collide with CONFIG_MAP.
+PATRONI_SCOPE = "postgres-ha"
 PATRONI_CONFIG_DIR = "/etc/patroni"
 PATRONI_CONFIG_FILE = "patroni.yaml"

@@ -175,3 +175,10 @@ def test_venv_lives_outside_the_checkout_where_the_postgres_user_can_run_it():
         assert folder.stat().st_mode & 0o005 == 0o005, folder  # readable and searchable by others
     python = os.path.realpath(patroni_venv.VENV / "bin" / "python")
     assert not python.startswith("/root"), python
+
+
+def test_patronis_own_configmaps_do_not_collide_with_ours():
+    scope = rendered()["scope"]
+    patroni_objects = {f"{scope}-{suffix}" for suffix in ("leader", "config", "sync", "failover")}
+    ours = {value for name, value in vars(layout).items() if name.isupper() and isinstance(value, str)}
+    assert not patroni_objects & ours

@@ -46,7 +46,6 @@ from constructs.values import ChartValues, ValuesError, load_values
 from pgbundle.patroni import config as patroni_config
 from pgbundle.workstation import patroni_venv
 
-SCOPE = "postgres"
 HA_SCRIPTS = Path(__file__).resolve().parents[2] / "constructs" / "scripts" / "ha"
 HA_PASSWORD_KEYS = (layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY)
 ETCD = "etcd"
@@ -72,7 +71,7 @@ def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
     hba += patroni_config.replication_hba(users.replication, pg.allowed_cidrs)
     log_dir = f"{layout.DATA_MOUNT}/log" if pg.logging.to_file else f"{layout.RUN_DIR}/log"
     return patroni_config.PatroniSpec(
-        scope=SCOPE,
+        scope=layout.PATRONI_SCOPE,
         port=layout.PORT,
         api_port=layout.PATRONI_API_PORT,
         parameters=parameters,
