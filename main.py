@@ -17,13 +17,13 @@ import cdk8s
 from constructs import certificate
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
-from constructs.gitops import apply_sync_waves
+from pgbundle.synth.gitops import apply_sync_waves
 from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
-from constructs.output import replace_folder
-from constructs.policy import apply_policy_annotations
-from constructs.values import ChartValues, ValuesError, load_values, values_warnings
+from pgbundle.synth.output import replace_folder
+from pgbundle.synth.policy import apply_policy_annotations
+from pgbundle.values.models import ChartValues, ValuesError, load_values, values_warnings
 
 TOP = Path(__file__).resolve().parent
 
@@ -77,19 +77,19 @@ def _values_path(arg: str | None) -> Path:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["restore-manifest"]:
-        from constructs import restore
+        from pgbundle.workstation import restore_manifest as restore
 
         return restore.cli(argv[1:], values_path=_values_path)
     if argv[:2] in (["local", "backup"], ["local", "restore"]):
-        from constructs import backup_local
+        from pgbundle.workstation import backup_local
 
         return backup_local.cli(argv[1:], values_path=_values_path)
     if argv and argv[0] == "local":
-        from constructs import localpod  # sub-commands load their modules (and cryptography) only when used
+        from pgbundle.workstation import localpod  # sub-commands load their modules (and cryptography) only when used
 
         return localpod.cli(argv[1:], synthesize=synthesize, values_path=_values_path)
     if argv and argv[0] == "secrets":
-        from constructs import secretgen
+        from pgbundle.workstation import secretgen
 
         return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(

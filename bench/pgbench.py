@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs import pgconf  # noqa: E402
-from constructs.localpod import postgres_bindir  # noqa: E402
-from constructs.values import parse_values  # noqa: E402
+from pgbundle.pgconf import conf as pgconf  # noqa: E402
+from pgbundle.workstation.localpod import postgres_bindir  # noqa: E402
+from pgbundle.values.models import parse_values  # noqa: E402
 
 # The container the generated configuration is derived for.
 LIMITS = {"cpu": "2", "memory": "4Gi"}

@@ -15,10 +15,11 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import certificate, layout, tls
-from constructs.labels import object_labels, selector_labels
-from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod
-from constructs.values import PostgresValues
+from constructs import certificate, tls
+from pgbundle import contract as layout
+from pgbundle.labels import object_labels, selector_labels
+from pgbundle.k8s.podsecurity import resource_requirements, restricted_container, restricted_pod
+from pgbundle.values.models import PostgresValues
 
 COMPONENT = "backup"
 CRONJOB = layout.BACKUP_CRONJOB  # the backup alerts select its Jobs by this name
@@ -353,7 +354,7 @@ def longest_interval_seconds(schedule: str) -> int:
     of the last successful backup should allow this much, times a margin."""
     import datetime
 
-    from constructs.values import CRON_FIELDS
+    from pgbundle.values.models import CRON_FIELDS
 
     fields = _MACROS.get(schedule.strip(), schedule).split()
     minutes, hours, days, months, weekdays = (

@@ -14,7 +14,7 @@ from typing import Literal
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
-from constructs.values import PostgresValues
+from pgbundle.values.models import PostgresValues
 
 
 # Key usages, as members of the binding's CertificateSpecUsages ("server auth", ...
@@ -135,7 +135,7 @@ class ClientCertificate(Construct):
 def add_server_certificate(scope: Construct, namespace: str, labels: dict[str, str],
                            postgres: PostgresValues) -> ServerCertificate:
     """Compose the Certificate from the `postgres` values (called by main.py)."""
-    from constructs.pki import server_dns_names
+    from pgbundle.workstation.pki import server_dns_names
 
     cm = postgres.tls.cert_manager
     return ServerCertificate(scope, "certificate", props=ServerCertificateProps(

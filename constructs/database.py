@@ -9,10 +9,12 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import exporter, layout, pgconf, tls
-from constructs.labels import object_labels, selector_labels
-from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod
-from constructs.values import PostgresValues, VolumeValues
+from constructs import exporter, tls
+from pgbundle import contract as layout
+from pgbundle.pgconf import conf as pgconf
+from pgbundle.labels import object_labels, selector_labels
+from pgbundle.k8s.podsecurity import resource_requirements, restricted_container, restricted_pod
+from pgbundle.values.models import PostgresValues, VolumeValues
 
 COMPONENT = "database"
 SCRIPTS = Path(__file__).parent / "scripts"

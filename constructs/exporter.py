@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imports import k8s
-from constructs import layout
-from constructs.metric_catalog import EXTRA_COLLECTORS
-from constructs.podsecurity import resource_requirements, restricted_container
-from constructs.values import PostgresValues
+from pgbundle import contract as layout
+from pgbundle.monitoring.metric_catalog import EXTRA_COLLECTORS
+from pgbundle.k8s.podsecurity import resource_requirements, restricted_container
+from pgbundle.values.models import PostgresValues
 
 SECRET_VOLUME = "monitoring-secret"
 SECRET_FILE_MODE = 0o440  # the exporter (uid 65534) reads it through the pod's fsGroup

@@ -14,10 +14,11 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import alerts, layout
+from pgbundle.monitoring import alerts
+from pgbundle import contract as layout
 from constructs.backup import longest_interval_seconds
-from constructs.labels import object_labels, selector_labels
-from constructs.values import PostgresValues
+from pgbundle.labels import object_labels, selector_labels
+from pgbundle.values.models import PostgresValues
 
 COMPONENT = "metrics"
 # The Grafana sidecar's convention: it loads every ConfigMap with this label.
@@ -129,7 +130,7 @@ class Metrics(Construct):
 
         board = metrics.dashboard
         if board.enabled:
-            from constructs import dashboard
+            from pgbundle.monitoring import dashboard
 
             k8s.KubeConfigMap(
                 self,

@@ -16,9 +16,9 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import layout
-from constructs.labels import selector_labels
-from constructs.values import NetworkPolicyPeer, NetworkPolicyValues
+from pgbundle import contract as layout
+from pgbundle.labels import selector_labels
+from pgbundle.values.models import NetworkPolicyPeer, NetworkPolicyValues
 
 # The backup CronJob's pods carry selector_labels(BACKUP_COMPONENT) (issue 4).
 BACKUP_COMPONENT = "backup"

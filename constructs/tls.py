@@ -16,8 +16,8 @@ source is in use. Every pod that mounts the CA (database, backups) uses
 from __future__ import annotations
 
 from imports import k8s
-from constructs import layout
-from constructs.values import PostgresValues
+from pgbundle import contract as layout
+from pgbundle.values.models import PostgresValues
 
 SECRET_FILE_MODE = 0o440  # readable by uid 999 through fsGroup; PostgreSQL accepts it for a root-owned key
 

@@ -20,8 +20,8 @@ if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
 import main  # noqa: E402
-from constructs.localpod import LocalPod  # noqa: E402
-from constructs.values import parse_values  # noqa: E402
+from pgbundle.workstation.localpod import LocalPod  # noqa: E402
+from pgbundle.values.models import parse_values  # noqa: E402
 
 
 class Manifests:
@@ -88,7 +88,7 @@ def container(pod_spec: dict, name: str) -> dict:
     return found[0]
 
 
-# --- the synthesized pod on real PostgreSQL (constructs/localpod.py) ----------
+# --- the synthesized pod on real PostgreSQL (pgbundle/workstation/localpod.py) ----------
 
 
 @pytest.fixture(scope="module")

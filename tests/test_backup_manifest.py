@@ -10,9 +10,9 @@ import pytest
 import yaml
 from conftest import container
 
-from constructs.labels import selector_labels
-from constructs.restore import RestoreError, restore_manifest
-from constructs.values import parse_values
+from pgbundle.labels import selector_labels
+from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
+from pgbundle.values.models import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

@@ -24,10 +24,11 @@ import psycopg
 import pytest
 
 from conftest import connect, restart
-from constructs import layout, pki
-from constructs.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.workstation import pki
+from pgbundle.workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.models import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"

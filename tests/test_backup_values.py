@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from constructs.values import ValuesError, parse_values
+from pgbundle.values.models import ValuesError, parse_values
 
 
 def backup(**settings) -> dict:

@@ -8,11 +8,11 @@ import cdk8s
 import pytest
 
 from conftest import Manifests
-from constructs.labels import selector_labels
-from constructs.layout import METRICS_PORT
+from pgbundle.labels import selector_labels
+from pgbundle.contract import METRICS_PORT
 from constructs.network import BACKUP_NETWORK_POLICY, NetworkIsolation, NetworkIsolationProps
-from constructs.policy import pod_template
-from constructs.values import NetworkPolicyValues, ValuesError, parse_values
+from pgbundle.synth.policy import pod_template
+from pgbundle.values.models import NetworkPolicyValues, ValuesError, parse_values
 from netpol import Pod, allowed, pod_from_template
 from variants import synth_variant
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from constructs import pgconf
-from constructs.localpod import free_port
-from constructs.values import parse_values
+from pgbundle.pgconf import conf as pgconf
+from pgbundle.workstation.localpod import free_port
+from pgbundle.values.models import parse_values
 
 
 # The package's binaries, found without importing it (its import sets up a data folder).

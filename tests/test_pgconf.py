@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from constructs import pgconf
-from constructs.pgconf import GB, MB, pg_memory_bytes
-from constructs.quantity import memory_bytes
-from constructs.values import ValuesError, parse_values
+from pgbundle.pgconf import conf as pgconf
+from pgbundle.pgconf.conf import GB, MB, pg_memory_bytes
+from pgbundle.k8s.quantity import memory_bytes
+from pgbundle.values.models import ValuesError, parse_values
 
 
 def postgres(values: dict | None = None):

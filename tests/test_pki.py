@@ -1,4 +1,4 @@
-"""Passwords and certificates for the Secrets (constructs/pki.py)."""
+"""Passwords and certificates for the Secrets (pgbundle/workstation/pki.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from constructs import pki
+from pgbundle.workstation import pki
 
 
 def test_passwords_are_long_random_letters_and_digits():

@@ -35,8 +35,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from constructs import labels, layout, pki
-from constructs.values import ChartValues, PostgresValues, ValuesError, load_values
+from pgbundle import labels
+from pgbundle import contract as layout
+from pgbundle.workstation import pki
+from pgbundle.values.models import ChartValues, PostgresValues, ValuesError, load_values
 
 PASSWORD_LENGTH = 40  # letters and digits: URL-safe, about 238 bits
 CA_KEY_FILE = "ca.key"

@@ -15,7 +15,7 @@ from pathlib import Path
 import cdk8s
 
 from constructs.backup import DEFAULT_RESTORE_JOBS, SET_NAME, RestoreJob, RestoreJobProps
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle.values.models import ChartValues, ValuesError, load_values
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -26,9 +26,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from constructs.layout import MONITORING_ROLE
-from constructs.metric_catalog import EXPORTER_VERSION
-from constructs.quantity import cpu_cores, memory_bytes
+from pgbundle.contract import MONITORING_ROLE
+from pgbundle.monitoring.metric_catalog import EXPORTER_VERSION
+from pgbundle.k8s.quantity import cpu_cores, memory_bytes
 
 class ValuesError(Exception):
     """The values file cannot be used; the message names the field and the fix."""
@@ -649,7 +649,7 @@ class ExporterImageValues(ImageValues):
     """Exporter image repository. Left out: the Prometheus community image."""
     tag: str = Field(default=EXPORTER_VERSION, min_length=1)
     """Exporter image tag. Left out: the version every metric name in
-    constructs/metric_catalog.py was checked against; another tag may rename metrics."""
+    pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
 
 
 class ExporterResourcesValues(ResourcesValues):
@@ -811,7 +811,7 @@ class PostgresValues(Values):
         if not self.tls.enabled and self.tls.cert_manager.enabled:
             raise ValueError("tls.certManager.enabled: true needs tls.enabled: true (cert-manager issues the server certificate)")
         # Imported here: pgconf derives from this model. Raises "config: ..." naming the fields.
-        from constructs.pgconf import derive_tuning
+        from pgbundle.pgconf.conf import derive_tuning
 
         derive_tuning(self)
         return self

@@ -1,7 +1,7 @@
 """The Grafana dashboard for the bundled PostgreSQL, built with grafana-foundation-sdk.
 
 Built in code (not pasted JSON) so that every query is an expression the tests can
-parse and check against constructs/metric_catalog.py, and so that the selectors
+parse and check against pgbundle/monitoring/metric_catalog.py, and so that the selectors
 follow the values (namespace). Every metric name used must be listed there.
 """
 
@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from constructs import layout
+from pgbundle import contract as layout
 
 UID = "api-forge-postgres"
 TITLE = "PostgreSQL (api-forge bundled)"

@@ -1,5 +1,5 @@
 """`python main.py local backup|restore`: the backup CronJob's and the restore
-Job's scripts, run against the local pod (constructs/localpod.py).
+Job's scripts, run against the local pod (pgbundle/workstation/localpod.py).
 
 The container's command and environment are read from the synthesized objects
 (the CronJob in the state folder's dist/, the Job from `restore_manifest`),
@@ -11,7 +11,7 @@ are valid for that name, so `sslmode=verify-full` still holds).
 With client-certificate verification the job's certificate comes, as in a
 cluster, from the Secret the CronJob mounts: `local backup --secrets DIR`
 projects it from the manifests `secrets generate` wrote (kubelet layout, see
-constructs/localsecrets.py); without --secrets (and nothing projected before)
+pgbundle/workstation/localsecrets.py); without --secrets (and nothing projected before)
 the runner issues one from the pod's CA.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from constructs import localsecrets
+from pgbundle.workstation import localsecrets
 from constructs.backup import (
     BACKUP_CONTAINER,
     CLIENT_CERT_FILE,
@@ -39,9 +39,9 @@ from constructs.backup import (
     RESTORE_CONTAINER,
     DEFAULT_RESTORE_JOBS,
 )
-from constructs.localpod import HOST, LocalPod, LocalPodError
-from constructs.restore import RestoreError, restore_manifest
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
+from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
+from pgbundle.values.models import ChartValues, ValuesError, load_values
 
 SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")
 

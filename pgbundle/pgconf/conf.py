@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from constructs import layout
-from constructs.quantity import cpu_cores, memory_bytes
-from constructs.values import PostgresValues
+from pgbundle import contract as layout
+from pgbundle.k8s.quantity import cpu_cores, memory_bytes
+from pgbundle.values.models import PostgresValues
 
 KB = 1024
 MB = 1024 * KB

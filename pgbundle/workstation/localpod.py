@@ -18,7 +18,7 @@ data, and a test can rotate a password by replacing its file before `up`.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
-`..data` symlink; constructs/localsecrets.py), rewritten at every `up`;
+`..data` symlink; pgbundle/workstation/localsecrets.py), rewritten at every `up`;
 `local sync-secrets` re-projects them into a running pod as the kubelet does
 when a Secret changes.
 """
@@ -41,8 +41,11 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout, localsecrets, pgconf, pki
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle import contract as layout
+from pgbundle.workstation import localsecrets
+from pgbundle.pgconf import conf as pgconf
+from pgbundle.workstation import pki
+from pgbundle.values.models import ChartValues, ValuesError, load_values
 
 HOST = "127.0.0.1"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser

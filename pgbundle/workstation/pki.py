@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from constructs import layout
+from pgbundle import contract as layout
 
 # Letters and digits only: safe in a URL, a shell and a YAML file without quoting.
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
