@@ -23,7 +23,8 @@ from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from pgbundle.synth.output import replace_folder
 from pgbundle.synth.policy import apply_policy_annotations
-from pgbundle.values.models import ChartValues, ValuesError, load_values, values_warnings
+from pgbundle.values.load import ValuesError, load_values, values_warnings
+from pgbundle.values.models import ChartValues
 
 TOP = Path(__file__).resolve().parent
 

@@ -41,7 +41,7 @@ from pgbundle.workstation.backup_local import (  # noqa: E402
     run_process,
 )
 from pgbundle.workstation.localpod import LocalPod  # noqa: E402
-from pgbundle.values.models import parse_values  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
 
 
 def bindir() -> str:

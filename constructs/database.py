@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from imports import k8s
 from constructs import exporter, tls
 from pgbundle import contract as layout
-from pgbundle.pgconf import conf as pgconf
+from pgbundle.pgconf import conf, env, hba
 from pgbundle.labels import object_labels, selector_labels
 from pgbundle.k8s.podsecurity import resource_requirements, restricted_container, restricted_pod
 from pgbundle.values.models import PostgresValues, VolumeValues
@@ -77,8 +77,8 @@ class Database(Construct):
         self.selector = selector_labels(COMPONENT)
 
         config_files = {
-            "postgresql.conf": pgconf.render_postgresql_conf(pg),
-            "pg_hba.conf": pgconf.render_pg_hba(pg),
+            "postgresql.conf": conf.render_postgresql_conf(pg),
+            "pg_hba.conf": hba.render_pg_hba(pg),
         }
         scripts = pod_scripts()
 
@@ -187,7 +187,7 @@ class Database(Construct):
             k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=_quantity("1Gi"))),
             k8s.Volume(
                 name="shm",
-                empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=_quantity(str(pgconf.shm_size_bytes(pg)))),
+                empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=_quantity(str(conf.shm_size_bytes(pg)))),
             ),
         ]
         if pg.tls.enabled:
@@ -212,7 +212,7 @@ class Database(Construct):
             image=pg.image.reference,
             image_pull_policy=props.image_pull_policy,
             command=["bash", f"{layout.SCRIPTS_DIR}/start.sh"],
-            env=[k8s.EnvVar(name=k, value=v) for k, v in pgconf.pod_environment(pg).items()],
+            env=[k8s.EnvVar(name=k, value=v) for k, v in env.pod_environment(pg).items()],
             ports=[k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")],
             resources=resource_requirements(pg.resources),
             # initdb or crash recovery of a large database may take a while: allow 30 minutes.

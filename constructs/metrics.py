@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from imports import k8s
 from pgbundle.monitoring import alerts
 from pgbundle import contract as layout
-from constructs.backup import longest_interval_seconds
 from pgbundle.labels import object_labels, selector_labels
+from pgbundle.values.cron import longest_interval_seconds
 from pgbundle.values.models import PostgresValues
 
 COMPONENT = "metrics"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from imports import k8s
 from pgbundle import contract as layout
 from pgbundle.labels import selector_labels
-from pgbundle.values.models import NetworkPolicyPeer, NetworkPolicyValues
+from pgbundle.values.network import NetworkPolicyPeer, NetworkPolicyValues
 
 # The backup CronJob's pods carry selector_labels(BACKUP_COMPONENT) (issue 4).
 BACKUP_COMPONENT = "backup"

@@ -68,6 +68,11 @@ PROMETHEUS_RULE = "postgres"
 DASHBOARD_CONFIG_MAP = "postgres-dashboard"
 MONITORING_ROLE = "monitoring"  # LOGIN, member of pg_monitor only
 MONITORING_PASSWORD_KEY = "postgres_monitoring_pw"  # optional key; required when metrics are on
+# postgres-exporter release (the image tag's default) whose collectors
+# (collector/*.go, cmd/postgres_exporter) pgbundle/monitoring/metric_catalog.py
+# was checked against. v0.20.x moved settings, stat_activity and
+# stat_replication to standalone collectors without renaming their metrics.
+EXPORTER_VERSION = "v0.20.1"
 EXPORTER_UID = 65534  # the exporter image runs as nobody
 EXPORTER_SECRET_DIR = "/etc/postgres-exporter/secrets"
 # The backup CronJob's name (its construct lands with the backup work); the

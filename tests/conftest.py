@@ -21,7 +21,7 @@ if str(TOP) not in sys.path:
 
 import main  # noqa: E402
 from pgbundle.workstation.localpod import LocalPod  # noqa: E402
-from pgbundle.values.models import parse_values  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
 
 
 class Manifests:

@@ -26,7 +26,7 @@ from pgbundle import contract as layout
 from pgbundle.workstation import secretgen
 from pgbundle.workstation.backup_local import LocalJobError, backup
 from pgbundle.workstation.localpod import LocalPod
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 NS = "api-forge-prod"
 SECRET = "postgres-backup-tls"

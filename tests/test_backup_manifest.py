@@ -12,7 +12,7 @@ from conftest import container
 
 from pgbundle.labels import selector_labels
 from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

@@ -28,7 +28,7 @@ from pgbundle import contract as layout
 from pgbundle.workstation import pki
 from pgbundle.workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
 from pgbundle.workstation.localpod import LocalPod
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import TOP
 from pgbundle.synth.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 from variants import POLICY_VARIANTS, synth_variant
 
 APPLICATION = TOP / "deploy" / "argocd-application.yaml"

@@ -33,7 +33,7 @@ def test_kubernetes_bindings_hold_exactly_the_kinds_the_app_emits(synth_file):
     kind left over slows every synth, a kind missing fails at import."""
     from imports import k8s
     from pgbundle.workstation.restore_manifest import restore_manifest
-    from pgbundle.values.models import load_values
+    from pgbundle.values.load import load_values
 
     bound = {(cls.GVK.api_version, cls.GVK.kind) for name, cls in vars(k8s).items()
              if name.startswith("Kube") and hasattr(cls, "GVK")}

@@ -22,8 +22,9 @@ from variants import VARIANTS
 from pgbundle.monitoring import alerts
 from pgbundle.monitoring import dashboard
 from pgbundle import contract as layout
-from pgbundle.monitoring.metric_catalog import EXPORTER_VERSION, METRICS
-from pgbundle.values.models import ValuesError, parse_values
+from pgbundle.contract import EXPORTER_VERSION
+from pgbundle.monitoring.metric_catalog import METRICS
+from pgbundle.values.load import ValuesError, parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 CRDS = TOP.parent / "shared" / "crds"

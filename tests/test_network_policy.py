@@ -12,7 +12,8 @@ from pgbundle.labels import selector_labels
 from pgbundle.contract import METRICS_PORT
 from constructs.network import BACKUP_NETWORK_POLICY, NetworkIsolation, NetworkIsolationProps
 from pgbundle.synth.policy import pod_template
-from pgbundle.values.models import NetworkPolicyValues, ValuesError, parse_values
+from pgbundle.values.load import ValuesError, parse_values
+from pgbundle.values.network import NetworkPolicyValues
 from netpol import Pod, allowed, pod_from_template
 from variants import synth_variant
 

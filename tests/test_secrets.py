@@ -19,7 +19,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from pgbundle import contract as layout
 from pgbundle.workstation import secretgen
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

@@ -11,7 +11,7 @@ import pytest
 from conftest import Manifests
 
 from pgbundle.workstation import secretgen
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 from test_secrets import data
 
 TOP = Path(__file__).resolve().parent.parent

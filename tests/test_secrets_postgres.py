@@ -23,7 +23,7 @@ from pgbundle import contract as layout
 from pgbundle.workstation import pki
 from pgbundle.workstation import secretgen
 from pgbundle.workstation.localpod import LocalPod
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 RELOAD_WAIT = 90  # seconds a test waits for the watcher before it fails (it polls every second here)
 

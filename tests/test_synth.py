@@ -13,7 +13,7 @@ import pytest
 
 import main
 from pgbundle.synth.output import replace_folder
-from pgbundle.values.models import parse_values
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 

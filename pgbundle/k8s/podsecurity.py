@@ -4,7 +4,7 @@ and resource requirements from the values."""
 from __future__ import annotations
 
 from imports import k8s
-from pgbundle.values.models import ResourcesValues
+from pgbundle.values.fields import ResourcesValues
 
 
 def restricted_container(uid: int) -> k8s.SecurityContext:

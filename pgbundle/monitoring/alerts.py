@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pgbundle import contract as layout
 
 # The backup CronJob's longest gap between runs when the scope does not say
-# (constructs/backup.py longest_interval_seconds derives it from the schedule).
+# (pgbundle/values/cron.py longest_interval_seconds derives it from the schedule).
 BACKUP_INTERVAL_SECONDS = 24 * 3600
 BACKUP_STALE_FACTOR = 1.5
 

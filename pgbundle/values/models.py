@@ -4,113 +4,34 @@ Keys follow the old Helm chart's `values.yaml` (camelCase, same nesting) so a
 user can carry their file over; keys the chart never had are documented here.
 Every model forbids unknown keys: a typo such as `replica` is an error, not a
 silently ignored setting. Every field's default is what happens when the key
-is left out.
+is left out. Field types are in fields.py; the larger sections (tls, network,
+backup, metrics) in modules of their own beside this one.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import zoneinfo
-from pathlib import Path
-from typing import Annotated, Literal
+from functools import cached_property
+from typing import Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from pgbundle.contract import MONITORING_ROLE
-from pgbundle.monitoring.metric_catalog import EXPORTER_VERSION
-from pgbundle.k8s.quantity import cpu_cores, memory_bytes
-
-class ValuesError(Exception):
-    """The values file cannot be used; the message names the field and the fix."""
-
-
-# --- reusable field types -------------------------------------------------
-
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-_PG_MEMORY = re.compile(r"^[0-9]+(B|kB|MB|GB|TB)$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS-1123 label: use at most 63 lower-case letters, digits "
-            "and '-', starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _dns1123_subdomain(value: str) -> str:
-    if len(value) > 253 or not all(_DNS1123_LABEL.match(part) for part in value.split(".")):
-        raise ValueError(
-            f"{value!r} is not a DNS-1123 subdomain: use at most 253 lower-case letters, digits, "
-            "'-' and '.', each dot-separated part starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _pg_identifier(value: str) -> str:
-    if len(value) > 63 or not _PG_IDENTIFIER.match(value):
-        raise ValueError(
-            f"{value!r} is not a plain PostgreSQL name: use at most 63 lower-case letters, "
-            "digits and '_', starting with a letter or '_'"
-        )
-    if value == "postgres" or value.startswith("pg_"):
-        raise ValueError(f"{value!r} is reserved by PostgreSQL: choose another name")
-    return value
-
-
-def _storage(value: str) -> str:
-    if memory_bytes(value) <= 0:
-        raise ValueError(f"{value!r} must be larger than zero")
-    return value
-
-
-def _memory(value: str) -> str:
-    memory_bytes(value)
-    return value
-
-
-def _cpu(value: str) -> str:
-    cpu_cores(value)
-    return value
-
-
-def _pg_memory(value: str) -> str:
-    if not _PG_MEMORY.match(value):
-        raise ValueError(
-            f"{value!r} is not a PostgreSQL memory setting: use a whole number with one of "
-            "the units B, kB, MB, GB, TB (for example 256MB)"
-        )
-    return value
-
-
-DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
-DnsSubdomain = Annotated[str, AfterValidator(_dns1123_subdomain)]
-PgName = Annotated[str, AfterValidator(_pg_identifier)]
-StorageSize = Annotated[str, AfterValidator(_storage)]
-MemoryQuantity = Annotated[str, AfterValidator(_memory)]
-CpuQuantity = Annotated[str, AfterValidator(_cpu)]
-PgMemory = Annotated[str, AfterValidator(_pg_memory)]
-
-
-class Values(BaseModel):
-    """Base of every values model: camelCase keys, no unknown keys, immutable."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+from pgbundle.values.backup import BackupValues
+from pgbundle.values.fields import (
+    Cidr,
+    DnsLabel,
+    ImageValues,
+    PgMemory,
+    PgName,
+    ResourcesValues,
+    StorageSize,
+    Values,
+)
+from pgbundle.values.metrics import MetricsValues
+from pgbundle.values.network import NetworkPolicyValues
+from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
+from pgbundle.values.tuning import Tuning, derive_tuning
 
 
 # --- global ---------------------------------------------------------------
@@ -126,62 +47,8 @@ class GlobalValues(Values):
     """Pull policy of every container. Left out: IfNotPresent (the tag is pinned)."""
 
 
+
 # --- postgres -------------------------------------------------------------
-
-
-class ImageValues(Values):
-    repository: str = Field(default="postgres", min_length=1)
-    """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
-    tag: str = Field(default="17.6-bookworm", min_length=1)
-    """Image tag, pinned to a full minor version. Left out: 17.6-bookworm."""
-    digest: str | None = None
-    """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ImageValues:
-        if self.tag == "latest":
-            raise ValueError("tag: 'latest' is not reproducible: pin a full version such as 17.6-bookworm")
-        if self.digest is not None and not _DIGEST.match(self.digest):
-            raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
-        return self
-
-    @property
-    def reference(self) -> str:
-        if self.digest:
-            return f"{self.repository}@{self.digest}"
-        return f"{self.repository}:{self.tag}"
-
-    @property
-    def major_version(self) -> str:
-        """The PostgreSQL major version the tag names (`17.6-bookworm` -> `17`)."""
-        return re.split(r"[.-]", self.tag, maxsplit=1)[0]
-
-
-class ResourceAmounts(Values):
-    cpu: CpuQuantity
-    memory: MemoryQuantity
-
-
-class ResourcesValues(Values):
-    requests: ResourceAmounts = ResourceAmounts(cpu="500m", memory="1Gi")
-    """Scheduling requests. Left out: 500m CPU, 1Gi memory."""
-    limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="4Gi")
-    """Limits; PostgreSQL's memory settings are derived from `limits.memory`.
-    Left out: 2000m CPU, 4Gi memory."""
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> ResourcesValues:
-        if cpu_cores(self.requests.cpu) > cpu_cores(self.limits.cpu):
-            raise ValueError(
-                f"requests.cpu: {self.requests.cpu} is above limits.cpu {self.limits.cpu}: "
-                "a request may not exceed its limit"
-            )
-        if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
-            raise ValueError(
-                f"requests.memory: {self.requests.memory} is above limits.memory "
-                f"{self.limits.memory}: a request may not exceed its limit"
-            )
-        return self
 
 
 class VolumeValues(Values):
@@ -261,112 +128,7 @@ class ConfigValues(Values):
         return self
 
 
-# --- TLS: certificates made by cert-manager or by `secrets generate` --------
 
-# A Go duration as cert-manager reads it (`2160h`, `90m`, `1h30m`).
-_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(h|m|s))+$")
-_GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|m|s)")
-
-
-def go_duration_seconds(value: str) -> float:
-    """Seconds in a Go duration such as `2160h` or `1h30m` (units h, m, s)."""
-    if not _GO_DURATION.match(value):
-        raise ValueError(
-            f"{value!r} is not a duration: use whole or decimal numbers with the units h, m, s "
-            "(for example 2160h for 90 days)"
-        )
-    factor = {"h": 3600, "m": 60, "s": 1}
-    return sum(float(n) * factor[u] for n, u in _GO_DURATION_PART.findall(value))
-
-
-def _go_duration(value: str) -> str:
-    go_duration_seconds(value)
-    return value
-
-
-GoDuration = Annotated[str, AfterValidator(_go_duration)]
-
-_CERT_MANAGER_GROUP = "cert-manager.io"
-
-
-class IssuerRefValues(Values):
-    name: DnsSubdomain | None = None
-    """Name of the Issuer or ClusterIssuer that signs the server certificate.
-    Left out: none, which is an error when cert-manager is enabled."""
-    kind: str = Field(default="Issuer", min_length=1)
-    """`Issuer` (same namespace) or `ClusterIssuer`; any kind for an external
-    issuer group. Left out: Issuer."""
-    group: str = Field(default=_CERT_MANAGER_GROUP, min_length=1)
-    """API group of the issuer. Left out: cert-manager.io."""
-
-    @model_validator(mode="after")
-    def _check(self) -> IssuerRefValues:
-        if self.group == _CERT_MANAGER_GROUP and self.kind not in ("Issuer", "ClusterIssuer"):
-            raise ValueError(
-                f"kind: {self.kind!r} is not a cert-manager.io issuer kind: use Issuer or ClusterIssuer "
-                "(or set group to your external issuer's API group)"
-            )
-        return self
-
-
-class CertManagerValues(Values):
-    enabled: bool = False
-    """Emit a cert-manager `Certificate` that writes the TLS Secret (`tls.existingSecret`),
-    and read the CA from that Secret's `ca.crt` instead of `ca.existingSecret`.
-    Left out: false; the TLS and CA Secrets come from `python main.py secrets generate`."""
-    issuer_ref: IssuerRefValues = Field(default_factory=IssuerRefValues)
-    """The issuer that signs the certificate; `issuerRef.name` is required when enabled.
-    The issuer should put its CA into `ca.crt` (CA and self-signed issuers do):
-    clients verify the server and, with `ca.verifyClients`, the server verifies clients with it."""
-    duration: GoDuration = "2160h"
-    """Requested lifetime of the server certificate. Left out: 2160h (90 days),
-    cert-manager's own default."""
-    renew_before: GoDuration = "360h"
-    """Renew this long before expiry; PostgreSQL reloads the renewed files without a
-    restart. Left out: 360h (15 days)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> CertManagerValues:
-        if not self.enabled:
-            return self
-        if self.issuer_ref.name is None:
-            raise ValueError(
-                "issuerRef.name: missing; cert-manager needs the name of the Issuer or "
-                "ClusterIssuer that signs the server certificate"
-            )
-        duration, renew = go_duration_seconds(self.duration), go_duration_seconds(self.renew_before)
-        if duration < 3600:
-            raise ValueError(f"duration: {self.duration!r} is below cert-manager's minimum of 1h")
-        if renew < 300:
-            raise ValueError(f"renewBefore: {self.renew_before!r} is below cert-manager's minimum of 5m")
-        if renew >= duration:
-            raise ValueError(
-                f"renewBefore: {self.renew_before!r} is not shorter than duration {self.duration!r}: "
-                "the certificate would be renewed for ever; use less than the duration"
-            )
-        return self
-
-
-class GeneratorValues(Values):
-    """Certificates that `python main.py secrets generate` makes when cert-manager is off."""
-
-    server_validity_days: int = Field(default=365, ge=1, le=3650)
-    """Lifetime of the generated server certificate, in days. Left out: 365."""
-    ca_validity_days: int = Field(default=3650, ge=1, le=36500)
-    """Lifetime of the generated CA certificate, in days. Left out: 3650 (10 years)."""
-    key_algorithm: Literal["ECDSA-P256", "RSA-3072"] = "ECDSA-P256"
-    """Key type of the CA and the server certificate. Left out: ECDSA-P256."""
-
-    @model_validator(mode="after")
-    def _check(self) -> GeneratorValues:
-        if self.server_validity_days > self.ca_validity_days:
-            raise ValueError(
-                f"serverValidityDays: {self.server_validity_days} is longer than caValidityDays "
-                f"{self.ca_validity_days}: a certificate cannot outlive its CA; use at most "
-                f"{self.ca_validity_days}"
-            )
-        return self
-# Settings the memory check counts: they have their own keys under config.
 _SIZED_PARAMETERS = {
     "max_connections": "maxConnections",
     "shared_buffers": "sharedBuffers",
@@ -381,118 +143,12 @@ _COMMAND_LINE_PARAMETERS = {
 }
 
 
-def _cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as err:
-        raise ValueError(f"{value!r} is not a network in CIDR form such as 10.0.0.0/8 or ::/0 ({err})") from None
-
-
-class TlsValues(Values):
-    enabled: bool = True
-    """Serve TLS (1.2+) and reject every non-TLS TCP connection. Left out: true."""
-    existing_secret: DnsLabel = "postgres-tls"
-    """Secret with `server.crt` and `server.key` (with cert-manager: `tls.crt`,
-    `tls.key` and `ca.crt`, which the pod sees under the same file names).
-    Left out: postgres-tls."""
-    cert_manager: CertManagerValues = Field(default_factory=CertManagerValues)
-    """Let cert-manager issue and renew the server certificate. Left out: off."""
-    generator: GeneratorValues = Field(default_factory=GeneratorValues)
-    """Validity and key type for `secrets generate`. Left out: 1 year server,
-    10 years CA, ECDSA P-256."""
-
-
-class CaValues(Values):
-    existing_secret: DnsLabel = "postgres-ca"
-    """Secret with `ca.crt`, the CA that signed the server and client certificates.
-    Left out: postgres-ca."""
-    verify_clients: bool = False
-    """Require a client certificate signed by this CA on every TCP connection (in
-    addition to the password). Left out: false (password over TLS)."""
-
-
-class SecretsValues(Values):
-    existing_secret: DnsLabel = "postgres-secrets"
-    """Secret holding the role passwords. Left out: postgres-secrets."""
-
 
 class PodDisruptionBudgetValues(Values):
     enabled: bool = True
     min_available: int = Field(default=1, ge=0)
     """Pods kept through voluntary disruptions. Left out: 1."""
 
-
-class LabelSelector(Values):
-    match_labels: dict[str, str] = {}
-    match_expressions: list[dict[str, str | list[str]]] = []
-
-
-class IpBlock(Values):
-    cidr: str
-    except_: list[str] = Field(default=[], alias="except")
-
-
-class NetworkPolicyPeer(Values):
-    pod_selector: LabelSelector | None = None
-    namespace_selector: LabelSelector | None = None
-    ip_block: IpBlock | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> NetworkPolicyPeer:
-        # The API server refuses both an empty peer and an ipBlock mixed with selectors.
-        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
-            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
-        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
-            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer")
-        return self
-
-
-class NetworkPolicyPort(Values):
-    protocol: Literal["TCP"] = "TCP"
-    port: int | str = 5432
-
-
-class NetworkPolicyIngressRule(Values):
-    from_: list[NetworkPolicyPeer] = Field(alias="from", min_length=1)
-    ports: list[NetworkPolicyPort] = [NetworkPolicyPort()]
-
-    @model_validator(mode="after")
-    def _database_port_only(self) -> NetworkPolicyIngressRule:
-        for port in self.ports:
-            if port.port not in (5432, "postgresql"):
-                raise ValueError(
-                    f"ports: {port.port!r} is not the database port; the policy only opens 5432"
-                )
-        return self
-
-
-def _default_ingress() -> list[NetworkPolicyIngressRule]:
-    return [
-        NetworkPolicyIngressRule.model_validate(
-            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "application"}}}]}
-        )
-    ]
-
-
-def _default_dns() -> NetworkPolicyPeer:
-    return NetworkPolicyPeer.model_validate(
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    )
-
-
-class NetworkPolicyValues(Values):
-    enabled: bool = False
-    """Emit a NetworkPolicy that admits only the listed peers (and this project's
-    own backup pods, and `metrics.scrapers` on 9187). Left out: false; enable it in production."""
-    ingress: list[NetworkPolicyIngressRule] = Field(default_factory=_default_ingress)
-    """Who may connect on 5432. Left out: pods labelled
-    app.kubernetes.io/component=application in the same namespace."""
-    dns: NetworkPolicyPeer = Field(default_factory=_default_dns)
-    """Where the cluster DNS runs: the only egress besides the database port.
-    Left out: pods labelled k8s-app=kube-dns in namespace kube-system."""
 
 
 class TemporalValues(Values):
@@ -501,252 +157,6 @@ class TemporalValues(Values):
     username: PgName = "temporal"
     """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
 
-
-# --- backup -------------------------------------------------------------
-
-# Kubernetes' CronJob parser (robfig/cron, standard 5 fields) also accepts these.
-CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-# name, lowest, highest, names allowed in place of numbers
-CRON_FIELDS = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, {m: i + 1 for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
-    # Kubernetes' parser counts Sunday as 0 only (7 is refused, unlike Vixie cron).
-    ("day of week", 0, 6, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
-)
-_CRON_HELP = (
-    "use five fields 'minute hour day-of-month month day-of-week' (numbers, *, a-b ranges, "
-    "/steps and comma lists, e.g. '0 2 * * *') or one of " + ", ".join(sorted(CRON_MACROS))
-)
-
-
-def _cron_number(text: str, low: int, high: int, names: dict[str, int]) -> int:
-    if text.lower() in names:
-        return names[text.lower()]
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(text)
-    return int(text)
-
-
-def _cron_schedule(value: str) -> str:
-    text = value.strip()
-    if text in CRON_MACROS:
-        return value
-    fields = text.split()
-    if len(fields) != 5:
-        raise ValueError(f"{value!r} is not a cron expression: it has {len(fields)} fields; {_CRON_HELP}")
-    for field, (name, low, high, names) in zip(fields, CRON_FIELDS):
-        for part in field.split(","):
-            try:
-                base, _, step = part.partition("/")
-                if step and (not step.isdigit() or int(step) == 0):
-                    raise ValueError(step)
-                if base == "?" and name in ("day of month", "day of week"):
-                    continue  # "no specific value", as '*'
-                if base != "*":
-                    first, _, last = base.partition("-")
-                    start = _cron_number(first, low, high, names)
-                    if last and _cron_number(last, low, high, names) < start:
-                        raise ValueError(base)
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is not a cron expression: {part!r} is not a valid {name} "
-                    f"({low}-{high}); {_CRON_HELP}"
-                ) from None
-    return value
-
-
-def _time_zone(value: str) -> str:
-    if value not in zoneinfo.available_timezones():
-        raise ValueError(
-            f"{value!r} is not a time zone of the IANA database: use a name such as Etc/UTC or "
-            "Europe/Berlin (the CronJob's timeZone field)"
-        )
-    return value
-
-
-CronSchedule = Annotated[str, AfterValidator(_cron_schedule)]
-TimeZone = Annotated[str, AfterValidator(_time_zone)]
-
-
-class RetentionValues(Values):
-    count: int = 7
-    """Backup sets kept: after a verified run, all but the newest `count` are
-    deleted. 1 to 1000. Left out: 7."""
-    days: int | None = None
-    """Also delete sets older than this many days, 1 to 3650 (the newest verified
-    set is always kept). Left out: no age limit, only `count` applies."""
-
-    @model_validator(mode="after")
-    def _check(self) -> RetentionValues:
-        if not 1 <= self.count <= 1000:
-            raise ValueError(
-                f"count: {self.count} is not allowed: keep 1 to 1000 backup sets (0 would leave "
-                "no backup to restore)"
-            )
-        if self.days is not None and not 1 <= self.days <= 3650:
-            raise ValueError(
-                f"days: {self.days} is not allowed: use 1 to 3650 days, or leave it out for no age limit"
-            )
-        return self
-
-
-class BackupResourcesValues(ResourcesValues):
-    requests: ResourceAmounts = ResourceAmounts(cpu="250m", memory="256Mi")
-    """Scheduling requests of the backup pod. Left out: 250m CPU, 256Mi memory."""
-    limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="1Gi")
-    """Limits of the backup pod (pg_dump compresses on one core and verifies on
-    another). Left out: 2000m CPU, 1Gi memory."""
-
-
-class ClientCertificateValues(Values):
-    existing_secret: DnsLabel = "postgres-backup-tls"
-    """Secret (type kubernetes.io/tls: `tls.crt`, `tls.key`) with the backup job's
-    client certificate, signed by the CA in `ca.existingSecret`. Mounted only when
-    `ca.verifyClients` is true. Left out: postgres-backup-tls."""
-
-
-class BackupValues(Values):
-    enabled: bool = True
-    """Emit the CronJob `postgres-backup` (needs `persistence.backups.enabled`).
-    Left out: true."""
-    schedule: CronSchedule = "0 2 * * *"
-    """When backups run, in `timeZone`. Left out: daily at 02:00."""
-    time_zone: TimeZone = "Etc/UTC"
-    """IANA time zone of `schedule` (the CronJob's timeZone field). Left out: Etc/UTC."""
-    retention: RetentionValues = Field(default_factory=RetentionValues)
-    compression: int = Field(default=1, ge=1, le=9)
-    """pg_dump compression level (gzip, which every pg_dump version writes). Level 1 is
-    several times faster than the default 6 on data that does not compress well and
-    loses little on data that does (see bench/backup.py). 0 is not allowed: the
-    verification detects corrupt data blocks through the compressed stream's checksum.
-    Left out: 1."""
-    databases: list[PgName] | None = Field(default=None, min_length=1)
-    """Databases dumped, each into its own file. Left out: `database`, plus
-    `temporal` and `temporal_visibility` when `temporal.enabled`."""
-    resources: BackupResourcesValues = Field(default_factory=BackupResourcesValues)
-    suspend: bool = False
-    """Stop scheduling new runs (a running one finishes). Left out: false."""
-    timeout_minutes: int = Field(default=240, ge=5, le=24 * 60)
-    """A run still going after this long is stopped (the Job's activeDeadlineSeconds)
-    and counts as failed. Left out: 240 (4 hours)."""
-    client_certificate: ClientCertificateValues = Field(default_factory=ClientCertificateValues)
-
-    @model_validator(mode="after")
-    def _unique_databases(self) -> BackupValues:
-        if self.databases is not None and len(set(self.databases)) != len(self.databases):
-            raise ValueError(f"databases: {self.databases} lists a database twice; list each once")
-        return self
-
-
-# --- metrics --------------------------------------------------------------
-
-
-class ExporterImageValues(ImageValues):
-    repository: str = Field(default="quay.io/prometheuscommunity/postgres-exporter", min_length=1)
-    """Exporter image repository. Left out: the Prometheus community image."""
-    tag: str = Field(default=EXPORTER_VERSION, min_length=1)
-    """Exporter image tag. Left out: the version every metric name in
-    pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
-
-
-class ExporterResourcesValues(ResourcesValues):
-    requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="32Mi")
-    """Scheduling requests of the exporter. Left out: 10m CPU, 32Mi memory."""
-    limits: ResourceAmounts = ResourceAmounts(cpu="250m", memory="128Mi")
-    """Limits of the exporter. Left out: 250m CPU, 128Mi memory."""
-
-
-class ServiceMonitorValues(Values):
-    enabled: bool = False
-    """Emit a Prometheus Operator ServiceMonitor for `postgres-metrics`. Left out:
-    false, because a cluster without the ServiceMonitor CRD rejects the object."""
-    interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$")
-    """Scrape interval. Left out: 30s."""
-    scrape_timeout: str = Field(default="10s", pattern=r"^[0-9]+(ms|s|m|h)$")
-    """Scrape timeout (below the interval). Left out: 10s."""
-    labels: dict[str, str] = {}
-    """Extra labels, e.g. the `release` label your Prometheus selects
-    ServiceMonitors by. Left out: none."""
-
-
-class PrometheusRuleValues(Values):
-    enabled: bool = False
-    """Emit a PrometheusRule with the alerts documented in the README runbook.
-    Left out: false (needs the PrometheusRule CRD)."""
-    labels: dict[str, str] = {}
-    """Extra labels, e.g. the `release` label your Prometheus selects rules by.
-    Left out: none."""
-    runbook_base_url: str = Field(default="README.md", min_length=1)
-    """Where the README is served; each alert's `runbook_url` is this plus
-    `#<alert name in lower case>`. Left out: README.md (relative)."""
-
-
-class DashboardValues(Values):
-    enabled: bool = False
-    """Emit the Grafana dashboard as a ConfigMap labelled `grafana_dashboard: "1"`
-    for the Grafana sidecar. Left out: false."""
-    namespace: DnsLabel | None = None
-    """Namespace of the dashboard ConfigMap, when the Grafana sidecar watches only
-    its own. Left out: the database's namespace."""
-    labels: dict[str, str] = {}
-    """Extra labels on the ConfigMap. Left out: none."""
-
-
-def _default_scrapers() -> list[NetworkPolicyPeer]:
-    return [
-        NetworkPolicyPeer.model_validate(
-            {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
-            }
-        )
-    ]
-
-
-class MetricsValues(Values):
-    enabled: bool = True
-    """Run the postgres-exporter sidecar (role `monitoring`, password key
-    `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:
-    true; false removes the sidecar, the Service and every object below."""
-    image: ExporterImageValues = Field(default_factory=ExporterImageValues)
-    """The exporter image. Left out: quay.io/prometheuscommunity/postgres-exporter
-    at the checked version."""
-    resources: ExporterResourcesValues = Field(default_factory=ExporterResourcesValues)
-    """The exporter's own requests and limits. Left out: 10m/32Mi, limits 250m/128Mi."""
-    scrapers: list[NetworkPolicyPeer] = Field(default_factory=_default_scrapers, min_length=1)
-    """Who may scrape 9187 when `networkPolicy.enabled`. Left out: pods labelled
-    app.kubernetes.io/name=prometheus in the namespace `monitoring`."""
-    service_monitor: ServiceMonitorValues = Field(default_factory=ServiceMonitorValues)
-    """Left out: no ServiceMonitor."""
-    prometheus_rule: PrometheusRuleValues = Field(default_factory=PrometheusRuleValues)
-    """Left out: no PrometheusRule."""
-    dashboard: DashboardValues = Field(default_factory=DashboardValues)
-    """Left out: no dashboard ConfigMap."""
-
-    @model_validator(mode="after")
-    def _check(self) -> MetricsValues:
-        if not self.enabled:
-            for name, part in (("serviceMonitor", self.service_monitor), ("prometheusRule", self.prometheus_rule), ("dashboard", self.dashboard)):
-                if part.enabled:
-                    raise ValueError(
-                        f"{name}.enabled: true needs enabled: true (without the exporter there is nothing to "
-                        "scrape, alert on or chart)"
-                    )
-        sm = self.service_monitor
-        if sm.enabled and _duration_seconds(sm.scrape_timeout) > _duration_seconds(sm.interval):
-            raise ValueError(
-                f"serviceMonitor.scrapeTimeout: {sm.scrape_timeout} is longer than interval "
-                f"{sm.interval}: Prometheus rejects a timeout above the interval"
-            )
-        return self
-
-
-def _duration_seconds(text: str) -> float:
-    number, unit = re.match(r"^([0-9]+)(ms|s|m|h)$", text).groups()
-    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
 class PostgresValues(Values):
@@ -775,7 +185,7 @@ class PostgresValues(Values):
     temporal: TemporalValues = Field(default_factory=TemporalValues)
     backup: BackupValues = Field(default_factory=BackupValues)
     metrics: MetricsValues = Field(default_factory=MetricsValues)
-    allowed_cidrs: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+    allowed_cidrs: list[Cidr] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
     """Client networks pg_hba.conf admits over TCP (TLS and SCRAM still required).
@@ -810,10 +220,7 @@ class PostgresValues(Values):
             )
         if not self.tls.enabled and self.tls.cert_manager.enabled:
             raise ValueError("tls.certManager.enabled: true needs tls.enabled: true (cert-manager issues the server certificate)")
-        # Imported here: pgconf derives from this model. Raises "config: ..." naming the fields.
-        from pgbundle.pgconf.conf import derive_tuning
-
-        derive_tuning(self)
+        self.tuning  # noqa: B018 - raises "config: ..." naming the fields when they do not fit
         return self
 
 
@@ -827,6 +234,12 @@ class PostgresValues(Values):
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
         return self
 
+
+    @cached_property
+    def tuning(self) -> Tuning:
+        """Memory and worker settings derived from the limits (computed once)."""
+        return derive_tuning(self.config, memory_limit=self.resources.limits.memory,
+                             cpu_limit=self.resources.limits.cpu, data_size=self.persistence.data.size)
 
     @property
     def backup_databases(self) -> list[str]:
@@ -844,80 +257,3 @@ class ChartValues(Values):
 
     global_: GlobalValues = Field(default_factory=GlobalValues, alias="global")
     postgres: PostgresValues = Field(default_factory=PostgresValues)
-
-
-# --- loading --------------------------------------------------------------
-
-
-# Keys of the old chart that this project deliberately dropped, with the reason.
-_RETIRED_KEYS = {
-    ("global", "namePrefix"): "object names are fixed (postgres, postgres-headless, "
-    "postgres-backups, ...) because renaming them would replace PVCs and Services; remove this key",
-}
-
-
-def _describe(error: dict) -> str:
-    location = ""
-    for part in error["loc"]:
-        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
-    if error["type"] == "extra_forbidden":
-        retired = _RETIRED_KEYS.get(tuple(str(p) for p in error["loc"]))
-        if retired:
-            return f"{location}: {retired}"
-        return f"{location}: unknown key (check its spelling against values.yaml)"
-    message = error["msg"].removeprefix("Value error, ")
-    # Cross-field checks run on the parent model and start their message with the
-    # field they are about: attach it to the location.
-    field = re.match(r"^([A-Za-z][\w.]*): (.*)$", message, flags=re.S)
-    if field:
-        return f"{location}.{field.group(1)}: {field.group(2)}"
-    received = error.get("input")
-    if isinstance(received, (dict, list)) or error["type"] == "missing" or repr(received) in message:
-        return f"{location}: {message}"
-    return f"{location}: {message} (received {received!r})"
-
-
-def parse_values(data: object, source: str = "values") -> ChartValues:
-    """Validate already-parsed values; raise ValuesError listing every problem."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValuesError(f"{source}: the top level must be a mapping with keys global and postgres")
-    try:
-        return ChartValues.model_validate(data)
-    except ValidationError as err:
-        problems = "\n".join(f"  - {_describe(e)}" for e in err.errors())
-        raise ValuesError(f"{source} is not valid:\n{problems}") from None
-
-
-def values_warnings(values: ChartValues) -> list[str]:
-    """Settings that work but that an operator should know about."""
-    pg = values.postgres
-    found = []
-    pdb = pg.pod_disruption_budget
-    if pdb.enabled and pdb.min_available == pg.replicas:
-        found.append(
-            f"postgres.podDisruptionBudget.minAvailable equals replicas ({pg.replicas}): no pod "
-            "may be evicted, so every node drain waits until someone moves the database by hand"
-        )
-    if not pg.tls.enabled:
-        found.append(
-            "postgres.tls.enabled is false: passwords are exchanged with SCRAM, but queries and "
-            "data cross the network unencrypted"
-        )
-    return found
-
-
-def load_values(path: Path) -> ChartValues:
-    """Read and validate a values file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValuesError(
-            f"values file {path} does not exist: pass --values FILE or set VALUES"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValuesError(f"{path} is not valid YAML: {err}") from None
-    return parse_values(data, source=str(path))

@@ -41,7 +41,8 @@ from constructs.backup import (
 )
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
 from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
-from pgbundle.values.models import ChartValues, ValuesError, load_values
+from pgbundle.values.load import ValuesError, load_values
+from pgbundle.values.models import ChartValues
 
 SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")
 

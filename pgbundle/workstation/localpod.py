@@ -43,9 +43,10 @@ import yaml
 
 from pgbundle import contract as layout
 from pgbundle.workstation import localsecrets
-from pgbundle.pgconf import conf as pgconf
+from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.workstation import pki
-from pgbundle.values.models import ChartValues, ValuesError, load_values
+from pgbundle.values.load import ValuesError, load_values
+from pgbundle.values.models import ChartValues
 
 HOST = "127.0.0.1"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
@@ -177,8 +178,8 @@ class LocalPod:
         for item in container.get("env", []):
             value = item["value"]
             env[item["name"]] = str(self.host_path(value)) if value.startswith("/") else value
-        env[pgconf.LISTEN_ENV] = HOST
-        env[pgconf.PORT_ENV] = str(self._recorded().get("port") or env[pgconf.PORT_ENV])
+        env[LISTEN_ENV] = HOST
+        env[PORT_ENV] = str(self._recorded().get("port") or env[PORT_ENV])
         env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
         return env
 
@@ -330,7 +331,7 @@ class LocalPod:
                 command, env=env, cwd=self.state, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, **self._user(),
             )
-        self.pod_file.write_text(json.dumps({"pid": self._process.pid, "port": int(env[pgconf.PORT_ENV])}))
+        self.pod_file.write_text(json.dumps({"pid": self._process.pid, "port": int(env[PORT_ENV])}))
         deadline = time.monotonic() + timeout
         while not self.probe("ready"):
             if self._process.poll() is not None:
@@ -356,7 +357,7 @@ class LocalPod:
                 keys[env[var]] = key
         return {
             "host": HOST,
-            "port": int(env[pgconf.PORT_ENV]),
+            "port": int(env[PORT_ENV]),
             "database": env["PG_DATABASE"],
             "sslrootcert": str(self.sslrootcert),
             "passwords": {role: (secrets_dir / key).read_text().strip() for role, key in keys.items()},

@@ -15,7 +15,8 @@ from pathlib import Path
 import cdk8s
 
 from constructs.backup import DEFAULT_RESTORE_JOBS, SET_NAME, RestoreJob, RestoreJobProps
-from pgbundle.values.models import ChartValues, ValuesError, load_values
+from pgbundle.values.load import ValuesError, load_values
+from pgbundle.values.models import ChartValues
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives import serialization
 from pgbundle import labels
 from pgbundle import contract as layout
 from pgbundle.workstation import pki
-from pgbundle.values.models import ChartValues, PostgresValues, ValuesError, load_values
+from pgbundle.values.load import ValuesError, load_values
+from pgbundle.values.models import ChartValues, PostgresValues
 
 PASSWORD_LENGTH = 40  # letters and digits: URL-safe, about 238 bits
 CA_KEY_FILE = "ca.key"
