@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import container
 
-from pgbundle.labels import selector_labels
+from pgbundle.contract import selector_labels
 from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
 from pgbundle.values.load import parse_values
 

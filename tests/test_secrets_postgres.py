@@ -239,7 +239,7 @@ def test_cert_manager_secret_is_served_and_its_ca_verifies_clients(pods, base):
     written, _ = secretgen.generate(parse_values(values), secrets)
     assert [p.name for p in written] == ["postgres-secrets.yaml"]
     ca = pki.new_ca("issuer-ca")
-    server = pki.server_certificate(ca, pki.server_dns_names("api-forge-prod", 1), [])
+    server = pki.server_certificate(ca, layout.server_dns_names("api-forge-prod", 1), [])
     (secrets / "postgres-tls.yaml").write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "postgres-tls", "namespace": "api-forge-prod"},

@@ -1,5 +1,6 @@
-"""The start script's environment: the contract between the StatefulSet (or the
-local pod runner) and constructs/scripts/start.sh and probe.sh."""
+"""The pod scripts' environments: the contract between the pods (or the local
+pod runner) and constructs/scripts/ (start.sh and probe.sh; backup.sh and
+restore.sh with their libpq settings)."""
 
 from __future__ import annotations
 
@@ -39,4 +40,61 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
     if postgres.logging.to_file:
         env["PG_LOG_DIR"] = f"{layout.DATA_MOUNT}/log"
         env["PG_LOG_RETENTION_DAYS"] = str(postgres.logging.retention_days)
+    return env
+
+
+def connection_environment(pg: PostgresValues, *, user: str, password_key: str,
+                           host: str = layout.SERVICE, port: int = layout.PORT) -> dict[str, str]:
+    """libpq settings of a job: TLS with the server certificate checked against
+    the CA (`verify-full`, never a fallback to plain text), the password from a
+    Secret file."""
+    env = {
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": user,
+        "PG_PASSWORD_FILE": f"{layout.SECRETS_DIR}/{password_key}",
+        "PGCONNECT_TIMEOUT": "10",
+    }
+    if pg.tls.enabled:
+        env["PGSSLMODE"] = "verify-full"
+        env["PGSSLROOTCERT"] = f"{layout.CA_DIR}/{layout.CA_CERT_FILE}"
+        if pg.ca.verify_clients:
+            env["PGSSLCERT"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_CERT_FILE}"
+            env["PGSSLKEY"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_KEY_FILE}"
+    else:
+        # The server has no TLS (values warn about it): asking for it would fail every run.
+        env["PGSSLMODE"] = "disable"
+    return env
+
+
+def backup_environment(pg: PostgresValues) -> dict[str, str]:
+    """The environment backup.sh runs with."""
+    backup = pg.backup
+    env = {
+        **connection_environment(pg, user=pg.read_only_username, password_key=layout.READ_ONLY_PASSWORD_KEY),
+        "PGAPPNAME": layout.BACKUP_CRONJOB,
+        "BACKUP_DIR": layout.BACKUP_DIR,
+        "BACKUP_DATABASES": " ".join(pg.backup_databases),
+        "BACKUP_COMPRESSION": str(backup.compression),
+        "BACKUP_RETENTION_COUNT": str(backup.retention.count),
+        "TMPDIR": layout.TMP_DIR,
+    }
+    if backup.retention.days is not None:
+        env["BACKUP_RETENTION_DAYS"] = str(backup.retention.days)
+    return env
+
+
+def restore_environment(pg: PostgresValues, *, backup: str, databases: list[str], jobs: int) -> dict[str, str]:
+    """The environment restore.sh runs with: the superuser, so that owners and
+    privileges are restored exactly."""
+    env = {
+        **connection_environment(pg, user="postgres", password_key=layout.SUPERUSER_PASSWORD_KEY),
+        "PGAPPNAME": "postgres-restore",
+        "BACKUP_DIR": layout.BACKUP_DIR,
+        "RESTORE_BACKUP": backup,
+        "RESTORE_JOBS": str(jobs),
+        "TMPDIR": layout.TMP_DIR,
+    }
+    if databases:
+        env["RESTORE_DATABASES"] = " ".join(databases)
     return env
