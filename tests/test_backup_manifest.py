@@ -101,7 +101,7 @@ def test_same_image_runs_the_shipped_script(synth):
     scripts = m.get("ConfigMap", "postgres-scripts")["data"]
     assert scripts["backup.sh"] == (TOP / "constructs" / "scripts" / "backup.sh").read_text()
     # Both job scripts source pgpass.sh from the same mounted folder.
-    assert {"restore.sh", "pgpass.sh"} <= scripts.keys()
+    assert {"restore.sh", "lib.sh"} <= scripts.keys()
 
 
 def test_connects_as_read_only_role_with_verified_tls(synth):
@@ -223,7 +223,7 @@ def test_restore_manifest_command_rejects_bad_input():
     assert "error: --backup: 'latest' is not a backup set name" in result.stderr
 
 
-@pytest.mark.parametrize("script", ["backup.sh", "restore.sh", "pgpass.sh"])
+@pytest.mark.parametrize("script", ["backup.sh", "restore.sh", "lib.sh"])
 def test_scripts_stop_on_any_error(script):
     text = (TOP / "constructs" / "scripts" / script).read_text()
     assert text.startswith("#!/usr/bin/env bash\n")

@@ -475,7 +475,7 @@ def test_local_commands_print_json(pod, empty_backups):
 
 
 def test_backup_with_a_password_that_needs_pgpass_escaping(pods):
-    """':' and '\\' are special in a libpq password file: pgpass.sh must escape
+    """':' and '\\' are special in a libpq password file: lib.sh must escape
     them, or libpq reads another password and the backup is refused."""
     pod = pods("special-password")
     pod.host_path(f"{layout.SECRETS_DIR}/{layout.READ_ONLY_PASSWORD_KEY}").write_text("Back:up\\Pass:word\\0")

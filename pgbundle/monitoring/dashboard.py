@@ -33,6 +33,16 @@ def _timeseries(title: str, unit: str, *queries: prometheus.Dataquery, width: in
     return panel
 
 
+def _cache_hit_ratio(ex: str, rate: str, grouping: str = "") -> str:
+    """Share of block reads served from shared buffers; `grouping` such as
+    " by (datname) " splits it per database."""
+
+    def total(metric: str) -> str:
+        return f"sum{grouping}(rate(pg_stat_database_{metric}{{{ex}}}[{rate}]))"
+
+    return f"{total('blks_hit')} / ({total('blks_hit')} + {total('blks_read')})"
+
+
 def _stat(title: str, unit: str, query: prometheus.Dataquery, width: int = 6) -> stat.Panel:
     return stat.Panel().title(title).unit(unit).datasource(DATASOURCE).height(4).span(width).with_target(query)
 
@@ -72,11 +82,7 @@ def build(namespace: str) -> dash.Dashboard:
             _stat(
                 "Cache hit ratio",
                 "percentunit",
-                _query(
-                    f"sum(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) / (sum(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) "
-                    f"+ sum(rate(pg_stat_database_blks_read{{{ex}}}[{rate}])))",
-                    instant=True,
-                ),
+                _query(_cache_hit_ratio(ex, rate), instant=True),
             )
         )
         .with_row(dash.Row("Activity"))
@@ -100,11 +106,7 @@ def build(namespace: str) -> dash.Dashboard:
             _timeseries(
                 "Cache hit ratio",
                 "percentunit",
-                _query(
-                    f"sum by (datname) (rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) / (sum by (datname) "
-                    f"(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) + sum by (datname) (rate(pg_stat_database_blks_read{{{ex}}}[{rate}])))",
-                    "{{datname}}",
-                ),
+                _query(_cache_hit_ratio(ex, rate, " by (datname) "), "{{datname}}"),
             )
         )
         .with_panel(
