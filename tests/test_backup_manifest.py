@@ -100,7 +100,7 @@ def test_same_image_runs_the_shipped_script(synth):
     assert volume(pod, "scripts")["configMap"]["name"] == "postgres-scripts"
     scripts = m.get("ConfigMap", "postgres-scripts")["data"]
     assert scripts["backup.sh"] == (TOP / "constructs" / "scripts" / "backup.sh").read_text()
-    # Both job scripts source pgpass.sh from the same mounted folder.
+    # Both job scripts source lib.sh from the same mounted folder.
     assert {"restore.sh", "lib.sh"} <= scripts.keys()
 
 

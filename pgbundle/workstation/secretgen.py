@@ -16,7 +16,7 @@ Every file is mode 0600 in a 0700 folder. Existing files are never overwritten
 without --force; --rotate KEY replaces one password (or `tls`: the server
 certificate and the backup client certificate, `backup-tls`: the client
 certificate only, `ca`: a new CA added to the trust bundle) and keeps the rest.
-The names of the Secrets and keys come from the values and from layout.py, the
+The names of the Secrets and keys come from the values and from pgbundle/contract.py, the
 same sources the StatefulSet is built from.
 """
 
