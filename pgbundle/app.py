@@ -27,7 +27,7 @@ from pgbundle.synth.gitops import apply_sync_waves
 from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
 from pgbundle.values.fields import ResourcesValues
-from pgbundle.values.models import ChartValues, PostgresValues
+from pgbundle.values.models import ChartValues, PostgresValues, VolumeValues
 from pgbundle.values.network import NetworkPolicyPeer
 
 # Parallel jobs of pg_restore (the database's CPU limit is the usual bound).
@@ -104,7 +104,7 @@ def resources(values: ResourcesValues) -> Resources:
                      cpu_limit=values.limits.cpu, memory_limit=values.limits.memory)
 
 
-def _volume(volume, access_mode: str = "ReadWriteOnce") -> VolumeClaimProps:
+def _volume(volume: VolumeValues, access_mode: str = "ReadWriteOnce") -> VolumeClaimProps:
     return VolumeClaimProps(size=volume.size, storage_class=volume.storage_class, access_mode=access_mode)
 
 
