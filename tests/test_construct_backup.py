@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cdk8s
-import conftest  # noqa: F401 - puts the project and the pinned Node on the paths
 
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef
