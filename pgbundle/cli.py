@@ -39,7 +39,7 @@ class Context:
         self.synthesize = synthesize
 
     def values(self, args: argparse.Namespace) -> ChartValues:
-        return load_values(Path(args.values or os.environ.get("VALUES") or self.top / "values.yaml"))
+        return load_values(Path(getattr(args, "values", None) or os.environ.get("VALUES") or self.top / "values.yaml"))
 
 
 def _synth(ctx: Context, args: argparse.Namespace) -> None:
@@ -109,7 +109,8 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     values = argparse.ArgumentParser(add_help=False)
-    values.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
+    # SUPPRESS: a sub-command without --values keeps one given before it.
+    values.add_argument("--values", default=argparse.SUPPRESS, help="values file (default: $VALUES, else values.yaml)")
     top = argparse.ArgumentParser(
         prog="main.py", parents=[values],
         description="Load the values, compose the charts, write the manifests.",
