@@ -39,7 +39,7 @@ os.environ["PATH"] = f"{TOP / 'node_modules' / '.bin'}{os.pathsep}{os.environ['P
 import psycopg  # noqa: E402
 
 import main  # noqa: E402
-from constructs.values import parse_values  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
 from pgbench import spread, stop_on_sigterm  # noqa: E402
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus  # noqa: E402
 from pgbundle.workstation.writeprobe import WriteProbe  # noqa: E402

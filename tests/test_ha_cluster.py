@@ -8,6 +8,9 @@ measured in bench/failover.py, not asserted here.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import shutil
 import subprocess
 import tempfile
@@ -18,10 +21,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 import main
-from constructs import layout
-from constructs.values import parse_values
+from pgbundle import contract as layout
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
 
@@ -37,17 +40,26 @@ APP_USER = "appuser"
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def started():
+    """(cluster, the JSON `main.py local up` printed)."""
     base = Path(tempfile.mkdtemp(prefix="localcluster-"))
     base.chmod(0o711)  # the members run as the postgres user
+    values = base / "values.yaml"
+    values.write_text(yaml.safe_dump(VALUES))
     cluster = LocalCluster(base / "cluster")
     try:
-        cluster.prepare(parse_values(VALUES), main.synthesize)
-        cluster.up()
-        yield cluster
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main.main(["local", "up", "--state", str(cluster.state), "--values", str(values)]) == 0
+        yield cluster, json.loads(printed.getvalue())
     finally:
         cluster.down()
         shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def cluster(started) -> LocalCluster:
+    return started[0]
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.3):
@@ -101,10 +113,12 @@ def test_bootstrap_has_one_synchronous_standby_and_every_replica_streaming(clust
     assert len({m.timeline for m in cluster.status()}) == 1
 
 
-def test_runner_reports_members_and_a_multi_host_dsn(cluster):
-    info = cluster.connection_info()
+def test_local_up_prints_the_single_pods_keys_plus_members_and_dsn_all(started):
+    cluster, info = started
+    assert {"host", "port", "database", "sslrootcert", "passwords", "members", "dsn_all"} <= set(info)
     leader, _ = settled(cluster)
     assert info["port"] == leader.port
+    assert set(info["members"][0]) == {"name", "host", "port", "api_port", "role", "patroni_pid", "postmaster_pid"}
     assert {m["name"] for m in info["members"]} == {f"postgres-{n}" for n in range(MEMBERS)}
     assert all(m["patroni_pid"] and m["postmaster_pid"] for m in info["members"])
     assert "target_session_attrs=read-write" in info["dsn_all"]
@@ -234,7 +248,7 @@ def test_down_stops_everything_including_an_orphaned_postmaster(cluster):
     assert cluster.postmaster_pid(orphan.name) == orphan.postmaster_pid
     pids = [m.patroni_pid for m in [leader, *standbys]] + [m.postmaster_pid for m in [leader, *standbys]]
     pids.append(cluster.etcd_pid())
-    cluster.down()
+    assert main.main(["local", "down", "--state", str(cluster.state)]) == 0
     assert [pid for pid in pids if running(pid)] == []
 
 

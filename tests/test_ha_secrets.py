@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from constructs import layout, pgconf, secretgen
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.pgconf import env as pgenv
+from pgbundle.values.load import parse_values
+from pgbundle.workstation import secretgen
 
 HA = {"postgres": {"replicas": 3, "ha": {"image": {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1"}}}}
 HA_KEYS = {layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY}
@@ -42,7 +44,7 @@ def run_patroni_sh(tmp_path: Path, values, keys: list[str]) -> subprocess.Comple
         (secrets / key).write_text("secret")
     (bin_dir / "patroni").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "patroni").chmod(0o755)
-    env = {**pgconf.pod_environment(values.postgres), "PG_SECRETS_DIR": str(secrets), "PG_RUN_DIR": str(run),
+    env = {**pgenv.pod_environment(values.postgres), "PG_SECRETS_DIR": str(secrets), "PG_RUN_DIR": str(run),
            "PG_PATRONI_CONFIG": str(tmp_path / "patroni.yaml"), "PATH": f"{bin_dir}:/usr/bin:/bin"}
     return subprocess.run(["bash", str(PATRONI_SH)], env=env, capture_output=True, text=True, timeout=30)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from constructs.values import ValuesError, parse_values, values_warnings
+from pgbundle.values.load import ValuesError, parse_values, values_warnings
 
 IMAGE = {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1.0.0"}
 
@@ -73,5 +73,5 @@ def test_network_policy_needs_the_api_server_addresses():
 def test_ha_values_are_not_synthesized_into_independent_databases(tmp_path):
     import main
 
-    with pytest.raises(ValueError, match=r"postgres\.replicas: 3: the HA manifests are not generated yet"):
+    with pytest.raises(ValuesError, match=r"postgres\.replicas: 3: the HA manifests are not generated yet"):
         main.synthesize(parse_values(ha()), tmp_path / "dist")

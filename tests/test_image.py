@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout
-from constructs.values import ImageValues
+from pgbundle import contract as layout
+from pgbundle.values.fields import ImageValues
 from pgbundle.workstation import patroni_venv
 
 TOP = Path(__file__).resolve().parent.parent

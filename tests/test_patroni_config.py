@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from constructs import layout, pgconf
-from constructs.localpod import postgres_bindir
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.pgconf import conf
+from pgbundle.values.load import parse_values
+from pgbundle.workstation.localpod import postgres_bindir
 from pgbundle.patroni import config as patroni_config
 from pgbundle.workstation import patroni_venv
-from pgbundle.workstation.cluster import patroni_spec
+from pgbundle.app import patroni_spec
 
 
 def rendered(values: dict | None = None, **ha) -> dict:
@@ -72,7 +73,7 @@ def test_no_password_is_in_the_configuration():
 
 def test_cluster_wide_settings_are_in_the_dcs_and_the_rest_local():
     config = rendered()
-    derived = pgconf.postgresql_settings(parse_values({}).postgres)
+    derived = conf.postgresql_settings(parse_values({}).postgres)
     dcs = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
     local = config["postgresql"]["parameters"]
     assert dcs["max_connections"] == derived["max_connections"]

@@ -22,7 +22,6 @@ everything it started, including a postmaster left behind by a killed Patroni.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -30,7 +29,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,12 +37,13 @@ from pathlib import Path
 
 import yaml
 
-from constructs import layout, pgconf, pki
-from constructs.labels import selector_labels
-from constructs.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle import contract as layout
+from pgbundle.app import patroni_spec
 from pgbundle.patroni import config as patroni_config
-from pgbundle.workstation import patroni_venv
+from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.values.models import ChartValues
+from pgbundle.workstation import patroni_venv, pki
+from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
 
 HA_SCRIPTS = Path(__file__).resolve().parents[2] / "constructs" / "scripts" / "ha"
 HA_PASSWORD_KEYS = (layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY)
@@ -53,40 +52,6 @@ ETCD = "etcd"
 
 class ClusterError(LocalPodError):
     """The local cluster cannot be started, inspected or stopped; the message says why."""
-
-
-def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
-    """The Patroni inputs for these values, with the pod's paths."""
-    pg = values.postgres
-    ha = pg.ha
-    dcs = patroni_config.DcsSettings(
-        ttl=ha.ttl, loop_wait=ha.loop_wait, retry_timeout=ha.retry_timeout,
-        maximum_lag_on_failover=ha.maximum_lag_on_failover, primary_start_timeout=ha.primary_start_timeout,
-        synchronous_mode=ha.synchronous_mode, synchronous_mode_strict=ha.synchronous_mode_strict)
-    if not pg.tls.enabled:
-        raise ClusterError("postgres.tls.enabled: false cannot run HA: members replicate over TLS only")
-    users = patroni_config.Users()
-    parameters = {**pgconf.postgresql_settings(pg), **pg.config.parameters}
-    hba = [line for line in pgconf.render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
-    hba += patroni_config.replication_hba(users.replication, pg.allowed_cidrs)
-    log_dir = f"{layout.DATA_MOUNT}/log" if pg.logging.to_file else f"{layout.RUN_DIR}/log"
-    return patroni_config.PatroniSpec(
-        scope=layout.PATRONI_SCOPE,
-        port=layout.PORT,
-        api_port=layout.PATRONI_API_PORT,
-        parameters=parameters,
-        pg_hba=tuple(hba),
-        tls=patroni_config.TlsFiles(
-            cert=f"{layout.TLS_DIR}/{layout.TLS_CERT_FILE}", key=f"{layout.TLS_DIR}/{layout.TLS_KEY_FILE}",
-            ca=f"{layout.CA_DIR}/{layout.CA_CERT_FILE}", verify_clients=pg.ca.verify_clients),
-        paths=patroni_config.Paths(
-            data_dir=layout.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
-            run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.SCRIPTS_DIR}/patroni-hook.sh"),
-        kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace,
-                                                labels=selector_labels("database")),
-        users=users,
-        dcs=dcs,
-    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +115,11 @@ class LocalCluster:
         self.state_file = self.state / "cluster.json"
 
     # --- recorded state --------------------------------------------------------
+
+    @staticmethod
+    def holds_cluster(state: Path) -> bool:
+        """Whether `state` is a cluster's state folder (not a single pod's)."""
+        return (state / "cluster.json").exists()
 
     def recorded(self) -> dict:
         try:
@@ -248,14 +218,14 @@ class LocalCluster:
     def environment(self, name: str) -> dict[str, str]:
         """The container's environment for member `name`: paths mapped, its port,
         Patroni and the PostgreSQL binaries on PATH (as in the image)."""
-        _, container = self.pod._container(self.pod._documents())
+        _, container = self.pod._container(self.pod.manifests())
         map_path = self._mapper(name)
         env = {}
         for item in container.get("env", []):
             value = item["value"]
             env[item["name"]] = map_path(value) if value.startswith("/") else value
-        env[pgconf.LISTEN_ENV] = HOST
-        env[pgconf.PORT_ENV] = str(self.recorded()["members"][name]["port"])
+        env[LISTEN_ENV] = HOST
+        env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
         env["PG_PATRONI_CONFIG"] = str(self.config_file(name))
         env["PG_SCRIPTS_DIR"] = str(self.pod.host_path(layout.SCRIPTS_DIR))
         env["PATH"] = f"{patroni_venv.VENV / 'bin'}:{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
@@ -324,7 +294,7 @@ class LocalCluster:
             process = subprocess.Popen(
                 ["bash", str(self._start_script)],
                 env=self.environment(name), cwd=self.member_dir(name), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True, **self.pod._user(),
+                stdout=log, stderr=log, start_new_session=True, **self.pod.user_options(),
             )
         recorded = self.recorded()
         recorded["members"][name]["pid"] = process.pid
@@ -498,34 +468,3 @@ class LocalCluster:
             if not _poll(lambda: self.etcd_pid() is None, 30):
                 os.kill(pid, signal.SIGKILL)
 
-
-def cli(argv: list[str], *, synthesize: Synthesize, values_path) -> int:
-    """`local up|status|down` for a cluster of postgres.replicas members."""
-    parser = argparse.ArgumentParser(prog="main.py local", description="Run the HA database on this machine.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="synthesize, start what is not running, wait for a leader with every "
-                                        "member streaming; print connection details as JSON")
-    up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    for command in (up, commands.add_parser("status", help="members, roles, lag and timeline as JSON"),
-                    commands.add_parser("down", help="stop every member and etcd")):
-        command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
-    args = parser.parse_args(argv)
-    try:
-        cluster = LocalCluster(args.state)
-        if args.command == "up":
-            cluster.prepare(load_values(values_path(args.values)), synthesize)
-            print(json.dumps(cluster.up()))
-        elif args.command == "down":
-            cluster.down()
-        else:
-            print(json.dumps([member.__dict__ for member in cluster.status()]))
-    except (LocalPodError, ValuesError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    import main as app  # the repository's main.py: synthesize and the default values path
-
-    sys.exit(cli(sys.argv[1:], synthesize=app.synthesize, values_path=app._values_path))
