@@ -8,10 +8,11 @@ on, where does the CA come from, which password does a job read) is made here.
 from __future__ import annotations
 
 import cdk8s
+import yaml
 
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
-from constructs.database import Database, DatabaseProps, VolumeClaimProps
+from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
 from constructs.metrics import DashboardProps, Metrics, MetricsProps, PrometheusRuleProps, ServiceMonitorProps
 from constructs.namespace import Namespace, NamespaceProps
@@ -110,26 +111,43 @@ def _volume(volume: VolumeValues, access_mode: str = "ReadWriteOnce") -> VolumeC
     return VolumeClaimProps(size=volume.size, storage_class=volume.storage_class, access_mode=access_mode)
 
 
+def ha_props(values: ChartValues) -> HaProps:
+    """Patroni's side of the database pods (postgres.replicas >= 2)."""
+    spec = patroni_spec(values)
+    kubernetes = spec.kubernetes
+    return HaProps(
+        patroni_config=yaml.safe_dump(patroni_config.render(spec), sort_keys=False), scope=spec.scope,
+        scope_label=kubernetes.scope_label, role_label=kubernetes.role_label,
+        primary_role=patroni_config.PRIMARY_ROLE, replica_role=patroni_config.REPLICA_ROLE,
+        required_anti_affinity=values.postgres.ha.anti_affinity == "required")
+
+
 def database_props(values: ChartValues) -> DatabaseProps:
     pg, pull = values.postgres, values.global_.image_pull_policy
     backups = pg.persistence.backups
+    pdb = pg.pod_disruption_budget
+    ha = ha_props(values) if pg.replicas > 1 else None
     exporter = None
     if pg.metrics.enabled:
         exporter = ExporterSidecarProps(
             image=pg.metrics.image.reference, database=pg.database, secret_name=pg.secrets.existing_secret,
             resources=resources(pg.metrics.resources), image_pull_policy=pull)
     return DatabaseProps(
-        namespace=values.global_.namespace, image=pg.image.reference, version=pg.image.tag,
+        namespace=values.global_.namespace, image=pg.image.reference if ha is None else pg.ha.image.reference,
+        version=pg.image.tag,
         resources=resources(pg.resources),
         config_files={"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)},
         environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
         data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
-        # The CA is only required when client certificates are verified.
-        ca=ca_files(pg, optional=not pg.ca.verify_clients),
+        # The CA is only required when client certificates are verified, or
+        # members verify each other (HA).
+        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None)),
         tls=tls_files(pg) if pg.tls.enabled else None,
         backups=_volume(backups, backups.access_mode) if backups.enabled else None,
-        pdb_min_available=pg.pod_disruption_budget.min_available if pg.pod_disruption_budget.enabled else None,
-        exporter=exporter, replicas=pg.replicas, image_pull_policy=pull)
+        # With Patroni, one member at a time: a drain never takes the primary and its synchronous standby together.
+        pdb_min_available=pdb.min_available if pdb.enabled and ha is None else None,
+        pdb_max_unavailable=1 if pdb.enabled and ha is not None else None,
+        exporter=exporter, replicas=pg.replicas, image_pull_policy=pull, ha=ha)
 
 
 def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
@@ -147,6 +165,10 @@ def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
     pg_hba = [line for line in hba.render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
     pg_hba += patroni_config.replication_hba(users.replication, pg.allowed_cidrs)
     log_dir = f"{layout.DATA_MOUNT}/log" if pg.logging.to_file else f"{layout.RUN_DIR}/log"
+    # Patroni puts these labels on the ConfigMaps it creates: not the instance
+    # label, which Argo CD tracks its own objects by (it would prune Patroni's).
+    patroni_labels = {k: v for k, v in layout.selector_labels(layout.DATABASE_COMPONENT).items()
+                      if k != "app.kubernetes.io/instance"}
     return patroni_config.PatroniSpec(
         scope=layout.PATRONI_SCOPE,
         port=layout.PORT,
@@ -159,8 +181,7 @@ def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
         paths=patroni_config.Paths(
             data_dir=layout.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
             run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.SCRIPTS_DIR}/patroni-hook.sh"),
-        kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace,
-                                                labels=layout.selector_labels(layout.DATABASE_COMPONENT)),
+        kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace, labels=patroni_labels),
         users=users,
         dcs=dcs,
     )
@@ -214,7 +235,10 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
     return NetworkIsolationProps(
         namespace=values.global_.namespace, labels=database.labels, database_selector=database.selector,
         replicas=pg.replicas, clients=[[_peer(p) for p in rule.from_] for rule in policy.ingress],
-        dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [])
+        dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
+        patroni_api_port=layout.PATRONI_API_PORT if pg.replicas > 1 else None,
+        api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
+        api_server_port=pg.ha.api_server_port)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -246,10 +270,6 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     """Add one chart per concern; kubectl applies dist/ in file-name order, so
     the Namespace file sorts first."""
     pg = values.postgres
-    if pg.replicas > 1:
-        # Never N independent databases behind one Service: refuse until the HA manifests exist.
-        raise ValuesError(f"postgres.replicas: {pg.replicas}: the HA manifests are not generated yet; "
-                          "`python main.py local up` runs such a cluster on this machine")
     namespace = values.global_.namespace
     if values.global_.create_namespace:
         Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",

@@ -126,6 +126,10 @@ REWIND_PASSWORD_KEY = "postgres_rewind_pw"
 PATRONI_API_PASSWORD_KEY = "patroni_api_pw"
 HA_PASSWORD_KEYS = (REPLICATION_PASSWORD_KEY, REWIND_PASSWORD_KEY, PATRONI_API_PASSWORD_KEY)
 PATRONI_API_PORT = 8008
+PATRONI_API_PORT_NAME = "patroni"
+PATRONI_CONFIG_MAP = "postgres-patroni"
+PATRONI_ROLE = "postgres-patroni"  # Role and RoleBinding
+REPLICAS_SERVICE = "postgres-replicas"  # streaming replicas only (read-only clients)
 # Patroni's cluster name (PostgreSQL's cluster_name too). In Kubernetes it
 # creates ConfigMaps <scope>-leader, -config, -sync and -failover: "postgres"
 # would make its -config collide with CONFIG_MAP.

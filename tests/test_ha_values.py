@@ -69,9 +69,3 @@ def test_network_policy_needs_the_api_server_addresses():
     values["postgres"]["ha"]["apiServerCidrs"] = ["10.96.0.1/32"]
     assert parse_values(values).postgres.ha.api_server_cidrs == ["10.96.0.1/32"]
 
-
-def test_ha_values_are_not_synthesized_into_independent_databases(tmp_path):
-    import main
-
-    with pytest.raises(ValuesError, match=r"postgres\.replicas: 3: the HA manifests are not generated yet"):
-        main.synthesize(parse_values(ha()), tmp_path / "dist")

@@ -38,15 +38,12 @@ from pathlib import Path
 import yaml
 
 from pgbundle import contract as layout
-from pgbundle.app import patroni_spec
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import patroni_venv, pki
+from pgbundle.workstation import patroni_venv
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
 
-HA_SCRIPTS = Path(__file__).resolve().parents[2] / "constructs" / "scripts" / "ha"
-HA_PASSWORD_KEYS = (layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY)
 ETCD = "etcd"
 
 
@@ -130,6 +127,11 @@ class LocalCluster:
     def _record(self, data: dict) -> None:
         self.state_file.write_text(json.dumps(data, indent=1))
 
+    @property
+    def config_path(self) -> str:
+        """Where the pod finds Patroni's configuration (from its ConfigMap)."""
+        return f"{layout.PATRONI_CONFIG_DIR}/{layout.PATRONI_CONFIG_FILE}"
+
     def member_dir(self, name: str) -> Path:
         return self.members_dir / name
 
@@ -152,18 +154,10 @@ class LocalCluster:
             raise ClusterError(f"postgres.replicas: {members}; a cluster needs at least 2")
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o711)
-        # Until the HA manifests are synthesized, the single pod's files
-        # (scripts, Secrets, certificates) are what every member mounts.
-        single = values.model_copy(update={"postgres": values.postgres.model_copy(update={"replicas": 1})})
-        self.pod.prepare(single, synthesize)
-        secrets = self.pod.host_path(layout.SECRETS_DIR)
-        for key in HA_PASSWORD_KEYS:
-            if not (secrets / key).exists():
-                self.pod._write(secrets / key, self._password(), 0o600)
-        scripts = self.pod.host_path(layout.SCRIPTS_DIR)
-        for script in sorted(HA_SCRIPTS.iterdir()):
-            self.pod._write(scripts / script.name, script.read_bytes(), 0o555)
-        config = patroni_config.render(patroni_spec(values))
+        # The files every pod mounts: the scripts, Patroni's configuration, the
+        # Secrets (generated once, kept after), the certificates.
+        self.pod.prepare(values, synthesize)
+        config = yaml.safe_load(self.pod.host_path(self.config_path).read_text())
         recorded = self.recorded()
         recorded.setdefault("etcd", {"client_port": free_port(), "peer_port": free_port()})
         names = [f"{layout.STATEFULSET}-{n}" for n in range(members)]
@@ -179,10 +173,6 @@ class LocalCluster:
             self.pod._write(self.config_file(name), yaml.safe_dump(local, sort_keys=False).encode(), 0o644)
         recorded["members"] = {name: recorded["members"][name] for name in names}
         self._record(recorded)
-
-    @staticmethod
-    def _password() -> bytes:
-        return pki.random_password().encode()
 
     def _mapper(self, name: str):
         """Pod path -> this machine's path for member `name`: its volume and run
@@ -222,12 +212,13 @@ class LocalCluster:
         map_path = self._mapper(name)
         env = {}
         for item in container.get("env", []):
-            value = item["value"]
+            value = item.get("value")
+            if value is None or "$(" in value:
+                continue  # the pod's name and addresses: in the member's configuration here
             env[item["name"]] = map_path(value) if value.startswith("/") else value
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
-        env["PG_PATRONI_CONFIG"] = str(self.config_file(name))
-        env["PG_SCRIPTS_DIR"] = str(self.pod.host_path(layout.SCRIPTS_DIR))
+        env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
         env["PATH"] = f"{patroni_venv.VENV / 'bin'}:{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
         env["HOME"] = str(self.member_dir(name))
         env["LANG"] = "C.UTF-8"

@@ -4,7 +4,7 @@
 # from the pod's environment, so the local cluster runner runs this file
 # unchanged for each member.
 #
-# Patroni takes its passwords from PATRONI_*_PASSWORD: they are read here from
+# Patroni takes its passwords from the PATRONI_*_PASSWORD variables, read here from
 # the mounted Secret files, so neither the configuration nor the pod spec
 # holds one.
 set -euo pipefail
