@@ -303,11 +303,29 @@ class LocalCluster:
                                "`python -m pgbundle.workstation.patroni_venv`")
         if self.etcd_pid() is None:
             self._start_etcd()
+        # One at a time, each ready before the next, as the StatefulSet's
+        # OrderedReady does: postgres-0 bootstraps (or adopts an existing data
+        # directory) before any other member could race it to initialize.
+        deadline = time.monotonic() + timeout
         for name in self.recorded()["members"]:
             if self.patroni_pid(name) is None:
                 self.start_member(name)
-        self.wait_healthy(timeout)
+                self._wait_ready(name, deadline)
+        self.wait_healthy(max(deadline - time.monotonic(), 10))
         return self.connection_info()
+
+    def _wait_ready(self, name: str, deadline: float) -> None:
+        """Until Patroni's readiness endpoint answers 200 (the pod's readiness probe)."""
+
+        def ready() -> bool:
+            if self.patroni_pid(name) is None:
+                raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
+            try:
+                return self.api(name, "/readiness")[0] == 200
+            except OSError:
+                return False
+
+        _wait(ready, max(deadline - time.monotonic(), 1), f"member {name} ready", interval=0.3)
 
     def wait_healthy(self, timeout: float = 180) -> list[MemberStatus]:
         """Until one member leads and every other one streams from it."""
