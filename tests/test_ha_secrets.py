@@ -60,3 +60,14 @@ def test_patroni_sh_requires_exactly_the_generated_keys(tmp_path, temporal, metr
         result = run_patroni_sh(tmp_path, values, [k for k in keys if k != missing])
         assert result.returncode == 1 and f"secret key {missing} is missing" in result.stderr
         (tmp_path / "secrets" / missing).write_text("secret")
+
+
+def test_rotate_adds_each_ha_key_to_a_single_instances_secrets(tmp_path):
+    out = tmp_path / "secrets"
+    secretgen.generate(parse_values({}), out)
+    before = yaml.safe_load((out / "postgres-secrets.yaml").read_text())["data"]
+    for key in sorted(HA_KEYS):
+        secretgen.generate(parse_values(HA), out, rotate=key)
+    after = yaml.safe_load((out / "postgres-secrets.yaml").read_text())["data"]
+    assert set(after) == set(before) | HA_KEYS
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing else changed
