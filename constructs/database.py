@@ -100,7 +100,7 @@ class DatabaseProps(BaseModel):
 # in the pod they sit beside the others (a ConfigMap key cannot hold a folder).
 HA_SCRIPTS = SCRIPTS / "ha"
 # What the HA container runs; like DATABASE_SCRIPTS, these roll the pods.
-HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql", "init.sql")
+HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql", "init.sql", "cert-watch.sh")
 # Patroni keeps its leader lock, configuration and member state in ConfigMaps
 # it creates and labels its pods with their role (Patroni's kubernetes/patroni_k8s.yaml).
 PATRONI_RULES = (

@@ -12,6 +12,9 @@ import contextlib
 import io
 import json
 import shutil
+import socket
+import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -22,9 +25,11 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from cryptography import x509
 
 import main
 from pgbundle import contract as layout
+from pgbundle.workstation import pki
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
 
@@ -39,6 +44,13 @@ VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "loca
 APP_USER = "appuser"
 
 
+class FastWatchCluster(LocalCluster):
+    """The runner with the certificate watcher polling every second instead of every 20."""
+
+    def environment(self, name: str) -> dict[str, str]:
+        return {**super().environment(name), "PG_CERT_WATCH_INTERVAL": "1"}
+
+
 @pytest.fixture(scope="module")
 def started():
     """(cluster, the JSON `main.py local up` printed)."""
@@ -46,7 +58,7 @@ def started():
     base.chmod(0o711)  # the members run as the postgres user
     values = base / "values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
-    cluster = LocalCluster(base / "cluster")
+    cluster = FastWatchCluster(base / "cluster")
     try:
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
@@ -238,6 +250,29 @@ def test_rotated_password_works_after_a_failover(cluster):
         connect(cluster, password=previous)
     cluster.up()
     settled(cluster)
+
+
+def served_certificate(member: MemberStatus) -> x509.Certificate:
+    """The certificate a member's PostgreSQL presents (SSLRequest, then a TLS handshake)."""
+    with socket.create_connection((member.host, member.port), timeout=10) as raw:
+        raw.sendall(struct.pack("!ii", 8, 80877103))
+        assert raw.recv(1) == b"S"
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with context.wrap_socket(raw) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_a_renewed_certificate_is_served_by_every_member_without_a_restart(cluster):
+    before = {m.name: m.postmaster_pid for m in cluster.status()}
+    tls = cluster.pod.host_path(layout.TLS_DIR)
+    pair = pki.server_certificate(cluster.pod._ca(), layout.service_names("api-forge-prod"), ["127.0.0.1"])
+    cluster.pod._write(tls / layout.TLS_KEY_FILE, pair.key_pem, 0o600)
+    cluster.pod._write(tls / layout.TLS_CERT_FILE, pair.cert_pem, 0o600)
+    serial = pair.certificate.serial_number
+    wait_for(lambda: all(served_certificate(m).serial_number == serial for m in cluster.status()), 60,
+             "the new certificate on every member")
+    assert {m.name: m.postmaster_pid for m in cluster.status()} == before
 
 
 def test_down_stops_everything_including_an_orphaned_postmaster(cluster):

@@ -450,9 +450,11 @@ class LocalCluster:
 
     def stop_member(self, name: str, timeout: float = 60) -> None:
         """SIGTERM to Patroni (it stops PostgreSQL); a Patroni that does not exit in
-        time is killed with its process group (its callbacks). A postmaster left
-        behind by a killed Patroni gets a fast shutdown, then SIGKILL; its
-        backends exit on their own when it is gone."""
+        time is killed with its process group. What is left of that group (the
+        certificate watcher, a hook) gets SIGTERM. A postmaster left behind by a
+        killed Patroni gets a fast shutdown, then SIGKILL; its backends exit on
+        their own when it is gone."""
+        group = self.recorded()["members"].get(name, {}).get("pid")
         for pid, sig, force in ((self.patroni_pid(name), signal.SIGTERM, True),
                                 (self.postmaster_pid(name), signal.SIGINT, False)):
             if pid is None:
@@ -464,6 +466,25 @@ class LocalCluster:
             except ProcessLookupError:
                 pass  # gone meanwhile (the postmaster stops with its Patroni)
             _wait(lambda: not _alive(pid, ""), 10, f"pid {pid} of member {name} stopped")
+        for pid in self._leftovers(group):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _leftovers(self, group: int | None) -> list[int]:
+        """Processes still in a member's process group that run files of this state folder."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if group is None or not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[2]) == group and str(self.state).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
 
     def down(self) -> None:
         """Stop every member, then etcd."""

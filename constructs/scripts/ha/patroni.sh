@@ -15,6 +15,7 @@ fail() {
 }
 
 : "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}" "${PG_TEMPORAL:?}" "${PG_METRICS:?}"
+: "${PG_SCRIPTS_DIR:?}"
 
 required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
     postgres_replication_pw postgres_rewind_pw patroni_api_pw)
@@ -43,5 +44,11 @@ log_dir="$PG_RUN_DIR/log"
 mkdir -p "$log_dir"
 ln -sfn "/proc/$$/fd/2" "$log_dir/postgresql.json"
 ln -sfn "/proc/$$/fd/2" "$log_dir/postgresql.log"
+
+# Renewed or rotated certificates are reloaded without a restart, whichever
+# postmaster Patroni runs; the watcher exits with Patroni (this pid after the exec).
+if [[ -n ${PG_TLS_DIR:-} ]]; then
+    bash "$PG_SCRIPTS_DIR/cert-watch.sh" "$$" &
+fi
 
 exec patroni "$PG_PATRONI_CONFIG"
