@@ -1,7 +1,7 @@
 """Patroni's configuration file, rendered from narrow typed inputs.
 
 `render(spec)` gives the configuration every member of a cluster runs in
-Kubernetes: the Kubernetes API as the DCS (ConfigMap mode, see DcsMode), the
+Kubernetes: the Kubernetes API as the DCS (ConfigMap mode, see USE_ENDPOINTS), the
 member's own name and addresses left to the environment the pod sets
 (PATRONI_NAME, PATRONI_KUBERNETES_POD_IP, PATRONI_*_CONNECT_ADDRESS).
 `with_member` fills those in for one member (the local runner), and
@@ -120,15 +120,13 @@ PRIMARY_ROLE = "primary"
 REPLICA_ROLE = "replica"
 
 
-class DcsMode:
-    """Patroni's Kubernetes DCS keeps the leader lock in a ConfigMap, not an
-    Endpoints object. The Endpoints API is deprecated since Kubernetes 1.33
-    (a warning on every write; EndpointSlices replace it) and this project
-    targets up to 1.37; ConfigMap mode needs no writes to Endpoints, and the
-    Services reach the primary through the role label Patroni maintains on the
-    pods, gated by the readiness probe on the REST API."""
-
-    USE_ENDPOINTS = False
+# Patroni's Kubernetes DCS keeps the leader lock in a ConfigMap, not an
+# Endpoints object: the Endpoints API is deprecated since Kubernetes 1.33 (a
+# warning on every write; EndpointSlices replace it) and this project targets
+# up to 1.37. ConfigMap mode writes no Endpoints, and the Services reach the
+# primary through the role label Patroni keeps on the pods, gated by the
+# readiness probe on the REST API.
+USE_ENDPOINTS = False
 
 
 @dataclass(frozen=True)
@@ -233,7 +231,7 @@ def render(spec: PatroniSpec) -> dict:
             "leader_label_value": PRIMARY_ROLE,
             "follower_label_value": REPLICA_ROLE,
             "standby_leader_label_value": PRIMARY_ROLE,
-            "use_endpoints": DcsMode.USE_ENDPOINTS,
+            "use_endpoints": USE_ENDPOINTS,
         },
         "bootstrap": {
             "dcs": {

@@ -1,13 +1,14 @@
 """Run the HA database on this machine: an etcd and N Patroni members.
 
-Each member runs the pod's own HA script (constructs/scripts/ha/patroni.sh)
-as the `postgres` OS user with the Patroni configuration every pod gets
-(pgbundle/patroni/config.py), with only the DCS section swapped from
-Kubernetes to a local etcd (Debian's etcd-server on loopback ports) and the
-member's name, ports and folders filled in. The files a pod mounts (scripts,
-passwords, TLS certificate and CA) are laid out once by the local pod runner
-and shared by every member, as every pod of a StatefulSet mounts the same
-ConfigMaps and Secrets; each member has its own data and run folders.
+Each member runs the pod's own HA script (patroni.sh) as the `postgres` OS
+user with the Patroni configuration every pod gets (ConfigMap
+postgres-patroni, synthesized from the values), with only the DCS section
+swapped from Kubernetes to a local etcd (Debian's etcd-server on loopback
+ports) and the member's name, ports and folders filled in. The files a pod
+mounts (scripts, configuration, passwords, TLS certificate and CA) are laid
+out once by the local pod runner and shared by every member, as every pod of
+a StatefulSet mounts the same ConfigMaps and Secrets; each member has its own
+data and run folders.
 
 State folder:
   pod/                   the local pod runner's state: dist/, root/ (mounted files), pki/
@@ -15,9 +16,10 @@ State folder:
   members/postgres-N/    data/ (the volume), run/ (socket, pgpass), patroni.yaml, patroni.log
   cluster.json           ports and pids of what runs
 
-`up` starts what is not running (etcd, then each missing member, as
-Kubernetes restarts a pod), `status` asks Patroni's REST API, `down` stops
-everything it started, including a postmaster left behind by a killed Patroni.
+`up` starts what is not running (etcd, then each missing member in order, as
+the StatefulSet restarts a pod), `status` asks Patroni's REST API, `down`
+stops everything it started, including a postmaster left behind by a killed
+Patroni.
 """
 
 from __future__ import annotations
