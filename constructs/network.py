@@ -93,7 +93,9 @@ class NetworkIsolation(Construct):
             ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=member_ports))
         if props.scrapers:
             ingress.append(
-                k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[_tcp(layout.METRICS_PORT)])
+                # Patroni's REST API serves its metrics; its unsafe endpoints need the password.
+                k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[
+                    _tcp(layout.METRICS_PORT), *([_tcp(props.patroni_api_port)] if props.patroni_api_port else [])])
             )
 
         k8s.KubeNetworkPolicy(

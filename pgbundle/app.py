@@ -14,7 +14,8 @@ from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
 from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
-from constructs.metrics import DashboardProps, Metrics, MetricsProps, PrometheusRuleProps, ServiceMonitorProps
+from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniScrapeProps, PrometheusRuleProps,
+                                ServiceMonitorProps)
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.restore_job import RestoreJobProps
@@ -249,8 +250,15 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     if rule.enabled:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
-            backup_interval_seconds=longest_interval_seconds(pg.backup.schedule))
+            backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
+            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
+    patroni = None
+    if pg.replicas > 1:
+        ca = ca_files(pg)
+        (ca_key,) = [key for key, path in ca.items.items() if path == layout.CA_CERT_FILE]
+        patroni = PatroniScrapeProps(ca_secret=ca.secret_name, ca_key=ca_key,
+                                     server_name=f"{layout.HEADLESS_SERVICE}.{namespace}.svc")
     if board.enabled:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
@@ -260,7 +268,7 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         namespace=namespace, database_selector=database.selector, version=metrics.image.tag,
         service_monitor=ServiceMonitorProps(interval=sm.interval, scrape_timeout=sm.scrape_timeout, labels=sm.labels)
         if sm.enabled else None,
-        prometheus_rule=rule_props, dashboard=dashboard_props)
+        prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni)
 
 
 # --- composition -----------------------------------------------------------------

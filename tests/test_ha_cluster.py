@@ -29,6 +29,7 @@ from cryptography import x509
 
 import main
 from pgbundle import contract as layout
+from pgbundle.monitoring.metric_catalog import METRICS
 from pgbundle.workstation import pki
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
@@ -178,6 +179,16 @@ def test_replicas_serve_reads_and_refuse_writes(cluster):
                 conn.execute("INSERT INTO replicated VALUES (2)")
         with connect(cluster, member, user="backupuser") as conn:  # the read-only role exists there too
             assert conn.execute("SELECT count(*) FROM replicated").fetchone() == (1,)
+
+
+def test_every_patroni_metric_the_alerts_use_is_served_by_every_member(cluster):
+    wanted = {name for name in METRICS if name.startswith("patroni_")}
+    assert wanted
+    for member in cluster.status():
+        code, text = cluster.api(member.name, "/metrics")
+        assert code == 200
+        served = {line.split("{", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+        assert wanted <= served, (member.name, wanted - served)
 
 
 def test_rest_api_refuses_unsafe_calls_without_credentials(cluster):

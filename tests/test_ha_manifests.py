@@ -4,6 +4,7 @@ Patroni's StatefulSet, its configuration, RBAC, Services, budget and network rul
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,26 @@ def test_network_policy_admits_members_to_each_other_and_reaches_the_api_server(
     assert {"from": [members], "ports": member_ports} in policy["ingress"]
     assert {"to": [members], "ports": member_ports} in policy["egress"]
     assert {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"port": 6443, "protocol": "TCP"}]} in policy["egress"]
-    # The REST API is not open to the application.
-    assert not [r for r in policy["ingress"] if {"port": 8008, "protocol": "TCP"} in r["ports"] and r["from"] != [members]]
+    # The REST API is open to the members and to the metrics scrapers (/metrics), not to the application.
+    scrapers = [peer.model_dump(by_alias=True, exclude_defaults=True)
+                for peer in parse_values(HA).postgres.metrics.scrapers]
+    opened = [r["from"] for r in policy["ingress"] if {"port": 8008, "protocol": "TCP"} in r["ports"]]
+    canonical = lambda peers: json.dumps(peers, sort_keys=True)  # noqa: E731
+    assert sorted(map(canonical, opened)) == sorted(map(canonical, [[members], scrapers]))
+
+
+def test_prometheus_scrapes_patroni_over_tls_by_a_certificate_name(manifests):
+    service = manifests.get("Service", layout.METRICS_SERVICE)["spec"]
+    assert {"name": "patroni", "port": 8008, "targetPort": "patroni"} in service["ports"]
+    endpoints = manifests.get("ServiceMonitor", layout.SERVICE_MONITOR)["spec"]["endpoints"]
+    (patroni,) = [e for e in endpoints if e["port"] == "patroni"]
+    assert patroni["scheme"] == "https" and patroni["path"] == "/metrics"
+    assert patroni["tlsConfig"] == {"ca": {"secret": {"name": "postgres-ca", "key": "ca.crt"}},
+                                    "serverName": "postgres-headless.api-forge-prod.svc"}
+    assert "postgres-headless.api-forge-prod.svc" in layout.server_dns_names("api-forge-prod", 3)
+    rules = manifests.get("PrometheusRule", layout.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]
+    assert {"PostgresNoPrimary", "PostgresNoSynchronousStandby", "PostgresMemberNotStreaming",
+            "PostgresFailover"} <= {r["alert"] for r in rules}
 
 
 def test_the_certificate_names_every_member(manifests):
