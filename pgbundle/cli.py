@@ -85,7 +85,9 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None) -> None:
-    """`local up|status|down` with postgres.replicas >= 2: etcd and Patroni members."""
+    """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
+    from pgbundle.workstation import backup_local
+
     if args.command == "up":
         if args.secrets is not None or args.port is not None:
             raise BadInput("local up --secrets/--port: not available for a cluster (replicas >= 2) yet")
@@ -95,6 +97,11 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         cluster.down()
     elif args.command == "status":
         print(json.dumps([member.__dict__ for member in cluster.status()]))
+    elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
+        print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
+    elif args.command == "restore":  # into the primary; the replicas follow by streaming
+        container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
+        print(json.dumps(backup_local.restore(cluster.pod, container)))
     else:
         raise BadInput(f"local {args.command}: not available for a cluster (replicas >= 2) yet")
 

@@ -263,6 +263,36 @@ def test_rotated_password_works_after_a_failover(cluster):
     settled(cluster)
 
 
+def local(*argv: str) -> dict:
+    """`main.py local ...`, its JSON output."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main.main(["local", *argv]) == 0
+    return json.loads(printed.getvalue())
+
+
+def test_backup_from_the_primary_and_restore_into_it_with_the_replicas_following(cluster):
+    leader, _ = settled(cluster)
+    with connect(cluster, leader) as conn:
+        conn.execute("CREATE TABLE restored (id int)")
+        conn.execute("INSERT INTO restored SELECT generate_series(1, 100)")
+    taken = local("backup", "--state", str(cluster.state))
+    with connect(cluster, leader) as conn:
+        conn.execute("DELETE FROM restored")
+    restored = local("restore", "--state", str(cluster.state), "--values", str(cluster.state.parent / "values.yaml"),
+                     "--backup", taken["set"], "--database", "appdb")
+    assert restored["databases"] == ["appdb"]
+
+    def everywhere() -> bool:
+        for member in cluster.status():
+            with connect(cluster, member) as conn:
+                if conn.execute("SELECT count(*) FROM restored").fetchone() != (100,):
+                    return False
+        return True
+
+    wait_for(everywhere, 30, "the restored rows on every member")
+
+
 def served_certificate(member: MemberStatus) -> x509.Certificate:
     """The certificate a member's PostgreSQL presents (SSLRequest, then a TLS handshake)."""
     with socket.create_connection((member.host, member.port), timeout=10) as raw:

@@ -53,6 +53,24 @@ class ClusterError(LocalPodError):
     """The local cluster cannot be started, inspected or stopped; the message says why."""
 
 
+class PrimaryPod(LocalPod):
+    """The cluster's files as the backup and restore jobs see them, with the
+    Service `postgres` answered by the current primary (as it selects role=primary)."""
+
+    def __init__(self, state: Path, cluster: LocalCluster) -> None:
+        super().__init__(state)
+        self.cluster = cluster
+
+    def pid(self) -> int | None:
+        leader = self.cluster.leader()
+        return leader.patroni_pid if leader is not None else None
+
+    def status(self) -> dict:
+        leader = self.cluster.leader()
+        return {"state": "ready" if leader else "stopped", "pid": leader.patroni_pid if leader else None,
+                "port": leader.port if leader else None}
+
+
 @dataclass(frozen=True)
 class MemberStatus:
     name: str
@@ -108,7 +126,7 @@ class LocalCluster:
 
     def __init__(self, state: Path) -> None:
         self.state = state.resolve()
-        self.pod = LocalPod(self.state / "pod")
+        self.pod = PrimaryPod(self.state / "pod", self)
         self.etcd_dir = self.state / "etcd"
         self.members_dir = self.state / "members"
         self.state_file = self.state / "cluster.json"
