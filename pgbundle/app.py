@@ -262,7 +262,8 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     if board.enabled:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
-        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace), namespace=board.namespace,
+        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1),
+                                         namespace=board.namespace,
                                          labels=board.labels)
     return MetricsProps(
         namespace=namespace, database_selector=database.selector, version=metrics.image.tag,

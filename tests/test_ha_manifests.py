@@ -147,3 +147,16 @@ def test_the_certificate_names_every_member(manifests):
     host = env["PATRONI_RESTAPI_CONNECT_ADDRESS"].rsplit(":", 1)[0]
     names = layout.server_dns_names("api-forge-prod", 3)
     assert [host.replace("$(PATRONI_NAME)", f"postgres-{n}") in names for n in range(3)] == [True] * 3
+
+
+def test_the_dashboard_shows_role_synchronous_standby_and_timeline(manifests):
+    from pgbundle.monitoring.metric_catalog import METRICS
+    from test_metrics import dashboard_queries, metric_names
+
+    (config_map,) = [d for d in manifests.docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == layout.DASHBOARD_CONFIG_MAP]
+    model = json.loads(next(iter(config_map["data"].values())))
+    titles = {p["title"] for p in model["panels"]}
+    assert {"Member role (1 = primary)", "Synchronous standby (1 = yes)", "Timeline (grows at every failover)",
+            "Replication lag"} <= titles
+    for query in dashboard_queries(model):
+        assert metric_names(query) <= METRICS.keys(), query
