@@ -46,6 +46,7 @@ SUPERUSER_PASSWORD_KEY = "postgres_password"
 OWNER_PASSWORD_KEY = "postgres_app_owner_pw"
 APP_PASSWORD_KEY = "postgres_app_user_pw"
 READ_ONLY_PASSWORD_KEY = "postgres_app_ro_pw"
+MIGRATOR_PASSWORD_KEY = "postgres_app_migrator_pw"  # added for the migration role (not in the old chart)
 TEMPORAL_PASSWORD_KEY = "postgres_temporal_pw"
 
 # File names inside the TLS and CA Secrets.

@@ -14,7 +14,9 @@ State folder:
   pod.json   pid and port of the running start script
 
 Secret files that exist are kept, so a state folder can be restarted with its
-data, and a test can rotate a password by replacing its file before `up`.
+data, and a test can rotate a password by replacing its file before `up`; a
+key the values need and the folder lacks is added. A restarted state keeps the
+port it had unless `--port` names another.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
@@ -52,6 +54,7 @@ ROLE_PASSWORD_KEYS = {
     "PG_OWNER_USER": layout.OWNER_PASSWORD_KEY,
     "PG_APP_USER": layout.APP_PASSWORD_KEY,
     "PG_READ_ONLY_USER": layout.READ_ONLY_PASSWORD_KEY,
+    "PG_MIGRATOR_USER": layout.MIGRATOR_PASSWORD_KEY,
     "PG_TEMPORAL_USER": layout.TEMPORAL_PASSWORD_KEY,
     "PG_MONITORING_USER": layout.MONITORING_PASSWORD_KEY,
 }
@@ -85,6 +88,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the server binds: a port left in TIME_WAIT by the previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 class LocalPod:
@@ -232,11 +246,11 @@ class LocalPod:
         return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
 
     def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
-        # A filled folder is kept: a restart keeps its passwords and a test may have replaced a file.
-        if any(folder.iterdir()):
-            return
+        # Files that exist are kept (a restart keeps its passwords, a test may have
+        # replaced one); only keys that are missing, such as a new role's, are written.
         for key, data in source().items():
-            self._write(folder / key, data, 0o600)
+            if not (folder / key).exists():
+                self._write(folder / key, data, 0o600)
 
     def sync_secrets(self, secrets_dir: Path) -> None:
         """Project the Secret manifests in `secrets_dir` into every Secret volume, as
@@ -313,10 +327,18 @@ class LocalPod:
         return self.run(["bash", str(script), kind], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def start(self, port: int | None = None, timeout: float = 120) -> dict:
-        """Start the pod's start script and wait until the readiness probe passes."""
+        """Start the pod's start script and wait until the readiness probe passes.
+
+        The port: `port`, else the one this state had before (clients keep their
+        connection strings across restarts), else a free one."""
         if self.pid() is not None:
             raise LocalPodError(f"already running (pid {self.pid()}): run `local down --state {self.state}` first")
-        self.pod_file.write_text(json.dumps({"port": port or free_port()}))
+        port = port or self._recorded().get("port")
+        if port is None:
+            port = free_port()
+        elif not port_is_free(port):
+            raise LocalPodError(f"port {port} on {HOST} is in use: stop what listens there, or pass --port")
+        self.pod_file.write_text(json.dumps({"port": port}))
         env = self.environment()
         _, container = self._container(self._documents())
         command = [str(self.host_path(part)) if part.startswith("/") else part for part in container["command"]]
@@ -388,7 +410,7 @@ def cli(argv: list[str], *, synthesize: Synthesize, values_path: Callable[[str |
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="synthesize, start and wait until ready; print connection details as JSON")
     up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the state's previous port, else a free one)")
     sync = commands.add_parser("sync-secrets", help="update a running pod's Secret volumes, as the kubelet does")
     for command in (up, sync):
         command.add_argument("--secrets", type=Path, required=command is sync,

@@ -241,11 +241,15 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_OWNER_USER": postgres.owner_username,
         "PG_APP_USER": postgres.username,
         "PG_READ_ONLY_USER": postgres.read_only_username,
+        "PG_MIGRATOR_USER": postgres.migrator_username,
         "PG_TEMPORAL": "on" if postgres.temporal.enabled else "off",
         "PG_TEMPORAL_USER": postgres.temporal.username,
+        "PG_TEMPORAL_OWNER": postgres.temporal.owner_username,
         "PG_METRICS": "on" if postgres.metrics.enabled else "off",
         "PG_MONITORING_USER": layout.MONITORING_ROLE,
     }
+    if postgres.temporal.previous_username is not None:
+        env["PG_TEMPORAL_PREVIOUS_USER"] = postgres.temporal.previous_username
     if postgres.tls.enabled:
         env["PG_TLS_DIR"] = layout.TLS_DIR
     if postgres.ca.verify_clients:

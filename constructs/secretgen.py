@@ -57,7 +57,7 @@ class SecretsError(Exception):
 def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh requires."""
     keys = [layout.SUPERUSER_PASSWORD_KEY, layout.OWNER_PASSWORD_KEY, layout.APP_PASSWORD_KEY,
-            layout.READ_ONLY_PASSWORD_KEY]
+            layout.READ_ONLY_PASSWORD_KEY, layout.MIGRATOR_PASSWORD_KEY]
     if postgres.temporal.enabled:
         keys.append(layout.TEMPORAL_PASSWORD_KEY)
     if postgres.metrics.enabled:
