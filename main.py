@@ -80,6 +80,14 @@ def main(argv: list[str]) -> int:
         from constructs import restore
 
         return restore.cli(argv[1:], values_path=_values_path)
+    if argv[:1] == ["migrate-manifest"]:
+        from pgbundle.workstation import migrate_manifest
+
+        return migrate_manifest.cli(argv[1:], values_path=_values_path)
+    if argv[:2] == ["local", "migrate"]:
+        from pgbundle.workstation import migrate_manifest
+
+        return migrate_manifest.local_cli(argv[2:], values_path=_values_path)
     if argv[:2] in (["local", "backup"], ["local", "restore"]):
         from constructs import backup_local
 
@@ -94,8 +102,9 @@ def main(argv: list[str]) -> int:
         return secretgen.cli(argv[1:], values_path=_values_path, default_out=TOP / "secrets", forbidden=(TOP / "dist",))
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="sub-commands: local up|down|status|backup|restore (the database and its backups without a "
-        "cluster), secrets (generate the Secrets), restore-manifest --backup NAME (print the restore Job); "
+        epilog="sub-commands: local up|down|status|backup|restore|migrate (the database and its backups without a "
+        "cluster), secrets (generate the Secrets), restore-manifest --backup NAME (print the restore Job), "
+        "migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job); "
         "each has --help")
     parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
     parser.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")

@@ -2,7 +2,7 @@
 
 Two policies, both default-deny in both directions for the pods they select:
 - `postgres` (database pods): ingress on 5432 from the configured application
-  peers, from this project's backup pods and (with several replicas) from the
+  peers, from this project's backup and migration pods and (with several replicas) from the
   other database pods; ingress on the metrics port only from the configured
   scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from imports import k8s
 from constructs import layout
 from constructs.labels import selector_labels
+from constructs.migrate import COMPONENT as MIGRATE_COMPONENT
 from constructs.values import NetworkPolicyPeer, NetworkPolicyValues
 
 # The backup CronJob's pods carry selector_labels(BACKUP_COMPONENT) (issue 4).
@@ -74,7 +75,9 @@ class NetworkIsolation(Construct):
             k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule.from_], ports=[_tcp(layout.PORT)])
             for rule in policy.ingress
         ]
-        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup], ports=[_tcp(layout.PORT)]))
+        # This project's own jobs: backups, and the schema-migration Job (`migrate-manifest`).
+        migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=selector_labels(MIGRATE_COMPONENT)))
+        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(layout.PORT)]))
         if props.replicas > 1:
             # Streaming replication: standbys connect to the primary.
             ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=[_tcp(layout.PORT)]))
