@@ -109,35 +109,62 @@ def test_backup_dumps_both_databases(temporal):
 
 # --- the single-role model, and the move from it ------------------------------------------
 
+PREVIOUS_INIT = Path(__file__).parent / "fixtures" / "init-previous-release.sql"
 
-def test_single_role_example_keeps_the_earlier_model(pods):
-    pod = pods("temporal-single-role", SINGLE_ROLE)
+
+def previous_release_pod(pods, name: str) -> LocalPod:
+    """A data directory the previous release initialized with its defaults
+    (Temporal on: `temporal` owns both databases and logs in), with Temporal
+    tables in it, stopped."""
+    # The single-role values give the start script the environment the previous
+    # release gave it (PG_TEMPORAL_USER=temporal); its init.sql knows nothing else.
+    pod = pods(name, SINGLE_ROLE, start=False)
+    script = pod.host_path("/opt/postgres/scripts/init.sql")
+    script.write_text(PREVIOUS_INIT.read_text())
+    pod.start()
     assert query(pod, "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'temporal%' "
                       "ORDER BY 1") == [("temporal", "temporal"), ("temporal_visibility", "temporal")]
     for database in DATABASES:
         with connect(pod, "temporal", dbname=database) as conn:
-            conn.execute("CREATE TABLE executions (id int)")
-            conn.execute("INSERT INTO executions VALUES (1)")
+            conn.execute("CREATE TABLE executions (id serial PRIMARY KEY, state text)")
+            conn.execute("INSERT INTO executions (state) VALUES ('before')")
+    pod.stop()
+    return pod
+
+
+def upgrade(pod: LocalPod, values: dict) -> None:
+    """Start the current scripts with `values` on the pod's data, then once more:
+    the second start must change nothing."""
+    pod.prepare(parse_values(values), main.synthesize)
+    pod.start()
     before = snapshot(pod)
     restart(pod)
     assert snapshot(pod) == before
-    with connect(pod, "temporal", dbname="temporal") as conn:
-        assert conn.execute("SELECT id FROM executions").fetchall() == [(1,)]
+
+
+def test_single_role_example_keeps_a_previous_release_working(pods):
+    pod = previous_release_pod(pods, "temporal-single-role")
+    password = pod.connection_info()["passwords"]["temporal"]
+    upgrade(pod, SINGLE_ROLE)
+    assert query(pod, "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'temporal%' "
+                      "ORDER BY 1") == [("temporal", "temporal"), ("temporal_visibility", "temporal")]
+    for database in DATABASES:
+        with connect(pod, "temporal", dbname=database, password=password) as conn:
+            conn.execute("INSERT INTO executions (state) VALUES ('after')")
+            conn.execute("ALTER TABLE executions ADD COLUMN updated timestamptz")
+            conn.execute("CREATE TABLE created_later (id int)")
+    with connect(pod, "backupuser", dbname="temporal") as conn:
+        assert conn.execute("SELECT count(*) FROM created_later").fetchone() == (0,)
     backed_up(pod)
 
 
-def test_existing_single_role_data_moves_to_the_two_roles(pods):
-    pod = pods("temporal-move", SINGLE_ROLE)
-    for database in DATABASES:
-        with connect(pod, "temporal", dbname=database) as conn:
-            conn.execute("CREATE TABLE executions (id serial PRIMARY KEY, state text)")
-            conn.execute("INSERT INTO executions (state) VALUES ('before')")
+def test_previous_release_moves_to_the_two_roles(pods):
+    pod = previous_release_pod(pods, "temporal-move")
     password = pod.connection_info()["passwords"]["temporal"]
-    pod.stop()
     # The new defaults, with the earlier role named as the previous owner.
-    pod.prepare(parse_values({"postgres": {"temporal": {"enabled": True, "previousUsername": "temporal"}}}),
-                main.synthesize)
-    pod.start()
+    upgrade(pod, {"postgres": {"temporal": {"enabled": True, "previousUsername": "temporal"}}})
+    assert query(pod, "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'temporal%' "
+                      "ORDER BY 1") == [("temporal", "temporalowner"), ("temporal_visibility", "temporalowner")]
     for database in DATABASES:
         assert query(pod, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname IN "
                           "('executions', 'executions_id_seq') GROUP BY 1", dbname=database) == [("temporaluser",)]
@@ -146,12 +173,26 @@ def test_existing_single_role_data_moves_to_the_two_roles(pods):
             conn.execute("INSERT INTO executions (state) VALUES ('after')")
             conn.execute("ALTER TABLE executions ADD COLUMN updated timestamptz")
             assert conn.execute("SELECT state FROM executions ORDER BY id").fetchall() == [("before",), ("after",)]
-    assert query(pod, "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'temporal%' "
-                      "ORDER BY 1") == [("temporal", "temporalowner"), ("temporal_visibility", "temporalowner")]
+        with connect(pod, "backupuser", dbname=database) as conn:
+            assert conn.execute("SELECT count(*) FROM executions").fetchone() == (2,)
     with pytest.raises(psycopg.OperationalError, match='role "temporal" is not permitted to log in'):
         connect(pod, "temporal", dbname="temporal", password=password)
-    # Idempotent: another start finds nothing left to move and changes nothing.
-    before = snapshot(pod)
-    restart(pod)
-    assert snapshot(pod) == before
+    backed_up(pod)
+
+
+def test_previous_release_on_the_new_defaults_alone(pods):
+    # Without previousUsername the old role keeps its tables, and the new user
+    # may use them (DML on what exists) but not change them: the README says to
+    # keep the single-role names or to name the previous owner. The application
+    # database gains the migration role on the same start.
+    pod = previous_release_pod(pods, "temporal-defaults")
+    upgrade(pod, TEMPORAL)
+    with connect(pod, "appmigrator") as conn:
+        conn.execute("CREATE TABLE after_upgrade (id int)")
+    assert query(pod, "SELECT relnamespace::regnamespace::text, pg_get_userbyid(relowner) FROM pg_class "
+                      "WHERE relname = 'after_upgrade'") == [("app", "appowner")]
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
+        conn.execute("INSERT INTO executions (state) VALUES ('after')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of table executions"):
+            conn.execute("ALTER TABLE executions ADD COLUMN updated timestamptz")
     backed_up(pod)
