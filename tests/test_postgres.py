@@ -23,6 +23,7 @@ import pytest
 import main
 from conftest import connect, log_records, restart
 from constructs.localpod import LocalPod, LocalPodError
+from constructs.values import parse_values
 
 
 # --- connections ---------------------------------------------------------------
@@ -398,3 +399,16 @@ def test_a_taken_port_is_named(pods):
             pod.start()
     pod.start()
     assert pod.connection_info()["port"] == port
+
+
+def test_up_adds_a_secret_key_an_older_state_lacks(pods):
+    # A state folder made before the migration role: `up` adds its key and keeps the others.
+    pod = pods("older-state", start=False)
+    secrets = pod.host_path("/etc/postgres/secrets")
+    (secrets / "postgres_app_migrator_pw").unlink()
+    kept = (secrets / "postgres_app_user_pw").read_text()
+    pod.prepare(parse_values({}), main.synthesize)
+    assert (secrets / "postgres_app_user_pw").read_text() == kept
+    pod.start()
+    with connect(pod, "appmigrator") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("appowner",)
