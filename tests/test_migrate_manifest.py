@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from conftest import container
-from constructs.migrate import MigrationJob, MigrationJobProps, SecretFiles
-from constructs.policy import selector_matches
-from constructs.values import parse_values
+from constructs.migrate import MigrationJob, MigrationJobProps
+from pgbundle.k8s.objects import SecretFiles
+from pgbundle.synth.policy import selector_matches
+from pgbundle.values.load import parse_values
 from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
 from test_schema import KUBERNETES_VERSIONS
 from variants import run_checkov
@@ -73,7 +74,7 @@ def test_database_url_names_everything_but_the_password():
 def test_only_the_ca_is_mounted_where_libpq_looks_for_it():
     found = mounts(job())
     assert found["/etc/postgres/ca"]["secret"] == {
-        "secretName": "postgres-ca", "defaultMode": 0o444, "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        "secretName": "postgres-ca", "defaultMode": 0o440, "items": [{"key": "ca.crt", "path": "ca.crt"}]}
     assert set(found) == {"/etc/postgres/ca", "/tmp"}
 
 
@@ -151,15 +152,15 @@ def test_checkov_finds_nothing_to_fail(tmp_path):
 def test_construct_alone_with_narrow_props():
     chart = cdk8s.Testing.chart()
     MigrationJob(chart, "migrate", props=MigrationJobProps(
-        namespace="apps", name="m", image="img:1", command=["true"], environment={"PGUSER": "u"},
-        password_secret="s", password_key="k", labels={"app": "m"},
-        files=[SecretFiles(secret_name="ca", items={"ca.crt": "ca.crt"}, mount_path="/ca")]))
+        namespace="apps", name="m", version="1", image="img:1", command=["true"], environment={"PGUSER": "u"},
+        password_secret="s", password_key="k", ca=SecretFiles(secret_name="the-ca", items={"ca.crt": "ca.crt"})))
     [doc] = cdk8s.Testing.synth(chart)
     spec = pod_spec(doc)
     assert spec["securityContext"]["runAsUser"] == 10001
     assert container(spec, "migrate")["imagePullPolicy"] == "Always"
-    assert "annotations" not in doc["metadata"]
-    assert [v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v] == ["ca"]
+    assert doc["spec"]["backoffLimit"] == 0 and "annotations" not in doc["metadata"]
+    assert mounts(doc)["/etc/postgres/ca"]["secret"]["secretName"] == "the-ca"
+    assert "/etc/postgres/client-tls" not in mounts(doc)
 
 
 @pytest.mark.parametrize(("options", "error"), [

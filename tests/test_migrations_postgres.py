@@ -14,9 +14,9 @@ import pytest
 
 import main
 from conftest import connect, restart
-from constructs.backup_local import backup
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle.workstation.backup_local import backup
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
 from pgbundle.workstation.migrate_manifest import run_local
 
 # A migration as a tool writes it: unqualified names, no SET ROLE, no search_path.

@@ -22,8 +22,8 @@ import pytest
 
 import main
 from conftest import connect, log_records, restart
-from constructs.localpod import LocalPod, LocalPodError
-from constructs.values import parse_values
+from pgbundle.values.load import parse_values
+from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 
 # --- connections ---------------------------------------------------------------

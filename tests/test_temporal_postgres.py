@@ -15,9 +15,9 @@ import yaml
 
 import main
 from conftest import connect, restart
-from constructs.backup_local import backup
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle.workstation.backup_local import backup
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
 from test_postgres import snapshot
 
 TOP = Path(__file__).resolve().parent.parent
