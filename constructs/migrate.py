@@ -54,7 +54,7 @@ class MigrationJobProps(BaseModel):
     client_tls: SecretFiles | None = None
     """A client certificate as tls.crt/tls.key in contract.CLIENT_TLS_DIR. Left out:
     none (clients are not verified)."""
-    uid: int = 10001
+    uid: int = layout.MIGRATE_UID
     """uid and gid the container runs as (fsGroup too, so it reads the mounted
     files). Left out: 10001, above the range of host users."""
     image_pull_policy: str = "Always"

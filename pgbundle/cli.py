@@ -187,7 +187,8 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--name", default=layout.MIGRATE_JOB, help=f"Job name (default {layout.MIGRATE_JOB})")
     migrate.add_argument("--argo-presync", action="store_true",
                          help="mark the Job as an Argo CD PreSync hook (replaced at every sync)")
-    migrate.add_argument("--uid", type=int, default=10001, help="uid/gid the container runs as (default 10001)")
+    migrate.add_argument("--uid", type=int, default=layout.MIGRATE_UID,
+                         help=f"uid/gid the container runs as (default {layout.MIGRATE_UID})")
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")

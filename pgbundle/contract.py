@@ -118,6 +118,7 @@ CLIENT_TLS_VOLUME = "client-tls"
 # The schema-migration Job (`migrate-manifest`): its default name and its container.
 MIGRATE_JOB = "postgres-migrate"
 MIGRATE_CONTAINER = "migrate"
+MIGRATE_UID = 10001  # the application image's user is unknown: a fixed uid above the range of host users
 
 # Keys cert-manager writes into a Certificate's Secret.
 CERT_MANAGER_CERT_KEY = "tls.crt"

@@ -30,7 +30,6 @@ from pgbundle.pgconf.env import database_url
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
 
-DEFAULT_UID = 10001
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Checks the Job breaks on purpose, with the reason (checkov reads these annotations).
 SECRET_ENV_SKIP = ("CKV_K8S_35=the password reaches the tool as PGPASSWORD, which libpq and "
@@ -64,7 +63,7 @@ def check_request(values: ChartValues, *, image: str, command: list[str], name: 
 
 
 def migrate_manifest(values: ChartValues, *, image: str, command: list[str], name: str = layout.MIGRATE_JOB,
-                     argo_presync: bool = False, uid: int = DEFAULT_UID, client_secret: str | None = None) -> str:
+                     argo_presync: bool = False, uid: int = layout.MIGRATE_UID, client_secret: str | None = None) -> str:
     """YAML of the Job that runs `command` in `image` as the migration role."""
     check_request(values, image=image, command=command, name=name, uid=uid, client_secret=client_secret)
     skips = [SECRET_ENV_SKIP, NETWORK_POLICY_SKIP] + ([] if "@" in image else [TAG_SKIP])
