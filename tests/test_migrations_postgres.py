@@ -14,7 +14,7 @@ import pytest
 
 import main
 from conftest import connect, restart
-from pgbundle.workstation.backup_local import backup
+from pgbundle.workstation.backup_local import LocalJobError, backup
 from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
 from pgbundle.workstation.migrate_manifest import run_local
@@ -219,3 +219,20 @@ def test_local_migrate_passes_the_commands_exit_status(pod):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 1  # psql's status for a failed -c command
     assert "permission denied for schema public" in result.stderr
+
+
+def test_a_table_left_in_public_is_recovered_as_the_readme_says(pods):
+    pod = pods("left-in-public")
+    with connect(pod, "postgres") as conn:
+        conn.execute("CREATE TABLE public.stranded (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO public.stranded (note) VALUES ('kept')")
+    with pytest.raises(LocalJobError, match="permission denied for table stranded"):
+        backup(pod)
+    with connect(pod, "postgres") as conn:
+        conn.execute("ALTER TABLE public.stranded SET SCHEMA app")
+        conn.execute("ALTER TABLE app.stranded OWNER TO appowner")
+    restart(pod)
+    assert placement(pod, "stranded") == ("app", "appowner")
+    assert placement(pod, "stranded_id_seq") == ("app", "appowner")
+    usable_by_app_and_backup(pod, "stranded")
+    dumped(pod, "stranded", "appowner")
