@@ -11,9 +11,9 @@ from psycopg import errors
 
 import main
 from conftest import connect, connect_socket, container, log_records, restart
-from constructs import layout
-from constructs.localpod import LocalPod, LocalPodError
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.values.load import parse_values
+from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 SECRET = f"{layout.SECRETS_DIR}/{layout.MONITORING_PASSWORD_KEY}"
 

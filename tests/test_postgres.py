@@ -23,9 +23,9 @@ import pytest
 
 import main
 from conftest import connect, connect_socket, log_records, restart
-from constructs import layout
-from constructs.localpod import RUN_USER, LocalPod, LocalPodError, postgres_bindir
-from constructs.values import parse_values
+from pgbundle import contract
+from pgbundle.values.load import parse_values
+from pgbundle.workstation.localpod import RUN_USER, LocalPod, LocalPodError, postgres_bindir
 
 
 # --- connections ---------------------------------------------------------------
@@ -514,7 +514,7 @@ def test_a_stale_ready_marker_does_not_make_the_pod_ready_before_init():
     pod.prepare(parse_values({}), main.synthesize)
     # Left behind by a container that was killed outright (its exit trap never ran);
     # the run folder (an emptyDir) outlives the container.
-    marker = pod.host_path(f"{layout.RUN_DIR}/ready")
+    marker = pod.host_path(f"{contract.RUN_DIR}/ready")
     marker.touch()
     os.chown(marker, pod.uid, pod.gid)
     failures: list[BaseException] = []

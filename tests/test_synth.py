@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import main
-from constructs.output import replace_folder
-from constructs.values import parse_values
+from pgbundle.synth.output import replace_folder
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 
