@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,9 +23,10 @@ import psycopg
 import pytest
 
 import main
-from conftest import connect, log_records, restart
+from conftest import connect, connect_socket, log_records, restart
+from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import LocalPod, LocalPodError
+from pgbundle.workstation.localpod import RUN_USER, LocalPod, LocalPodError, postgres_bindir
 
 
 # --- connections ---------------------------------------------------------------
@@ -54,6 +57,62 @@ def test_tls_1_2_is_accepted(pod):
         input="", capture_output=True, text=True, timeout=30,
     )
     assert "Protocol  : TLSv1.2" in result.stdout
+
+
+def handshake(pod: LocalPod, *options: str) -> str:
+    """What `openssl s_client` reports for one TLS handshake with the server (after PostgreSQL's SSLRequest)."""
+    info = pod.connection_info()
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
+        input="", capture_output=True, text=True, timeout=30,
+    )
+    return result.stdout + result.stderr
+
+
+# Suites a client may offer alone; the server must refuse each group over TLS 1.2.
+WEAK_SUITES = {
+    # No server authentication at all (SECLEVEL=0 lets the client offer them).
+    "anonymous": "aNULL:@SECLEVEL=0",
+    # CBC with HMAC-SHA1, with and without forward secrecy: in OpenSSL's default list.
+    "cbc-sha1": "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:"
+                "AES128-SHA:AES256-SHA",
+}
+
+
+@pytest.mark.parametrize("suites", WEAK_SUITES.values(), ids=WEAK_SUITES.keys())
+def test_weak_tls_1_2_suites_are_refused(pod, suites):
+    report = handshake(pod, "-tls1_2", "-cipher", suites)
+    assert "CONNECTED" in report, report  # reached: the refusal below comes from the TLS handshake itself
+    assert "alert handshake failure" in report and "Cipher is (NONE)" in report, report
+
+
+@pytest.mark.parametrize(("options", "protocol", "cipher"), [
+    (["-tls1_3"], "TLSv1.3", r"TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)"),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"], "TLSv1.2",
+     r"ECDHE-(ECDSA|RSA)-AES128-GCM-SHA256"),
+], ids=["tls1.3", "tls1.2-ecdhe-gcm"])
+def test_aead_suites_are_accepted(pod, options, protocol, cipher):
+    # The client allows one protocol version only: a negotiated suite means that version was used.
+    report = handshake(pod, *options)
+    assert re.search(rf"^New, {protocol}, Cipher is {cipher}$", report, re.MULTILINE), report
+
+
+def test_unix_socket_needs_the_password(pod):
+    password = pod.connection_info()["passwords"]["appuser"]
+    with connect_socket(pod, "appuser", password) as conn:
+        assert conn.execute("SELECT inet_client_addr() IS NULL").fetchone() == (True,)  # NULL: the socket
+    with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "appuser"'):
+        connect_socket(pod, "appuser", "not-the-password")
+
+
+def test_unix_socket_admits_the_superuser_by_os_user_only(pod):
+    # peer: the postgres OS user (start.sh, the probes) gets in; anyone else is refused even with the password.
+    password = pod.connection_info()["passwords"]["postgres"]
+    if pwd.getpwuid(os.geteuid()).pw_name == RUN_USER:
+        connect_socket(pod, "postgres", "not-the-password").close()
+    else:
+        with pytest.raises(psycopg.OperationalError, match='Peer authentication failed for user "postgres"'):
+            connect_socket(pod, "postgres", password)
 
 
 def test_wrong_password_is_rejected(pod):
@@ -138,21 +197,34 @@ def test_backupuser_reads_every_table_and_sequence_even_later_ones(pod):
         assert conn.execute("SELECT count(*) FROM later_by_owner").fetchone() == (1,)
 
 
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO app.writes_check DEFAULT VALUES",
-    "UPDATE app.writes_check SET id = 2",
-    "DELETE FROM app.writes_check",
-    "TRUNCATE app.writes_check",
-    "CREATE TABLE app.by_backupuser (id int)",
-    "SELECT nextval('app.writes_check_id_seq')",
-    # Leaving read-only mode does not help: the grants refuse too.
-    "BEGIN READ WRITE; INSERT INTO app.writes_check DEFAULT VALUES",
+READ_ONLY = psycopg.errors.ReadOnlySqlTransaction
+DENIED = psycopg.errors.InsufficientPrivilege
+
+
+@pytest.mark.parametrize(("statement", "error", "message"), [
+    # The role's sessions are read-only ...
+    ("INSERT INTO app.writes_check DEFAULT VALUES", READ_ONLY, "cannot execute INSERT in a read-only transaction"),
+    ("UPDATE app.writes_check SET id = 2", READ_ONLY, "cannot execute UPDATE in a read-only transaction"),
+    ("DELETE FROM app.writes_check", READ_ONLY, "cannot execute DELETE in a read-only transaction"),
+    ("TRUNCATE app.writes_check", READ_ONLY, "cannot execute TRUNCATE TABLE in a read-only transaction"),
+    ("CREATE TABLE app.by_backupuser (id int)", READ_ONLY, "cannot execute CREATE TABLE in a read-only transaction"),
+    # (nextval checks its privilege before the transaction's mode)
+    ("SELECT nextval('app.writes_check_id_seq')", DENIED, "permission denied for sequence writes_check_id_seq"),
+    # ... and leaving read-only mode does not help: the grants refuse each write on the
+    # table itself (writes_plain has no sequence that could refuse in its place).
+    ("BEGIN READ WRITE; INSERT INTO app.writes_check DEFAULT VALUES", DENIED, "permission denied for table writes_check"),
+    ("BEGIN READ WRITE; INSERT INTO app.writes_plain VALUES (1)", DENIED, "permission denied for table writes_plain"),
+    ("BEGIN READ WRITE; UPDATE app.writes_plain SET id = 2", DENIED, "permission denied for table writes_plain"),
+    ("BEGIN READ WRITE; DELETE FROM app.writes_plain", DENIED, "permission denied for table writes_plain"),
+    ("BEGIN READ WRITE; TRUNCATE app.writes_plain", DENIED, "permission denied for table writes_plain"),
+    ("BEGIN READ WRITE; CREATE TABLE app.by_backupuser (id int)", DENIED, "permission denied for schema app"),
 ])
-def test_backupuser_cannot_write(pod, statement):
+def test_backupuser_cannot_write(pod, statement, error, message):
     with connect(pod, "appuser") as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS app.writes_check (id serial PRIMARY KEY)")
+        conn.execute("CREATE TABLE IF NOT EXISTS app.writes_plain (id int)")
     with connect(pod, "backupuser") as conn:
-        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+        with pytest.raises(error, match=f"^{message}(\n|$)"):  # the whole first line of the error
             conn.execute(statement)
 
 
@@ -283,6 +355,37 @@ def test_sigterm_shuts_down_cleanly_and_the_next_start_needs_no_recovery(pods):
 # --- other configurations --------------------------------------------------------------
 
 
+TEMPORAL = {"postgres": {"temporal": {"enabled": True}}}
+
+
+def database_acl(pod: LocalPod, database: str) -> list[str]:
+    with connect(pod, "postgres") as conn:
+        return conn.execute("SELECT datacl::text[] FROM pg_database WHERE datname = %s", [database]).fetchone()[0]
+
+
+def test_appdb_admits_its_own_roles_only(pods):
+    pod = pods("temporal", TEMPORAL)
+    # No PUBLIC entry ("=Tc/..." is what CREATE DATABASE leaves): only named grantees.
+    acl = database_acl(pod, "appdb")
+    assert acl is not None and not [entry for entry in acl if entry.startswith("=")], acl
+    assert {entry.split("=")[0] for entry in acl} == {"appowner", "appuser", "backupuser", "appmigrator", "monitoring"}
+    passwords = pod.connection_info()["passwords"]
+    with connect(pod, "postgres") as conn:
+        conn.execute("DROP ROLE IF EXISTS stranger")
+        conn.execute("CREATE ROLE stranger LOGIN PASSWORD 'Stranger0Password0With0No0Grants'")
+    passwords["stranger"] = "Stranger0Password0With0No0Grants"
+    # Temporal's role, and any role made later without a grant, are refused at the door.
+    for role in ("temporaluser", "stranger"):
+        with pytest.raises(psycopg.OperationalError, match='permission denied for database "appdb"'):
+            connect(pod, role, dbname="appdb", password=passwords[role])
+    # The exporter's role reaches appdb (pg_stat_statements lives there) but not Temporal's databases.
+    connect(pod, "monitoring", dbname="appdb").close()
+    for database in ("temporal", "temporal_visibility"):
+        assert not [entry for entry in database_acl(pod, database) if entry.startswith("=")]
+        with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{database}"'):
+            connect(pod, "monitoring", dbname=database)
+
+
 def test_verify_clients_requires_a_certificate_from_the_ca(pods):
     pod = pods("verify-clients", {"postgres": {"ca": {"verifyClients": True}}})
     with pytest.raises(psycopg.OperationalError, match="certificate"):
@@ -360,6 +463,78 @@ def test_probes_follow_the_server_and_the_init(pods):
     assert not pod.probe("sideways")
     pod.stop()
     assert not pod.probe("live")
+
+
+class GatedInitPod(LocalPod):
+    """The runner with a `psql` wrapper first on PATH: start.sh's init.sql run
+    signals that it has begun (`waiting` in the gate folder) and holds until the
+    test creates `open` there (or gives up after a minute)."""
+
+    def __init__(self, state: Path, gate: Path) -> None:
+        super().__init__(state)
+        self.gate = gate
+        wrapper = gate / "psql"
+        wrapper.write_text(
+            "#!/usr/bin/env bash\nset -euo pipefail\n"
+            f'touch "{gate}/waiting"\n'
+            "for _ in $(seq 600); do\n"
+            f'    [[ -e "{gate}/open" ]] && exec "{postgres_bindir()}/psql" "$@"\n'
+            "    sleep 0.1\n"
+            "done\n"
+            'echo "psql wrapper: the test never opened the gate" >&2\nexit 1\n')
+        wrapper.chmod(0o755)
+        os.chown(gate, self.uid, self.gid)
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        return {**env, "PATH": f"{self.gate}:{env['PATH']}"}
+
+
+def wait_for(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f}s"
+        time.sleep(0.1)
+
+
+def test_a_stale_ready_marker_does_not_make_the_pod_ready_before_init():
+    base = Path(tempfile.mkdtemp(prefix="localpod-gated-"))
+    base.chmod(0o711)
+    gate = base / "gate"
+    gate.mkdir()
+    pod = GatedInitPod(base / "pod", gate)
+    pod.prepare(parse_values({}), main.synthesize)
+    # Left behind by a container that was killed outright (its exit trap never ran);
+    # the run folder (an emptyDir) outlives the container.
+    marker = pod.host_path(f"{contract.RUN_DIR}/ready")
+    marker.touch()
+    os.chown(marker, pod.uid, pod.gid)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            pod.start(timeout=120)
+        except BaseException as err:  # reported by the test thread below
+            failures.append(err)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        wait_for(lambda: (gate / "waiting").exists() or not starter.is_alive(), "init.sql did not begin")
+        assert not failures, failures
+        # The server accepts connections (start.sh waited for that before psql), init.sql has not run.
+        assert pod.probe("live")
+        assert not pod.probe("ready") and not pod.probe("startup")
+        assert not marker.exists()
+        (gate / "open").touch()
+        starter.join(timeout=120)
+        assert not starter.is_alive() and not failures, failures
+        assert pod.probe("ready") and marker.exists()
+    finally:
+        (gate / "open").touch()
+        starter.join(timeout=120)
+        pod.stop()
+        shutil.rmtree(base)
 
 
 def test_without_tls_tcp_still_needs_the_password(pods):
