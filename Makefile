@@ -48,7 +48,7 @@ synth: setup
 # in cdk8s.yaml: the Kubernetes kinds this app emits (`k8s@1.27.0`, from the
 # schema kubernetes-validate ships, trimmed by tools/offline-k8s-schema.js) and
 # the custom resources (cert-manager Certificate, Prometheus Operator
-# ServiceMonitor and PrometheusRule) from ../shared/crds/. Committed;
+# ServiceMonitor and PrometheusRule) vendored in crds/ (see crds/README.md). Committed;
 # tests/test_imports.py fails when they are stale. Output is byte-reproducible.
 # To emit another built-in kind, add it to KINDS in tools/offline-k8s-schema.js;
 # to add a CRD, add its path to that list (with a `name:=` prefix when it shares

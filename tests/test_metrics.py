@@ -24,7 +24,7 @@ from constructs.metric_catalog import EXPORTER_VERSION, METRICS
 from constructs.values import ValuesError, parse_values
 
 TOP = Path(__file__).resolve().parent.parent
-CRDS = TOP.parent / "shared" / "crds"
+CRDS = TOP / "crds"
 ON = VARIANTS["metrics-objects"]
 
 
