@@ -14,14 +14,14 @@ from pathlib import Path
 
 import cdk8s
 
-from constructs import certificate
+from constructs import certificate, layout
 from constructs.backup import Backup, BackupProps
 from constructs.database import Database, DatabaseProps
 from constructs.gitops import apply_sync_waves
 from constructs.metrics import Metrics, MetricsProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
-from constructs.output import replace_folder
+from constructs.output import OutputError, replace_folder
 from constructs.policy import apply_policy_annotations
 from constructs.values import ChartValues, ValuesError, load_values, values_warnings
 
@@ -34,9 +34,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     pg = values.postgres
     namespace = values.global_.namespace
     if values.global_.create_namespace:
-        Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",
+        Namespace(cdk8s.Chart(app, layout.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
                   props=NamespaceProps(name=namespace))
-    chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
+    chart = cdk8s.Chart(app, layout.DATABASE_CHART, disable_resource_name_hashes=True)
     database = Database(chart, "database", props=DatabaseProps(
         namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
     if pg.tls.enabled and pg.tls.cert_manager.enabled:
@@ -48,12 +48,12 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
             scrapers=pg.metrics.scrapers if pg.metrics.enabled else []))
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
-        Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup",
+        Backup(cdk8s.Chart(app, layout.BACKUP_CHART, disable_resource_name_hashes=True), "backup",
                props=BackupProps(namespace=namespace, image_pull_policy=values.global_.image_pull_policy, postgres=pg))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.
-        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+        Metrics(cdk8s.Chart(app, layout.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
                 props=MetricsProps(namespace=namespace, database_selector=database.selector, postgres=pg))
     # Cross-cutting annotations, last, so they cover every object of every chart.
     apply_sync_waves(app)
@@ -68,7 +68,7 @@ def synthesize(values: ChartValues, outdir: Path) -> None:
         compose(app, values)
         app.synth()
 
-    replace_folder(outdir, write)
+    replace_folder(outdir, write, ours=layout.CHART_FILES)
 
 
 def _values_path(arg: str | None) -> Path:
@@ -109,7 +109,11 @@ def main(argv: list[str]) -> int:
     for warning in values_warnings(values):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.check:
-        synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or TOP / "dist"))
+        try:
+            synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or TOP / "dist"))
+        except OutputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

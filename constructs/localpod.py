@@ -42,6 +42,7 @@ from pathlib import Path
 import yaml
 
 from constructs import layout, localsecrets, pgconf, pki
+from constructs.output import OutputError, check_replaceable
 from constructs.values import ChartValues, ValuesError, load_values
 
 HOST = "127.0.0.1"
@@ -108,6 +109,10 @@ class LocalPod:
                 raise LocalPodError(f"run as root (the pod then runs as {RUN_USER}) or as the {RUN_USER} user")
 
     # --- paths ---------------------------------------------------------------
+
+    def _entries(self) -> set[str]:
+        """What a state folder holds: another folder is refused, not taken over."""
+        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.pod_file)}
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -187,8 +192,14 @@ class LocalPod:
         ConfigMap files are rewritten; Secret files are generated only when missing,
         or, with `secrets_dir`, projected from the Secret manifests there.
         """
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.state.chmod(0o711)
+        try:
+            check_replaceable(self.state, self._entries(), option="--state", what="`local up`", action="use")
+            check_replaceable(self.dist, layout.CHART_FILES, option="--state", what="a synth", action="use")
+        except OutputError as err:
+            raise LocalPodError(str(err)) from None
+        if not self.state.exists():
+            self.state.mkdir(parents=True)
+            self.state.chmod(0o711)  # only a folder made here: the pod's user must reach root/
         self._check_reachable()
         synthesize(values, self.dist)
         documents = self._documents()
@@ -407,7 +418,7 @@ def cli(argv: list[str], *, synthesize: Synthesize, values_path: Callable[[str |
             pod.stop()
         else:
             print(json.dumps(pod.status()))
-    except (LocalPodError, ValuesError) as err:
+    except (LocalPodError, OutputError, ValuesError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import main
+from constructs import layout
 from constructs.output import replace_folder
 from constructs.values import parse_values
 
@@ -66,10 +67,17 @@ BAD_INPUT = {
 
 @pytest.fixture
 def existing_dist(tmp_path) -> Path:
+    """An earlier synth's output folder (one file of the names a synth writes)."""
     dist = tmp_path / "dist"
     dist.mkdir()
-    (dist / "keep.k8s.yaml").write_text("kind: Sentinel\n")
+    (dist / "10-postgres.k8s.yaml").write_text("kind: Sentinel\n")
     return dist
+
+
+def unchanged(dist: Path) -> bool:
+    return ([p.name for p in dist.iterdir()] == ["10-postgres.k8s.yaml"]
+            and (dist / "10-postgres.k8s.yaml").read_text() == "kind: Sentinel\n"
+            and not [p for p in dist.parent.iterdir() if "staging" in p.name or "-old-" in p.name])
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
@@ -81,15 +89,14 @@ def test_bad_input_fails_clearly_and_leaves_dist_untouched(tmp_path, existing_di
     assert result.returncode != 0
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert re.search(message, result.stderr), result.stderr
-    assert [p.name for p in existing_dist.iterdir()] == ["keep.k8s.yaml"]
-    assert not [p for p in existing_dist.parent.iterdir() if "staging" in p.name]
+    assert unchanged(existing_dist)
 
 
 def test_missing_values_file_fails_and_leaves_dist_untouched(tmp_path, existing_dist):
     result = run_main("--values", str(tmp_path / "missing.yaml"), "--out", str(existing_dist))
     assert result.returncode != 0
     assert "missing.yaml does not exist" in result.stderr
-    assert [p.name for p in existing_dist.iterdir()] == ["keep.k8s.yaml"]
+    assert unchanged(existing_dist)
 
 
 def test_pdb_equal_to_replicas_warns_but_synthesizes(tmp_path):
@@ -110,12 +117,80 @@ def test_failure_during_synth_keeps_the_previous_output(existing_dist):
         raise RuntimeError("synth failed half-way")
 
     with pytest.raises(RuntimeError):
-        replace_folder(existing_dist, explode)
-    assert [p.name for p in existing_dist.iterdir()] == ["keep.k8s.yaml"]
+        replace_folder(existing_dist, explode, ours=layout.CHART_FILES)
+    assert unchanged(existing_dist)
     assert sorted(p.name for p in existing_dist.parent.iterdir()) == ["dist"]
 
 
-def test_successful_synth_replaces_stale_files(existing_dist):
-    main.synthesize(parse_values({}), existing_dist)
+def test_successful_synth_replaces_an_earlier_output(existing_dist):
+    (existing_dist / "20-metrics.k8s.yaml").write_text("kind: Stale\n")  # metrics were on before
+    main.synthesize(parse_values({"postgres": {"metrics": {"enabled": False}}}), existing_dist)
     assert sorted(p.name for p in existing_dist.iterdir()) == [
-        "00-namespace.k8s.yaml", "10-postgres.k8s.yaml", "20-backup.k8s.yaml", "20-metrics.k8s.yaml"]
+        "00-namespace.k8s.yaml", "10-postgres.k8s.yaml", "20-backup.k8s.yaml"]
+    assert "Sentinel" not in (existing_dist / "10-postgres.k8s.yaml").read_text()
+
+
+def test_a_writer_of_unknown_files_is_a_defect_and_changes_nothing(existing_dist):
+    def stray(staging: Path) -> None:
+        (staging / "10-postgres.k8s.yaml").write_text("kind: New\n")
+        (staging / "notes.txt").write_text("not a chart\n")
+
+    with pytest.raises(RuntimeError, match="notes.txt"):
+        replace_folder(existing_dist, stray, ours=layout.CHART_FILES)
+    assert unchanged(existing_dist)
+
+
+# --- --out never replaces what a synth did not write ------------------------------
+
+def _checkout_like(folder: Path) -> dict[str, bytes]:
+    """A folder that is not a synth's output: a checkout with .git, sources and a manifest."""
+    (folder / ".git").mkdir(parents=True)
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (folder / "main.py").write_text("print('mine')\n")
+    (folder / "10-postgres.k8s.yaml").write_text("kind: Mine\n")
+    return _contents(folder)
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("spelling", ["absolute", "dot"])
+def test_out_refuses_a_folder_with_other_content(tmp_path, spelling):
+    checkout = tmp_path / "checkout"
+    before = _checkout_like(checkout)
+    out = "." if spelling == "dot" else str(checkout)
+    result = subprocess.run([sys.executable, str(TOP / "main.py"), "--out", out], capture_output=True, text=True,
+                            cwd=checkout, timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"--out: {checkout} holds .git, main.py, which a synth did not write: refusing to replace it" in errors[0]
+    assert _contents(checkout) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkout"]  # no staging folder left beside it
+
+
+def test_out_refuses_a_file(tmp_path):
+    target = tmp_path / "manifest.yaml"
+    target.write_text("kind: Mine\n")
+    result = run_main("--out", str(target))
+    assert result.returncode == 2
+    assert f"error: --out: {target} is not a folder" in result.stderr
+    assert target.read_text() == "kind: Mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.yaml"]
+
+
+def test_out_refuses_a_folder_where_a_chart_file_would_go(existing_dist):
+    (existing_dist / "20-backup.k8s.yaml").mkdir()
+    (existing_dist / "20-backup.k8s.yaml" / "mine").write_text("x\n")
+    result = run_main("--out", str(existing_dist))
+    assert result.returncode == 2
+    assert "20-backup.k8s.yaml is a folder" in result.stderr
+    assert (existing_dist / "20-backup.k8s.yaml" / "mine").read_text() == "x\n"
+
+
+def test_out_fills_an_empty_folder(tmp_path):
+    (tmp_path / "out").mkdir()
+    result = run_main("--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} <= layout.CHART_FILES
