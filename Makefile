@@ -42,7 +42,7 @@ setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecod
 .PHONY: synth
 synth: setup
 	$(PY) main.py --check
-	cdk8s synth
+	cdk8s synth --no-check-upgrade
 
 # Typed bindings, generated offline into imports/ from the list under `imports:`
 # in cdk8s.yaml: the Kubernetes kinds this app emits (`k8s@1.27.0`, from the

@@ -12,7 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-import cdk8s
+TOP = Path(__file__).resolve().parent
+# jsii starts `node` from PATH when cdk8s is imported: the Node pinned in
+# package.json comes first, whatever the caller's PATH (an older one prints an
+# end-of-life banner on every run, or fails).
+os.environ["PATH"] = os.pathsep.join([str(TOP / "node_modules" / ".bin"), os.environ.get("PATH", "")])
+
+import cdk8s  # noqa: E402
 
 from constructs import certificate, layout
 from constructs.backup import Backup, BackupProps
@@ -24,8 +30,6 @@ from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.output import OutputError, replace_folder
 from constructs.policy import apply_policy_annotations
 from constructs.values import ChartValues, ValuesError, load_values, values_warnings
-
-TOP = Path(__file__).resolve().parent
 
 
 def compose(app: cdk8s.App, values: ChartValues) -> None:

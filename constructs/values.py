@@ -894,12 +894,8 @@ def values_warnings(values: ChartValues) -> list[str]:
     """Settings that work but that an operator should know about."""
     pg = values.postgres
     found = []
-    pdb = pg.pod_disruption_budget
-    if pdb.enabled and pdb.min_available == pg.replicas:
-        found.append(
-            f"postgres.podDisruptionBudget.minAvailable equals replicas ({pg.replicas}): no pod "
-            "may be evicted, so every node drain waits until someone moves the database by hand"
-        )
+    # podDisruptionBudget.minAvailable equal to replicas (1) is the default on purpose
+    # and documented in the README: no warning that every run would print.
     if not pg.tls.enabled:
         found.append(
             "postgres.tls.enabled is false: passwords are exchanged with SCRAM, but queries and "

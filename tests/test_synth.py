@@ -99,10 +99,22 @@ def test_missing_values_file_fails_and_leaves_dist_untouched(tmp_path, existing_
     assert unchanged(existing_dist)
 
 
-def test_pdb_equal_to_replicas_warns_but_synthesizes(tmp_path):
-    result = run_main("--values", str(TOP / "values.yaml"), "--out", str(tmp_path / "out"))
+@pytest.mark.parametrize("path", ["/usr/bin:/bin", "/nonexistent"], ids=["older-node-first", "no-node"])
+def test_default_synth_prints_nothing_on_stderr_whatever_the_callers_path(tmp_path, path):
+    # The CLI starts the Node pinned in package.json itself: an older one on the
+    # caller's PATH would print its end-of-life banner, none at all would fail.
+    result = run_main("--values", str(TOP / "values.yaml"), "--out", str(tmp_path / "out"), env={"PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert same_tree(TOP / "dist", tmp_path / "out")
+
+
+def test_a_warning_still_reaches_the_console(tmp_path):
+    values = tmp_path / "v.yaml"
+    values.write_text("postgres:\n  tls:\n    enabled: false\n")
+    result = run_main("--values", str(values), "--out", str(tmp_path / "out"))
     assert result.returncode == 0
-    assert "warning: postgres.podDisruptionBudget.minAvailable equals replicas" in result.stderr
+    assert result.stderr.startswith("warning: postgres.tls.enabled is false")
 
 
 def test_check_writes_nothing(tmp_path):
@@ -194,3 +206,16 @@ def test_out_fills_an_empty_folder(tmp_path):
     result = run_main("--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (tmp_path / "out").iterdir()} <= layout.CHART_FILES
+
+
+def test_make_synth_runs_the_cli_without_its_upgrade_check(tmp_path):
+    # The CLI version is pinned in package.json; its upgrade check needs the internet
+    # and prints a stack trace without it. Run the Makefile's own command line.
+    planned = subprocess.run(["make", "-n", "synth"], cwd=TOP, capture_output=True, text=True, check=True).stdout
+    command = [line for line in planned.splitlines() if line.startswith("cdk8s synth")]
+    assert command == ["cdk8s synth --no-check-upgrade"]
+    result = subprocess.run(f"{command[0]} --output {tmp_path / 'out'}", shell=True, cwd=TOP, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PATH": f"{TOP / 'node_modules' / '.bin'}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert same_tree(TOP / "dist", tmp_path / "out")
