@@ -3,15 +3,21 @@ cleans up after itself. (What the pod does is in test_postgres.py.)"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from conftest import connect
 
 import main
+from constructs.localpod import LocalPod
 
 TOP = Path(main.__file__).resolve().parent
 
@@ -62,3 +68,77 @@ def test_up_refuses_a_state_whose_dist_holds_other_files(base):
     assert result.returncode == 1
     assert f"error: --state: {state / 'dist'} holds mine.yaml, which a synth did not write" in result.stderr
     assert snapshot(state) == before
+
+
+# --- a running state ------------------------------------------------------------------
+
+@pytest.fixture
+def running(base):
+    """A started pod in a state folder under `base`; stopped at the end whatever happened."""
+    state = base / "db"
+    values = base / "values.yaml"
+    values.write_text("postgres:\n  logging:\n    toFile: true\n")
+    started = local("up", "--state", str(state), "--values", str(values))
+    assert started.returncode == 0, started.stderr
+    pod = LocalPod(state)
+    yield pod
+    pod.stop()
+    assert pod.leftovers() == []
+
+
+def tree(folder: Path) -> dict[str, tuple[float, bytes]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime, p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_up_on_a_running_state_refuses_before_writing_anything(running, base):
+    # Other values: a second `up` that wrote anything would change postgresql.conf.
+    other = base / "other.yaml"
+    other.write_text("postgres:\n  config:\n    maxConnections: 50\n")
+    config = running.host_path("/etc/postgresql")
+    before = {"dist": tree(running.dist), "config": tree(config), "scripts": tree(running.host_path("/opt/postgres")),
+              "pod.json": running.pod_file.read_bytes()}
+    result = local("up", "--state", str(running.state), "--values", str(other))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: already running (pid {running.pid()}): "
+                                     f"run `local down --state {running.state}` first")
+    assert {"dist": tree(running.dist), "config": tree(config), "scripts": tree(running.host_path("/opt/postgres")),
+            "pod.json": running.pod_file.read_bytes()} == before
+    assert b"max_connections = 200" in (config / "postgresql.conf").read_bytes()
+
+
+def test_status_and_down_handle_a_server_whose_start_script_was_killed(running):
+    script, server = running.pid(), running.postmaster()
+    os.kill(script, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while running.pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # The server keeps serving without its start script.
+    status = json.loads(local("status", "--state", str(running.state)).stdout)
+    assert status == {"state": "orphaned", "pid": server, "port": running.connection_info()["port"]}
+    with connect(running, "appuser") as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    refused = local("up", "--state", str(running.state))
+    assert refused.returncode == 1
+    assert f"a server still runs on {running.state} (pid {server}) although its start script is gone" in refused.stderr
+
+    down = local("down", "--state", str(running.state))
+    assert down.returncode == 0, down.stderr
+    assert running.postmaster() is None
+    assert running.leftovers() == []  # the log cleaner, the cert watcher and their sleeps too
+    assert json.loads(local("status", "--state", str(running.state)).stdout)["state"] == "stopped"
+    # The next start finds no stale postmaster.pid in its way.
+    again = local("up", "--state", str(running.state))
+    assert again.returncode == 0, again.stderr
+    assert local("down", "--state", str(running.state)).returncode == 0
+
+
+def test_the_start_script_leaves_no_process_behind_with_file_logs(running):
+    # SIGTERM straight to the start script, as the kubelet sends it: no `down` to sweep up after it.
+    script = running.pid()
+    assert [p for p in running.leftovers() if Path(f"/proc/{p}/cmdline").read_bytes() == b"sleep\x003600\x00"]
+    os.kill(script, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while running.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running.leftovers() == []
