@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from constructs import layout
 from constructs.quantity import cpu_cores, memory_bytes
 from constructs.values import PostgresValues
+from pgbundle.values.parameters import memory_range
 
 KB = 1024
 MB = 1024 * KB
@@ -120,13 +121,16 @@ def derive_tuning(postgres: PostgresValues) -> Tuning:
             f"{max(needed, fixed + WORK_MEM_MIN * work_mem_users) // MB}MB. Raise resources.limits.memory or lower "
             "maxConnections, sharedBuffers, workMem or maintenanceWorkMem"
         )
+    effective_cache_size = chosen(config.effective_cache_size, _floor(limit * 3 // 4, MB))
+    _check_ranges(postgres, shared_buffers=shared_buffers, effective_cache_size=effective_cache_size,
+                  work_mem=work_mem, maintenance_work_mem=maintenance)
     data_size = memory_bytes(postgres.persistence.data.size)
     max_wal_size = min(max(_floor(data_size // 10, GB), GB), 16 * GB)
     return Tuning(
         max_connections=connections,
         shared_buffers=shared_buffers,
         wal_buffers=wal_buffers,
-        effective_cache_size=chosen(config.effective_cache_size, _floor(limit * 3 // 4, MB)),
+        effective_cache_size=effective_cache_size,
         work_mem=work_mem,
         maintenance_work_mem=maintenance,
         shm=SHM_BASE + HASH_MEM_MULTIPLIER * parallel_workers * work_mem,
@@ -137,6 +141,30 @@ def derive_tuning(postgres: PostgresValues) -> Tuning:
         max_wal_size=max_wal_size,
         min_wal_size=max_wal_size // 4,
     )
+
+
+# Where each memory setting comes from when it is not set: the values key and the share of the limit.
+_DERIVED_FROM = {"shared_buffers": ("sharedBuffers", "a quarter of it"),
+                 "effective_cache_size": ("effectiveCacheSize", "three quarters of it"),
+                 "work_mem": ("workMem", "its share per connection"),
+                 "maintenance_work_mem": ("maintenanceWorkMem", "a sixteenth of it")}
+
+
+def _check_ranges(postgres: PostgresValues, **settings: int) -> None:
+    """A derived or chosen memory setting outside PostgreSQL's range stops the server at startup."""
+    for name, value in settings.items():
+        low, high = memory_range(name)
+        if low <= value <= high:
+            continue
+        key, share = _DERIVED_FROM[name]
+        bound = f"above PostgreSQL's maximum of {_pg_memory(high)}" if value > high else \
+            f"below PostgreSQL's minimum of {_pg_memory(low)}"
+        chosen = getattr(postgres.config, name)
+        if chosen is not None:
+            raise ValueError(f"config.{key}: {chosen} is {bound}; use {_pg_memory(low)} to {_pg_memory(high)}")
+        raise ValueError(
+            f"resources.limits.memory: {postgres.resources.limits.memory} makes {name} ({share}) "
+            f"{_pg_memory(value)}, {bound}; lower the limit or set config.{key} (at most {_pg_memory(high)})")
 
 
 def _literal(value: str | int | float | bool) -> str:

@@ -246,3 +246,15 @@ def problems_in(values: Mapping[str, object]) -> list[str]:
     if not isinstance(parameters, Mapping) or not parameters or not isinstance(tag, str):
         return []
     return problems(re.split(r"[.-]", tag, maxsplit=1)[0], parameters)
+
+
+def memory_range(name: str) -> tuple[int, int]:
+    """The bytes every shipped list accepts for a memory setting such as shared_buffers."""
+    low, high = 0, None
+    for list_name in ("15", "18"):
+        p = parameter_list(list_name)[name]
+        count, unit = re.fullmatch(r"([0-9]*)([A-Za-z]+)", p.unit).groups()
+        base = int(count or 1) * _MEMORY_UNITS[unit]
+        low = max(low, int(p.min_val) * base)
+        high = int(p.max_val) * base if high is None else min(high, int(p.max_val) * base)
+    return low, high
