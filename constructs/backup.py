@@ -333,31 +333,17 @@ _MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 
            "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 
 
-def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
-    found: set[int] = set()
-    for part in field.split(","):
-        base, _, step = part.partition("/")
-        if base in ("*", "?"):
-            first, last = low, high
-        else:
-            start, _, end = base.partition("-")
-            first = names.get(start.lower()) if start.lower() in names else int(start)
-            last = (names.get(end.lower()) if end.lower() in names else int(end)) if end else (high if step else first)
-        found.update(range(first, last + 1, int(step) if step else 1))
-    return found
-
-
 def longest_interval_seconds(schedule: str) -> int:
     """The longest time between two runs of a (validated) cron schedule, found by
     walking four years of days (time-zone changes ignored). An alert on the age
     of the last successful backup should allow this much, times a margin."""
     import datetime
 
-    from constructs.values import CRON_FIELDS
+    from constructs.values import CRON_FIELDS, cron_values
 
     fields = _MACROS.get(schedule.strip(), schedule).split()
     minutes, hours, days, months, weekdays = (
-        _expand(f, low, high, names) for f, (_, low, high, names) in zip(fields, CRON_FIELDS))
+        cron_values(f, low, high, names) for f, (_, low, high, names) in zip(fields, CRON_FIELDS))
     # Standard cron: with both day fields restricted, a day matching either runs.
     either = not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?"))
     times = sorted(h * 3600 + m * 60 for h in hours for m in minutes)
