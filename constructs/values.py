@@ -31,6 +31,9 @@ from constructs.layout import MONITORING_ROLE
 from constructs.metric_catalog import EXPORTER_VERSION
 from constructs.quantity import cpu_cores, memory_bytes
 from pgbundle.values.merge import merge
+from pgbundle.values.names import (
+    DNS1123_LABEL, ImageRepository, ImageTag, LabelKey, Labels, LabelValue, Printable, StorageClass,
+)
 from pgbundle.values.parameters import problems_in as parameter_problems
 
 class ValuesError(Exception):
@@ -39,14 +42,13 @@ class ValuesError(Exception):
 
 # --- reusable field types -------------------------------------------------
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PG_MEMORY = re.compile(r"^[0-9]+(B|kB|MB|GB|TB)$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label: use at most 63 lower-case letters, digits "
             "and '-', starting and ending with a letter or digit"
@@ -55,7 +57,7 @@ def _dns1123_label(value: str) -> str:
 
 
 def _dns1123_subdomain(value: str) -> str:
-    if len(value) > 253 or not all(_DNS1123_LABEL.match(part) for part in value.split(".")):
+    if len(value) > 253 or not all(DNS1123_LABEL.fullmatch(part) for part in value.split(".")):
         raise ValueError(
             f"{value!r} is not a DNS-1123 subdomain: use at most 253 lower-case letters, digits, "
             "'-' and '.', each dot-separated part starting and ending with a letter or digit"
@@ -64,7 +66,7 @@ def _dns1123_subdomain(value: str) -> str:
 
 
 def _pg_identifier(value: str) -> str:
-    if len(value) > 63 or not _PG_IDENTIFIER.match(value):
+    if len(value) > 63 or not _PG_IDENTIFIER.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a plain PostgreSQL name: use at most 63 lower-case letters, "
             "digits and '_', starting with a letter or '_'"
@@ -91,7 +93,7 @@ def _cpu(value: str) -> str:
 
 
 def _pg_memory(value: str) -> str:
-    if not _PG_MEMORY.match(value):
+    if not _PG_MEMORY.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a PostgreSQL memory setting: use a whole number with one of "
             "the units B, kB, MB, GB, TB (for example 256MB)"
@@ -133,9 +135,9 @@ class GlobalValues(Values):
 
 
 class ImageValues(Values):
-    repository: str = Field(default="postgres", min_length=1)
+    repository: ImageRepository = "postgres"
     """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
-    tag: str = Field(default="17.6-bookworm", min_length=1)
+    tag: ImageTag = "17.6-bookworm"
     """Image tag, pinned to a full minor version. Left out: 17.6-bookworm."""
     digest: str | None = None
     """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
@@ -144,7 +146,7 @@ class ImageValues(Values):
     def _check(self) -> ImageValues:
         if self.tag == "latest":
             raise ValueError("tag: 'latest' is not reproducible: pin a full version such as 17.6-bookworm")
-        if self.digest is not None and not _DIGEST.match(self.digest):
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
             raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
         return self
 
@@ -191,7 +193,7 @@ class VolumeValues(Values):
     enabled: bool = True
     """Keep this data on a PersistentVolumeClaim. Left out: true."""
     size: StorageSize
-    storage_class: str = ""
+    storage_class: StorageClass = ""
     """StorageClass name; "" uses the cluster's default class."""
 
 
@@ -259,7 +261,7 @@ _GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|m|s)")
 
 def go_duration_seconds(value: str) -> float:
     """Seconds in a Go duration such as `2160h` or `1h30m` (units h, m, s)."""
-    if not _GO_DURATION.match(value):
+    if not _GO_DURATION.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a duration: use whole or decimal numbers with the units h, m, s "
             "(for example 2160h for 90 days)"
@@ -396,14 +398,37 @@ class PodDisruptionBudgetValues(Values):
     """Pods kept through voluntary disruptions. Left out: 1."""
 
 
+class LabelSelectorRequirement(Values):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = []
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        # The API server's rule: In/NotIn need values, Exists/DoesNotExist take none.
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"values: operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"values: operator {self.operator} takes no values; remove them")
+        return self
+
+
 class LabelSelector(Values):
-    match_labels: dict[str, str] = {}
-    match_expressions: list[dict[str, str | list[str]]] = []
+    match_labels: Labels = {}
+    match_expressions: list[LabelSelectorRequirement] = []
 
 
 class IpBlock(Values):
-    cidr: str
-    except_: list[str] = Field(default=[], alias="except")
+    cidr: Annotated[str, AfterValidator(_cidr)]
+    except_: list[Annotated[str, AfterValidator(_cidr)]] = Field(default=[], alias="except")
+
+    @model_validator(mode="after")
+    def _exceptions_inside(self) -> IpBlock:
+        outer = ipaddress.ip_network(self.cidr)
+        for inner in map(ipaddress.ip_network, self.except_):
+            if inner.version != outer.version or not inner.subnet_of(outer):
+                raise ValueError(f"except: {inner} is not inside cidr {self.cidr}; the API server refuses that")
+        return self
 
 
 class NetworkPolicyPeer(Values):
@@ -657,9 +682,9 @@ class BackupValues(Values):
 
 
 class ExporterImageValues(ImageValues):
-    repository: str = Field(default="quay.io/prometheuscommunity/postgres-exporter", min_length=1)
+    repository: ImageRepository = "quay.io/prometheuscommunity/postgres-exporter"
     """Exporter image repository. Left out: the Prometheus community image."""
-    tag: str = Field(default=EXPORTER_VERSION, min_length=1)
+    tag: ImageTag = EXPORTER_VERSION
     """Exporter image tag. Left out: the version every metric name in
     constructs/metric_catalog.py was checked against; another tag may rename metrics."""
 
@@ -679,7 +704,7 @@ class ServiceMonitorValues(Values):
     """Scrape interval. Left out: 30s."""
     scrape_timeout: str = Field(default="10s", pattern=r"^[0-9]+(ms|s|m|h)$")
     """Scrape timeout (below the interval). Left out: 10s."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects
     ServiceMonitors by. Left out: none."""
 
@@ -688,10 +713,10 @@ class PrometheusRuleValues(Values):
     enabled: bool = False
     """Emit a PrometheusRule with the alerts documented in the README runbook.
     Left out: false (needs the PrometheusRule CRD)."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects rules by.
     Left out: none."""
-    runbook_base_url: str = Field(default="README.md", min_length=1)
+    runbook_base_url: Printable = Field(default="README.md", min_length=1)
     """Where the README is served; each alert's `runbook_url` is this plus
     `#<alert name in lower case>`. Left out: README.md (relative)."""
 
@@ -703,7 +728,7 @@ class DashboardValues(Values):
     namespace: DnsLabel | None = None
     """Namespace of the dashboard ConfigMap, when the Grafana sidecar watches only
     its own. Left out: the database's namespace."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels on the ConfigMap. Left out: none."""
 
 
