@@ -16,7 +16,6 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +34,7 @@ from pgbundle.values.names import (
     DNS1123_LABEL, ImageRepository, ImageTag, LabelKey, Labels, LabelValue, Printable, StorageClass,
 )
 from pgbundle.values.parameters import problems_in as parameter_problems
+from pgbundle.values.source import SourceError, read_values_file
 
 class ValuesError(Exception):
     """The values file cannot be used; the message names the field and the fix."""
@@ -955,13 +955,7 @@ def values_warnings(values: ChartValues) -> list[str]:
 def load_values(path: Path) -> ChartValues:
     """Read and validate a values file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValuesError(
-            f"values file {path} does not exist: pass --values FILE or set VALUES"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValuesError(f"{path} is not valid YAML: {err}") from None
+        data = read_values_file(path)
+    except SourceError as err:
+        raise ValuesError(str(err)) from None
     return parse_values(data, source=str(path))

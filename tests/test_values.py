@@ -327,3 +327,31 @@ def test_ip_blocks_are_networks(block, message):
 def test_runbook_url_is_one_printable_line():
     with pytest.raises(ValuesError, match=r"postgres\.metrics\.prometheusRule\.runbookBaseUrl: .* printable ASCII"):
         parse_values(pg(metrics={"prometheusRule": {"runbookBaseUrl": "https://wiki/\nrunbook"}}))
+
+
+# --- reading the file -----------------------------------------------------------------
+
+
+def test_every_duplicate_key_is_listed_with_both_lines(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("global:\n  namespace: a\npostgres:\n  database: x\n  temporal:\n    enabled: true\n"
+                      "    enabled: false\n  database: y\nglobal: {}\n")
+    with pytest.raises(ValuesError) as raised:
+        load_values(values)
+    assert str(raised.value).splitlines()[1:] == [
+        "  - postgres.temporal.enabled: the key appears twice, at lines 6 and 7; YAML would keep only the last: remove one",
+        "  - postgres.database: the key appears twice, at lines 4 and 8; YAML would keep only the last: remove one",
+        "  - global: the key appears twice, at lines 1 and 9; YAML would keep only the last: remove one",
+    ]
+
+
+def test_the_same_key_in_different_mappings_is_fine(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("postgres:\n  resources:\n    requests: {cpu: 100m, memory: 1Gi}\n    limits: {cpu: '2', memory: 4Gi}\n")
+    assert load_values(values).postgres.resources.requests.cpu == "100m"
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_bytes(b"\xef\xbb\xbfpostgres:\n  database: bom\n")
+    assert load_values(values).postgres.database == "bom"
