@@ -32,7 +32,7 @@ postgres:
 # otherwise compile them again on every synth. Quick when nothing changed.
 .PHONY: bytecode
 bytecode: .venv/.installed
-	$(PY) -m compileall -q imports constructs main.py
+	$(PY) -m compileall -q imports constructs pgbundle main.py
 
 .PHONY: setup
 setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecode

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from constructs import pgconf  # noqa: E402
-from constructs.localpod import postgres_bindir  # noqa: E402
-from constructs.values import parse_values  # noqa: E402
+from pgbundle.pgconf.conf import render_postgresql_conf  # noqa: E402
+from pgbundle.workstation.localpod import postgres_bindir  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
 
 # The container the generated configuration is derived for.
 LIMITS = {"cpu": "2", "memory": "4Gi"}
@@ -48,7 +48,7 @@ def configurations(data: Path) -> dict[str, str]:
     defaults = (data / "postgresql.conf").read_text()
     values = parse_values({"postgres": {"resources": {"limits": LIMITS}}}).postgres
     # The benchmark talks over the socket: TLS has no certificate here and no part in the figures.
-    generated = pgconf.render_postgresql_conf(values).replace("ssl = on\n", "ssl = off\n")
+    generated = render_postgresql_conf(values).replace("ssl = on\n", "ssl = off\n")
     old = "".join(f"{name} = '{value}'\n" for name, value in OLD_CHART.items())
     # Diagnostic: what the required statement statistics cost (one shared entry per
     # query, updated under a spinlock by every client running it).

@@ -14,8 +14,6 @@ from typing import Literal
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
-from constructs.values import PostgresValues
-
 
 # Key usages, as members of the binding's CertificateSpecUsages ("server auth", ...
 # in the manifest). The keys are ECDSA: a signature, never key encipherment (that
@@ -130,44 +128,3 @@ class ClientCertificate(Construct):
                      secret_name=props.secret_name, common_name=props.user, dns_names=None,
                      issuer_ref=props.issuer_ref, duration=props.duration, renew_before=props.renew_before,
                      usages=CLIENT_USAGES)
-
-
-def add_server_certificate(scope: Construct, namespace: str, labels: dict[str, str],
-                           postgres: PostgresValues) -> ServerCertificate:
-    """Compose the Certificate from the `postgres` values (called by main.py)."""
-    from constructs.pki import server_dns_names
-
-    cm = postgres.tls.cert_manager
-    return ServerCertificate(scope, "certificate", props=ServerCertificateProps(
-        name=postgres.tls.existing_secret,
-        namespace=namespace,
-        labels=labels,
-        secret_name=postgres.tls.existing_secret,
-        dns_names=server_dns_names(namespace, postgres.replicas),
-        issuer_ref=_issuer_ref(postgres),
-        duration=cm.duration,
-        renew_before=cm.renew_before,
-    ))
-
-
-def _issuer_ref(postgres: PostgresValues) -> IssuerRef:
-    ref = postgres.tls.cert_manager.issuer_ref
-    return IssuerRef(name=ref.name, kind=ref.kind, group=ref.group)
-
-
-def add_client_certificate(scope: Construct, namespace: str, labels: dict[str, str],
-                           postgres: PostgresValues) -> ClientCertificate:
-    """The backup job's client certificate (called by the Backup construct): the
-    read-only role, from the server certificate's issuer, into the Secret the job mounts."""
-    cm = postgres.tls.cert_manager
-    name = postgres.backup.client_certificate.existing_secret
-    return ClientCertificate(scope, "client-certificate", props=ClientCertificateProps(
-        name=name,
-        namespace=namespace,
-        labels=labels,
-        secret_name=name,
-        user=postgres.read_only_username,
-        issuer_ref=_issuer_ref(postgres),
-        duration=cm.duration,
-        renew_before=cm.renew_before,
-    ))

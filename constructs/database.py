@@ -8,30 +8,66 @@ from pathlib import Path
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
+from constructs.exporter import ExporterSidecar, ExporterSidecarProps
 from imports import k8s
-from constructs import exporter, layout, pgconf, tls
-from constructs.labels import object_labels, selector_labels
-from constructs.podsecurity import resource_requirements, restricted_container, restricted_pod
-from constructs.values import PostgresValues, VolumeValues
+from pgbundle import contract as layout
+from pgbundle.contract import CONFIG_FILE_MODE, SCRIPT_FILE_MODE
+from pgbundle.k8s.objects import SecretFiles, secret_volume
+from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
+from pgbundle.k8s.quantity import quantity
 
-COMPONENT = "database"
+COMPONENT = layout.DATABASE_COMPONENT
 SCRIPTS = Path(__file__).parent / "scripts"
-SECRET_FILE_MODE = 0o440  # readable by uid 999 through fsGroup; PostgreSQL accepts it for a root-owned key
-CONFIG_FILE_MODE = 0o444
-SCRIPT_FILE_MODE = 0o555
+
+
+class VolumeClaimProps(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    size: str
+    """Requested storage, such as 20Gi (required)."""
+    storage_class: str = ""
+    """StorageClass name. Left out: "" (the cluster's default class)."""
+    access_mode: str = "ReadWriteOnce"
+    """Access mode. Left out: ReadWriteOnce."""
 
 
 class DatabaseProps(BaseModel):
-    """What the Database construct needs; every field is required."""
+    """What the Database construct needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: str
-    """Namespace of every object the construct creates."""
-    image_pull_policy: str
-    """Pull policy of the database container."""
-    postgres: PostgresValues
-    """The `postgres` section of the values."""
+    """Namespace of every object the construct creates (required)."""
+    image: str
+    """Image reference of the database container (required)."""
+    version: str
+    """The app.kubernetes.io/version label: the image tag (required)."""
+    resources: Resources
+    """Requests and limits of the database container (required)."""
+    config_files: dict[str, str]
+    """ConfigMap postgres-config: postgresql.conf and pg_hba.conf (required)."""
+    environment: dict[str, str]
+    """The start script's environment, pod paths (required)."""
+    shm_size_bytes: int
+    """Size of /dev/shm, the memory parallel query needs (required)."""
+    data: VolumeClaimProps
+    """Each replica's data volume (required)."""
+    secrets: SecretFiles
+    """The passwords Secret, mounted whole (required)."""
+    ca: SecretFiles
+    """The CA certificate as ca.crt (required; mark it optional when clients are not verified)."""
+    tls: SecretFiles | None = None
+    """The server certificate and key as server.crt/server.key. Left out: no TLS."""
+    backups: VolumeClaimProps | None = None
+    """The backup volume postgres-backups, also mounted here. Left out: none."""
+    pdb_min_available: int | None = None
+    """minAvailable of the PodDisruptionBudget. Left out: no budget."""
+    exporter: ExporterSidecarProps | None = None
+    """The metrics exporter sidecar. Left out: none."""
+    replicas: int = 1
+    """Database pods. Left out: 1."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the database container. Left out: IfNotPresent."""
 
 
 # The scripts the database container runs. Only these roll the database pod when
@@ -52,14 +88,10 @@ def _digest(*documents: dict[str, str]) -> str:
     return sha.hexdigest()
 
 
-def _quantity(text: str) -> k8s.Quantity:
-    return k8s.Quantity.from_string(text)
-
-
-def _claim_spec(volume: VolumeValues, access_mode: str) -> k8s.PersistentVolumeClaimSpec:
+def _claim_spec(volume: VolumeClaimProps) -> k8s.PersistentVolumeClaimSpec:
     return k8s.PersistentVolumeClaimSpec(
-        access_modes=[access_mode],
-        resources=k8s.ResourceRequirements(requests={"storage": _quantity(volume.size)}),
+        access_modes=[volume.access_mode],
+        resources=k8s.ResourceRequirements(requests={"storage": quantity(volume.size)}),
         # Left empty, the cluster's default StorageClass applies.
         storage_class_name=volume.storage_class or None,
     )
@@ -70,14 +102,9 @@ class Database(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: DatabaseProps) -> None:
         super().__init__(scope, id)
-        pg = props.postgres
-        self.labels = object_labels(COMPONENT, pg.image.tag)
-        self.selector = selector_labels(COMPONENT)
-
-        config_files = {
-            "postgresql.conf": pgconf.render_postgresql_conf(pg),
-            "pg_hba.conf": pgconf.render_pg_hba(pg),
-        }
+        self.labels = layout.object_labels(COMPONENT, props.version)
+        self.selector = layout.selector_labels(COMPONENT)
+        config_files = props.config_files
         scripts = pod_scripts()
 
         k8s.KubeServiceAccount(
@@ -89,13 +116,12 @@ class Database(Construct):
         k8s.KubeConfigMap(self, "config", metadata=self._meta(props, layout.CONFIG_MAP), data=config_files)
         k8s.KubeConfigMap(self, "scripts", metadata=self._meta(props, layout.SCRIPTS_CONFIG_MAP), data=scripts)
 
-        backups = pg.persistence.backups
-        if backups.enabled:
+        if props.backups is not None:
             k8s.KubePersistentVolumeClaim(
                 self,
                 "backups",
                 metadata=self._meta(props, layout.BACKUP_CLAIM),
-                spec=_claim_spec(backups, backups.access_mode),
+                spec=_claim_spec(props.backups),
             )
 
         ports = [k8s.ServicePort(name=layout.PORT_NAME, port=layout.PORT, target_port=k8s.IntOrString.from_string(layout.PORT_NAME))]
@@ -119,7 +145,7 @@ class Database(Construct):
             metadata=self._meta(props, layout.STATEFULSET),
             spec=k8s.StatefulSetSpec(
                 service_name=layout.HEADLESS_SERVICE,
-                replicas=pg.replicas,
+                replicas=props.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
                 pod_management_policy="OrderedReady",
                 update_strategy=k8s.StatefulSetUpdateStrategy(
@@ -140,20 +166,19 @@ class Database(Construct):
                 volume_claim_templates=[
                     k8s.KubePersistentVolumeClaimProps(
                         metadata=k8s.ObjectMeta(name=layout.DATA_CLAIM, labels=self.labels),
-                        spec=_claim_spec(pg.persistence.data, "ReadWriteOnce"),
+                        spec=_claim_spec(props.data),
                     )
                 ],
             ),
         )
 
-        pdb = pg.pod_disruption_budget
-        if pdb.enabled:
+        if props.pdb_min_available is not None:
             k8s.KubePodDisruptionBudget(
                 self,
                 "pdb",
                 metadata=self._meta(props, layout.PDB),
                 spec=k8s.PodDisruptionBudgetSpec(
-                    min_available=k8s.IntOrString.from_number(pdb.min_available),
+                    min_available=k8s.IntOrString.from_number(props.pdb_min_available),
                     selector=k8s.LabelSelector(match_labels=self.selector),
                 ),
             )
@@ -162,7 +187,6 @@ class Database(Construct):
         return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
     def _pod_spec(self, props: DatabaseProps) -> k8s.PodSpec:
-        pg = props.postgres
         uid = layout.POSTGRES_UID
         mounts = [
             k8s.VolumeMount(name=layout.DATA_CLAIM, mount_path=layout.DATA_MOUNT),
@@ -177,21 +201,19 @@ class Database(Construct):
         volumes = [
             k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(name=layout.CONFIG_MAP, default_mode=CONFIG_FILE_MODE)),
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(name=layout.SCRIPTS_CONFIG_MAP, default_mode=SCRIPT_FILE_MODE)),
-            k8s.Volume(name="secrets", secret=k8s.SecretVolumeSource(secret_name=pg.secrets.existing_secret, default_mode=SECRET_FILE_MODE)),
-            # The CA is only required when client certificates are verified; with
-            # cert-manager it comes from the TLS Secret (constructs/tls.py).
-            tls.ca_volume(pg),
-            k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(size_limit=_quantity("64Mi"))),
-            k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=_quantity("1Gi"))),
+            secret_volume("secrets", props.secrets),
+            secret_volume("ca", props.ca),
+            k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("64Mi"))),
+            k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("1Gi"))),
             k8s.Volume(
                 name="shm",
-                empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=_quantity(str(pgconf.shm_size_bytes(pg)))),
+                empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=quantity(str(props.shm_size_bytes))),
             ),
         ]
-        if pg.tls.enabled:
+        if props.tls is not None:
             mounts.append(k8s.VolumeMount(name="tls", mount_path=layout.TLS_DIR, read_only=True))
-            volumes.append(tls.tls_volume(pg))  # server.crt/server.key whatever the source
-        if pg.persistence.backups.enabled:
+            volumes.append(secret_volume("tls", props.tls))
+        if props.backups is not None:
             mounts.append(k8s.VolumeMount(name="backups", mount_path=layout.BACKUP_DIR))
             volumes.append(
                 k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=layout.BACKUP_CLAIM))
@@ -207,12 +229,12 @@ class Database(Construct):
 
         container = k8s.Container(
             name=layout.CONTAINER,
-            image=pg.image.reference,
+            image=props.image,
             image_pull_policy=props.image_pull_policy,
             command=["bash", f"{layout.SCRIPTS_DIR}/start.sh"],
-            env=[k8s.EnvVar(name=k, value=v) for k, v in pgconf.pod_environment(pg).items()],
+            env=[k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()],
             ports=[k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")],
-            resources=resource_requirements(pg.resources),
+            resources=resource_requirements(props.resources),
             # initdb or crash recovery of a large database may take a while: allow 30 minutes.
             startup_probe=probe("startup", 10, 180),
             readiness_probe=probe("ready", 10, 3),
@@ -220,7 +242,7 @@ class Database(Construct):
             volume_mounts=mounts,
             security_context=restricted_container(uid),
         )
-        sidecar = exporter.sidecar(pg, props.image_pull_policy, run_volume="run")
+        sidecar = ExporterSidecar(self, "exporter", props=props.exporter) if props.exporter else None
         return k8s.PodSpec(
             service_account_name=layout.SERVICE_ACCOUNT,
             automount_service_account_token=False,
@@ -229,6 +251,6 @@ class Database(Construct):
             termination_grace_period_seconds=120,
             security_context=restricted_pod(uid),
             # The metrics sidecar (when enabled) shares the pod for the Unix socket.
-            containers=[container, *sidecar.containers],
-            volumes=[*volumes, *sidecar.volumes],
+            containers=[container, *(sidecar.containers if sidecar else [])],
+            volumes=[*volumes, *(sidecar.volumes if sidecar else [])],
         )

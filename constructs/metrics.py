@@ -2,9 +2,9 @@
 `postgres-metrics`, a ServiceMonitor, a PrometheusRule and the dashboard ConfigMap.
 
 The sidecar itself lives in the database pod (constructs/exporter.py); the
-scrapers' NetworkPolicy rule in constructs/network.py. The CRD bindings and the
-Grafana SDK are imported only when their object is enabled: loading them costs
-a tenth of a second on every synth.
+scrapers' NetworkPolicy rule in constructs/network.py; the alert rules and the
+dashboard are data from pgbundle/monitoring. The CRD bindings are imported only
+when their object is enabled: loading them costs a tenth of a second on every synth.
 """
 
 from __future__ import annotations
@@ -14,37 +14,69 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import alerts, layout
-from constructs.backup import longest_interval_seconds
-from constructs.labels import object_labels, selector_labels
-from constructs.values import PostgresValues
+from pgbundle import contract as layout
 
-COMPONENT = "metrics"
+COMPONENT = layout.METRICS_COMPONENT
 # The Grafana sidecar's convention: it loads every ConfigMap with this label.
 GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 
 
+class ServiceMonitorProps(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval: str
+    """Scrape interval, such as 30s (required)."""
+    scrape_timeout: str
+    """Scrape timeout, at most the interval (required)."""
+    labels: dict[str, str] = {}
+    """Labels a Prometheus selects ServiceMonitors by. Left out: none."""
+
+
+class PrometheusRuleProps(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    groups: list[dict]
+    """Rule groups: {"name", "rules": [{"alert", "expr", "for", "labels", "annotations"}]} (required)."""
+    labels: dict[str, str] = {}
+    """Labels a Prometheus selects rules by. Left out: none."""
+
+
+class DashboardProps(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    json_model: str
+    """The Grafana dashboard JSON (required)."""
+    namespace: str | None = None
+    """Namespace of the ConfigMap (where Grafana's sidecar looks). Left out: the database's."""
+    labels: dict[str, str] = {}
+    """Extra labels of the ConfigMap. Left out: none (the grafana_dashboard label is always set)."""
+
+
 class MetricsProps(BaseModel):
-    """What the Metrics construct needs; every field is required."""
+    """What the Metrics construct needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: str
-    """Namespace of the database and of these objects."""
+    """Namespace of the database and of these objects (required)."""
     database_selector: dict[str, str]
-    """Labels that select the database pods (where the exporter runs)."""
-    postgres: PostgresValues
-    """The `postgres` section of the values (`metrics.enabled` must be true)."""
+    """Labels that select the database pods, where the exporter runs (required)."""
+    version: str
+    """The app.kubernetes.io/version label: the exporter's image tag (required)."""
+    service_monitor: ServiceMonitorProps | None = None
+    """A Prometheus Operator ServiceMonitor. Left out: none."""
+    prometheus_rule: PrometheusRuleProps | None = None
+    """A Prometheus Operator PrometheusRule. Left out: none."""
+    dashboard: DashboardProps | None = None
+    """The Grafana dashboard ConfigMap. Left out: none."""
 
 
 class Metrics(Construct):
     def __init__(self, scope: Construct, id: str, *, props: MetricsProps) -> None:
         super().__init__(scope, id)
-        pg = props.postgres
-        metrics = pg.metrics
-        self.labels = object_labels(COMPONENT, metrics.image.tag)
+        self.labels = layout.object_labels(COMPONENT, props.version)
         # The ServiceMonitor finds the Service by these; they never change.
-        service_selector = selector_labels(COMPONENT)
+        service_selector = layout.selector_labels(COMPONENT)
 
         k8s.KubeService(
             self,
@@ -63,8 +95,8 @@ class Metrics(Construct):
             ),
         )
 
-        sm = metrics.service_monitor
-        if sm.enabled:
+        sm = props.service_monitor
+        if sm is not None:
             from imports.servicemonitors.com.coreos.monitoring import (
                 ServiceMonitor,
                 ServiceMonitorSpec,
@@ -89,8 +121,8 @@ class Metrics(Construct):
                 ),
             )
 
-        rule = metrics.prometheus_rule
-        if rule.enabled:
+        rule = props.prometheus_rule
+        if rule is not None:
             from imports.prometheusrules.com.coreos.monitoring import (
                 PrometheusRule,
                 PrometheusRuleSpec,
@@ -99,10 +131,6 @@ class Metrics(Construct):
                 PrometheusRuleSpecGroupsRulesExpr,
             )
 
-            scope_ = alerts.AlertScope(
-                namespace=props.namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
-                backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
-            )
             PrometheusRule(
                 self,
                 "prometheus-rule",
@@ -122,15 +150,13 @@ class Metrics(Construct):
                                 for r in group["rules"]
                             ],
                         )
-                        for group in alerts.rule_groups(scope_, rule.runbook_base_url)
+                        for group in rule.groups
                     ]
                 ),
             )
 
-        board = metrics.dashboard
-        if board.enabled:
-            from constructs import dashboard
-
+        board = props.dashboard
+        if board is not None:
             k8s.KubeConfigMap(
                 self,
                 "dashboard",
@@ -139,7 +165,7 @@ class Metrics(Construct):
                     namespace=board.namespace or props.namespace,
                     labels={**self.labels, **board.labels, **GRAFANA_DASHBOARD_LABEL},
                 ),
-                data={"postgres.json": dashboard.dashboard_json(props.namespace)},
+                data={"postgres.json": board.json_model},
             )
 
     def _meta(self, props: MetricsProps, name: str) -> k8s.ObjectMeta:

@@ -7,7 +7,7 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs.labels import MANAGED_BY, PART_OF
+from pgbundle.contract import MANAGED_BY, PART_OF
 
 PSS_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")

@@ -16,14 +16,12 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from constructs import layout
-from constructs.labels import selector_labels
-from constructs.values import NetworkPolicyPeer, NetworkPolicyValues
+from pgbundle import contract as layout
 
-# The backup CronJob's pods carry selector_labels(BACKUP_COMPONENT) (issue 4).
-BACKUP_COMPONENT = "backup"
-BACKUP_NETWORK_POLICY = "postgres-backup"
 DNS_PORT = 53
+# A NetworkPolicyPeer as a dict of the binding's field names (pod_selector,
+# namespace_selector, ip_block).
+Peer = dict[str, object]
 
 
 class NetworkIsolationProps(BaseModel):
@@ -37,15 +35,16 @@ class NetworkIsolationProps(BaseModel):
     """Labels that select the database pods (required)."""
     replicas: int
     """Database pods; with more than one they may reach each other on 5432 (required)."""
-    policy: NetworkPolicyValues
-    """`postgres.networkPolicy` from the values (required)."""
-    scrapers: list[NetworkPolicyPeer] = []
-    """Peers admitted on the exporter port (`postgres.metrics.scrapers`). Left out:
-    none, as when metrics are off."""
+    clients: list[list[Peer]]
+    """Ingress rules on 5432: each the peers of one rule (required; may be empty)."""
+    dns: Peer
+    """Where the cluster DNS runs: the only egress besides the database (required)."""
+    scrapers: list[Peer] = []
+    """Peers admitted on the exporter port. Left out: none, as when metrics are off."""
 
 
-def _peer(peer: NetworkPolicyPeer) -> k8s.NetworkPolicyPeer:
-    return k8s.NetworkPolicyPeer(**peer.model_dump(by_alias=False, exclude_defaults=True))
+def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
+    return k8s.NetworkPolicyPeer(**peer)
 
 
 def _tcp(port: int) -> k8s.NetworkPolicyPort:
@@ -57,12 +56,11 @@ class NetworkIsolation(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: NetworkIsolationProps) -> None:
         super().__init__(scope, id)
-        policy = props.policy
         database = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=props.database_selector))
-        backup_selector = selector_labels(BACKUP_COMPONENT)
+        backup_selector = layout.selector_labels(layout.BACKUP_COMPONENT)
         backup = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=backup_selector))
         dns_egress = k8s.NetworkPolicyEgressRule(
-            to=[_peer(policy.dns)],
+            to=[_peer(props.dns)],
             ports=[
                 k8s.NetworkPolicyPort(protocol=protocol, port=k8s.IntOrString.from_number(DNS_PORT))
                 for protocol in ("UDP", "TCP")
@@ -71,8 +69,8 @@ class NetworkIsolation(Construct):
         database_egress = k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(layout.PORT)])
 
         ingress = [
-            k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule.from_], ports=[_tcp(layout.PORT)])
-            for rule in policy.ingress
+            k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(layout.PORT)])
+            for rule in props.clients
         ]
         ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup], ports=[_tcp(layout.PORT)]))
         if props.replicas > 1:
@@ -98,9 +96,9 @@ class NetworkIsolation(Construct):
             self,
             "backup-network-policy",
             metadata=k8s.ObjectMeta(
-                name=BACKUP_NETWORK_POLICY,
+                name=layout.BACKUP_NETWORK_POLICY,
                 namespace=props.namespace,
-                labels={**props.labels, "app.kubernetes.io/component": BACKUP_COMPONENT},
+                labels={**props.labels, "app.kubernetes.io/component": layout.BACKUP_COMPONENT},
             ),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=backup_selector),

@@ -20,32 +20,9 @@ if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
 import main  # noqa: E402
-from constructs.localpod import LocalPod  # noqa: E402
-from constructs.values import parse_values  # noqa: E402
-
-
-class Manifests:
-    """The documents of one synth, with lookups by kind and name."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.files = sorted(folder.glob("*.yaml"))
-        self.docs = [d for f in self.files for d in yaml.safe_load_all(f.read_text()) if d]
-
-    def get(self, kind: str, name: str) -> dict:
-        found = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
-        assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-        return found[0]
-
-    def find(self, kind: str, name: str) -> dict | None:
-        found = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
-        return found[0] if found else None
-
-    def kinds(self) -> set[tuple[str, str]]:
-        return {(d["kind"], d["metadata"]["name"]) for d in self.docs}
-
-    def text(self) -> str:
-        return "".join(f.read_text() for f in self.files)
+from pgbundle.manifests import Manifests, container  # noqa: E402,F401 - shared with the test modules
+from pgbundle.workstation.localpod import LocalPod  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -82,13 +59,7 @@ def synth_file(tmp_path_factory):
     return run
 
 
-def container(pod_spec: dict, name: str) -> dict:
-    found = [c for c in pod_spec["containers"] if c["name"] == name]
-    assert len(found) == 1, f"expected one container {name}"
-    return found[0]
-
-
-# --- the synthesized pod on real PostgreSQL (constructs/localpod.py) ----------
+# --- the synthesized pod on real PostgreSQL (pgbundle/workstation/localpod.py) ----------
 
 
 @pytest.fixture(scope="module")

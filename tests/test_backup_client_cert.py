@@ -22,10 +22,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 import main
-from constructs import layout, secretgen
-from constructs.backup_local import LocalJobError, backup
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.workstation import secretgen
+from pgbundle.workstation.backup_local import LocalJobError, backup
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
 
 NS = "api-forge-prod"
 SECRET = "postgres-backup-tls"

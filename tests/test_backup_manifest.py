@@ -10,9 +10,9 @@ import pytest
 import yaml
 from conftest import container
 
-from constructs.labels import selector_labels
-from constructs.restore import RestoreError, restore_manifest
-from constructs.values import parse_values
+from pgbundle.contract import selector_labels
+from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"
@@ -100,8 +100,8 @@ def test_same_image_runs_the_shipped_script(synth):
     assert volume(pod, "scripts")["configMap"]["name"] == "postgres-scripts"
     scripts = m.get("ConfigMap", "postgres-scripts")["data"]
     assert scripts["backup.sh"] == (TOP / "constructs" / "scripts" / "backup.sh").read_text()
-    # Both job scripts source pgpass.sh from the same mounted folder.
-    assert {"restore.sh", "pgpass.sh"} <= scripts.keys()
+    # Both job scripts source lib.sh from the same mounted folder.
+    assert {"restore.sh", "lib.sh"} <= scripts.keys()
 
 
 def test_connects_as_read_only_role_with_verified_tls(synth):
@@ -223,7 +223,7 @@ def test_restore_manifest_command_rejects_bad_input():
     assert "error: --backup: 'latest' is not a backup set name" in result.stderr
 
 
-@pytest.mark.parametrize("script", ["backup.sh", "restore.sh", "pgpass.sh"])
+@pytest.mark.parametrize("script", ["backup.sh", "restore.sh", "lib.sh"])
 def test_scripts_stop_on_any_error(script):
     text = (TOP / "constructs" / "scripts" / script).read_text()
     assert text.startswith("#!/usr/bin/env bash\n")

@@ -24,10 +24,11 @@ import psycopg
 import pytest
 
 from conftest import connect, restart
-from constructs import layout, pki
-from constructs.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.workstation import pki
+from pgbundle.workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
@@ -474,7 +475,7 @@ def test_local_commands_print_json(pod, empty_backups):
 
 
 def test_backup_with_a_password_that_needs_pgpass_escaping(pods):
-    """':' and '\\' are special in a libpq password file: pgpass.sh must escape
+    """':' and '\\' are special in a libpq password file: lib.sh must escape
     them, or libpq reads another password and the backup is refused."""
     pod = pods("special-password")
     pod.host_path(f"{layout.SECRETS_DIR}/{layout.READ_ONLY_PASSWORD_KEY}").write_text("Back:up\\Pass:word\\0")

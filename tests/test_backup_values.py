@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from constructs.values import ValuesError, parse_values
+from pgbundle.values.load import ValuesError, parse_values
 
 
 def backup(**settings) -> dict:
@@ -133,6 +133,6 @@ def test_no_backup_volume_is_fine_without_backups():
     ("0 3 29 2 *", 4 * 366 * 86400),      # leap days only: the whole four-year walk
 ])
 def test_longest_interval_between_runs(schedule, seconds):
-    from constructs.backup import longest_interval_seconds
+    from pgbundle.values.cron import longest_interval_seconds
 
     assert longest_interval_seconds(parse_values(backup(schedule=schedule)).postgres.backup.schedule) == seconds

@@ -12,7 +12,7 @@ import pytest
 from conftest import container
 from crd import validate_custom_resource
 
-from constructs.values import ValuesError, parse_values
+from pgbundle.values.load import ValuesError, parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"
@@ -192,7 +192,7 @@ def test_binding_is_loaded_only_when_cert_manager_is_on(tmp_path):
     """Synthesizing without cert-manager does not pay for the binding."""
     probe = (
         "import sys, main\n"
-        "from constructs.values import parse_values\n"
+        "from pgbundle.values.load import parse_values\n"
         f"main.synthesize(parse_values({{}}), __import__('pathlib').Path({str(tmp_path / 'a')!r}))\n"
         "print('imports.io.cert_manager' in sys.modules)\n"
         f"main.synthesize(parse_values({cert_manager()!r}), __import__('pathlib').Path({str(tmp_path / 'b')!r}))\n"

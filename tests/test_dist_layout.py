@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import TOP, Manifests
-from constructs.labels import MANAGED_BY, PART_OF
+from pgbundle.contract import MANAGED_BY, PART_OF
 from variants import POLICY_VARIANTS, synth_variant
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PriorityClass"}

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import TOP
-from constructs.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
-from constructs.values import parse_values
+from pgbundle.synth.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
+from pgbundle.values.load import parse_values
 from variants import POLICY_VARIANTS, synth_variant
 
 APPLICATION = TOP / "deploy" / "argocd-application.yaml"

@@ -19,9 +19,12 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from psycopg.conninfo import conninfo_to_dict
 from variants import VARIANTS
 
-from constructs import alerts, dashboard, layout
-from constructs.metric_catalog import EXPORTER_VERSION, METRICS
-from constructs.values import ValuesError, parse_values
+from pgbundle.monitoring import alerts
+from pgbundle.monitoring import dashboard
+from pgbundle import contract as layout
+from pgbundle.contract import EXPORTER_VERSION
+from pgbundle.monitoring.metric_catalog import METRICS
+from pgbundle.values.load import ValuesError, parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 CRDS = TOP / "crds"

@@ -11,8 +11,8 @@ from conftest import container
 from psycopg import errors
 from conftest import connect, log_records, restart
 
-from constructs import layout
-from constructs.localpod import LocalPod, LocalPodError
+from pgbundle import contract as layout
+from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 SECRET = f"{layout.SECRETS_DIR}/{layout.MONITORING_PASSWORD_KEY}"
 

@@ -8,11 +8,12 @@ import cdk8s
 import pytest
 
 from conftest import Manifests
-from constructs.labels import selector_labels
-from constructs.layout import METRICS_PORT
-from constructs.network import BACKUP_NETWORK_POLICY, NetworkIsolation, NetworkIsolationProps
-from constructs.policy import pod_template
-from constructs.values import NetworkPolicyValues, ValuesError, parse_values
+from pgbundle.contract import selector_labels
+from pgbundle.contract import METRICS_PORT
+from constructs.network import NetworkIsolation, NetworkIsolationProps
+from pgbundle.contract import BACKUP_NETWORK_POLICY
+from pgbundle.synth.policy import pod_template
+from pgbundle.values.load import ValuesError, parse_values
 from netpol import Pod, allowed, pod_from_template
 from variants import synth_variant
 
@@ -123,7 +124,7 @@ def _isolation(replicas: int) -> list[dict]:
     chart = cdk8s.Chart(cdk8s.App(), "test")
     NetworkIsolation(chart, "network", props=NetworkIsolationProps(
         namespace=NAMESPACE, labels={}, database_selector=selector_labels("database"), replicas=replicas,
-        policy=NetworkPolicyValues(enabled=True)))
+        clients=[], dns={"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}}}))
     return [d for d in chart.to_json() if d["kind"] == "NetworkPolicy"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from constructs.values import ValuesError, parse_values
+from pgbundle.values.load import ValuesError, parse_values
 from pgbundle.values import parameters
 
 

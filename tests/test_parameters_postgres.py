@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs.pgconf import _literal
+from pgbundle.pgconf.conf import _literal
 from pgbundle.values import parameters
 
 TOP = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_every_verdict_is_the_servers(server):
 
 
 def test_rendered_strings_read_back_unchanged(server):
-    # The server's own config file reader on the lines constructs/pgconf.py writes.
+    # The server's own config file reader on the lines pgbundle/pgconf/conf.py writes.
     _, psql = server
     values = ["it's", "C:\\new\\table", "naïve ✓", "a # not a comment", "tab\\there"]
     config = Path(psql("COPY (SELECT current_setting('config_file')) TO STDOUT").stdout.strip())

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from constructs import pgconf
-from constructs.localpod import free_port
-from constructs.values import parse_values
+from pgbundle.pgconf.conf import render_postgresql_conf
+from pgbundle.workstation.localpod import free_port
+from pgbundle.values.load import parse_values
 
 
 # The package's binaries, found without importing it (its import sets up a data folder).
@@ -63,7 +63,7 @@ def folder():
 def test_postgresql_18_accepts_every_non_tls_setting(bindir, folder, values):
     version = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True, check=True).stdout
     assert " 18." in version
-    rendered = pgconf.render_postgresql_conf(parse_values(values).postgres)
+    rendered = render_postgresql_conf(parse_values(values).postgres)
     conf = "\n".join(line for line in rendered.splitlines() if line != "ssl = on") + "\n"
     assert conf != rendered
     (folder / "postgresql.conf").write_text(conf)

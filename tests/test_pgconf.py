@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from constructs import pgconf
-from constructs.pgconf import GB, MB, pg_memory_bytes
-from constructs.quantity import memory_bytes
-from constructs.values import ValuesError, parse_values
+from pgbundle.pgconf.conf import postgresql_settings, render_postgresql_conf
+from pgbundle.pgconf.env import pod_environment
+from pgbundle.pgconf.hba import render_pg_hba
+from pgbundle.values.tuning import AUTOVACUUM_WORKERS, GB, MB, SHM_BASE, WORK_MEM_MIN, pg_memory_bytes
+from pgbundle.values.quantity import memory_bytes
+from pgbundle.values.load import ValuesError, parse_values
 
 
 def postgres(values: dict | None = None):
@@ -29,25 +31,25 @@ def limits(memory: str, cpu: str) -> dict:
 
 def test_memory_settings_follow_the_memory_limit():
     for memory, shared, cache in (("4Gi", "1GB", "3GB"), ("16Gi", "4GB", "12GB"), ("1Gi", "256MB", "768MB")):
-        settings = settings_of(pgconf.render_postgresql_conf(postgres(limits(memory, "2"))))
+        settings = settings_of(render_postgresql_conf(postgres(limits(memory, "2"))))
         assert (settings["shared_buffers"], settings["effective_cache_size"]) == (shared, cache), memory
 
 
 @pytest.mark.parametrize("memory", ["512Mi", "1Gi", "4Gi", "16Gi", "64Gi"])
 @pytest.mark.parametrize("connections", [10, 200, 1000])
 def test_derived_settings_fit_the_limit(memory, connections):
-    tuning = pgconf.derive_tuning(postgres({**limits(memory, "4"), "config": {"maxConnections": connections}}))
+    tuning = postgres({**limits(memory, "4"), "config": {"maxConnections": connections}}).tuning
     limit = memory_bytes(memory)
     used = (tuning.shared_buffers + tuning.wal_buffers + tuning.shm
-            + (pgconf.AUTOVACUUM_WORKERS + 1) * tuning.maintenance_work_mem + connections * tuning.work_mem)
+            + (AUTOVACUUM_WORKERS + 1) * tuning.maintenance_work_mem + connections * tuning.work_mem)
     assert used <= limit
-    assert tuning.work_mem >= pgconf.WORK_MEM_MIN
+    assert tuning.work_mem >= WORK_MEM_MIN
     assert tuning.maintenance_work_mem <= GB
 
 
 def test_workers_follow_the_cpu_limit():
-    small = pgconf.derive_tuning(postgres(limits("4Gi", "500m")))
-    large = pgconf.derive_tuning(postgres(limits("32Gi", "8")))
+    small = postgres(limits("4Gi", "500m")).tuning
+    large = postgres(limits("32Gi", "8")).tuning
     assert (small.max_parallel_workers, small.max_parallel_workers_per_gather, small.max_worker_processes) == (1, 1, 8)
     assert (large.max_parallel_workers, large.max_parallel_workers_per_gather, large.max_worker_processes) == (8, 4, 12)
 
@@ -57,13 +59,13 @@ def test_shm_volume_is_sized_to_the_settings(synth):
     manifests = synth(values)
     pod = manifests.get("StatefulSet", "postgres")["spec"]["template"]["spec"]
     shm = next(v for v in pod["volumes"] if v["name"] == "shm")["emptyDir"]
-    tuning = pgconf.derive_tuning(parse_values(values).postgres)
+    tuning = parse_values(values).postgres.tuning
     assert shm == {"medium": "Memory", "sizeLimit": str(tuning.shm)}
-    assert tuning.shm >= pgconf.SHM_BASE + 4 * 2 * tuning.work_mem
+    assert tuning.shm >= SHM_BASE + 4 * 2 * tuning.work_mem
 
 
 def test_explicit_config_overrides_the_derivation():
-    settings = settings_of(pgconf.render_postgresql_conf(postgres({"config": {
+    settings = settings_of(render_postgresql_conf(postgres({"config": {
         "maxConnections": 50, "sharedBuffers": "512MB", "effectiveCacheSize": "2GB",
         "workMem": "16MB", "maintenanceWorkMem": "128MB"}})))
     assert settings["max_connections"] == "50"
@@ -72,7 +74,7 @@ def test_explicit_config_overrides_the_derivation():
 
 
 def test_parameters_are_written_last_and_win():
-    conf = pgconf.render_postgresql_conf(postgres({"config": {"parameters": {
+    conf = render_postgresql_conf(postgres({"config": {"parameters": {
         "log_min_duration_statement": 250, "jit": False, "random_page_cost": 4, "application_name": "it's"}}}))
     lines = conf.splitlines()
     assert lines[-4:] == [
@@ -92,32 +94,32 @@ def test_settings_that_cannot_fit_are_a_values_error():
 
 
 def test_security_and_logging_settings():
-    settings = settings_of(pgconf.render_postgresql_conf(postgres()))
+    settings = settings_of(render_postgresql_conf(postgres()))
     assert settings["ssl"] == "on"
     assert settings["ssl_min_protocol_version"] == "TLSv1.2"
     assert settings["password_encryption"] == "scram-sha-256"
     assert settings["shared_preload_libraries"] == "pg_stat_statements"
     assert (settings["logging_collector"], settings["log_destination"]) == ("on", "jsonlog")
     assert settings["log_filename"] == "postgresql.log"
-    assert settings_of(pgconf.render_postgresql_conf(postgres({"tls": {"enabled": False}})))["ssl"] == "off"
+    assert settings_of(render_postgresql_conf(postgres({"tls": {"enabled": False}})))["ssl"] == "off"
 
 
 def test_conf_holds_no_locations():
-    conf = pgconf.render_postgresql_conf(postgres({"logging": {"toFile": True}}))
+    conf = render_postgresql_conf(postgres({"logging": {"toFile": True}}))
     assert "/" not in conf.replace("# Generated", "").split("\n", 1)[1]
 
 
 def test_file_logs_rotate_daily_with_retention():
     pg = postgres({"logging": {"toFile": True, "retentionDays": 3}})
-    settings = settings_of(pgconf.render_postgresql_conf(pg))
+    settings = settings_of(render_postgresql_conf(pg))
     assert (settings["log_filename"], settings["log_rotation_age"]) == ("postgresql-%Y-%m-%d.log", "1d")
-    env = pgconf.pod_environment(pg)
+    env = pod_environment(pg)
     assert (env["PG_LOG_DIR"], env["PG_LOG_RETENTION_DAYS"]) == ("/var/lib/postgresql/data/log", "3")
-    assert "PG_LOG_DIR" not in pgconf.pod_environment(postgres())
+    assert "PG_LOG_DIR" not in pod_environment(postgres())
 
 
 def hba_rules(pg) -> list[list[str]]:
-    return [line.split() for line in pgconf.render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
+    return [line.split() for line in render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
 
 
 def test_hba_allows_tcp_only_over_tls_with_scram():
@@ -140,7 +142,7 @@ def test_hba_requires_client_certificates_when_verifying_clients():
 def test_hba_uses_the_allowed_cidrs_only():
     rules = hba_rules(postgres({"allowedCidrs": ["10.42.0.0/16"]}))
     assert [r for r in rules if r[0] == "hostssl"] == [["hostssl", "all", "all", "10.42.0.0/16", "scram-sha-256"]]
-    assert "172.30" not in pgconf.render_pg_hba(postgres())
+    assert "172.30" not in render_pg_hba(postgres())
 
 
 def test_hba_without_tls_still_needs_scram():
@@ -162,7 +164,7 @@ def test_statefulset_passes_the_pod_environment(synth):
     assert (env["PG_TLS_DIR"], env["PG_CA_DIR"], env["PGDATA"]) == (
         "/etc/postgres/tls", "/etc/postgres/ca", "/var/lib/postgresql/data/pgdata")
     assert (env["PG_LISTEN_ADDRESSES"], env["PGPORT"]) == ("*", "5432")
-    plain = pgconf.pod_environment(postgres({"tls": {"enabled": False}}))
+    plain = pod_environment(postgres({"tls": {"enabled": False}}))
     assert "PG_TLS_DIR" not in plain and "PG_CA_DIR" not in plain
 
 
@@ -174,8 +176,8 @@ def test_scripts_config_map_ships_every_pod_script(synth):
 
 def test_memory_units_render_whole_numbers():
     assert pg_memory_bytes("256MB") == 256 * MB
-    tuning = pgconf.derive_tuning(postgres())
-    settings = settings_of(pgconf.render_postgresql_conf(postgres()))
+    tuning = postgres().tuning
+    settings = settings_of(render_postgresql_conf(postgres()))
     assert pg_memory_bytes(settings["work_mem"]) == tuning.work_mem
 
 
@@ -191,7 +193,7 @@ def test_a_memory_limit_that_derives_an_invalid_setting_is_a_values_error(memory
 
 
 def test_the_largest_limits_below_the_maxima_still_work():
-    settings = pgconf.postgresql_settings(parse_values({"postgres": limits("20Ti", "64")}).postgres)
+    settings = postgresql_settings(parse_values({"postgres": limits("20Ti", "64")}).postgres)
     assert (settings["shared_buffers"], settings["effective_cache_size"]) == ("5120GB", "15360GB")
 
 

@@ -1,4 +1,4 @@
-"""Passwords and certificates for the Secrets (constructs/pki.py)."""
+"""Passwords and certificates for the Secrets (pgbundle/workstation/pki.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from constructs import pki
+from pgbundle import contract
+from pgbundle.workstation import pki
 
 
 def test_passwords_are_long_random_letters_and_digits():
@@ -37,7 +38,7 @@ def test_ca_may_sign_certificates_only():
 
 def test_server_certificate_names_the_services_and_addresses():
     ca = pki.new_ca()
-    names = pki.service_names("shop")
+    names = contract.service_names("shop")
     server = pki.server_certificate(ca, names, ["127.0.0.1"])
     cert = server.certificate
     verify_signed_by(cert, ca)

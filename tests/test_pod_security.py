@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import TOP, Manifests
-from constructs.policy import pod_template
+from pgbundle.synth.policy import pod_template
 from pss import CONTROLS, violations
 from variants import POLICY_VARIANTS, synth_variant
 

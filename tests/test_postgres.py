@@ -21,7 +21,7 @@ import pytest
 
 import main
 from conftest import connect, log_records, restart
-from constructs.localpod import LocalPod, LocalPodError
+from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 
 # --- connections ---------------------------------------------------------------

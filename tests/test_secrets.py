@@ -17,8 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from constructs import layout, secretgen
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.workstation import secretgen
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

@@ -19,9 +19,11 @@ import yaml
 from cryptography import x509
 
 import main
-from constructs import layout, pki, secretgen
-from constructs.localpod import LocalPod
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.workstation import pki
+from pgbundle.workstation import secretgen
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
 
 RELOAD_WAIT = 90  # seconds a test waits for the watcher before it fails (it polls every second here)
 
@@ -237,7 +239,7 @@ def test_cert_manager_secret_is_served_and_its_ca_verifies_clients(pods, base):
     written, _ = secretgen.generate(parse_values(values), secrets)
     assert [p.name for p in written] == ["postgres-secrets.yaml"]
     ca = pki.new_ca("issuer-ca")
-    server = pki.server_certificate(ca, pki.server_dns_names("api-forge-prod", 1), [])
+    server = pki.server_certificate(ca, layout.server_dns_names("api-forge-prod", 1), [])
     (secrets / "postgres-tls.yaml").write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "postgres-tls", "namespace": "api-forge-prod"},

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import main
-from constructs import layout
-from constructs.output import replace_folder
-from constructs.values import parse_values
+from pgbundle import contract as layout
+from pgbundle.synth.output import replace_folder
+from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent
 

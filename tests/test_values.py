@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs.values import ValuesError, load_values, parse_values, values_warnings
+from pgbundle.values.load import ValuesError, load_values, parse_values, values_warnings
 
 
 def pg(**postgres) -> dict:

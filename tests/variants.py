@@ -53,7 +53,7 @@ def synth_variant(name: str, out: Path):
     """Synthesize a policy variant into `out` (in-process) -> conftest.Manifests."""
     import main
     from conftest import Manifests
-    from constructs.values import parse_values
+    from pgbundle.values.load import parse_values
 
     main.synthesize(parse_values(POLICY_VARIANTS[name], name), out)
     return Manifests(out)

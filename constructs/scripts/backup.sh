@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The backup CronJob's command (constructs/backup.py sets its environment; the
+# The backup CronJob's command (pgbundle/pgconf/env.py sets its environment; the
 # local pod runner runs it unchanged with the same variables).
 #
 # One run writes one backup set: a directory BACKUP_DIR/<UTC timestamp> with, per
@@ -25,34 +25,11 @@
 # On failure one line `backup failed: database DB: STEP: reason` on stderr and exit 1.
 set -euo pipefail
 
-# shellcheck source=pgpass.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pgpass.sh"
+job_name=backup
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 started=${EPOCHREALTIME/./}
-
-fail() {
-    printf 'backup failed: %s\n' "$*" >&2
-    exit 1
-}
-
-log() {
-    printf 'backup: %s\n' "$*"
-}
-
-# A tool's stderr as one line: its error lines if any, else its last line; a
-# tool killed by a signal without a word says which signal.
-reason() {
-    local text status=${2:-}
-    text=$(grep -E 'error|fatal|FATAL|ERROR|failed|denied|No space|too large' "$1" 2>/dev/null || true)
-    if [[ -z $text ]]; then
-        text=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 || true)
-    fi
-    if [[ -z $text && -n $status && $status -gt 128 ]]; then
-        text="killed by signal $(kill -l $((status - 128)) 2>/dev/null || echo $((status - 128)))"
-    fi
-    text=${text//$'\n'/; }
-    printf '%s' "${text:-no message (exit status ${status:-unknown})}"
-}
 
 for name in PGHOST PGUSER PG_PASSWORD_FILE BACKUP_DIR BACKUP_DATABASES BACKUP_COMPRESSION BACKUP_RETENTION_COUNT; do
     [[ -n ${!name:-} ]] || fail "setup: environment variable $name is not set"

@@ -20,29 +20,11 @@
 # on failure one line `restore failed: database DB: STEP: reason` on stderr and exit 1.
 set -euo pipefail
 
-# shellcheck source=pgpass.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pgpass.sh"
+job_name=restore
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 started=${EPOCHREALTIME/./}
-
-fail() {
-    printf 'restore failed: %s\n' "$*" >&2
-    exit 1
-}
-
-log() {
-    printf 'restore: %s\n' "$*"
-}
-
-reason() {
-    local text
-    text=$(grep -E 'error|fatal|FATAL|ERROR|failed|denied|FAILED' "$1" 2>/dev/null | head -n 3 || true)
-    if [[ -z $text ]]; then
-        text=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 || true)
-    fi
-    text=${text//$'\n'/; }
-    printf '%s' "${text:-no message}"
-}
 
 for name in PGHOST PGUSER PG_PASSWORD_FILE BACKUP_DIR RESTORE_BACKUP; do
     [[ -n ${!name:-} ]] || fail "setup: environment variable $name is not set"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import cdk8s
 
-from constructs.objects import api_objects
+from pgbundle.k8s.objects import api_objects
 
 # Kinds whose pods checkov scans, with the path from the object to its pod template.
 POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {

@@ -1,5 +1,5 @@
 """`python main.py local backup|restore`: the backup CronJob's and the restore
-Job's scripts, run against the local pod (constructs/localpod.py).
+Job's scripts, run against the local pod (pgbundle/workstation/localpod.py).
 
 The container's command and environment are read from the synthesized objects
 (the CronJob in the state folder's dist/, the Job from `restore_manifest`),
@@ -11,37 +11,35 @@ are valid for that name, so `sslmode=verify-full` still holds).
 With client-certificate verification the job's certificate comes, as in a
 cluster, from the Secret the CronJob mounts: `local backup --secrets DIR`
 projects it from the manifests `secrets generate` wrote (kubelet layout, see
-constructs/localsecrets.py); without --secrets (and nothing projected before)
+pgbundle/workstation/localsecrets.py); without --secrets (and nothing projected before)
 the runner issues one from the pod's CA.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from constructs import localsecrets
-from constructs.backup import (
+from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.contract import (
     BACKUP_CONTAINER,
+    BACKUP_CRONJOB,
     CLIENT_CERT_FILE,
     CLIENT_KEY_FILE,
     CLIENT_TLS_DIR,
     CLIENT_TLS_VOLUME,
-    CRONJOB,
     RESTORE_CONTAINER,
-    DEFAULT_RESTORE_JOBS,
 )
-from constructs.localpod import HOST, LocalPod, LocalPodError
-from constructs.restore import RestoreError, restore_manifest
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle.manifests import container
+from pgbundle.values.models import ChartValues
+from pgbundle.workstation import localsecrets
+from pgbundle.workstation.localpod import HOST, LocalPod
+from pgbundle.workstation.restore_manifest import restore_manifest
 
 SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")
 
@@ -50,22 +48,17 @@ class LocalJobError(Exception):
     """The job could not run, or its script failed; the message is the script's error line."""
 
 
-def _container(pod_spec: dict, name: str) -> dict:
-    return next(c for c in pod_spec["containers"] if c["name"] == name)
-
-
 def cronjob_pod_spec(pod: LocalPod) -> dict:
     """The backup job's pod spec as synthesized into the local pod's dist/."""
-    for path in sorted(pod.dist.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == "CronJob" and doc["metadata"]["name"] == CRONJOB:
-                return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    raise LocalJobError(f"CronJob {CRONJOB} is not in {pod.dist}: is postgres.backup.enabled false?")
+    cronjob = pod.manifests().find("CronJob", BACKUP_CRONJOB)
+    if cronjob is None:
+        raise LocalJobError(f"CronJob {BACKUP_CRONJOB} is not in {pod.dist}: is postgres.backup.enabled false?")
+    return cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def cronjob_container(pod: LocalPod) -> dict:
     """The backup container as synthesized into the local pod's dist/."""
-    return _container(cronjob_pod_spec(pod), BACKUP_CONTAINER)
+    return container(cronjob_pod_spec(pod), BACKUP_CONTAINER)
 
 
 def project_client_certificate(pod: LocalPod, pod_spec: dict, secrets_dir: Path) -> None:
@@ -106,10 +99,7 @@ def job_environment(pod: LocalPod, container: dict) -> dict[str, str]:
     port = pod.status().get("port")
     if pod.pid() is None or not port:
         raise LocalJobError(f"the local database is not running: run `python main.py local up --state {pod.state}`")
-    env = {}
-    for item in container.get("env", []):
-        value = item["value"]
-        env[item["name"]] = str(pod.host_path(value)) if value.startswith("/") else value
+    env = pod.host_environment(container)
     # The server certificate names localhost (not the address): verify-full checks
     # PGHOST, PGHOSTADDR only says where to connect.
     env["PGHOST"] = "localhost"
@@ -131,9 +121,7 @@ def container_process(pod: LocalPod, container: dict, *, env_overrides: dict[str
     env = {**job_environment(pod, container), **(env_overrides or {})}
     if extra_path:
         env["PATH"] = f"{extra_path}:{env['PATH']}"
-    command = [str(pod.host_path(part)) if part.startswith("/") else part for part in container["command"]]
-    user = {} if pod.uid == os.geteuid() else {"user": pod.uid, "group": pod.gid, "extra_groups": []}
-    return command, env, user
+    return pod.host_command(container), env, pod.user_options()
 
 
 def run_container(pod: LocalPod, container: dict, *, env_overrides: dict[str, str] | None = None,
@@ -169,7 +157,7 @@ def backup(pod: LocalPod, secrets_dir: Path | None = None) -> dict:
     pod_spec = cronjob_pod_spec(pod)
     if secrets_dir is not None:
         project_client_certificate(pod, pod_spec, secrets_dir)
-    command, env, user = container_process(pod, _container(pod_spec, BACKUP_CONTAINER))
+    command, env, user = container_process(pod, container(pod_spec, BACKUP_CONTAINER))
     summary = _summary(run_process(pod, command, env, user))
     folder = Path(env["BACKUP_DIR"]) / summary["set"]
     files = sorted(str(p) for p in folder.iterdir())
@@ -180,7 +168,7 @@ def restore_container(values: ChartValues, backup_name: str, databases: list[str
                       jobs: int = DEFAULT_RESTORE_JOBS) -> dict:
     """The restore container of the Job `restore-manifest` prints for these values."""
     job = yaml.safe_load(restore_manifest(values, backup=backup_name, databases=databases or [], jobs=jobs))
-    return _container(job["spec"]["template"]["spec"], RESTORE_CONTAINER)
+    return container(job["spec"]["template"]["spec"], RESTORE_CONTAINER)
 
 
 def restore(pod: LocalPod, container: dict) -> dict:
@@ -188,31 +176,3 @@ def restore(pod: LocalPod, container: dict) -> dict:
     summary = _summary(run_container(pod, container))
     return {"set": summary["set"], "databases": summary["databases"].split(","),
             "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}
-
-
-def cli(argv: list[str], *, values_path: Callable[[str | None], Path]) -> int:
-    parser = argparse.ArgumentParser(prog="main.py local", description="Back up or restore the local database pod.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    take = commands.add_parser("backup", help="run the backup CronJob's script now; print JSON")
-    give = commands.add_parser("restore", help="run the restore Job's script; print JSON")
-    give.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
-    give.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all)")
-    give.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS, help="parallel pg_restore jobs")
-    give.add_argument("--values", help="the values `local up` used (default: $VALUES, else values.yaml)")
-    take.add_argument("--secrets", type=Path,
-                      help="the Secret manifests `local up --secrets` used: the client certificate comes from there")
-    for command in (take, give):
-        command.add_argument("--state", required=True, type=Path, help="state folder of `local up`")
-    args = parser.parse_args(argv)
-    try:
-        pod = LocalPod(args.state)
-        if args.command == "backup":
-            print(json.dumps(backup(pod, args.secrets)))
-        else:
-            values = load_values(values_path(args.values))
-            container = restore_container(values, args.backup, args.database, args.jobs)
-            print(json.dumps(restore(pod, container)))
-    except (LocalJobError, LocalPodError, RestoreError, ValuesError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0

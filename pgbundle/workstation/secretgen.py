@@ -16,19 +16,16 @@ Every file is mode 0600 in a 0700 folder. Existing files are never overwritten
 without --force; --rotate KEY replaces one password (or `tls`: the server
 certificate and the backup client certificate, `backup-tls`: the client
 certificate only, `ca`: a new CA added to the trust bundle) and keeps the rest.
-The names of the Secrets and keys come from the values and from layout.py, the
+The names of the Secrets and keys come from the values and from pgbundle/contract.py, the
 same sources the StatefulSet is built from.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import stat
-import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +33,9 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from constructs import labels, layout, pki
-from constructs.values import ChartValues, PostgresValues, ValuesError, load_values
+from pgbundle import contract as layout
+from pgbundle.values.models import ChartValues, PostgresValues
+from pgbundle.workstation import pki
 
 PASSWORD_LENGTH = 40  # letters and digits: URL-safe, about 238 bits
 CA_KEY_FILE = "ca.key"
@@ -45,7 +43,7 @@ CA_BUNDLE_FILE = "ca.crt"
 ROTATE_TLS = "tls"
 ROTATE_CA = "ca"
 ROTATE_BACKUP_TLS = "backup-tls"
-COMPONENT = "database"
+COMPONENT = layout.DATABASE_COMPONENT
 
 
 class SecretsError(Exception):
@@ -57,13 +55,7 @@ class SecretsError(Exception):
 
 def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh requires."""
-    keys = [layout.SUPERUSER_PASSWORD_KEY, layout.OWNER_PASSWORD_KEY, layout.APP_PASSWORD_KEY,
-            layout.READ_ONLY_PASSWORD_KEY]
-    if postgres.temporal.enabled:
-        keys.append(layout.TEMPORAL_PASSWORD_KEY)
-    if postgres.metrics.enabled:
-        keys.append(layout.MONITORING_PASSWORD_KEY)
-    return keys
+    return layout.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled)
 
 
 def generates_certificates(postgres: PostgresValues) -> bool:
@@ -78,7 +70,7 @@ def generates_client_certificate(postgres: PostgresValues) -> bool:
 
 
 def server_dns_names(values: ChartValues) -> list[str]:
-    return pki.server_dns_names(values.global_.namespace, values.postgres.replicas)
+    return layout.server_dns_names(values.global_.namespace, values.postgres.replicas)
 
 
 # --- manifests -------------------------------------------------------------------
@@ -94,9 +86,9 @@ def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes], type
             # No app.kubernetes.io/instance: Argo CD tracks its objects by that label by
             # default and would prune a Secret that is not in dist/.
             "labels": {
-                "app.kubernetes.io/name": labels.NAME,
+                "app.kubernetes.io/name": layout.NAME,
                 "app.kubernetes.io/component": COMPONENT,
-                "app.kubernetes.io/part-of": labels.PART_OF,
+                "app.kubernetes.io/part-of": layout.PART_OF,
                 "app.kubernetes.io/managed-by": "secrets-generate",
             },
         },
@@ -361,38 +353,3 @@ def generate(values: ChartValues, out: Path, *, force: bool = False, rotate: str
     else:
         plan, overwrite = plan_all(values), force
     return write_plan(plan, out, overwrite=overwrite), plan.notes
-
-
-def cli(argv: list[str], *, values_path: Callable[[str | None], Path], default_out: Path,
-        forbidden: tuple[Path, ...]) -> int:
-    parser = argparse.ArgumentParser(prog="main.py secrets", description="Generate the database's Secrets.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="write Secret manifests (mode 0600) outside dist/")
-    gen.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    gen.add_argument("--out", type=Path, default=default_out, help=f"folder (default: {default_out})")
-    gen.add_argument("--force", action="store_true", help="replace existing files (every password changes)")
-    gen.add_argument("--rotate", metavar="KEY",
-                     help="replace one password key (e.g. postgres_app_user_pw), or `tls` (server "
-                          "certificate, and the backup client certificate when clients are verified), "
-                          "`backup-tls` (only the backup client certificate) or `ca` (new CA, trusted "
-                          "beside the old one); keep the rest")
-    gen.add_argument("--prune-ca", action="store_true", help="trust only the newest CA (after --rotate ca, --rotate tls)")
-    args = parser.parse_args(argv)
-    if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
-        parser.error("--force, --rotate and --prune-ca exclude each other")
-    try:
-        values = load_values(values_path(args.values))
-        written, notes = generate(values, args.out, force=args.force, rotate=args.rotate,
-                                  prune_ca=args.prune_ca, forbidden=forbidden)
-    except (SecretsError, ValuesError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"wrote {path} (mode 0600)")
-    for note in notes:
-        print(f"note: {note}")
-    manifests = [p for p in written if p.suffix == ".yaml"]
-    if manifests:
-        print("apply with:")
-        print("  kubectl apply " + " ".join(f"-f {p}" for p in manifests))
-    return 0

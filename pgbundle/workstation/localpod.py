@@ -18,14 +18,13 @@ data, and a test can rotate a password by replacing its file before `up`.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
-`..data` symlink; constructs/localsecrets.py), rewritten at every `up`;
+`..data` symlink; pgbundle/workstation/localsecrets.py), rewritten at every `up`;
 `local sync-secrets` re-projects them into a running pod as the kubelet does
 when a Secret changes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pwd
@@ -34,30 +33,20 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
-from constructs import layout, localsecrets, pgconf, pki
-from constructs.output import OutputError, check_replaceable
-from constructs.values import ChartValues, ValuesError, load_values
+from pgbundle import contract as layout
+from pgbundle.manifests import ManifestError, Manifests, container
+from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.synth.output import OutputError, check_replaceable
+from pgbundle.values.models import ChartValues
+from pgbundle.workstation import localsecrets, pki
 
 HOST = "127.0.0.1"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
 SUPERUSER = "postgres"
-# Environment variable naming a role -> the Secret key holding its password.
-ROLE_PASSWORD_KEYS = {
-    "PG_OWNER_USER": layout.OWNER_PASSWORD_KEY,
-    "PG_APP_USER": layout.APP_PASSWORD_KEY,
-    "PG_READ_ONLY_USER": layout.READ_ONLY_PASSWORD_KEY,
-    "PG_TEMPORAL_USER": layout.TEMPORAL_PASSWORD_KEY,
-    "PG_MONITORING_USER": layout.MONITORING_PASSWORD_KEY,
-}
-# Roles that exist only while a feature is on: role variable -> on/off variable.
-OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_METRICS"}
 Synthesize = Callable[[ChartValues, Path], None]
 
 
@@ -118,6 +107,17 @@ class LocalPod:
         """Where a path inside the pod lives in the state folder."""
         return self.root / pod_path.lstrip("/")
 
+    def host_environment(self, container: dict) -> dict[str, str]:
+        """A container's environment with every absolute path mapped into the state folder."""
+        return {item["name"]: self._host_value(item["value"]) for item in container.get("env", [])}
+
+    def host_command(self, container: dict) -> list[str]:
+        """A container's command with every absolute path mapped into the state folder."""
+        return [self._host_value(part) for part in container["command"]]
+
+    def _host_value(self, value: str) -> str:
+        return str(self.host_path(value)) if value.startswith("/") else value
+
     @property
     def sslrootcert(self) -> Path:
         return self.pki / "ca.crt"
@@ -154,33 +154,27 @@ class LocalPod:
 
     # --- manifests -----------------------------------------------------------
 
-    def _documents(self) -> list[dict]:
+    def manifests(self) -> Manifests:
+        """The objects `local up` synthesized into the state folder."""
         if not self.dist.is_dir():
             raise LocalPodError(f"{self.dist} does not exist: run `local up` with values first")
-        return [d for f in sorted(self.dist.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+        return Manifests(self.dist)
 
-    def _find(self, documents: list[dict], kind: str, name: str) -> dict:
-        for document in documents:
-            if document["kind"] == kind and document["metadata"]["name"] == name:
-                return document
-        raise LocalPodError(f"{kind} {name} is not in {self.dist}")
-
-    def _container(self, documents: list[dict]) -> tuple[dict, dict]:
-        pod = self._find(documents, "StatefulSet", layout.STATEFULSET)["spec"]["template"]["spec"]
-        container = next(c for c in pod["containers"] if c["name"] == layout.CONTAINER)
-        return pod, container
+    def _container(self, manifests: Manifests) -> tuple[dict, dict]:
+        try:
+            pod = manifests.get("StatefulSet", layout.STATEFULSET)["spec"]["template"]["spec"]
+            return pod, container(pod, layout.CONTAINER)
+        except ManifestError as err:
+            raise LocalPodError(str(err)) from None
 
     def environment(self) -> dict[str, str]:
         """The container's environment with paths mapped into the state folder,
         listening on 127.0.0.1 at the recorded port, and PATH leading to the
         local PostgreSQL binaries (as in the image)."""
-        _, container = self._container(self._documents())
-        env = {}
-        for item in container.get("env", []):
-            value = item["value"]
-            env[item["name"]] = str(self.host_path(value)) if value.startswith("/") else value
-        env[pgconf.LISTEN_ENV] = HOST
-        env[pgconf.PORT_ENV] = str(self._recorded().get("port") or env[pgconf.PORT_ENV])
+        _, main = self._container(self.manifests())
+        env = self.host_environment(main)
+        env[LISTEN_ENV] = HOST
+        env[PORT_ENV] = str(self._recorded().get("port") or env[PORT_ENV])
         env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
         return env
 
@@ -203,15 +197,15 @@ class LocalPod:
             self.state.chmod(0o711)  # only a folder made here: the pod's user must reach root/
         self._check_reachable()
         synthesize(values, self.dist)
-        documents = self._documents()
-        pod, container = self._container(documents)
+        manifests = self.manifests()
+        pod, main = self._container(manifests)
         volumes = {v["name"]: v for v in pod["volumes"]}
         secrets = self._secret_sources(values)
-        for mount in container["volumeMounts"]:
+        for mount in main["volumeMounts"]:
             volume = volumes.get(mount["name"], {})  # volumeClaimTemplates are not in volumes
             target = self.host_path(mount["mountPath"])
             if "configMap" in volume:
-                config_map = self._find(documents, "ConfigMap", volume["configMap"]["name"])
+                config_map = manifests.get("ConfigMap", volume["configMap"]["name"])
                 if target.exists():
                     shutil.rmtree(target)
                 self._mkdir(target, 0o755)
@@ -231,11 +225,11 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = [layout.SUPERUSER_PASSWORD_KEY, *ROLE_PASSWORD_KEYS.values()]
+            keys = layout.password_keys(temporal=True, metrics=True)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:
-            pair = pki.server_certificate(self._ca(), pki.service_names(values.global_.namespace), [HOST, "::1"])
+            pair = pki.server_certificate(self._ca(), layout.service_names(values.global_.namespace), [HOST, "::1"])
             return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
 
         def ca() -> dict[str, bytes]:
@@ -256,9 +250,9 @@ class LocalPod:
         runner's (sslrootcert, client certificates)."""
         try:
             manifests = localsecrets.read_manifests(secrets_dir)
-            pod, container = self._container(self._documents())
+            pod, main = self._container(self.manifests())
             volumes = {v["name"]: v for v in pod["volumes"]}
-            for mount in container["volumeMounts"]:
+            for mount in main["volumeMounts"]:
                 source = volumes.get(mount["name"], {}).get("secret")
                 if source is not None:
                     files = localsecrets.payload(source, manifests)
@@ -346,9 +340,10 @@ class LocalPod:
 
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command as the pod's user with the pod's environment (e.g. a pod script)."""
-        return subprocess.run(argv, env=self.environment(), cwd=self.state, **self._user(), **kwargs)
+        return subprocess.run(argv, env=self.environment(), cwd=self.state, **self.user_options(), **kwargs)
 
-    def _user(self) -> dict:
+    def user_options(self) -> dict:
+        """subprocess options that run a command as the pod's user."""
         if self.uid == os.geteuid():
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
@@ -362,16 +357,16 @@ class LocalPod:
         self._refuse_if_running()
         self.pod_file.write_text(json.dumps({"port": port or free_port()}))
         env = self.environment()
-        _, container = self._container(self._documents())
-        command = [str(self.host_path(part)) if part.startswith("/") else part for part in container["command"]]
+        _, main = self._container(self.manifests())
+        command = self.host_command(main)
         with open(self.log_file, "ab") as log:
             # The server reopens its stderr through /dev/stderr (the jsonlog symlink): it must own the file.
             os.chown(self.log_file, self.uid, self.gid)
             self._process = subprocess.Popen(
                 command, env=env, cwd=self.state, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, **self._user(),
+                start_new_session=True, **self.user_options(),
             )
-        self.pod_file.write_text(json.dumps({"pid": self._process.pid, "port": int(env[pgconf.PORT_ENV])}))
+        self.pod_file.write_text(json.dumps({"pid": self._process.pid, "port": int(env[PORT_ENV])}))
         deadline = time.monotonic() + timeout
         while not self.probe("ready"):
             if self._process.poll() is not None:
@@ -392,12 +387,12 @@ class LocalPod:
         env = self.environment()
         secrets_dir = Path(env["PG_SECRETS_DIR"])
         keys = {SUPERUSER: layout.SUPERUSER_PASSWORD_KEY}
-        for var, key in ROLE_PASSWORD_KEYS.items():
-            if var not in OPTIONAL_ROLES or env[OPTIONAL_ROLES[var]] == "on":
+        for var, key in layout.ROLE_PASSWORD_KEYS.items():
+            if var not in layout.OPTIONAL_ROLES or env[layout.OPTIONAL_ROLES[var]] == "on":
                 keys[env[var]] = key
         return {
             "host": HOST,
-            "port": int(env[pgconf.PORT_ENV]),
+            "port": int(env[PORT_ENV]),
             "database": env["PG_DATABASE"],
             "sslrootcert": str(self.sslrootcert),
             "passwords": {role: (secrets_dir / key).read_text().strip() for role, key in keys.items()},
@@ -444,33 +439,3 @@ class LocalPod:
             pid = self.postmaster()
             state = "stopped" if pid is None else "orphaned"
         return {"state": state, "pid": pid, "port": self._recorded().get("port")}
-
-
-def cli(argv: list[str], *, synthesize: Synthesize, values_path: Callable[[str | None], Path]) -> int:
-    parser = argparse.ArgumentParser(prog="main.py local", description="Run the database pod on this machine.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="synthesize, start and wait until ready; print connection details as JSON")
-    up.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
-    sync = commands.add_parser("sync-secrets", help="update a running pod's Secret volumes, as the kubelet does")
-    for command in (up, sync):
-        command.add_argument("--secrets", type=Path, required=command is sync,
-                             help="use the Secret manifests in this folder (`secrets generate --out`) instead of the runner's own")
-    for command in (up, sync, commands.add_parser("down", help="fast shutdown"), commands.add_parser("status")):
-        command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
-    args = parser.parse_args(argv)
-    try:
-        pod = LocalPod(args.state)
-        if args.command == "up":
-            pod.prepare(load_values(values_path(args.values)), synthesize, args.secrets)
-            print(json.dumps(pod.start(port=args.port)))
-        elif args.command == "sync-secrets":
-            pod.sync_secrets(args.secrets)
-        elif args.command == "down":
-            pod.stop()
-        else:
-            print(json.dumps(pod.status()))
-    except (LocalPodError, OutputError, ValuesError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -6,18 +6,17 @@ accident. Apply it by hand (`... | kubectl apply -f -`), see README.md, "Backups
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import cdk8s
 
-from constructs.backup import DEFAULT_RESTORE_JOBS, SET_NAME, RestoreJob, RestoreJobProps
-from constructs.values import ChartValues, ValuesError, load_values
+from constructs.restore_job import RestoreJob
+from pgbundle.app import DEFAULT_RESTORE_JOBS, restore_job_props
+from pgbundle.values.models import ChartValues
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# backup.sh names each set by its UTC start time.
+SET_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 
 
 class RestoreError(Exception):
@@ -44,26 +43,6 @@ def restore_manifest(values: ChartValues, *, backup: str, databases: list[str],
     check_request(backup, databases, jobs)
     app = cdk8s.App()
     chart = cdk8s.Chart(app, "restore", disable_resource_name_hashes=True)
-    RestoreJob(chart, "restore", props=RestoreJobProps(
-        namespace=values.global_.namespace, image_pull_policy=values.global_.image_pull_policy,
-        postgres=values.postgres, backup=backup, databases=databases, jobs=jobs))
+    RestoreJob(chart, "restore", props=restore_job_props(values, backup=backup, databases=databases, jobs=jobs))
     text = app.synth_yaml()
     return text if text.endswith("\n") else text + "\n"
-
-
-def cli(argv: list[str], *, values_path: Callable[[str | None], Path]) -> int:
-    """`restore-manifest --backup NAME [--database DB ...] [--jobs N]`: print the restore Job."""
-    parser = argparse.ArgumentParser(prog="main.py restore-manifest",
-                                     description="Print the Job that restores a backup set (see README.md, 'Backups and restores').")
-    parser.add_argument("--values", help="values file (default: $VALUES, else values.yaml)")
-    parser.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
-    parser.add_argument("--database", action="append", default=[], help="database to restore (repeatable; default: all in the set)")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS, help=f"parallel pg_restore jobs (default {DEFAULT_RESTORE_JOBS})")
-    args = parser.parse_args(argv)
-    try:
-        values = load_values(values_path(args.values))
-        sys.stdout.write(restore_manifest(values, backup=args.backup, databases=args.database, jobs=args.jobs))
-    except (ValuesError, RestoreError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -2,17 +2,17 @@
 
 Each alert names its runbook section: README "Runbook" has a heading per alert,
 and `runbook_url` points at its anchor (the alert name in lower case). Every
-metric name used here must be listed in constructs/metric_catalog.py.
+metric name used here must be listed in pgbundle/monitoring/metric_catalog.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from constructs import layout
+from pgbundle import contract as layout
 
 # The backup CronJob's longest gap between runs when the scope does not say
-# (constructs/backup.py longest_interval_seconds derives it from the schedule).
+# (pgbundle/values/cron.py longest_interval_seconds derives it from the schedule).
 BACKUP_INTERVAL_SECONDS = 24 * 3600
 BACKUP_STALE_FACTOR = 1.5
 

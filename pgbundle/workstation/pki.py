@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from constructs import layout
 
 # Letters and digits only: safe in a URL, a shell and a YAML file without quoting.
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -49,31 +48,6 @@ class KeyPair:
         return key
 
 
-def service_names(namespace: str) -> list[str]:
-    """DNS names under which clients reach the database: the Service, the pods
-    behind the headless Service, and localhost (port-forward, local runner)."""
-    names = []
-    for service in (layout.SERVICE, layout.HEADLESS_SERVICE):
-        names += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
-    names += [f"*.{layout.HEADLESS_SERVICE}.{namespace}.svc", f"*.{layout.HEADLESS_SERVICE}.{namespace}.svc.cluster.local"]
-    return names + ["localhost"]
-
-
-def server_dns_names(namespace: str, replicas: int) -> list[str]:
-    """Every name a client may use in a cluster, spelled out (no wildcards) in a
-    fixed order: the Service and the headless Service (short, namespaced, .svc,
-    fully qualified), each pod's stable name behind the headless Service, and
-    localhost. The generated certificate and the cert-manager Certificate both
-    use this list."""
-    names: list[str] = []
-    hosts = [layout.SERVICE, layout.HEADLESS_SERVICE]
-    hosts += [f"{layout.STATEFULSET}-{n}.{layout.HEADLESS_SERVICE}" for n in range(replicas)]
-    for host in hosts:
-        names += [host, f"{host}.{namespace}", f"{host}.{namespace}.svc", f"{host}.{namespace}.svc.cluster.local"]
-    return names + ["localhost"]
-
-
-# Key types the secret generator offers (values: postgres.tls.generator.keyAlgorithm).
 KEY_ALGORITHMS = ("ECDSA-P256", "RSA-3072")
 
 

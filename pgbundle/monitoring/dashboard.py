@@ -1,7 +1,7 @@
 """The Grafana dashboard for the bundled PostgreSQL, built with grafana-foundation-sdk.
 
 Built in code (not pasted JSON) so that every query is an expression the tests can
-parse and check against constructs/metric_catalog.py, and so that the selectors
+parse and check against pgbundle/monitoring/metric_catalog.py, and so that the selectors
 follow the values (namespace). Every metric name used must be listed there.
 """
 
@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from constructs import layout
+from pgbundle import contract as layout
 
 UID = "api-forge-postgres"
 TITLE = "PostgreSQL (api-forge bundled)"
@@ -31,6 +31,16 @@ def _timeseries(title: str, unit: str, *queries: prometheus.Dataquery, width: in
     for query in queries:
         panel = panel.with_target(query)
     return panel
+
+
+def _cache_hit_ratio(ex: str, rate: str, grouping: str = "") -> str:
+    """Share of block reads served from shared buffers; `grouping` such as
+    " by (datname) " splits it per database."""
+
+    def total(metric: str) -> str:
+        return f"sum{grouping}(rate(pg_stat_database_{metric}{{{ex}}}[{rate}]))"
+
+    return f"{total('blks_hit')} / ({total('blks_hit')} + {total('blks_read')})"
 
 
 def _stat(title: str, unit: str, query: prometheus.Dataquery, width: int = 6) -> stat.Panel:
@@ -72,11 +82,7 @@ def build(namespace: str) -> dash.Dashboard:
             _stat(
                 "Cache hit ratio",
                 "percentunit",
-                _query(
-                    f"sum(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) / (sum(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) "
-                    f"+ sum(rate(pg_stat_database_blks_read{{{ex}}}[{rate}])))",
-                    instant=True,
-                ),
+                _query(_cache_hit_ratio(ex, rate), instant=True),
             )
         )
         .with_row(dash.Row("Activity"))
@@ -100,11 +106,7 @@ def build(namespace: str) -> dash.Dashboard:
             _timeseries(
                 "Cache hit ratio",
                 "percentunit",
-                _query(
-                    f"sum by (datname) (rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) / (sum by (datname) "
-                    f"(rate(pg_stat_database_blks_hit{{{ex}}}[{rate}])) + sum by (datname) (rate(pg_stat_database_blks_read{{{ex}}}[{rate}])))",
-                    "{{datname}}",
-                ),
+                _query(_cache_hit_ratio(ex, rate, " by (datname) "), "{{datname}}"),
             )
         )
         .with_panel(

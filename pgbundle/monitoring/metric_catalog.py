@@ -3,15 +3,11 @@
 This is the one place that ties our PromQL to the exporters' real output: a test
 parses every expression and fails on a metric name that is not listed here. When
 the exporter image is upgraded, re-check each name below against that version's
-collectors (and its CHANGELOG's "Metric name changes") and bump EXPORTER_VERSION.
+collectors (and its CHANGELOG's "Metric name changes") and bump EXPORTER_VERSION (pgbundle/contract.py).
 """
 
 from __future__ import annotations
 
-# postgres-exporter release whose collectors (collector/*.go, cmd/postgres_exporter)
-# these names were checked against. v0.20.x moved settings, stat_activity and
-# stat_replication to standalone collectors without renaming their metrics.
-EXPORTER_VERSION = "v0.20.1"
 # kube-state-metrics v2.x (CronJob/Job metrics) and the kubelet's volume stats:
 # stable names across Kubernetes 1.27-1.35.
 KUBE_STATE_METRICS_VERSION = "v2.x (checked against v2.13)"

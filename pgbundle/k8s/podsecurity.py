@@ -1,10 +1,23 @@
 """Pieces every pod of this project shares: the restricted security contexts
-and resource requirements from the values."""
+and resource requirements."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 from imports import k8s
-from constructs.values import ResourcesValues
+from pgbundle.k8s.quantity import quantity
+
+
+class Resources(BaseModel):
+    """A container's requests and limits (quantities such as 500m, 1Gi); all required."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
 
 
 def restricted_container(uid: int) -> k8s.SecurityContext:
@@ -33,11 +46,8 @@ def restricted_pod(uid: int) -> k8s.PodSecurityContext:
     )
 
 
-def resource_requirements(resources: ResourcesValues) -> k8s.ResourceRequirements:
-    def amounts(cpu: str, memory: str) -> dict[str, k8s.Quantity]:
-        return {"cpu": k8s.Quantity.from_string(cpu), "memory": k8s.Quantity.from_string(memory)}
-
+def resource_requirements(resources: Resources) -> k8s.ResourceRequirements:
     return k8s.ResourceRequirements(
-        requests=amounts(resources.requests.cpu, resources.requests.memory),
-        limits=amounts(resources.limits.cpu, resources.limits.memory),
+        requests={"cpu": quantity(resources.cpu_request), "memory": quantity(resources.memory_request)},
+        limits={"cpu": quantity(resources.cpu_limit), "memory": quantity(resources.memory_limit)},
     )

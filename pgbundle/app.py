@@ -1,0 +1,233 @@
+"""From the values to the constructs: each construct's props mapped from the
+values model, and `compose`, which adds one chart per concern to an app.
+
+Constructs never see the values: every decision that depends on them (is TLS
+on, where does the CA come from, which password does a job read) is made here.
+"""
+
+from __future__ import annotations
+
+import cdk8s
+
+from constructs.backup import Backup, BackupProps
+from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
+from constructs.database import Database, DatabaseProps, VolumeClaimProps
+from constructs.exporter import ExporterSidecarProps
+from constructs.metrics import DashboardProps, Metrics, MetricsProps, PrometheusRuleProps, ServiceMonitorProps
+from constructs.namespace import Namespace, NamespaceProps
+from constructs.network import NetworkIsolation, NetworkIsolationProps
+from constructs.restore_job import RestoreJobProps
+from pgbundle import contract as layout
+from pgbundle.k8s.jobs import JobPodProps
+from pgbundle.k8s.objects import SecretFiles
+from pgbundle.k8s.podsecurity import Resources
+from pgbundle.monitoring import alerts
+from pgbundle.pgconf import conf, env, hba
+from pgbundle.synth.gitops import apply_sync_waves
+from pgbundle.synth.policy import apply_policy_annotations
+from pgbundle.values.cron import longest_interval_seconds
+from pgbundle.values.fields import ResourcesValues
+from pgbundle.values.models import ChartValues, PostgresValues, VolumeValues
+from pgbundle.values.network import NetworkPolicyPeer
+
+# Parallel jobs of pg_restore (the database's CPU limit is the usual bound).
+DEFAULT_RESTORE_JOBS = 2
+
+
+# --- where certificates come from ----------------------------------------------
+# Two sources fill the TLS Secret (`postgres.tls.existingSecret`): `secrets
+# generate` writes server.crt/server.key and the CA into its own Secret
+# (`postgres.ca.existingSecret`); cert-manager writes tls.crt/tls.key/ca.crt into
+# the TLS Secret. The items below map either onto the same files in the pod.
+
+
+def uses_cert_manager(pg: PostgresValues) -> bool:
+    return pg.tls.enabled and pg.tls.cert_manager.enabled
+
+
+def tls_files(pg: PostgresValues) -> SecretFiles:
+    """The server key and certificate, as server.key/server.crt whatever the source."""
+    if uses_cert_manager(pg):
+        items = {layout.CERT_MANAGER_CERT_KEY: layout.TLS_CERT_FILE, layout.CERT_MANAGER_KEY_KEY: layout.TLS_KEY_FILE}
+    else:
+        items = {layout.TLS_CERT_FILE: layout.TLS_CERT_FILE, layout.TLS_KEY_FILE: layout.TLS_KEY_FILE}
+    return SecretFiles(secret_name=pg.tls.existing_secret, items=items)
+
+
+def ca_files(pg: PostgresValues, *, optional: bool | None = None) -> SecretFiles:
+    """The CA as ca.crt: from the TLS Secret when cert-manager issues it, so then
+    no object refers to postgres-ca."""
+    if uses_cert_manager(pg):
+        return SecretFiles(secret_name=pg.tls.existing_secret, items={layout.CERT_MANAGER_CA_KEY: layout.CA_CERT_FILE},
+                           optional=optional)
+    return SecretFiles(secret_name=pg.ca.existing_secret, items={layout.CA_CERT_FILE: layout.CA_CERT_FILE},
+                       optional=optional)
+
+
+def client_tls_files(pg: PostgresValues) -> SecretFiles:
+    """The backup job's client certificate as tls.crt/tls.key. cert-manager writes
+    those keys (and ca.crt, not mounted: the CA volume has it); the keys
+    `secrets generate` writes are the file names themselves."""
+    names = (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)
+    keys = (layout.CERT_MANAGER_CERT_KEY, layout.CERT_MANAGER_KEY_KEY) if uses_cert_manager(pg) else names
+    return SecretFiles(secret_name=pg.backup.client_certificate.existing_secret, items=dict(zip(keys, names)))
+
+
+def _issuer_ref(pg: PostgresValues) -> IssuerRef:
+    ref = pg.tls.cert_manager.issuer_ref
+    return IssuerRef(name=ref.name, kind=ref.kind, group=ref.group)
+
+
+def server_certificate_props(namespace: str, labels: dict[str, str], pg: PostgresValues) -> ServerCertificateProps:
+    cm = pg.tls.cert_manager
+    return ServerCertificateProps(
+        name=pg.tls.existing_secret, namespace=namespace, labels=labels, secret_name=pg.tls.existing_secret,
+        dns_names=layout.server_dns_names(namespace, pg.replicas), issuer_ref=_issuer_ref(pg),
+        duration=cm.duration, renew_before=cm.renew_before)
+
+
+def client_certificate_props(namespace: str, labels: dict[str, str], pg: PostgresValues) -> ClientCertificateProps:
+    """The backup job's client certificate: the read-only role, from the server
+    certificate's issuer, into the Secret the job mounts."""
+    cm = pg.tls.cert_manager
+    name = pg.backup.client_certificate.existing_secret
+    return ClientCertificateProps(
+        name=name, namespace=namespace, labels=labels, secret_name=name, user=pg.read_only_username,
+        issuer_ref=_issuer_ref(pg), duration=cm.duration, renew_before=cm.renew_before)
+
+
+# --- the constructs' props -------------------------------------------------------
+
+
+def resources(values: ResourcesValues) -> Resources:
+    return Resources(cpu_request=values.requests.cpu, memory_request=values.requests.memory,
+                     cpu_limit=values.limits.cpu, memory_limit=values.limits.memory)
+
+
+def _volume(volume: VolumeValues, access_mode: str = "ReadWriteOnce") -> VolumeClaimProps:
+    return VolumeClaimProps(size=volume.size, storage_class=volume.storage_class, access_mode=access_mode)
+
+
+def database_props(values: ChartValues) -> DatabaseProps:
+    pg, pull = values.postgres, values.global_.image_pull_policy
+    backups = pg.persistence.backups
+    exporter = None
+    if pg.metrics.enabled:
+        exporter = ExporterSidecarProps(
+            image=pg.metrics.image.reference, database=pg.database, secret_name=pg.secrets.existing_secret,
+            resources=resources(pg.metrics.resources), image_pull_policy=pull)
+    return DatabaseProps(
+        namespace=values.global_.namespace, image=pg.image.reference, version=pg.image.tag,
+        resources=resources(pg.resources),
+        config_files={"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)},
+        environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
+        data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
+        # The CA is only required when client certificates are verified.
+        ca=ca_files(pg, optional=not pg.ca.verify_clients),
+        tls=tls_files(pg) if pg.tls.enabled else None,
+        backups=_volume(backups, backups.access_mode) if backups.enabled else None,
+        pdb_min_available=pg.pod_disruption_budget.min_available if pg.pod_disruption_budget.enabled else None,
+        exporter=exporter, replicas=pg.replicas, image_pull_policy=pull)
+
+
+def job_pod_props(values: ChartValues, *, container: str, script: str, environment: dict[str, str],
+                  password_key: str, backups_read_only: bool) -> JobPodProps:
+    pg = values.postgres
+    return JobPodProps(
+        image=pg.image.reference, container=container, script=script, environment=environment,
+        password=SecretFiles(secret_name=pg.secrets.existing_secret, items={password_key: password_key}),
+        resources=resources(pg.backup.resources), backups_read_only=backups_read_only,
+        ca=ca_files(pg) if pg.tls.enabled else None,
+        client_tls=client_tls_files(pg) if pg.tls.enabled and pg.ca.verify_clients else None,
+        near_database=pg.persistence.backups.access_mode == "ReadWriteOnce",
+        image_pull_policy=values.global_.image_pull_policy)
+
+
+def backup_props(values: ChartValues) -> BackupProps:
+    pg, namespace = values.postgres, values.global_.namespace
+    certificate = None
+    if uses_cert_manager(pg) and pg.ca.verify_clients:
+        certificate = client_certificate_props(
+            namespace, layout.object_labels(layout.BACKUP_COMPONENT, pg.image.tag), pg)
+    return BackupProps(
+        namespace=namespace, version=pg.image.tag, schedule=pg.backup.schedule,
+        timeout_minutes=pg.backup.timeout_minutes, time_zone=pg.backup.time_zone, suspend=pg.backup.suspend,
+        client_certificate=certificate,
+        pod=job_pod_props(values, container=layout.BACKUP_CONTAINER, script="backup.sh",
+                          environment=env.backup_environment(pg), password_key=layout.READ_ONLY_PASSWORD_KEY,
+                          backups_read_only=False))
+
+
+def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
+                      jobs: int = DEFAULT_RESTORE_JOBS) -> RestoreJobProps:
+    pg = values.postgres
+    environment = env.restore_environment(pg, backup=backup, databases=databases, jobs=jobs)
+    return RestoreJobProps(
+        namespace=values.global_.namespace, version=pg.image.tag, backup=backup,
+        pod=job_pod_props(values, container=layout.RESTORE_CONTAINER, script="restore.sh", environment=environment,
+                          password_key=layout.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
+
+
+def _peer(peer: NetworkPolicyPeer) -> dict[str, object]:
+    return peer.model_dump(by_alias=False, exclude_defaults=True)
+
+
+def network_props(values: ChartValues, database: Database) -> NetworkIsolationProps:
+    pg = values.postgres
+    policy = pg.network_policy
+    return NetworkIsolationProps(
+        namespace=values.global_.namespace, labels=database.labels, database_selector=database.selector,
+        replicas=pg.replicas, clients=[[_peer(p) for p in rule.from_] for rule in policy.ingress],
+        dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [])
+
+
+def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
+    pg, namespace = values.postgres, values.global_.namespace
+    metrics = pg.metrics
+    sm, rule, board = metrics.service_monitor, metrics.prometheus_rule, metrics.dashboard
+    rule_props = dashboard_props = None
+    if rule.enabled:
+        scope = alerts.AlertScope(
+            namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
+            backup_interval_seconds=longest_interval_seconds(pg.backup.schedule))
+        rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
+    if board.enabled:
+        from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
+
+        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace), namespace=board.namespace,
+                                         labels=board.labels)
+    return MetricsProps(
+        namespace=namespace, database_selector=database.selector, version=metrics.image.tag,
+        service_monitor=ServiceMonitorProps(interval=sm.interval, scrape_timeout=sm.scrape_timeout, labels=sm.labels)
+        if sm.enabled else None,
+        prometheus_rule=rule_props, dashboard=dashboard_props)
+
+
+# --- composition -----------------------------------------------------------------
+
+
+def compose(app: cdk8s.App, values: ChartValues) -> None:
+    """Add one chart per concern; kubectl applies dist/ in file-name order, so
+    the Namespace file sorts first."""
+    pg = values.postgres
+    namespace = values.global_.namespace
+    if values.global_.create_namespace:
+        Namespace(cdk8s.Chart(app, layout.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
+                  props=NamespaceProps(name=namespace))
+    chart = cdk8s.Chart(app, layout.DATABASE_CHART, disable_resource_name_hashes=True)
+    database = Database(chart, "database", props=database_props(values))
+    if uses_cert_manager(pg):
+        ServerCertificate(chart, "certificate", props=server_certificate_props(namespace, database.labels, pg))
+    if pg.network_policy.enabled:
+        NetworkIsolation(chart, "network", props=network_props(values, database))
+    if pg.backup.enabled:
+        # Applied after the database: the job needs its Service, PVC and scripts.
+        Backup(cdk8s.Chart(app, layout.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
+    if pg.metrics.enabled:
+        # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
+        # Operator's CRDs, so an operator can see and skip them at a glance.
+        Metrics(cdk8s.Chart(app, layout.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
+                props=metrics_props(values, database))
+    # Cross-cutting annotations, last, so they cover every object of every chart.
+    apply_sync_waves(app)
+    apply_policy_annotations(app)

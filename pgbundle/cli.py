@@ -1,0 +1,185 @@
+"""The command line: one argparse tree for the synth and every sub-command.
+
+Every command that reads values takes `--values` (default: $VALUES, else
+values.yaml); commands that write a folder take `--out`. Errors print one
+`error: ...` line on stderr and exit with 2 when the input is bad (values,
+arguments) and with 1 when a sound request could not be carried out.
+Sub-commands load their modules (and cryptography) only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.synth.output import OutputError
+from pgbundle.values.load import ValuesError, load_values, values_warnings
+from pgbundle.values.models import ChartValues
+
+Synthesize = Callable[[ChartValues, Path], None]
+
+
+class Failed(Exception):
+    """A sound request that could not be carried out: exit status 1."""
+
+
+class BadInput(Exception):
+    """A request that cannot be right, whatever the machine: exit status 2."""
+
+
+class Context:
+    """What the commands share: the project folder and how to synthesize."""
+
+    def __init__(self, top: Path, synthesize: Synthesize) -> None:
+        self.top = top
+        self.synthesize = synthesize
+
+    def values(self, args: argparse.Namespace) -> ChartValues:
+        return load_values(Path(getattr(args, "values", None) or os.environ.get("VALUES") or self.top / "values.yaml"))
+
+
+def _synth(ctx: Context, args: argparse.Namespace) -> None:
+    values = ctx.values(args)
+    for warning in values_warnings(values):
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.check:
+        try:
+            ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+        except OutputError as err:
+            raise BadInput(str(err)) from None
+
+
+def _local(ctx: Context, args: argparse.Namespace) -> None:
+    from pgbundle.manifests import ManifestError
+    from pgbundle.workstation import backup_local
+    from pgbundle.workstation.localpod import LocalPod, LocalPodError
+    from pgbundle.workstation.restore_manifest import RestoreError
+
+    try:
+        pod = LocalPod(args.state)
+        if args.command == "up":
+            pod.prepare(ctx.values(args), ctx.synthesize, args.secrets)
+            print(json.dumps(pod.start(port=args.port)))
+        elif args.command == "sync-secrets":
+            pod.sync_secrets(args.secrets)
+        elif args.command == "down":
+            pod.stop()
+        elif args.command == "status":
+            print(json.dumps(pod.status()))
+        elif args.command == "backup":
+            print(json.dumps(backup_local.backup(pod, args.secrets)))
+        else:
+            container = backup_local.restore_container(ctx.values(args), args.backup, args.database, args.jobs)
+            print(json.dumps(backup_local.restore(pod, container)))
+    except RestoreError as err:
+        raise BadInput(str(err)) from None
+    except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError) as err:
+        raise Failed(str(err)) from None
+
+
+def _secrets(ctx: Context, args: argparse.Namespace) -> None:
+    from pgbundle.workstation import secretgen
+
+    if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
+        args.parser.error("--force, --rotate and --prune-ca exclude each other")
+    try:
+        written, notes = secretgen.generate(ctx.values(args), args.out or ctx.top / "secrets", force=args.force,
+                                            rotate=args.rotate, prune_ca=args.prune_ca, forbidden=(ctx.top / "dist",))
+    except secretgen.SecretsError as err:
+        raise Failed(str(err)) from None
+    for path in written:
+        print(f"wrote {path} (mode 0600)")
+    for note in notes:
+        print(f"note: {note}")
+    manifests = [p for p in written if p.suffix == ".yaml"]
+    if manifests:
+        print("apply with:")
+        print("  kubectl apply " + " ".join(f"-f {p}" for p in manifests))
+
+
+def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
+    from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
+
+    try:
+        sys.stdout.write(restore_manifest(ctx.values(args), backup=args.backup, databases=args.database, jobs=args.jobs))
+    except RestoreError as err:
+        raise BadInput(str(err)) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    values = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a sub-command without --values keeps one given before it.
+    values.add_argument("--values", default=argparse.SUPPRESS, help="values file (default: $VALUES, else values.yaml)")
+    top = argparse.ArgumentParser(
+        prog="main.py", parents=[values],
+        description="Load the values, compose the charts, write the manifests.",
+        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore (the database and its backups "
+        "without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
+        "restore Job); each has --help")
+    top.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
+    top.add_argument("--check", action="store_true", help="validate the values and write nothing")
+    top.set_defaults(run=_synth)
+    commands = top.add_subparsers(dest="area")
+
+    local = commands.add_parser("local", help="run the database pod and its jobs on this machine")
+    local.set_defaults(run=_local)
+    pod = local.add_subparsers(dest="command", required=True)
+    up = pod.add_parser("up", parents=[values], help="synthesize, start and wait until ready; print connection details as JSON")
+    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
+    sync = pod.add_parser("sync-secrets", help="update a running pod's Secret volumes, as the kubelet does")
+    for command in (up, sync):
+        command.add_argument("--secrets", type=Path, required=command is sync,
+                             help="use the Secret manifests in this folder (`secrets generate --out`) instead of the runner's own")
+    take = pod.add_parser("backup", help="run the backup CronJob's script now; print JSON")
+    take.add_argument("--secrets", type=Path,
+                      help="the Secret manifests `local up --secrets` used: the client certificate comes from there")
+    give = pod.add_parser("restore", parents=[values], help="run the restore Job's script; print JSON")
+    _restore_arguments(give)
+    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give):
+        command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
+
+    secrets = commands.add_parser("secrets", help="generate the database's Secrets")
+    secrets.set_defaults(run=_secrets)
+    gen = secrets.add_subparsers(dest="command", required=True).add_parser(
+        "generate", parents=[values], help="write Secret manifests (mode 0600) outside dist/")
+    gen.set_defaults(parser=gen)
+    gen.add_argument("--out", type=Path, help="folder (default: secrets/)")
+    gen.add_argument("--force", action="store_true", help="replace existing files (every password changes)")
+    gen.add_argument("--rotate", metavar="KEY",
+                     help="replace one password key (e.g. postgres_app_user_pw), or `tls` (server "
+                          "certificate, and the backup client certificate when clients are verified), "
+                          "`backup-tls` (only the backup client certificate) or `ca` (new CA, trusted "
+                          "beside the old one); keep the rest")
+    gen.add_argument("--prune-ca", action="store_true", help="trust only the newest CA (after --rotate ca, --rotate tls)")
+
+    restore = commands.add_parser("restore-manifest", parents=[values],
+                                  help="print the Job that restores a backup set (see README.md, 'Backups and restores')")
+    restore.set_defaults(run=_restore_manifest)
+    _restore_arguments(restore)
+    return top
+
+
+def _restore_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
+    command.add_argument("--database", action="append", default=[],
+                         help="database to restore (repeatable; default: every dump in the set)")
+    command.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS,
+                         help=f"parallel pg_restore jobs (default {DEFAULT_RESTORE_JOBS})")
+
+
+def main(argv: list[str], *, top: Path, synthesize: Synthesize) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(Context(top, synthesize), args)
+    except Failed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ValuesError, BadInput) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,177 @@
+"""Every name that is a contract: object names, labels, mount paths, Secret keys,
+file modes, ports, uids and DNS names.
+
+The StatefulSet mounts volumes at these paths and passes them to the pod's
+scripts as environment variables; the local pod runner lays the same files out
+under a state folder. Changing a name below replaces a PVC or a Service on the
+next apply: treat it as a breaking change.
+"""
+
+from __future__ import annotations
+
+# Charts, one file `<chart>.k8s.yaml` each in the output folder; kubectl applies
+# them in file-name order. A synth replaces a folder holding only these files.
+NAMESPACE_CHART = "00-namespace"
+DATABASE_CHART = "10-postgres"
+BACKUP_CHART = "20-backup"
+METRICS_CHART = "20-metrics"
+CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART))
+
+# Object names (fixed: no chart prefix, no hash).
+STATEFULSET = "postgres"
+SERVICE = "postgres"
+HEADLESS_SERVICE = "postgres-headless"
+DATA_CLAIM = "postgres-data"  # volumeClaimTemplate; PVCs are postgres-data-postgres-<n>
+BACKUP_CLAIM = "postgres-backups"
+CONFIG_MAP = "postgres-config"  # postgresql.conf, pg_hba.conf
+SCRIPTS_CONFIG_MAP = "postgres-scripts"  # the pod's scripts
+SERVICE_ACCOUNT = "postgres"
+PDB = "postgres"
+NETWORK_POLICY = "postgres"
+CONTAINER = "postgres"
+PORT = 5432
+PORT_NAME = "postgresql"
+
+# The official Debian-based postgres image runs the server as this uid/gid.
+POSTGRES_UID = 999
+
+# The app.kubernetes.io labels every object carries.
+NAME = "postgres"
+PART_OF = "api-forge"
+MANAGED_BY = "cdk8s"
+DATABASE_COMPONENT = "database"
+BACKUP_COMPONENT = "backup"  # the backup and restore jobs' pods; the NetworkPolicy admits them
+METRICS_COMPONENT = "metrics"
+
+# Modes of the files mounted from ConfigMaps and Secrets. Secret files are
+# readable by uid 999 (and the exporter's 65534) through the pod's fsGroup;
+# PostgreSQL and libpq accept such a root-owned key file.
+SECRET_FILE_MODE = 0o440
+CONFIG_FILE_MODE = 0o444
+SCRIPT_FILE_MODE = 0o555
+
+# Mount paths inside the pod.
+DATA_MOUNT = "/var/lib/postgresql/data"
+# A sub-directory keeps initdb away from a volume root's lost+found.
+PGDATA = f"{DATA_MOUNT}/pgdata"
+CONFIG_DIR = "/etc/postgresql"
+SCRIPTS_DIR = "/opt/postgres/scripts"
+SECRETS_DIR = "/etc/postgres/secrets"
+TLS_DIR = "/etc/postgres/tls"
+CA_DIR = "/etc/postgres/ca"
+RUN_DIR = "/var/run/postgresql"  # Unix socket, pid and readiness marker
+TMP_DIR = "/tmp"
+SHM_DIR = "/dev/shm"
+BACKUP_DIR = "/var/lib/postgresql/backups"
+
+# Keys of the passwords Secret (the old chart's names).
+SUPERUSER_PASSWORD_KEY = "postgres_password"
+OWNER_PASSWORD_KEY = "postgres_app_owner_pw"
+APP_PASSWORD_KEY = "postgres_app_user_pw"
+READ_ONLY_PASSWORD_KEY = "postgres_app_ro_pw"
+TEMPORAL_PASSWORD_KEY = "postgres_temporal_pw"
+MONITORING_PASSWORD_KEY = "postgres_monitoring_pw"  # optional key; required when metrics are on
+# The start script's variable naming a role -> the key of that role's password.
+ROLE_PASSWORD_KEYS = {
+    "PG_OWNER_USER": OWNER_PASSWORD_KEY,
+    "PG_APP_USER": APP_PASSWORD_KEY,
+    "PG_READ_ONLY_USER": READ_ONLY_PASSWORD_KEY,
+    "PG_TEMPORAL_USER": TEMPORAL_PASSWORD_KEY,
+    "PG_MONITORING_USER": MONITORING_PASSWORD_KEY,
+}
+# Roles that exist only while a feature is on: role variable -> on/off variable.
+OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_METRICS"}
+
+# File names inside the TLS and CA Secrets.
+TLS_CERT_FILE = "server.crt"
+TLS_KEY_FILE = "server.key"
+CA_CERT_FILE = "ca.crt"
+# Keys of the backup job's client-certificate Secret (postgres-backup-tls), the
+# same whether `secrets generate` or cert-manager writes it; also the file names
+# the job sees.
+CLIENT_CERT_FILE = "tls.crt"
+CLIENT_KEY_FILE = "tls.key"
+
+# Metrics (issue 6): the exporter sidecar and the objects around it.
+EXPORTER_CONTAINER = "postgres-exporter"
+METRICS_PORT = 9187
+METRICS_PORT_NAME = "metrics"
+METRICS_SERVICE = "postgres-metrics"
+SERVICE_MONITOR = "postgres"
+PROMETHEUS_RULE = "postgres"
+DASHBOARD_CONFIG_MAP = "postgres-dashboard"
+MONITORING_ROLE = "monitoring"  # LOGIN, member of pg_monitor only
+# postgres-exporter release (the image tag's default) whose collectors
+# (collector/*.go, cmd/postgres_exporter) pgbundle/monitoring/metric_catalog.py
+# was checked against. v0.20.x moved settings, stat_activity and
+# stat_replication to standalone collectors without renaming their metrics.
+EXPORTER_VERSION = "v0.20.1"
+EXPORTER_UID = 65534  # the exporter image runs as nobody
+EXPORTER_SECRET_DIR = "/etc/postgres-exporter/secrets"
+
+# Backups: the backup alerts select the CronJob's Jobs by its name.
+BACKUP_CRONJOB = "postgres-backup"
+BACKUP_SERVICE_ACCOUNT = "postgres-backup"
+BACKUP_NETWORK_POLICY = "postgres-backup"
+BACKUP_CONTAINER = "backup"
+RESTORE_CONTAINER = "restore"
+RESTORE_JOB_PREFIX = "postgres-restore-"
+# Mount path of the backup job's client certificate (used when ca.verifyClients).
+CLIENT_TLS_DIR = "/etc/postgres/client-tls"
+CLIENT_TLS_VOLUME = "client-tls"
+
+# Keys cert-manager writes into a Certificate's Secret.
+CERT_MANAGER_CERT_KEY = "tls.crt"
+CERT_MANAGER_KEY_KEY = "tls.key"
+CERT_MANAGER_CA_KEY = "ca.crt"
+
+
+def password_keys(*, temporal: bool, metrics: bool) -> list[str]:
+    """Keys of the passwords Secret that start.sh requires, in a fixed order."""
+    optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics}
+    return [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
+
+
+def selector_labels(component: str) -> dict[str, str]:
+    """Labels that select pods. They never change between versions: a
+    StatefulSet's selector is immutable."""
+    return {
+        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/instance": NAME,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def object_labels(component: str, version: str) -> dict[str, str]:
+    return {
+        **selector_labels(component),
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def _qualified(host: str, namespace: str) -> list[str]:
+    return [host, f"{host}.{namespace}", f"{host}.{namespace}.svc", f"{host}.{namespace}.svc.cluster.local"]
+
+
+def service_names(namespace: str) -> list[str]:
+    """DNS names of the local runner's certificate: the Services, any pod behind
+    the headless Service (wildcards), and localhost (port-forward, local runner)."""
+    names = [*_qualified(SERVICE, namespace), *_qualified(HEADLESS_SERVICE, namespace)]
+    names += [f"*.{HEADLESS_SERVICE}.{namespace}.svc", f"*.{HEADLESS_SERVICE}.{namespace}.svc.cluster.local"]
+    return names + ["localhost"]
+
+
+def server_dns_names(namespace: str, replicas: int) -> list[str]:
+    """Every name a client may use in a cluster, spelled out (no wildcards) in a
+    fixed order: the Service and the headless Service (short, namespaced, .svc,
+    fully qualified), each pod's stable name behind the headless Service, and
+    localhost. The generated certificate and the cert-manager Certificate both
+    use this list."""
+    names: list[str] = []
+    hosts = [SERVICE, HEADLESS_SERVICE]
+    hosts += [f"{STATEFULSET}-{n}.{HEADLESS_SERVICE}" for n in range(replicas)]
+    for host in hosts:
+        names += _qualified(host, namespace)
+    return names + ["localhost"]

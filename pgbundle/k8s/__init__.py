@@ -1,0 +1,1 @@
+"""Kubernetes helpers that are not constructs: quantities, restricted pod security, object walking."""

@@ -1,0 +1,100 @@
+"""The pod of the backup and restore jobs: one script from the scripts ConfigMap
+in the database's image, with only the one password it needs, the CA, the
+scripts and the backup volume."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from imports import k8s
+from pgbundle import contract as layout
+from pgbundle.k8s.objects import SecretFiles, secret_volume
+from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
+from pgbundle.k8s.quantity import quantity
+
+
+class JobPodProps(BaseModel):
+    """One job pod running a script against the database."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image: str
+    """Image reference (the database's: it has the client tools) (required)."""
+    container: str
+    """Container name (required)."""
+    script: str
+    """File name in the scripts ConfigMap (required)."""
+    environment: dict[str, str]
+    """The script's environment (required)."""
+    password: SecretFiles
+    """The one password key the script reads (required)."""
+    resources: Resources
+    """Requests and limits (required)."""
+    backups_read_only: bool
+    """Mount the backup volume read-only (required)."""
+    ca: SecretFiles | None = None
+    """The CA as ca.crt, to check the server's certificate. Left out: no TLS."""
+    client_tls: SecretFiles | None = None
+    """The job's client certificate as tls.crt/tls.key. Left out: none (clients are not verified)."""
+    near_database: bool = False
+    """Schedule next to the database pod (a ReadWriteOnce backup volume). Left out: anywhere."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy. Left out: IfNotPresent."""
+    service_account: str = layout.BACKUP_SERVICE_ACCOUNT
+    """Service account. Left out: postgres-backup."""
+
+
+def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
+    """A restricted pod running one script against the database."""
+    uid = layout.POSTGRES_UID
+    mounts = [
+        k8s.VolumeMount(name="scripts", mount_path=layout.SCRIPTS_DIR, read_only=True),
+        k8s.VolumeMount(name="secrets", mount_path=layout.SECRETS_DIR, read_only=True),
+        k8s.VolumeMount(name="backups", mount_path=layout.BACKUP_DIR, read_only=props.backups_read_only),
+        k8s.VolumeMount(name="tmp", mount_path=layout.TMP_DIR),
+    ]
+    volumes = [
+        k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
+            name=layout.SCRIPTS_CONFIG_MAP, default_mode=layout.SCRIPT_FILE_MODE)),
+        secret_volume("secrets", props.password),
+        k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+            claim_name=layout.BACKUP_CLAIM, read_only=props.backups_read_only)),
+        k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("256Mi"))),
+    ]
+    if props.ca is not None:
+        # Required: without the CA the server's certificate cannot be checked.
+        mounts.append(k8s.VolumeMount(name="ca", mount_path=layout.CA_DIR, read_only=True))
+        volumes.append(secret_volume("ca", props.ca))
+    if props.client_tls is not None:
+        mounts.append(k8s.VolumeMount(name=layout.CLIENT_TLS_VOLUME, mount_path=layout.CLIENT_TLS_DIR, read_only=True))
+        volumes.append(secret_volume(layout.CLIENT_TLS_VOLUME, props.client_tls))
+
+    affinity = None
+    if props.near_database:
+        # The database pod mounts the ReadWriteOnce volume too: only a pod on its
+        # node can attach it.
+        affinity = k8s.Affinity(pod_affinity=k8s.PodAffinity(
+            required_during_scheduling_ignored_during_execution=[k8s.PodAffinityTerm(
+                label_selector=k8s.LabelSelector(match_labels=layout.selector_labels(layout.DATABASE_COMPONENT)),
+                topology_key="kubernetes.io/hostname",
+            )]))
+
+    return k8s.PodSpec(
+        service_account_name=props.service_account,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        restart_policy="Never",
+        affinity=affinity,
+        security_context=restricted_pod(uid),
+        containers=[k8s.Container(
+            name=props.container,
+            image=props.image,
+            image_pull_policy=props.image_pull_policy,
+            command=["bash", f"{layout.SCRIPTS_DIR}/{props.script}"],
+            env=[k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()],
+            resources=resource_requirements(props.resources),
+            volume_mounts=mounts,
+            security_context=restricted_container(uid),
+        )],
+        volumes=volumes,
+    )

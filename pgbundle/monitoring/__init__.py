@@ -1,0 +1,1 @@
+"""Monitoring data: the exporter metric catalog, alert rules, the Grafana dashboard."""

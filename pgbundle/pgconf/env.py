@@ -1,0 +1,100 @@
+"""The pod scripts' environments: the contract between the pods (or the local
+pod runner) and constructs/scripts/ (start.sh and probe.sh; backup.sh and
+restore.sh with their libpq settings)."""
+
+from __future__ import annotations
+
+from pgbundle import contract as layout
+from pgbundle.values.models import PostgresValues
+
+# Environment variables the start and probe scripts read. The local pod runner
+# remaps every value that is an absolute path and these two.
+LISTEN_ENV = "PG_LISTEN_ADDRESSES"
+PORT_ENV = "PGPORT"
+
+
+def pod_environment(postgres: PostgresValues) -> dict[str, str]:
+    """Environment variables the start script reads (paths are the pod's)."""
+    env = {
+        "PGDATA": layout.PGDATA,
+        PORT_ENV: str(layout.PORT),
+        LISTEN_ENV: "*",
+        "PG_CONFIG_DIR": layout.CONFIG_DIR,
+        "PG_SCRIPTS_DIR": layout.SCRIPTS_DIR,
+        "PG_SECRETS_DIR": layout.SECRETS_DIR,
+        "PG_RUN_DIR": layout.RUN_DIR,
+        "PG_DATABASE": postgres.database,
+        "PG_SCHEMA": postgres.schema_,
+        "PG_OWNER_USER": postgres.owner_username,
+        "PG_APP_USER": postgres.username,
+        "PG_READ_ONLY_USER": postgres.read_only_username,
+        "PG_TEMPORAL": "on" if postgres.temporal.enabled else "off",
+        "PG_TEMPORAL_USER": postgres.temporal.username,
+        "PG_METRICS": "on" if postgres.metrics.enabled else "off",
+        "PG_MONITORING_USER": layout.MONITORING_ROLE,
+    }
+    if postgres.tls.enabled:
+        env["PG_TLS_DIR"] = layout.TLS_DIR
+    if postgres.ca.verify_clients:
+        env["PG_CA_DIR"] = layout.CA_DIR
+    if postgres.logging.to_file:
+        env["PG_LOG_DIR"] = f"{layout.DATA_MOUNT}/log"
+        env["PG_LOG_RETENTION_DAYS"] = str(postgres.logging.retention_days)
+    return env
+
+
+def connection_environment(pg: PostgresValues, *, user: str, password_key: str,
+                           host: str = layout.SERVICE, port: int = layout.PORT) -> dict[str, str]:
+    """libpq settings of a job: TLS with the server certificate checked against
+    the CA (`verify-full`, never a fallback to plain text), the password from a
+    Secret file."""
+    env = {
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": user,
+        "PG_PASSWORD_FILE": f"{layout.SECRETS_DIR}/{password_key}",
+        "PGCONNECT_TIMEOUT": "10",
+    }
+    if pg.tls.enabled:
+        env["PGSSLMODE"] = "verify-full"
+        env["PGSSLROOTCERT"] = f"{layout.CA_DIR}/{layout.CA_CERT_FILE}"
+        if pg.ca.verify_clients:
+            env["PGSSLCERT"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_CERT_FILE}"
+            env["PGSSLKEY"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_KEY_FILE}"
+    else:
+        # The server has no TLS (values warn about it): asking for it would fail every run.
+        env["PGSSLMODE"] = "disable"
+    return env
+
+
+def backup_environment(pg: PostgresValues) -> dict[str, str]:
+    """The environment backup.sh runs with."""
+    backup = pg.backup
+    env = {
+        **connection_environment(pg, user=pg.read_only_username, password_key=layout.READ_ONLY_PASSWORD_KEY),
+        "PGAPPNAME": layout.BACKUP_CRONJOB,
+        "BACKUP_DIR": layout.BACKUP_DIR,
+        "BACKUP_DATABASES": " ".join(pg.backup_databases),
+        "BACKUP_COMPRESSION": str(backup.compression),
+        "BACKUP_RETENTION_COUNT": str(backup.retention.count),
+        "TMPDIR": layout.TMP_DIR,
+    }
+    if backup.retention.days is not None:
+        env["BACKUP_RETENTION_DAYS"] = str(backup.retention.days)
+    return env
+
+
+def restore_environment(pg: PostgresValues, *, backup: str, databases: list[str], jobs: int) -> dict[str, str]:
+    """The environment restore.sh runs with: the superuser, so that owners and
+    privileges are restored exactly."""
+    env = {
+        **connection_environment(pg, user="postgres", password_key=layout.SUPERUSER_PASSWORD_KEY),
+        "PGAPPNAME": "postgres-restore",
+        "BACKUP_DIR": layout.BACKUP_DIR,
+        "RESTORE_BACKUP": backup,
+        "RESTORE_JOBS": str(jobs),
+        "TMPDIR": layout.TMP_DIR,
+    }
+    if databases:
+        env["RESTORE_DATABASES"] = " ".join(databases)
+    return env

@@ -1,0 +1,1 @@
+"""Post-synth passes over the composed app and writing the output folder."""

@@ -1,0 +1,229 @@
+"""The values file, as a typed model.
+
+Keys follow the old Helm chart's `values.yaml` (camelCase, same nesting) so a
+user can carry their file over; keys the chart never had are documented here.
+Every model forbids unknown keys: a typo such as `replica` is an error, not a
+silently ignored setting. Every field's default is what happens when the key
+is left out. Field types are in fields.py; the larger sections (tls, network,
+backup, metrics) in modules of their own beside this one.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pgbundle.contract import MONITORING_ROLE
+from pgbundle.values.backup import BackupValues
+from pgbundle.values.fields import (
+    Cidr,
+    DnsLabel,
+    ImageValues,
+    PgMemory,
+    PgName,
+    ResourcesValues,
+    StorageSize,
+    Values,
+)
+from pgbundle.values.metrics import MetricsValues
+from pgbundle.values.names import StorageClass
+from pgbundle.values.network import NetworkPolicyValues
+from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
+from pgbundle.values.tuning import Tuning, derive_tuning
+
+
+# --- global ---------------------------------------------------------------
+
+
+class GlobalValues(Values):
+    namespace: DnsLabel = "api-forge-prod"
+    """Namespace of every object. Left out: api-forge-prod."""
+    create_namespace: bool = True
+    """Emit the Namespace object (labelled for the restricted Pod Security
+    Standard). Left out: emitted; set false when the namespace is managed elsewhere."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Pull policy of every container. Left out: IfNotPresent (the tag is pinned)."""
+
+
+
+# --- postgres -------------------------------------------------------------
+
+
+class VolumeValues(Values):
+    enabled: bool = True
+    """Keep this data on a PersistentVolumeClaim. Left out: true."""
+    size: StorageSize
+    storage_class: StorageClass = ""
+    """StorageClass name; "" uses the cluster's default class."""
+
+
+class DataVolumeValues(VolumeValues):
+    size: StorageSize = "20Gi"
+    """Size of each replica's data volume. Left out: 20Gi."""
+
+    @model_validator(mode="after")
+    def _persistent(self) -> DataVolumeValues:
+        if not self.enabled:
+            raise ValueError(
+                "enabled: false would keep the database on an emptyDir and lose it with the "
+                "pod; the data volume is always persistent, remove this key"
+            )
+        return self
+
+
+class BackupVolumeValues(VolumeValues):
+    size: StorageSize = "40Gi"
+    """Size of the backup volume `postgres-backups`. Left out: 40Gi."""
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    """Access mode of `postgres-backups`. With ReadWriteOnce the backup job must
+    run on the database pod's node. Left out: ReadWriteOnce."""
+
+
+class PersistenceValues(Values):
+    data: DataVolumeValues = Field(default_factory=DataVolumeValues)
+    backups: BackupVolumeValues = Field(default_factory=BackupVolumeValues)
+
+
+class LoggingValues(Values):
+    to_file: bool = False
+    """Also keep log files on the data volume. Left out: JSON lines on stderr only,
+    which the cluster's log pipeline collects."""
+    retention_days: int = Field(default=7, ge=1, le=365)
+    """Days of log files kept when `toFile` is true. Left out: 7."""
+
+
+ParameterValue = str | int | float | bool
+
+
+class ConfigValues(Values):
+    max_connections: int = Field(default=200, ge=10, le=10000)
+    """`max_connections`. Left out: 200, as in the old chart."""
+    shared_buffers: PgMemory | None = None
+    """Left out: a quarter of `resources.limits.memory`."""
+    effective_cache_size: PgMemory | None = None
+    """Left out: three quarters of `resources.limits.memory`."""
+    work_mem: PgMemory | None = None
+    """Left out: sized so that max_connections x work_mem fits beside shared_buffers."""
+    maintenance_work_mem: PgMemory | None = None
+    """Left out: derived from the memory limit (at most 1GB)."""
+    parameters: dict[str, ParameterValue] = {}
+    """Any other postgresql.conf setting, written last so it overrides. Names and
+    values are checked against the image's PostgreSQL major, and settings the
+    product owns are refused (pgbundle/values/parameters.py). Left out: none."""
+
+
+class PodDisruptionBudgetValues(Values):
+    enabled: bool = True
+    min_available: int = Field(default=1, ge=0)
+    """Pods kept through voluntary disruptions. Left out: 1."""
+
+
+
+class TemporalValues(Values):
+    enabled: bool = False
+    """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
+    username: PgName = "temporal"
+    """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
+
+
+
+class PostgresValues(Values):
+    image: ImageValues = Field(default_factory=ImageValues)
+    replicas: int = Field(default=1, ge=1)
+    """Database pods. Left out: 1. Only 1 is supported until streaming replication exists."""
+    database: PgName = "appdb"
+    """Application database. Left out: appdb."""
+    schema_: PgName = Field(default="app", alias="schema")
+    """Application schema, owned by the owner role. Left out: app."""
+    username: PgName = "appuser"
+    """Runtime read/write role. Left out: appuser."""
+    owner_username: PgName = "appowner"
+    """NOLOGIN role that owns the database and schema. Left out: appowner."""
+    read_only_username: PgName = "backupuser"
+    """Read-only role (backups, reporting). Left out: backupuser."""
+    resources: ResourcesValues = Field(default_factory=ResourcesValues)
+    persistence: PersistenceValues = Field(default_factory=PersistenceValues)
+    config: ConfigValues = Field(default_factory=ConfigValues)
+    logging: LoggingValues = Field(default_factory=LoggingValues)
+    tls: TlsValues = Field(default_factory=TlsValues)
+    ca: CaValues = Field(default_factory=CaValues)
+    secrets: SecretsValues = Field(default_factory=SecretsValues)
+    pod_disruption_budget: PodDisruptionBudgetValues = Field(default_factory=PodDisruptionBudgetValues)
+    network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
+    temporal: TemporalValues = Field(default_factory=TemporalValues)
+    backup: BackupValues = Field(default_factory=BackupValues)
+    metrics: MetricsValues = Field(default_factory=MetricsValues)
+    allowed_cidrs: list[Cidr] = Field(
+        default=["0.0.0.0/0", "::/0"], min_length=1
+    )
+    """Client networks pg_hba.conf admits over TCP (TLS and SCRAM still required).
+    Left out: every IPv4 and IPv6 address, because the NetworkPolicy is the
+    pod-level filter and pod addresses change."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PostgresValues:
+        if self.replicas > 1:
+            raise ValueError(
+                f"replicas: {self.replicas} is not supported yet: without streaming replication "
+                "every replica would be an independent database behind one Service, splitting "
+                "writes between them. Use replicas: 1"
+            )
+        roles = [self.username, self.owner_username, self.read_only_username]
+        if self.temporal.enabled:
+            roles.append(self.temporal.username)
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"username: the role names must all differ, got {roles}")
+        pdb = self.pod_disruption_budget
+        if pdb.enabled and pdb.min_available > self.replicas:
+            raise ValueError(
+                f"podDisruptionBudget.minAvailable: {pdb.min_available} is above replicas "
+                f"({self.replicas}): the budget could never be met; use at most {self.replicas}"
+            )
+        if not self.tls.enabled and self.ca.verify_clients:
+            raise ValueError("ca.verifyClients: true needs tls.enabled: true (client certificates travel in TLS)")
+        if self.backup.enabled and not self.persistence.backups.enabled:
+            raise ValueError(
+                "backup.enabled: true needs persistence.backups.enabled: true (the backup job writes "
+                "to the postgres-backups volume); enable the volume or set backup.enabled: false"
+            )
+        if not self.tls.enabled and self.tls.cert_manager.enabled:
+            raise ValueError("tls.certManager.enabled: true needs tls.enabled: true (cert-manager issues the server certificate)")
+        self.tuning  # noqa: B018 - raises "config: ..." naming the fields when they do not fit
+        return self
+
+
+    @model_validator(mode="after")
+    def _monitoring_role_free(self) -> PostgresValues:
+        # The exporter's role is fixed (its grants are the point): no other role may take its name.
+        taken = {"username": self.username, "ownerUsername": self.owner_username,
+                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+        for key, role in taken.items():
+            if self.metrics.enabled and role == MONITORING_ROLE:
+                raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
+        return self
+
+
+    @cached_property
+    def tuning(self) -> Tuning:
+        """Memory and worker settings derived from the limits (computed once)."""
+        return derive_tuning(self.config, memory_limit=self.resources.limits.memory,
+                             cpu_limit=self.resources.limits.cpu, data_size=self.persistence.data.size)
+
+    @property
+    def backup_databases(self) -> list[str]:
+        """The databases the backup job dumps (`backup.databases`, else the defaults)."""
+        if self.backup.databases is not None:
+            return list(self.backup.databases)
+        found = [self.database]
+        if self.temporal.enabled:
+            found += ["temporal", "temporal_visibility"]
+        return found
+
+
+class ChartValues(Values):
+    """The whole values file."""
+
+    global_: GlobalValues = Field(default_factory=GlobalValues, alias="global")
+    postgres: PostgresValues = Field(default_factory=PostgresValues)

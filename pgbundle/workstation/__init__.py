@@ -1,0 +1,1 @@
+"""Tools run on a workstation, above the chart code and never imported by it."""
