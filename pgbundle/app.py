@@ -14,6 +14,7 @@ from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCert
 from constructs.database import Database, DatabaseProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
 from constructs.metrics import DashboardProps, Metrics, MetricsProps, PrometheusRuleProps, ServiceMonitorProps
+from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.restore_job import RestoreJobProps
@@ -166,6 +167,24 @@ def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
         namespace=values.global_.namespace, version=pg.image.tag, backup=backup,
         pod=job_pod_props(values, container=layout.RESTORE_CONTAINER, script="restore.sh", environment=environment,
                           password_key=layout.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
+
+
+def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
+                        argo_presync: bool = False, client_secret: str | None = None,
+                        annotations: dict[str, str] | None = None) -> MigrationJobProps:
+    """The schema-migration Job: the application's image as the migration role.
+    `client_secret` is the Secret with its client certificate (tls.crt, tls.key),
+    mounted only when the server verifies clients."""
+    pg = values.postgres
+    client_tls = None
+    if pg.tls.enabled and pg.ca.verify_clients and client_secret is not None:
+        names = (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)
+        client_tls = SecretFiles(secret_name=client_secret, items=dict(zip(names, names)))
+    return MigrationJobProps(
+        namespace=values.global_.namespace, name=name, version=pg.image.tag, image=image, command=command,
+        environment=env.migration_environment(pg), password_secret=pg.secrets.existing_secret,
+        password_key=layout.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
+        client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
 
 
 def _peer(peer: NetworkPolicyPeer) -> dict[str, object]:

@@ -443,15 +443,15 @@ def test_restore_refuses_a_damaged_set(pod, empty_backups):
 def test_temporal_databases_are_backed_up_and_restored(pods):
     values = {"postgres": {"temporal": {"enabled": True}}}
     pod = pods("temporal", values)
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         conn.execute("CREATE TABLE executions (id int); INSERT INTO executions SELECT generate_series(1, 10)")
     taken = backup(pod)
     names = sorted(Path(f).name for f in taken["files"])
     assert {"appdb.dump", "temporal.dump", "temporal_visibility.dump"} <= set(names)
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         conn.execute("DELETE FROM executions")
     restore(pod, restore_container(parse_values(values), taken["set"], ["temporal"]))
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         assert conn.execute("SELECT count(*) FROM executions").fetchone() == (10,)
 
 

@@ -18,7 +18,10 @@ from pss import CONTROLS, violations
 from variants import POLICY_VARIANTS, synth_variant
 
 # Sub-commands of main.py (with arguments) that print manifests to apply by hand.
-PRINTED_MANIFEST_COMMANDS = [["restore-manifest", "--backup", "20260101T020000Z"]]
+PRINTED_MANIFEST_COMMANDS = [
+    ["restore-manifest", "--backup", "20260101T020000Z"],
+    ["migrate-manifest", "--image", "ghcr.io/example/api:1.2.3", "--", "alembic", "upgrade", "head"],
+]
 
 
 def pod_templates(docs: list[dict]) -> list[tuple[str, dict]]:

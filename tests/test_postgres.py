@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import pytest
 
 import main
 from conftest import connect, log_records, restart
+from pgbundle.values.load import parse_values
 from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 
@@ -90,7 +92,7 @@ def test_verify_full_with_the_generated_ca_succeeds(pod):
 def test_every_password_is_a_scram_verifier(pod):
     with connect(pod, "postgres") as conn:
         stored = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL"))
-    assert set(stored) == {"postgres", "appowner", "appuser", "backupuser", "monitoring"}
+    assert set(stored) == {"postgres", "appowner", "appuser", "backupuser", "appmigrator", "monitoring"}
     assert all(re.match(r"^SCRAM-SHA-256\$4096:[^$]+\$[^:]+:.+$", v) for v in stored.values()), stored
 
 
@@ -230,7 +232,7 @@ def test_logs_on_stderr_are_json_lines(pod):
 def test_no_temporal_databases_when_temporal_is_off(pod):
     with connect(pod, "postgres") as conn:
         assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'temporal%'").fetchall() == []
-        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'temporal'").fetchall() == []
+        assert conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'temporal%'").fetchall() == []
 
 
 # --- restarts, rotation, shutdown ------------------------------------------------------
@@ -325,16 +327,6 @@ def test_sigterm_shuts_down_cleanly_and_the_next_start_needs_no_recovery(pods):
 # --- other configurations --------------------------------------------------------------
 
 
-def test_temporal_databases_belong_to_the_temporal_user(pods):
-    pod = pods("temporal", {"postgres": {"temporal": {"enabled": True}}})
-    for database in ("temporal", "temporal_visibility"):
-        with connect(pod, "temporal", dbname=database) as conn:
-            conn.execute("CREATE TABLE schema_check (id int)")
-            conn.execute("INSERT INTO schema_check VALUES (1)")
-    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        connect(pod, "appuser", dbname="temporal")
-
-
 def test_verify_clients_requires_a_certificate_from_the_ca(pods):
     pod = pods("verify-clients", {"postgres": {"ca": {"verifyClients": True}}})
     with pytest.raises(psycopg.OperationalError, match="certificate"):
@@ -390,6 +382,7 @@ def test_cli_up_status_down():
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
         assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert set(info["passwords"]) == {"postgres", "appowner", "appuser", "backupuser", "appmigrator", "monitoring"}
         assert json.loads(local("status").stdout)["state"] == "ready"
         with psycopg.connect(host=info["host"], port=info["port"], dbname=info["database"], user="appuser",
                              password=info["passwords"]["appuser"], sslmode="verify-full",
@@ -419,3 +412,47 @@ def test_without_tls_tcp_still_needs_the_password(pods):
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (False,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         connect(pod, "appuser", sslmode="disable", password="wrong")
+
+
+# --- a stable local port ----------------------------------------------------------------
+
+
+def test_restart_keeps_the_port_unless_told_otherwise(pods):
+    pod = pods("port")
+    port = pod.connection_info()["port"]
+    restart(pod)
+    assert pod.connection_info()["port"] == port
+    pod.stop()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        chosen = other.getsockname()[1]
+    pod.start(port=chosen)
+    assert pod.connection_info()["port"] == chosen
+    with connect(pod, "appuser") as conn:
+        assert conn.execute("SELECT inet_server_port()").fetchone() == (chosen,)
+
+
+def test_a_taken_port_is_named(pods):
+    pod = pods("port-taken")
+    port = pod.connection_info()["port"]
+    pod.stop()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(LocalPodError, match=f"port {port} on 127.0.0.1 is in use: .* pass --port"):
+            pod.start()
+    pod.start()
+    assert pod.connection_info()["port"] == port
+
+
+def test_up_adds_a_secret_key_an_older_state_lacks(pods):
+    # A state folder made before the migration role: `up` adds its key and keeps the others.
+    pod = pods("older-state", start=False)
+    secrets = pod.host_path("/etc/postgres/secrets")
+    (secrets / "postgres_app_migrator_pw").unlink()
+    kept = (secrets / "postgres_app_user_pw").read_text()
+    pod.prepare(parse_values({}), main.synthesize)
+    assert (secrets / "postgres_app_user_pw").read_text() == kept
+    pod.start()
+    with connect(pod, "appmigrator") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("appowner",)

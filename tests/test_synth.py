@@ -132,7 +132,8 @@ BAD_INPUT |= {
         re.escape(f"{path if path.startswith('global.') else 'postgres.' + path}: {value + chr(10)!r} is not"))
     for path, value in [
         ("global.namespace", "api-forge-prod"), ("database", "appdb"), ("schema", "app"), ("username", "appuser"),
-        ("ownerUsername", "appowner"), ("readOnlyUsername", "backupuser"), ("temporal.username", "temporal"),
+        ("ownerUsername", "appowner"), ("readOnlyUsername", "backupuser"), ("migratorUsername", "appmigrator"),
+        ("temporal.username", "temporaluser"), ("temporal.ownerUsername", "temporalowner"),
         ("secrets.existingSecret", "postgres-secrets"), ("tls.existingSecret", "postgres-tls"),
         ("ca.existingSecret", "postgres-ca"), ("persistence.backups.storageClass", "standard"),
         ("metrics.dashboard.namespace", "monitoring"),

@@ -31,6 +31,37 @@ def test_defaults_follow_the_old_chart():
     assert p.image.reference == "postgres:17.6-bookworm"
 
 
+def test_role_defaults_are_api_forges():
+    p = parse_values({}).postgres
+    assert (p.migrator_username, p.temporal.username, p.temporal.owner_username, p.temporal.previous_username) == (
+        "appmigrator", "temporaluser", "temporalowner", None)
+
+
+def test_migrator_name_must_differ_from_the_others():
+    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ.*'appowner'.*'appowner'"):
+        parse_values(pg(migratorUsername="appowner"))
+
+
+def test_migrator_cannot_take_the_exporters_role():
+    with pytest.raises(ValuesError, match=r"postgres\.migratorUsername: 'monitoring' is the metrics exporter's role"):
+        parse_values(pg(migratorUsername="monitoring"))
+
+
+def test_one_temporal_role_may_own_and_log_in():
+    p = parse_values(pg(temporal={"enabled": True, "username": "temporal", "ownerUsername": "temporal"})).postgres
+    assert p.temporal.username == p.temporal.owner_username == "temporal"
+
+
+def test_temporal_roles_must_differ_from_the_application_roles():
+    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ"):
+        parse_values(pg(temporal={"enabled": True, "ownerUsername": "appowner"}))
+
+
+def test_previous_temporal_owner_must_be_another_role():
+    with pytest.raises(ValuesError, match=r"postgres\.temporal\.previousUsername: 'temporaluser' is a current Temporal role"):
+        parse_values(pg(temporal={"enabled": True, "previousUsername": "temporaluser"}))
+
+
 def test_shipped_values_file_equals_the_defaults():
     assert load_values(Path(__file__).parent.parent / "values.yaml") == parse_values({})
 
@@ -229,7 +260,8 @@ NAME_FIELDS = {
     "global.namespace": "api-forge-prod",
     "postgres.database": "appdb", "postgres.schema": "app", "postgres.username": "appuser",
     "postgres.ownerUsername": "appowner", "postgres.readOnlyUsername": "backupuser",
-    "postgres.temporal.username": "temporal",
+    "postgres.temporal.username": "temporaluser", "postgres.temporal.ownerUsername": "temporalowner",
+    "postgres.migratorUsername": "appmigrator",
     "postgres.tls.existingSecret": "postgres-tls", "postgres.ca.existingSecret": "postgres-ca",
     "postgres.secrets.existingSecret": "postgres-secrets",
     "postgres.backup.clientCertificate.existingSecret": "postgres-backup-tls",

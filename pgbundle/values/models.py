@@ -124,8 +124,27 @@ class PodDisruptionBudgetValues(Values):
 class TemporalValues(Values):
     enabled: bool = False
     """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
-    username: PgName = "temporal"
-    """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
+    username: PgName = "temporaluser"
+    """LOGIN role Temporal connects and migrates as (USAGE and CREATE on `public` in
+    both databases, nothing in the application database); its password is
+    `postgres_temporal_pw`. Left out: temporaluser, as in the old chart and api-forge."""
+    owner_username: PgName = "temporalowner"
+    """NOLOGIN role that owns both Temporal databases. Left out: temporalowner. Set it
+    equal to `username` to keep the earlier single-role model (one LOGIN role owns
+    the databases), as examples/temporal-single-role.yaml does."""
+    previous_username: PgName | None = None
+    """A LOGIN role that owned the Temporal databases and their tables before (the
+    single-role model): on every start its objects there are handed to `username`
+    and it can no longer log in. Left out: none."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TemporalValues:
+        if self.previous_username is not None and self.previous_username in (self.username, self.owner_username):
+            raise ValueError(
+                f"previousUsername: {self.previous_username!r} is a current Temporal role; name the role "
+                "that owned the databases before, or leave the key out"
+            )
+        return self
 
 
 
@@ -143,6 +162,10 @@ class PostgresValues(Values):
     """NOLOGIN role that owns the database and schema. Left out: appowner."""
     read_only_username: PgName = "backupuser"
     """Read-only role (backups, reporting). Left out: backupuser."""
+    migrator_username: PgName = "appmigrator"
+    """LOGIN role for schema migrations: a member of the owner role whose sessions act
+    as the owner with the schema first on the search path; its password is
+    `postgres_app_migrator_pw`. Left out: appmigrator."""
     resources: ResourcesValues = Field(default_factory=ResourcesValues)
     persistence: PersistenceValues = Field(default_factory=PersistenceValues)
     config: ConfigValues = Field(default_factory=ConfigValues)
@@ -170,9 +193,12 @@ class PostgresValues(Values):
                 "every replica would be an independent database behind one Service, splitting "
                 "writes between them. Use replicas: 1"
             )
-        roles = [self.username, self.owner_username, self.read_only_username]
+        roles = [self.username, self.owner_username, self.read_only_username, self.migrator_username]
         if self.temporal.enabled:
-            roles.append(self.temporal.username)
+            # One role may both own and use the Temporal databases (the single-role model).
+            roles += sorted({self.temporal.username, self.temporal.owner_username})
+            if self.temporal.previous_username is not None:
+                roles.append(self.temporal.previous_username)
         if len(set(roles)) != len(roles):
             raise ValueError(f"username: the role names must all differ, got {roles}")
         pdb = self.pod_disruption_budget
@@ -198,7 +224,10 @@ class PostgresValues(Values):
     def _monitoring_role_free(self) -> PostgresValues:
         # The exporter's role is fixed (its grants are the point): no other role may take its name.
         taken = {"username": self.username, "ownerUsername": self.owner_username,
-                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+                 "readOnlyUsername": self.read_only_username, "migratorUsername": self.migrator_username,
+                 "temporal.username": self.temporal.username,
+                 "temporal.ownerUsername": self.temporal.owner_username,
+                 "temporal.previousUsername": self.temporal.previous_username}
         for key, role in taken.items():
             if self.metrics.enabled and role == MONITORING_ROLE:
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")

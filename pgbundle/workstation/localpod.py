@@ -14,7 +14,9 @@ State folder:
   pod.json   pid and port of the running start script
 
 Secret files that exist are kept, so a state folder can be restarted with its
-data, and a test can rotate a password by replacing its file before `up`.
+data, and a test can rotate a password by replacing its file before `up`; a
+key the values need and the folder lacks is added. A restarted state keeps the
+port it had unless `--port` names another.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
@@ -75,6 +77,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the server binds: a port left in TIME_WAIT by the previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 class LocalPod:
@@ -238,11 +251,11 @@ class LocalPod:
         return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
 
     def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
-        # A filled folder is kept: a restart keeps its passwords and a test may have replaced a file.
-        if any(folder.iterdir()):
-            return
+        # Files that exist are kept (a restart keeps its passwords, a test may have
+        # replaced one); only keys that are missing, such as a new role's, are written.
         for key, data in source().items():
-            self._write(folder / key, data, 0o600)
+            if not (folder / key).exists():
+                self._write(folder / key, data, 0o600)
 
     def sync_secrets(self, secrets_dir: Path) -> None:
         """Project the Secret manifests in `secrets_dir` into every Secret volume, as
@@ -353,9 +366,17 @@ class LocalPod:
         return self.run(["bash", str(script), kind], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def start(self, port: int | None = None, timeout: float = 120) -> dict:
-        """Start the pod's start script and wait until the readiness probe passes."""
+        """Start the pod's start script and wait until the readiness probe passes.
+
+        The port: `port`, else the one this state had before (clients keep their
+        connection strings across restarts), else a free one."""
         self._refuse_if_running()
-        self.pod_file.write_text(json.dumps({"port": port or free_port()}))
+        port = port or self._recorded().get("port")
+        if port is None:
+            port = free_port()
+        elif not port_is_free(port):
+            raise LocalPodError(f"port {port} on {HOST} is in use: stop what listens there, or pass --port")
+        self.pod_file.write_text(json.dumps({"port": port}))
         env = self.environment()
         _, main = self._container(self.manifests())
         command = self.host_command(main)
