@@ -231,9 +231,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     pg = values.postgres
     namespace = values.global_.namespace
     if values.global_.create_namespace:
-        Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",
+        Namespace(cdk8s.Chart(app, layout.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
                   props=NamespaceProps(name=namespace))
-    chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
+    chart = cdk8s.Chart(app, layout.DATABASE_CHART, disable_resource_name_hashes=True)
     database = Database(chart, "database", props=database_props(values))
     if uses_cert_manager(pg):
         ServerCertificate(chart, "certificate", props=server_certificate_props(namespace, database.labels, pg))
@@ -241,11 +241,11 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         NetworkIsolation(chart, "network", props=network_props(values, database))
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
-        Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup", props=backup_props(values))
+        Backup(cdk8s.Chart(app, layout.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.
-        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+        Metrics(cdk8s.Chart(app, layout.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
                 props=metrics_props(values, database))
     # Cross-cutting annotations, last, so they cover every object of every chart.
     apply_sync_waves(app)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pgbundle import contract as layout
 from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
 
@@ -48,7 +49,10 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
     for warning in values_warnings(values):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.check:
-        ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+        try:
+            ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+        except OutputError as err:
+            raise BadInput(str(err)) from None
 
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
@@ -80,7 +84,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             print(json.dumps(backup_local.restore(pod, container)))
     except (RestoreError, MigrateError) as err:
         raise BadInput(str(err)) from None
-    except (LocalPodError, backup_local.LocalJobError, ManifestError) as err:
+    except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError) as err:
         raise Failed(str(err)) from None
 
 

@@ -9,6 +9,14 @@ next apply: treat it as a breaking change.
 
 from __future__ import annotations
 
+# Charts, one file `<chart>.k8s.yaml` each in the output folder; kubectl applies
+# them in file-name order. A synth replaces a folder holding only these files.
+NAMESPACE_CHART = "00-namespace"
+DATABASE_CHART = "10-postgres"
+BACKUP_CHART = "20-backup"
+METRICS_CHART = "20-metrics"
+CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART))
+
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
 SERVICE = "postgres"

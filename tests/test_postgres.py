@@ -37,26 +37,49 @@ def test_non_tls_tcp_is_rejected(pod):
         connect(pod, "appuser", sslmode="disable")
 
 
-def test_tls_1_1_is_rejected(pod):
-    # libpq cannot even offer TLS 1.1 with modern OpenSSL; openssl s_client can (SECLEVEL=0).
+def s_client(pod: LocalPod, *options: str) -> str:
+    """What `openssl s_client` prints when it opens TLS to the pod with these options."""
     info = pod.connection_info()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres",
-         "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
         input="", capture_output=True, text=True, timeout=30,
     )
-    assert "alert protocol version" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_tls_1_1_is_rejected(pod):
+    # libpq cannot even offer TLS 1.1 with modern OpenSSL; openssl s_client can (SECLEVEL=0).
+    assert "alert protocol version" in s_client(pod, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
     with connect(pod, "postgres") as conn:
         assert conn.execute("SHOW ssl_min_protocol_version").fetchone() == ("TLSv1.2",)
 
 
 def test_tls_1_2_is_accepted(pod):
-    info = pod.connection_info()
-    result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", "-tls1_2"],
-        input="", capture_output=True, text=True, timeout=30,
-    )
-    assert "Protocol  : TLSv1.2" in result.stdout
+    assert "Protocol  : TLSv1.2" in s_client(pod, "-tls1_2")
+
+
+# CBC suites with SHA-1 MACs, for ECDSA and RSA certificates, with and without ECDHE.
+CBC_SHA1_SUITES = ("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:"
+                   "AES128-SHA:AES256-SHA")
+
+
+def test_tls_1_2_refuses_a_client_that_offers_only_cbc_sha1_suites(pod):
+    # The server's own refusal (alert 40, handshake failure): the client did offer
+    # the suites. A server with PostgreSQL's default ssl_ciphers accepts
+    # ECDHE-ECDSA-AES256-SHA from this very command.
+    printed = s_client(pod, "-tls1_2", "-cipher", CBC_SHA1_SUITES)
+    assert "alert handshake failure" in printed and "SSL alert number 40" in printed
+    assert "Cipher is (NONE)" in printed
+
+
+@pytest.mark.parametrize("options, negotiated", [
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"], "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"], "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384"),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], "New, TLSv1.2, Cipher is ECDHE-ECDSA-CHACHA20-POLY1305"),
+    (["-tls1_3"], "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"),
+], ids=["tls1.2-aes128-gcm", "tls1.2-aes256-gcm", "tls1.2-chacha20", "tls1.3"])
+def test_aead_suites_are_accepted(pod, options, negotiated):
+    assert negotiated in s_client(pod, *options)
 
 
 def handshake(pod: LocalPod, *options: str) -> str:
@@ -226,6 +249,27 @@ def test_backupuser_cannot_write(pod, statement, error, message):
     with connect(pod, "backupuser") as conn:
         with pytest.raises(error, match=f"^{message}(\n|$)"):  # the whole first line of the error
             conn.execute(statement)
+
+
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+@pytest.mark.parametrize("user", ["appuser", "backupuser", "monitoring"])
+def test_app_roles_cannot_connect_to_the_maintenance_databases(pod, user, database):
+    with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{database}"'):
+        connect(pod, user, dbname=database)
+
+
+def test_nobody_but_the_superuser_may_connect_or_create_temp_tables_in_the_maintenance_databases(pod):
+    with connect(pod, "postgres") as conn:
+        granted = conn.execute(
+            "SELECT d.datname, r.rolname, p.privilege FROM pg_database d "
+            "CROSS JOIN (SELECT rolname FROM pg_roles UNION ALL SELECT 'public') r "
+            "CROSS JOIN unnest(ARRAY['CONNECT', 'TEMPORARY']) p(privilege) "
+            "WHERE d.datname IN ('postgres', 'template1') AND r.rolname <> 'postgres' "
+            "AND has_database_privilege(r.rolname, d.oid, p.privilege)").fetchall()
+        # The application database still grants what the application needs.
+        app = conn.execute("SELECT has_database_privilege('appuser', 'appdb', 'CONNECT, TEMPORARY')").fetchone()
+    assert granted == []
+    assert app == (True,)
 
 
 def test_appowner_cannot_log_in(pod):

@@ -106,6 +106,10 @@ WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
 
 -- Databases -----------------------------------------------------------------
 
+-- The maintenance databases are the superuser's alone: by default every role
+-- may connect to them and create temporary tables there.
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
+
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner_user')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \gexec
 ALTER DATABASE :"database" OWNER TO :"owner_user";

@@ -96,7 +96,11 @@ if [[ -n ${PG_LOG_DIR:-} ]]; then
     }
     delete_old_logs
     (
-        while sleep 3600; do
+        # Stopped with the script: its sleep must not outlive it.
+        trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
+        while true; do
+            sleep 3600 &
+            wait $!
             delete_old_logs
         done
     ) &

@@ -29,7 +29,8 @@ def _literal(value: str | int | float | bool) -> str:
         return "on" if value else "off"
     if isinstance(value, (int, float)):
         return str(value)
-    return "'" + value.replace("'", "''") + "'"
+    # The config file reader takes backslash escapes (\n, \t, octal) inside quotes.
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float | bool]:

@@ -10,7 +10,6 @@ backup, metrics) in modules of their own beside this one.
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import Literal
 
@@ -29,6 +28,7 @@ from pgbundle.values.fields import (
     Values,
 )
 from pgbundle.values.metrics import MetricsValues
+from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
 from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
 from pgbundle.values.tuning import Tuning, derive_tuning
@@ -55,7 +55,7 @@ class VolumeValues(Values):
     enabled: bool = True
     """Keep this data on a PersistentVolumeClaim. Left out: true."""
     size: StorageSize
-    storage_class: str = ""
+    storage_class: StorageClass = ""
     """StorageClass name; "" uses the cluster's default class."""
 
 
@@ -109,39 +109,9 @@ class ConfigValues(Values):
     maintenance_work_mem: PgMemory | None = None
     """Left out: derived from the memory limit (at most 1GB)."""
     parameters: dict[str, ParameterValue] = {}
-    """Any other postgresql.conf setting, written last so it overrides. Left out: none."""
-
-    @model_validator(mode="after")
-    def _parameter_names(self) -> ConfigValues:
-        for name in self.parameters:
-            if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
-                raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
-            if name in _SIZED_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} takes part in the memory check; set config.{_SIZED_PARAMETERS[name]} instead"
-                )
-            if name in _COMMAND_LINE_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} is set by the start script on the server's command line, "
-                    "which overrides postgresql.conf; remove it"
-                )
-        return self
-
-
-
-_SIZED_PARAMETERS = {
-    "max_connections": "maxConnections",
-    "shared_buffers": "sharedBuffers",
-    "effective_cache_size": "effectiveCacheSize",
-    "work_mem": "workMem",
-    "maintenance_work_mem": "maintenanceWorkMem",
-}
-# Locations the start script passes with -c (see constructs/scripts/start.sh).
-_COMMAND_LINE_PARAMETERS = {
-    "config_file", "hba_file", "data_directory", "port", "listen_addresses",
-    "unix_socket_directories", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "log_directory",
-}
-
+    """Any other postgresql.conf setting, written last so it overrides. Names and
+    values are checked against the image's PostgreSQL major, and settings the
+    product owns are refused (pgbundle/values/parameters.py). Left out: none."""
 
 
 class PodDisruptionBudgetValues(Values):
