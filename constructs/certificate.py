@@ -2,7 +2,7 @@
 job's client certificate (when client certificates are verified).
 
 The binding in imports/io/cert_manager is generated from
-../shared/crds/cert-manager.io_certificates.yaml (`make imports`). It is imported
+crds/cert-manager.io_certificates.yaml (`make imports`). It is imported
 only when a Certificate is built, so synthesizing without cert-manager does not
 load it.
 """

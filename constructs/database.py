@@ -111,7 +111,7 @@ PATRONI_RULES = (
 
 # The scripts the database container runs. Only these roll the database pod when
 # they change; the backup and restore scripts share the ConfigMap but not the pod.
-DATABASE_SCRIPTS = ("start.sh", "probe.sh", "init.sql", "cert-watch.sh")
+DATABASE_SCRIPTS = ("start.sh", "probe.sh", "init.sql", "init-temporal.sql", "cert-watch.sh")
 
 
 def pod_scripts(ha: bool = False) -> dict[str, str]:

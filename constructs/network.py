@@ -2,7 +2,7 @@
 
 Two policies, both default-deny in both directions for the pods they select:
 - `postgres` (database pods): ingress on 5432 from the configured application
-  peers, from this project's backup pods and (with several replicas) from the
+  peers, from this project's backup and migration pods and (with several replicas) from the
   other database pods; ingress on the metrics port only from the configured
   scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
@@ -83,7 +83,10 @@ class NetworkIsolation(Construct):
             k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(layout.PORT)])
             for rule in props.clients
         ]
-        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup], ports=[_tcp(layout.PORT)]))
+        # This project's own jobs: backups, and the schema-migration Job (`migrate-manifest`).
+        migrate_selector = layout.selector_labels(layout.MIGRATE_COMPONENT)
+        migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=migrate_selector))
+        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(layout.PORT)]))
         member_ports = [_tcp(layout.PORT)]
         if props.patroni_api_port is not None:
             # Patroni asks the other members' REST API before a failover.

@@ -16,6 +16,7 @@ from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimPro
 from constructs.exporter import ExporterSidecarProps
 from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniScrapeProps, PrometheusRuleProps,
                                 ServiceMonitorProps)
+from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.restore_job import RestoreJobProps
@@ -226,6 +227,24 @@ def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
                           password_key=layout.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
 
 
+def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
+                        argo_presync: bool = False, client_secret: str | None = None,
+                        annotations: dict[str, str] | None = None) -> MigrationJobProps:
+    """The schema-migration Job: the application's image as the migration role.
+    `client_secret` is the Secret with its client certificate (tls.crt, tls.key),
+    mounted only when the server verifies clients."""
+    pg = values.postgres
+    client_tls = None
+    if pg.tls.enabled and pg.ca.verify_clients and client_secret is not None:
+        names = (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)
+        client_tls = SecretFiles(secret_name=client_secret, items=dict(zip(names, names)))
+    return MigrationJobProps(
+        namespace=values.global_.namespace, name=name, version=pg.image.tag, image=image, command=command,
+        environment=env.migration_environment(pg), password_secret=pg.secrets.existing_secret,
+        password_key=layout.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
+        client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
+
+
 def _peer(peer: NetworkPolicyPeer) -> dict[str, object]:
     return peer.model_dump(by_alias=False, exclude_defaults=True)
 
@@ -281,9 +300,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     pg = values.postgres
     namespace = values.global_.namespace
     if values.global_.create_namespace:
-        Namespace(cdk8s.Chart(app, "00-namespace", disable_resource_name_hashes=True), "namespace",
+        Namespace(cdk8s.Chart(app, layout.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
                   props=NamespaceProps(name=namespace))
-    chart = cdk8s.Chart(app, "10-postgres", disable_resource_name_hashes=True)
+    chart = cdk8s.Chart(app, layout.DATABASE_CHART, disable_resource_name_hashes=True)
     database = Database(chart, "database", props=database_props(values))
     if uses_cert_manager(pg):
         ServerCertificate(chart, "certificate", props=server_certificate_props(namespace, database.labels, pg))
@@ -291,11 +310,11 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         NetworkIsolation(chart, "network", props=network_props(values, database))
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
-        Backup(cdk8s.Chart(app, "20-backup", disable_resource_name_hashes=True), "backup", props=backup_props(values))
+        Backup(cdk8s.Chart(app, layout.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.
-        Metrics(cdk8s.Chart(app, "20-metrics", disable_resource_name_hashes=True), "metrics",
+        Metrics(cdk8s.Chart(app, layout.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
                 props=metrics_props(values, database))
     # Cross-cutting annotations, last, so they cover every object of every chart.
     apply_sync_waves(app)

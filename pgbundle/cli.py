@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pgbundle import contract as layout
 from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
 
@@ -47,13 +49,17 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
     for warning in values_warnings(values):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.check:
-        ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+        try:
+            ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+        except OutputError as err:
+            raise BadInput(str(err)) from None
 
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
     from pgbundle.workstation import backup_local
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
+    from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
 
     from pgbundle.workstation.cluster import LocalCluster
@@ -75,12 +81,16 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             print(json.dumps(pod.status()))
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
+        elif args.command == "migrate":
+            status = run_local(pod, ctx.values(args), args.argv)
+            if status != 0:
+                raise Failed(f"the migration command exited with status {status}")
         else:
             container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
             print(json.dumps(backup_local.restore(pod, container)))
-    except RestoreError as err:
+    except (RestoreError, MigrateError) as err:
         raise BadInput(str(err)) from None
-    except (LocalPodError, backup_local.LocalJobError, ManifestError) as err:
+    except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError) as err:
         raise Failed(str(err)) from None
 
 
@@ -135,6 +145,17 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
+    from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
+
+    try:
+        sys.stdout.write(migrate_manifest(ctx.values(args), image=args.image, command=args.argv, name=args.name,
+                                          argo_presync=args.argo_presync, uid=args.uid,
+                                          client_secret=args.client_secret))
+    except MigrateError as err:
+        raise BadInput(str(err)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     values = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a sub-command without --values keeps one given before it.
@@ -142,9 +163,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="main.py", parents=[values],
         description="Load the values, compose the charts, write the manifests.",
-        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore (the database and its backups "
-        "without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
-        "restore Job); each has --help")
+        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate (the database and its "
+        "backups without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
+        "restore Job), migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job); each has --help")
     top.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
     top.add_argument("--check", action="store_true", help="validate the values and write nothing")
     top.set_defaults(run=_synth)
@@ -154,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     local.set_defaults(run=_local)
     pod = local.add_subparsers(dest="command", required=True)
     up = pod.add_parser("up", parents=[values], help="synthesize, start and wait until ready; print connection details as JSON")
-    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the state's previous port, else a free one)")
     sync = pod.add_parser("sync-secrets", help="update a running pod's Secret volumes, as the kubelet does")
     for command in (up, sync):
         command.add_argument("--secrets", type=Path, required=command is sync,
@@ -164,7 +185,10 @@ def parser() -> argparse.ArgumentParser:
                       help="the Secret manifests `local up --secrets` used: the client certificate comes from there")
     give = pod.add_parser("restore", parents=[values], help="run the restore Job's script; print JSON")
     _restore_arguments(give)
-    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give):
+    run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
+                         help="run COMMAND here with the migration Job's environment, against the local pod")
+    run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
+    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")
@@ -185,6 +209,21 @@ def parser() -> argparse.ArgumentParser:
                                   help="print the Job that restores a backup set (see README.md, 'Backups and restores')")
     restore.set_defaults(run=_restore_manifest)
     _restore_arguments(restore)
+
+    migrate = commands.add_parser(
+        "migrate-manifest", parents=[values], usage="%(prog)s --image IMAGE [options] -- COMMAND...",
+        help="print the Job that runs the application's migrations as the migration role "
+             "(see README.md, 'Schema migrations')")
+    migrate.set_defaults(run=_migrate_manifest)
+    migrate.add_argument("--image", required=True, help="the application image holding the migrations")
+    migrate.add_argument("--name", default=layout.MIGRATE_JOB, help=f"Job name (default {layout.MIGRATE_JOB})")
+    migrate.add_argument("--argo-presync", action="store_true",
+                         help="mark the Job as an Argo CD PreSync hook (replaced at every sync)")
+    migrate.add_argument("--uid", type=int, default=layout.MIGRATE_UID,
+                         help=f"uid/gid the container runs as (default {layout.MIGRATE_UID})")
+    migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
+                                                 "required when postgres.ca.verifyClients is true")
+    migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
     return top
 
 

@@ -9,6 +9,14 @@ next apply: treat it as a breaking change.
 
 from __future__ import annotations
 
+# Charts, one file `<chart>.k8s.yaml` each in the output folder; kubectl applies
+# them in file-name order. A synth replaces a folder holding only these files.
+NAMESPACE_CHART = "00-namespace"
+DATABASE_CHART = "10-postgres"
+BACKUP_CHART = "20-backup"
+METRICS_CHART = "20-metrics"
+CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART))
+
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
 SERVICE = "postgres"
@@ -34,6 +42,7 @@ MANAGED_BY = "cdk8s"
 DATABASE_COMPONENT = "database"
 BACKUP_COMPONENT = "backup"  # the backup and restore jobs' pods; the NetworkPolicy admits them
 METRICS_COMPONENT = "metrics"
+MIGRATE_COMPONENT = "migrate"  # the schema-migration Job's pods; the NetworkPolicy admits them
 
 # Modes of the files mounted from ConfigMaps and Secrets. Secret files are
 # readable by uid 999 (and the exporter's 65534) through the pod's fsGroup;
@@ -61,6 +70,7 @@ SUPERUSER_PASSWORD_KEY = "postgres_password"
 OWNER_PASSWORD_KEY = "postgres_app_owner_pw"
 APP_PASSWORD_KEY = "postgres_app_user_pw"
 READ_ONLY_PASSWORD_KEY = "postgres_app_ro_pw"
+MIGRATOR_PASSWORD_KEY = "postgres_app_migrator_pw"  # added for the migration role (not in the old chart)
 TEMPORAL_PASSWORD_KEY = "postgres_temporal_pw"
 MONITORING_PASSWORD_KEY = "postgres_monitoring_pw"  # optional key; required when metrics are on
 # The start script's variable naming a role -> the key of that role's password.
@@ -68,6 +78,7 @@ ROLE_PASSWORD_KEYS = {
     "PG_OWNER_USER": OWNER_PASSWORD_KEY,
     "PG_APP_USER": APP_PASSWORD_KEY,
     "PG_READ_ONLY_USER": READ_ONLY_PASSWORD_KEY,
+    "PG_MIGRATOR_USER": MIGRATOR_PASSWORD_KEY,
     "PG_TEMPORAL_USER": TEMPORAL_PASSWORD_KEY,
     "PG_MONITORING_USER": MONITORING_PASSWORD_KEY,
 }
@@ -111,6 +122,11 @@ RESTORE_JOB_PREFIX = "postgres-restore-"
 # Mount path of the backup job's client certificate (used when ca.verifyClients).
 CLIENT_TLS_DIR = "/etc/postgres/client-tls"
 CLIENT_TLS_VOLUME = "client-tls"
+
+# The schema-migration Job (`migrate-manifest`): its default name and its container.
+MIGRATE_JOB = "postgres-migrate"
+MIGRATE_CONTAINER = "migrate"
+MIGRATE_UID = 10001  # the application image's user is unknown: a fixed uid above the range of host users
 
 # Keys cert-manager writes into a Certificate's Secret.
 CERT_MANAGER_CERT_KEY = "tls.crt"

@@ -20,9 +20,10 @@ if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
 import main  # noqa: E402
+from pgbundle import contract  # noqa: E402
 from pgbundle.manifests import Manifests, container  # noqa: E402,F401 - shared with the test modules
 from pgbundle.workstation.localpod import LocalPod  # noqa: E402
-from pgbundle.values.load import parse_values  # noqa: E402
+from pgbundle.values.load import load_values, parse_values  # noqa: E402
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -45,6 +46,16 @@ def synth(tmp_path_factory):
         return Manifests(out)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def source_dist(tmp_path_factory) -> Manifests:
+    """values.yaml synthesized from the source as it is now, i.e. what `make synth`
+    writes to dist/ (tests/test_synth.py proves the committed dist/ is exactly this):
+    tests of dist/ read this one, so they see a change in the source at once."""
+    out = tmp_path_factory.mktemp("source-dist")
+    main.synthesize(load_values(TOP / "values.yaml"), out)
+    return Manifests(out)
 
 
 @pytest.fixture
@@ -103,6 +114,13 @@ def connect(pod: LocalPod, user: str, dbname: str | None = None, **options) -> p
     params.update(options)
     return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname or info["database"], user=user,
                            autocommit=True, connect_timeout=10, **params)
+
+
+def connect_socket(pod: LocalPod, user: str, password: str, dbname: str | None = None) -> psycopg.Connection:
+    """A connection over the pod's Unix socket (its run folder), as the exporter sidecar makes it."""
+    info = pod.connection_info()
+    return psycopg.connect(host=str(pod.host_path(contract.RUN_DIR)), port=info["port"], dbname=dbname or info["database"],
+                           user=user, password=password, autocommit=True, connect_timeout=10)
 
 
 def log_records(pod: LocalPod) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Validate custom resources against the CRD schemas in ../shared/crds/, strictly.
+"""Validate custom resources against the vendored CRD schemas in crds/, strictly.
 
 The API server prunes unknown fields of a structural schema silently, so a
 misspelt field would vanish without an error; here every object schema that
@@ -14,7 +14,7 @@ import jsonschema
 import yaml
 
 TOP = Path(__file__).resolve().parent.parent
-CRDS = TOP.parent / "shared" / "crds"
+CRDS = TOP / "crds"
 _METADATA_KEYS = {"name", "namespace", "labels", "annotations"}
 
 

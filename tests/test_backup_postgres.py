@@ -9,6 +9,7 @@ size limit.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -437,21 +438,72 @@ def test_restore_refuses_a_damaged_set(pod, empty_backups):
         restore(pod, restore_container(parse_values({}), taken["set"]))
 
 
+def test_a_second_backup_is_refused_while_one_holds_the_lock(pod, one_good_set):
+    folder, digest = one_good_set
+    lock = folder / ".backup.lock"  # made by the first run, as the job's user
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        error = failing_backup(pod)
+    assert error == f"backup failed: setup: another backup holds {lock}"
+    assert tree_digest(folder) == digest, "nothing written, nothing pruned"
+
+
+def test_a_missing_flock_is_an_error_not_a_skipped_lock(pod, one_good_set):
+    folder, digest = one_good_set
+    # Every program of the job's PATH except flock, linked into one folder.
+    tools = Path(tempfile.mkdtemp(prefix="no-flock-"))
+    tools.chmod(0o755)
+    try:
+        for entry in pod.environment()["PATH"].split(":"):
+            for program in Path(entry).iterdir():
+                if program.name != "flock" and not (tools / program.name).exists():
+                    (tools / program.name).symlink_to(program)
+        error = failing_backup(pod, env_overrides={"PATH": str(tools)})
+    finally:
+        shutil.rmtree(tools)
+    assert error == "backup failed: setup: flock is not installed: it keeps two backups off one volume"
+    assert tree_digest(folder) == digest
+
+
+def test_restore_works_after_the_superuser_password_is_rotated(pod, empty_backups):
+    """The restore Job logs in as postgres with the password from the Secret: init.sql must
+    re-sync it on restart, or restores fail exactly when they are needed."""
+    with connect(pod, "appuser") as conn:
+        conn.execute("DROP TABLE IF EXISTS kept_across_rotation")
+        conn.execute("CREATE TABLE kept_across_rotation (id int); INSERT INTO kept_across_rotation VALUES (1), (2)")
+    taken = backup(pod)
+    old = pod.connection_info()["passwords"]["postgres"]
+    new = "Rotated0Superuser0Password0123456"
+    pod.host_path(f"{layout.SECRETS_DIR}/{layout.SUPERUSER_PASSWORD_KEY}").write_text(new)
+    restart(pod)
+    with connect(pod, "postgres", password=new) as conn:  # over TLS, verify-full
+        assert conn.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (
+            "postgres", True)
+    with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "postgres"'):
+        connect(pod, "postgres", password=old)
+    with connect(pod, "appuser") as conn:
+        conn.execute("DELETE FROM kept_across_rotation")
+    restored = restore(pod, restore_container(parse_values({}), taken["set"]))
+    assert restored["databases"] == ["appdb"]
+    with connect(pod, "appuser") as conn:
+        assert conn.execute("SELECT count(*) FROM kept_across_rotation").fetchone() == (2,)
+
+
 # --- more databases, client certificates, the command line ------------------------------
 
 
 def test_temporal_databases_are_backed_up_and_restored(pods):
     values = {"postgres": {"temporal": {"enabled": True}}}
     pod = pods("temporal", values)
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         conn.execute("CREATE TABLE executions (id int); INSERT INTO executions SELECT generate_series(1, 10)")
     taken = backup(pod)
     names = sorted(Path(f).name for f in taken["files"])
     assert {"appdb.dump", "temporal.dump", "temporal_visibility.dump"} <= set(names)
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         conn.execute("DELETE FROM executions")
     restore(pod, restore_container(parse_values(values), taken["set"], ["temporal"]))
-    with connect(pod, "temporal", dbname="temporal") as conn:
+    with connect(pod, "temporaluser", dbname="temporal") as conn:
         assert conn.execute("SELECT count(*) FROM executions").fetchone() == (10,)
 
 

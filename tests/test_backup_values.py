@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pgbundle.values.load import ValuesError, parse_values
@@ -55,6 +57,32 @@ def test_cron_sunday_is_0_not_7():
 def test_cron_zero_step():
     with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: '\*/0 \* \* \* \*' .* '\*/0' is not a valid minute"):
         parse_values(backup(schedule="*/0 * * * *"))
+
+
+@pytest.mark.parametrize(("schedule", "days", "months"), [
+    ("0 2 31 2 *", "31", "2"), ("0 2 30,31 2 *", "30,31", "2"), ("0 2 31 4,6,9,11 *", "31", "4,6,9,11"),
+    ("0 2 31 feb ?", "31", "2"), ("0 2 31 2 */1", "31", "2"),
+])
+def test_a_schedule_that_never_runs_is_refused(schedule, days, months):
+    with pytest.raises(ValuesError, match=rf"postgres\.backup\.schedule: '{re.escape(schedule)}' never runs: day of month "
+                                          rf"{days} never occurs in month {months}"):
+        parse_values(backup(schedule=schedule))
+
+
+@pytest.mark.parametrize("schedule", [
+    "0 2 29 2 *",    # leap years
+    "0 2 31 2 1",    # both day fields restricted: either matches, so every Monday in February
+    "0 2 31 2 */2",  # a stepped day of week is restricted too (Kubernetes' parser)
+    "0 2 31 */2 *",  # January has a 31st
+])
+def test_a_rare_but_possible_schedule_is_accepted(schedule):
+    assert parse_values(backup(schedule=schedule)).postgres.backup.schedule == schedule
+
+
+@pytest.mark.parametrize("schedule", ["٠ ٢ * * *", "0 ２ * * *", "*/٥ * * * *", "0 2 ¹ * *"])
+def test_non_ascii_digits_are_refused(schedule):
+    with pytest.raises(ValuesError, match=r"postgres\.backup\.schedule: .* is not a cron expression"):
+        parse_values(backup(schedule=schedule))
 
 
 def test_unknown_time_zone():

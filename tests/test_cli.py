@@ -11,6 +11,7 @@ COMMANDS = [
     [],
     ["secrets", "generate"],
     ["restore-manifest", "--backup", "20260101T020000Z"],
+    ["migrate-manifest", "--image", "registry.example/api:1"],
 ]
 
 

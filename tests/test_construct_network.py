@@ -34,10 +34,12 @@ def test_two_default_deny_policies():
 def test_clients_reach_only_the_database_port():
     spec = build()["postgres"]["spec"]
     assert spec["podSelector"] == {"matchLabels": DATABASE}
-    (client, backup) = spec["ingress"]
+    (client, own_jobs) = spec["ingress"]
     assert client == {"from": [{"podSelector": {"matchLabels": {"app": "shop"}}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
-    assert backup["from"] == [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": "postgres", "app.kubernetes.io/component": "backup"}}}]
+    # This project's jobs: backups and restores, and the schema-migration Job.
+    assert own_jobs["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": "postgres", "app.kubernetes.io/component": job}}}
+        for job in ("backup", "migrate")]
 
 
 def test_scrapers_get_the_metrics_port_and_replicas_each_other():

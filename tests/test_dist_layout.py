@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import TOP, Manifests
+from conftest import Manifests
 from pgbundle.contract import MANAGED_BY, PART_OF
 from variants import POLICY_VARIANTS, synth_variant
 
@@ -44,7 +44,7 @@ def order_problems(folder) -> list[str]:
 @pytest.fixture(params=["dist", *POLICY_VARIANTS])
 def output(request, tmp_path):
     if request.param == "dist":
-        return TOP / "dist"
+        return request.getfixturevalue("source_dist").folder
     return synth_variant(request.param, tmp_path).folder
 
 
@@ -52,10 +52,10 @@ def test_namespace_first_and_database_before_its_clients(output):
     assert order_problems(output) == []
 
 
-def test_namespace_file_sorts_first():
-    files = sorted(p.name for p in (TOP / "dist").glob("*.yaml"))
+def test_namespace_file_sorts_first(source_dist):
+    files = sorted(p.name for p in source_dist.folder.glob("*.yaml"))
     assert files[0] == "00-namespace.k8s.yaml"
-    assert [d["kind"] for d in yaml.safe_load_all((TOP / "dist" / files[0]).read_text()) if d] == ["Namespace"]
+    assert [d["kind"] for d in yaml.safe_load_all((source_dist.folder / files[0]).read_text()) if d] == ["Namespace"]
 
 
 def test_order_check_can_fail(tmp_path):

@@ -1,5 +1,5 @@
 """imports/ is what `make imports` generates: the Kubernetes kinds this app emits
-(from kubernetes-validate's schema) and the CRDs in ../shared/crds. The committed
+(from kubernetes-validate's schema) and the CRDs vendored in crds/. The committed
 bindings match their sources, and regenerating them is reproducible."""
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ TOP = Path(__file__).resolve().parent.parent
 
 
 def test_every_binding_is_listed_in_cdk8s_yaml():
-    """`make imports` imports exactly the list in cdk8s.yaml (the CI clone has ../shared beside it)."""
+    """`make imports` imports exactly the list in cdk8s.yaml, from files inside the repository."""
     listed = yaml.safe_load((TOP / "cdk8s.yaml").read_text())["imports"]
     assert listed == [
         "k8s@1.27.0",  # the oldest Kubernetes the manifests are validated against
-        "../shared/crds/cert-manager.io_certificates.yaml",
-        "servicemonitors:=../shared/crds/monitoring.coreos.com_servicemonitors.yaml",
-        "prometheusrules:=../shared/crds/monitoring.coreos.com_prometheusrules.yaml",
+        "crds/cert-manager.io_certificates.yaml",
+        "servicemonitors:=crds/monitoring.coreos.com_servicemonitors.yaml",
+        "prometheusrules:=crds/monitoring.coreos.com_prometheusrules.yaml",
     ]
     for entry in listed:
         if entry.startswith("k8s@"):
             continue  # served from kubernetes-validate's schema, not a file
-        assert (TOP / entry.split(":=")[-1]).is_file(), entry
+        path = (TOP / entry.split(":=")[-1]).resolve()
+        assert path.is_file() and path.is_relative_to(TOP), entry
 
 
 def test_kubernetes_bindings_hold_exactly_the_kinds_the_app_emits(synth_file):

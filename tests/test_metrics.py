@@ -27,7 +27,7 @@ from pgbundle.monitoring.metric_catalog import METRICS
 from pgbundle.values.load import ValuesError, parse_values
 
 TOP = Path(__file__).resolve().parent.parent
-CRDS = TOP.parent / "shared" / "crds"
+CRDS = TOP / "crds"
 ON = VARIANTS["metrics-objects"]
 
 

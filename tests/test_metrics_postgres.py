@@ -7,11 +7,12 @@ from __future__ import annotations
 import psycopg
 import pytest
 import yaml
-from conftest import container
 from psycopg import errors
-from conftest import connect, log_records, restart
 
+import main
+from conftest import connect, connect_socket, container, log_records, restart
 from pgbundle import contract as layout
+from pgbundle.values.load import parse_values
 from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
 SECRET = f"{layout.SECRETS_DIR}/{layout.MONITORING_PASSWORD_KEY}"
@@ -57,16 +58,28 @@ def test_monitoring_connects_over_the_socket(pod):
     assert address is None  # NULL: a Unix-socket connection
 
 
+def memberships(pod: LocalPod) -> list[str]:
+    with connect(pod, "postgres") as conn:
+        return [role for (role,) in conn.execute(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+            "WHERE m.member = 'monitoring'::regrole ORDER BY 1")]
+
+
 def test_monitoring_is_a_member_of_pg_monitor_only(pod):
     with connect(pod, "postgres") as conn:
         attributes = conn.execute(
             "SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
             "FROM pg_roles WHERE rolname = 'monitoring'").fetchone()
-        memberships = conn.execute(
-            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-            "WHERE m.member = 'monitoring'::regrole").fetchall()
     assert attributes == (True, False, False, False, False, False)
-    assert memberships == [("pg_monitor",)]
+    assert memberships(pod) == ["pg_monitor"]
+
+
+def test_memberships_granted_by_hand_are_revoked_on_restart(pod):
+    with connect(pod, "postgres") as conn:
+        conn.execute("GRANT pg_read_all_data, appuser TO monitoring")
+    assert memberships(pod) == ["appuser", "pg_monitor", "pg_read_all_data"]
+    restart(pod)
+    assert memberships(pod) == ["pg_monitor"]
 
 
 # The statistics behind each alert and panel, read the way the exporter's collectors do.
@@ -150,3 +163,18 @@ def test_metrics_off_needs_no_monitoring_password_and_creates_no_role(pods):
     assert layout.MONITORING_ROLE not in pod.connection_info()["passwords"]
     with connect(pod, "postgres") as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'monitoring'").fetchone() == (0,)
+
+
+def test_metrics_switched_off_on_existing_data_refuses_the_monitoring_login(pods):
+    pod = pods("metrics-switched-off")
+    password = pod.connection_info()["passwords"][layout.MONITORING_ROLE]
+    monitoring(pod).close()
+    pod.stop()
+    # Same data folder and Secret files (the password is still there), metrics off.
+    pod.prepare(parse_values({"postgres": {"metrics": {"enabled": False}}}), main.synthesize)
+    pod.start()
+    refused = 'role "monitoring" is not permitted to log in'
+    with pytest.raises(psycopg.OperationalError, match=refused):
+        connect_socket(pod, layout.MONITORING_ROLE, password)
+    with pytest.raises(psycopg.OperationalError, match=refused):
+        connect(pod, layout.MONITORING_ROLE, password=password)

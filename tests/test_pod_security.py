@@ -12,21 +12,24 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from conftest import TOP, Manifests
+from conftest import TOP
 from pgbundle.synth.policy import pod_template
 from pss import CONTROLS, violations
 from variants import POLICY_VARIANTS, synth_variant
 
 # Sub-commands of main.py (with arguments) that print manifests to apply by hand.
-PRINTED_MANIFEST_COMMANDS = [["restore-manifest", "--backup", "20260101T020000Z"]]
+PRINTED_MANIFEST_COMMANDS = [
+    ["restore-manifest", "--backup", "20260101T020000Z"],
+    ["migrate-manifest", "--image", "ghcr.io/example/api:1.2.3", "--", "alembic", "upgrade", "head"],
+]
 
 
 def pod_templates(docs: list[dict]) -> list[tuple[str, dict]]:
     return [(f"{d['kind']}/{d['metadata']['name']}", t) for d in docs if (t := pod_template(d)) is not None]
 
 
-def test_every_pod_template_in_dist_is_restricted():
-    templates = pod_templates(Manifests(TOP / "dist").docs)
+def test_every_pod_template_in_dist_is_restricted(source_dist):
+    templates = pod_templates(source_dist.docs)
     assert "StatefulSet/postgres" in dict(templates)
     for name, template in templates:
         assert violations(template) == [], name
@@ -40,9 +43,9 @@ def test_every_variant_is_restricted(variant, tmp_path):
         assert violations(template) == [], f"{variant}: {name}"
 
 
-def test_no_workload_kind_escapes_the_checker():
+def test_no_workload_kind_escapes_the_checker(source_dist):
     # A pod template under a kind pod_template() does not know would go unchecked.
-    for doc in Manifests(TOP / "dist").docs:
+    for doc in source_dist.docs:
         spec = doc.get("spec") or {}
         if "template" in spec or "jobTemplate" in spec:
             assert pod_template(doc) is not None, doc["kind"]

@@ -119,6 +119,58 @@ def test_refuses_an_output_folder_inside_dist(tmp_path):
     assert not (TOP / "dist" / "secrets").exists()
 
 
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o701, 0o770])
+def test_refuses_an_existing_folder_others_can_enter_and_keeps_its_mode(tmp_path, mode):
+    out = tmp_path / "shared-folder"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    out.chmod(mode)
+    with pytest.raises(secretgen.SecretsError, match=rf"--out: {out} is open to other users .*chmod 700"):
+        secretgen.generate(parse_values({}), out)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_uses_an_existing_private_folder_without_touching_its_mode_or_files(tmp_path):
+    out = tmp_path / "private"
+    out.mkdir()
+    out.chmod(0o500 | 0o200)  # 0700 without anything for group or others
+    (out / "notes.txt").write_text("mine\n")
+    secretgen.generate(parse_values({}), out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert (out / "postgres-secrets.yaml").exists()
+
+
+def test_creates_a_missing_folder_private_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        out = generate(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+
+def test_refuses_an_output_that_is_a_file(tmp_path):
+    target = tmp_path / "secrets"
+    target.write_text("mine\n")
+    with pytest.raises(secretgen.SecretsError, match=rf"--out: {target} is not a folder"):
+        secretgen.generate(parse_values({}), target)
+    assert target.read_text() == "mine\n"
+
+
+def test_cli_refuses_an_open_folder_with_one_error_line(tmp_path):
+    out = tmp_path / "open"
+    out.mkdir(mode=0o755)
+    out.chmod(0o755)
+    result = subprocess.run([sys.executable, str(TOP / "main.py"), "secrets", "generate", "--out", str(out)],
+                            capture_output=True, text=True, cwd=TOP, timeout=120)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [result.stderr.strip()]
+    assert "is open to other users" in result.stderr
+    assert list(out.iterdir()) == [] and stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
 def test_cli_prints_the_kubectl_apply_line(tmp_path):
     out = tmp_path / "s"
     result = subprocess.run([sys.executable, str(TOP / "main.py"), "secrets", "generate", "--out", str(out)],

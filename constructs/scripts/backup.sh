@@ -61,11 +61,11 @@ trap finish EXIT
 use_password_file "$PG_PASSWORD_FILE" "$scratch" || fail "setup: password file $PG_PASSWORD_FILE is empty"
 
 # One run at a time on this volume (the CronJob forbids overlap; this also
-# covers a manual run): only the lock holder may clean up leftovers.
-if command -v flock >/dev/null; then
-    exec 9>>"$BACKUP_DIR/.backup.lock"
-    flock --nonblock 9 || fail "setup: another backup holds $BACKUP_DIR/.backup.lock"
-fi
+# covers a manual run): only the lock holder may clean up leftovers. Without
+# flock two runs could delete each other's sets, so it is required.
+command -v flock >/dev/null || fail "setup: flock is not installed: it keeps two backups off one volume"
+exec 9>>"$BACKUP_DIR/.backup.lock"
+flock --nonblock 9 || fail "setup: another backup holds $BACKUP_DIR/.backup.lock"
 
 set_pattern='^[0-9]{8}T[0-9]{6}Z$'
 

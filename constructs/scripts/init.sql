@@ -1,6 +1,7 @@
 -- Idempotent initialization, run by start.sh on every start as the superuser
 -- over the Unix socket. psql variables (-v): secrets_dir, database, schema,
--- owner_user, app_user, read_only_user, temporal (on/off), temporal_user,
+-- owner_user, app_user, read_only_user, migrator_user, temporal (on/off),
+-- temporal_user, temporal_owner, temporal_previous_user (may be empty),
 -- metrics (on/off), monitoring_user.
 -- Creates what is missing, resets attributes and grants, and re-syncs every
 -- role's password from the Secret files (rotation = new Secret + restart).
@@ -18,6 +19,7 @@ SET client_min_messages = warning;
 \set owner_pw `cat :'secrets_dir'/postgres_app_owner_pw`
 \set app_pw `cat :'secrets_dir'/postgres_app_user_pw`
 \set read_only_pw `cat :'secrets_dir'/postgres_app_ro_pw`
+\set migrator_pw `cat :'secrets_dir'/postgres_app_migrator_pw`
 
 -- Roles ---------------------------------------------------------------------
 
@@ -38,12 +40,41 @@ ALTER ROLE :"read_only_user" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICA
 -- otherwise; its grants (SELECT only) refuse writes either way.
 ALTER ROLE :"read_only_user" SET default_transaction_read_only = on;
 
+-- The migration role logs in, and its sessions in the application database
+-- act as the owner from the start (settings below), so whatever a migration
+-- tool creates belongs to the owner. NOINHERIT: as itself (after SET ROLE NONE)
+-- it holds no privilege, so it can never own anything. It is a member of the
+-- owner and of nothing else.
+SELECT format('CREATE ROLE %I', :'migrator_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'migrator_user') \gexec
+ALTER ROLE :"migrator_user" LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD :'migrator_pw';
+GRANT :"owner_user" TO :"migrator_user";
+SELECT format('REVOKE %I FROM %I', granted.rolname, :'migrator_user')
+FROM pg_auth_members m
+JOIN pg_roles granted ON granted.oid = m.roleid
+JOIN pg_roles member ON member.oid = m.member
+WHERE member.rolname = :'migrator_user' AND granted.rolname <> :'owner_user' \gexec
+
+-- Temporal, as the old chart set it up: a NOLOGIN owner of both databases and
+-- a LOGIN role that Temporal connects and migrates as. The owner comes first:
+-- when one role is both (the single-role model), LOGIN is what stays.
 \if :temporal
 \set temporal_pw `cat :'secrets_dir'/postgres_temporal_pw`
-SELECT format('CREATE ROLE %I', :'temporal_user')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'temporal_user') \gexec
+SELECT DISTINCT format('CREATE ROLE %I', wanted.role)
+FROM unnest(ARRAY[:'temporal_owner', :'temporal_user']) AS wanted(role)
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = wanted.role) \gexec
+ALTER ROLE :"temporal_owner" NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD NULL;
 ALTER ROLE :"temporal_user" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
     PASSWORD :'temporal_pw';
+-- A role that owned the databases before (temporal.previousUsername) hands its
+-- objects over below and no longer logs in.
+SELECT :'temporal_previous_user' <> '' AS temporal_adopt \gset
+\if :temporal_adopt
+SELECT format('ALTER ROLE %I NOLOGIN', :'temporal_previous_user')
+WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'temporal_previous_user') \gexec
+\endif
 \endif
 -- The metrics exporter's role: it logs in, is a member of pg_monitor and of
 -- nothing else, so it reads statistics and settings but no table data.
@@ -69,10 +100,15 @@ WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
 \unset owner_pw
 \unset app_pw
 \unset read_only_pw
+\unset migrator_pw
 \unset temporal_pw
 \unset monitoring_pw
 
 -- Databases -----------------------------------------------------------------
+
+-- The maintenance databases are the superuser's alone: by default every role
+-- may connect to them and create temporary tables there.
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner_user')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \gexec
@@ -80,19 +116,23 @@ ALTER DATABASE :"database" OWNER TO :"owner_user";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"database" TO :"app_user";
 GRANT CONNECT ON DATABASE :"database" TO :"read_only_user";
+GRANT CONNECT ON DATABASE :"database" TO :"migrator_user";
 \if :metrics
 -- The exporter connects to the application database, where pg_stat_statements lives.
 GRANT CONNECT ON DATABASE :"database" TO :"monitoring_user";
 \endif
 
 \if :temporal
-SELECT format('CREATE DATABASE %I OWNER %I', wanted.db, :'temporal_user')
+SELECT format('CREATE DATABASE %I OWNER %I', wanted.db, :'temporal_owner')
 FROM unnest(ARRAY['temporal', 'temporal_visibility']) AS wanted(db)
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = wanted.db) \gexec
-ALTER DATABASE temporal OWNER TO :"temporal_user";
-ALTER DATABASE temporal_visibility OWNER TO :"temporal_user";
+ALTER DATABASE temporal OWNER TO :"temporal_owner";
+ALTER DATABASE temporal_visibility OWNER TO :"temporal_owner";
 REVOKE ALL ON DATABASE temporal FROM PUBLIC;
 REVOKE ALL ON DATABASE temporal_visibility FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE temporal, temporal_visibility TO :"temporal_user";
+-- The backup job dumps the Temporal databases as the read-only role too.
+GRANT CONNECT ON DATABASE temporal, temporal_visibility TO :"read_only_user";
 \endif
 
 -- Inside the application database --------------------------------------------
@@ -117,15 +157,16 @@ GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA :"schema" TO :"app_user";
 GRANT SELECT ON ALL TABLES IN SCHEMA :"schema" TO :"read_only_user";
 GRANT SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"read_only_user";
 
--- Objects created later by the owner (migrations) or by the application role.
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_user" IN SCHEMA :"schema"
-    GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLES TO :"app_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_user" IN SCHEMA :"schema"
-    GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO :"app_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_user" IN SCHEMA :"schema"
-    GRANT SELECT ON TABLES TO :"read_only_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_user" IN SCHEMA :"schema"
-    GRANT SELECT ON SEQUENCES TO :"read_only_user";
+-- Objects created later by the owner (migrations: the migration role, or the
+-- superuser after SET ROLE), by the superuser itself, or by the application
+-- role are usable the moment they exist, without a restart.
+SELECT format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT %s ON %s TO %I',
+              creator, :'schema', grant_.privileges, grant_.objects, grant_.grantee)
+FROM unnest(ARRAY[:'owner_user', 'postgres']) AS creator,
+     (VALUES ('SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER', 'TABLES', :'app_user'),
+             ('USAGE, SELECT, UPDATE', 'SEQUENCES', :'app_user'),
+             ('SELECT', 'TABLES', :'read_only_user'),
+             ('SELECT', 'SEQUENCES', :'read_only_user')) AS grant_(privileges, objects, grantee) \gexec
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_user" IN SCHEMA :"schema"
     GRANT SELECT ON TABLES TO :"read_only_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_user" IN SCHEMA :"schema"
@@ -134,25 +175,24 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"app_user" IN SCHEMA :"schema"
 ALTER ROLE :"app_user" IN DATABASE :"database" SET search_path = :"schema", public;
 ALTER ROLE :"read_only_user" IN DATABASE :"database" SET search_path = :"schema", public;
 
+-- Schema migrations. Every session starts with the schema first on its search
+-- path (the database default; the roles below set it too), so unqualified
+-- names land there: that covers the superuser, also after SET ROLE owner.
+-- public belongs to the superuser: the owner of the database would otherwise
+-- own it (through pg_database_owner) and could create there.
+ALTER DATABASE :"database" SET search_path = :"schema", public;
+ALTER SCHEMA public OWNER TO postgres;
+ALTER ROLE :"owner_user" IN DATABASE :"database" SET search_path = :"schema", public;
+ALTER ROLE :"migrator_user" IN DATABASE :"database" SET search_path = :"schema", public;
+ALTER ROLE :"migrator_user" IN DATABASE :"database" SET role = :'owner_user';
+
 CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public;
 
--- The backup job dumps the Temporal databases as the read-only role too: it
--- may connect and read every table the Temporal role creates there.
+-- Inside each Temporal database: init-temporal.sql, once per database.
 \if :temporal
-GRANT CONNECT ON DATABASE temporal, temporal_visibility TO :"read_only_user";
-\connect temporal
-SET client_min_messages = warning;
-GRANT USAGE ON SCHEMA public TO :"read_only_user";
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"read_only_user";
-GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"read_only_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON TABLES TO :"read_only_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"read_only_user";
-\connect temporal_visibility
-SET client_min_messages = warning;
-GRANT USAGE ON SCHEMA public TO :"read_only_user";
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"read_only_user";
-GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO :"read_only_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON TABLES TO :"read_only_user";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"temporal_user" IN SCHEMA public GRANT SELECT ON SEQUENCES TO :"read_only_user";
+\set temporal_db temporal
+\ir init-temporal.sql
+\set temporal_db temporal_visibility
+\ir init-temporal.sql
 \endif

@@ -28,14 +28,16 @@ fail() {
 
 : "${PGDATA:?}" "${PGPORT:?}" "${PG_LISTEN_ADDRESSES:?}" "${PG_CONFIG_DIR:?}" "${PG_SCRIPTS_DIR:?}"
 : "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_DATABASE:?}" "${PG_SCHEMA:?}" "${PG_OWNER_USER:?}"
-: "${PG_APP_USER:?}" "${PG_READ_ONLY_USER:?}" "${PG_TEMPORAL:?}" "${PG_TEMPORAL_USER:?}"
+: "${PG_APP_USER:?}" "${PG_READ_ONLY_USER:?}" "${PG_MIGRATOR_USER:?}" "${PG_TEMPORAL:?}"
+: "${PG_TEMPORAL_USER:?}" "${PG_TEMPORAL_OWNER:?}"
 : "${PG_METRICS:?}" "${PG_MONITORING_USER:?}"
 
 ready_marker="$PG_RUN_DIR/ready"
 # The run folder outlives a container restart inside the same pod: a stale marker would lie.
 rm -f "$ready_marker"
 
-required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw)
+required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
+    postgres_app_migrator_pw)
 if [[ $PG_TEMPORAL == on ]]; then
     required_keys+=(postgres_temporal_pw)
 fi
@@ -94,7 +96,11 @@ if [[ -n ${PG_LOG_DIR:-} ]]; then
     }
     delete_old_logs
     (
-        while sleep 3600; do
+        # Stopped with the script: its sleep must not outlive it.
+        trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
+        while true; do
+            sleep 3600 &
+            wait $!
             delete_old_logs
         done
     ) &
@@ -160,7 +166,9 @@ log "PostgreSQL accepts connections: running init.sql"
 psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
     -v secrets_dir="$PG_SECRETS_DIR" -v database="$PG_DATABASE" -v schema="$PG_SCHEMA" \
     -v owner_user="$PG_OWNER_USER" -v app_user="$PG_APP_USER" -v read_only_user="$PG_READ_ONLY_USER" \
-    -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" \
+    -v migrator_user="$PG_MIGRATOR_USER" \
+    -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" -v temporal_owner="$PG_TEMPORAL_OWNER" \
+    -v temporal_previous_user="${PG_TEMPORAL_PREVIOUS_USER:-}" \
     -v metrics="$PG_METRICS" -v monitoring_user="$PG_MONITORING_USER" \
     -f "$PG_SCRIPTS_DIR/init.sql" 2>&1 | log_lines init.sql || {
     kill -INT "$postmaster" 2>/dev/null || true

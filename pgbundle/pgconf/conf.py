@@ -11,12 +11,26 @@ from __future__ import annotations
 from pgbundle.values.models import PostgresValues
 from pgbundle.values.tuning import AUTOVACUUM_WORKERS, pg_memory_text
 
+# TLS 1.2 suites the server accepts: ECDHE key exchange (forward secrecy) with
+# AEAD encryption only, so no CBC with SHA-1, no static RSA key exchange and no
+# anonymous suite. TLS 1.3 suites are all AEAD and ssl_ciphers does not govern them.
+TLS12_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+])
+
+
 def _literal(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (int, float)):
         return str(value)
-    return "'" + value.replace("'", "''") + "'"
+    # The config file reader takes backslash escapes (\n, \t, octal) inside quotes.
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float | bool]:
@@ -31,6 +45,7 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
     }
     if postgres.tls.enabled:
         settings["ssl_min_protocol_version"] = "TLSv1.2"
+        settings["ssl_ciphers"] = TLS12_CIPHERS
     settings.update({
         # Memory, sized from resources.limits.memory.
         "shared_buffers": memory(tuning.shared_buffers),

@@ -4,6 +4,8 @@ restore.sh with their libpq settings)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from pgbundle import contract as layout
 from pgbundle.values.models import PostgresValues
 
@@ -28,11 +30,15 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_OWNER_USER": postgres.owner_username,
         "PG_APP_USER": postgres.username,
         "PG_READ_ONLY_USER": postgres.read_only_username,
+        "PG_MIGRATOR_USER": postgres.migrator_username,
         "PG_TEMPORAL": "on" if postgres.temporal.enabled else "off",
         "PG_TEMPORAL_USER": postgres.temporal.username,
+        "PG_TEMPORAL_OWNER": postgres.temporal.owner_username,
         "PG_METRICS": "on" if postgres.metrics.enabled else "off",
         "PG_MONITORING_USER": layout.MONITORING_ROLE,
     }
+    if postgres.temporal.previous_username is not None:
+        env["PG_TEMPORAL_PREVIOUS_USER"] = postgres.temporal.previous_username
     if postgres.tls.enabled:
         env["PG_TLS_DIR"] = layout.TLS_DIR
     if postgres.ca.verify_clients:
@@ -97,4 +103,33 @@ def restore_environment(pg: PostgresValues, *, backup: str, databases: list[str]
     }
     if databases:
         env["RESTORE_DATABASES"] = " ".join(databases)
+    return env
+
+
+# libpq variable -> URL query parameter (libpq's own names, which SQLAlchemy passes on).
+URL_QUERY = {"PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert", "PGSSLCERT": "sslcert", "PGSSLKEY": "sslkey"}
+MIGRATE_APPLICATION_NAME = "migrate"  # pg_stat_activity.application_name of the migration Job's sessions
+
+
+def database_url(env: dict[str, str]) -> str:
+    """A libpq/SQLAlchemy URL from libpq variables, without a password: libpq
+    (and asyncpg) take the password a connection string lacks from PGPASSWORD."""
+    query = {name: env[var] for var, name in URL_QUERY.items() if var in env}
+    return (f"postgresql://{quote(env['PGUSER'], safe='')}@{env['PGHOST']}:{env['PGPORT']}/"
+            f"{quote(env['PGDATABASE'], safe='')}?{urlencode(query, safe='/')}")
+
+
+def migration_environment(pg: PostgresValues) -> dict[str, str]:
+    """The migration Job's environment but the password (PGPASSWORD, from the
+    Secret): libpq variables, PGOPTIONS and DATABASE_URL. PGOPTIONS repeats what
+    the migration role's own settings do at connect (act as the owner, the
+    schema first on the search path) for every libpq client, visibly."""
+    env = connection_environment(pg, user=pg.migrator_username, password_key=layout.MIGRATOR_PASSWORD_KEY)
+    env.pop("PG_PASSWORD_FILE")  # the password comes as PGPASSWORD
+    env.update({
+        "PGDATABASE": pg.database,
+        "PGAPPNAME": MIGRATE_APPLICATION_NAME,
+        "PGOPTIONS": f"-c role={pg.owner_username} -c search_path={pg.schema_},public",
+    })
+    env["DATABASE_URL"] = database_url(env)
     return env

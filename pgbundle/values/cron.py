@@ -5,6 +5,7 @@ gap between two runs, which the backup alerts allow for."""
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -31,7 +32,8 @@ _CRON_HELP = (
 def _cron_number(text: str, low: int, high: int, names: dict[str, int]) -> int:
     if text.lower() in names:
         return names[text.lower()]
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII only: str.isdigit() and int() also take other scripts' digits ('٢'), which Kubernetes refuses.
+    if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
         raise ValueError(text)
     return int(text)
 
@@ -47,7 +49,7 @@ def _cron_schedule(value: str) -> str:
         for part in field.split(","):
             try:
                 base, _, step = part.partition("/")
-                if step and (not step.isdigit() or int(step) == 0):
+                if step and (not re.fullmatch(r"[0-9]+", step) or int(step) == 0):
                     raise ValueError(step)
                 if base == "?" and name in ("day of month", "day of week"):
                     continue  # "no specific value", as '*'
@@ -61,6 +63,9 @@ def _cron_schedule(value: str) -> str:
                     f"{value!r} is not a cron expression: {part!r} is not a valid {name} "
                     f"({low}-{high}); {_CRON_HELP}"
                 ) from None
+    never = _never_runs(fields)
+    if never:
+        raise ValueError(f"{value!r} never runs: {never}; choose days that those months have")
     return value
 
 
@@ -80,6 +85,25 @@ def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
             last = _cron_number(end, low, high, names) if end else (high if step else first)
         found.update(range(first, last + 1, int(step) if step else 1))
     return found
+
+
+# Days in each month in the longest year (29 February happens).
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _never_runs(fields: list[str]) -> str | None:
+    """Why a schedule matches no day at all, or None. As in Kubernetes' parser, a
+    restricted day of week ('*' or '?' without a step is unrestricted) makes the
+    days an OR, which always matches some day."""
+    weekdays = fields[4].split(",")
+    if not any(p.partition("/")[0] in ("*", "?") and p.partition("/")[2] in ("", "1") for p in weekdays):
+        return None
+    (_, low, high, names), (_, mlow, mhigh, mnames) = CRON_FIELDS[2], CRON_FIELDS[3]
+    days, months = _expand(fields[2], low, high, names), _expand(fields[3], mlow, mhigh, mnames)
+    if any(day <= _MONTH_DAYS[month] for day in days for month in months):
+        return None
+    return (f"day of month {','.join(map(str, sorted(days)))} never occurs in month "
+            f"{','.join(map(str, sorted(months)))}")
 
 
 def longest_interval_seconds(schedule: str) -> int:

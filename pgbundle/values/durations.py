@@ -15,7 +15,7 @@ _GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|m|s)")
 
 def go_duration_seconds(value: str) -> float:
     """Seconds in a Go duration such as `2160h` or `1h30m` (units h, m, s)."""
-    if not _GO_DURATION.match(value):
+    if not _GO_DURATION.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a duration: use whole or decimal numbers with the units h, m, s "
             "(for example 2160h for 90 days)"

@@ -14,16 +14,16 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from pgbundle.values.names import DNS1123_LABEL, ImageRepository, ImageTag
 from pgbundle.values.quantity import cpu_cores, memory_bytes
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PG_MEMORY = re.compile(r"^[0-9]+(B|kB|MB|GB|TB)$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS-1123 label: use at most 63 lower-case letters, digits "
             "and '-', starting and ending with a letter or digit"
@@ -32,7 +32,7 @@ def _dns1123_label(value: str) -> str:
 
 
 def _dns1123_subdomain(value: str) -> str:
-    if len(value) > 253 or not all(_DNS1123_LABEL.match(part) for part in value.split(".")):
+    if len(value) > 253 or not all(DNS1123_LABEL.fullmatch(part) for part in value.split(".")):
         raise ValueError(
             f"{value!r} is not a DNS-1123 subdomain: use at most 253 lower-case letters, digits, "
             "'-' and '.', each dot-separated part starting and ending with a letter or digit"
@@ -41,7 +41,7 @@ def _dns1123_subdomain(value: str) -> str:
 
 
 def _pg_identifier(value: str) -> str:
-    if len(value) > 63 or not _PG_IDENTIFIER.match(value):
+    if len(value) > 63 or not _PG_IDENTIFIER.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a plain PostgreSQL name: use at most 63 lower-case letters, "
             "digits and '_', starting with a letter or '_'"
@@ -68,7 +68,7 @@ def _cpu(value: str) -> str:
 
 
 def _pg_memory(value: str) -> str:
-    if not _PG_MEMORY.match(value):
+    if not _PG_MEMORY.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a PostgreSQL memory setting: use a whole number with one of "
             "the units B, kB, MB, GB, TB (for example 256MB)"
@@ -120,9 +120,9 @@ TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 class ImageValues(Values):
-    repository: str = Field(default="postgres", min_length=1)
+    repository: ImageRepository = "postgres"
     """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
-    tag: str = Field(default="17.6-bookworm", min_length=1)
+    tag: ImageTag = "17.6-bookworm"
     """Image tag, pinned to a full minor version. Left out: 17.6-bookworm."""
     digest: str | None = None
     """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
@@ -131,7 +131,7 @@ class ImageValues(Values):
     def _check(self) -> ImageValues:
         if self.tag == "latest":
             raise ValueError("tag: 'latest' is not reproducible: pin a full version such as 17.6-bookworm")
-        if self.digest is not None and not _DIGEST.match(self.digest):
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
             raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
         return self
 

@@ -1,15 +1,20 @@
-"""Reading a values file: YAML, validation into the model, errors that name the
-field and the fix, and warnings about settings that work but deserve a look."""
+"""Reading a values file: YAML (pgbundle/values/source.py), merged into the
+defaults as Helm does (merge.py), validation into the model and of
+config.parameters (parameters.py), errors that name the field and the fix, and
+warnings about settings that work but deserve a look."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from pgbundle.values.merge import merge
 from pgbundle.values.models import ChartValues
+from pgbundle.values.parameters import problems_in as parameter_problems
+from pgbundle.values.source import SourceError, read_values_file
 
 
 class ValuesError(Exception):
@@ -50,23 +55,30 @@ def parse_values(data: object, source: str = "values") -> ChartValues:
         data = {}
     if not isinstance(data, dict):
         raise ValuesError(f"{source}: the top level must be a mapping with keys global and postgres")
+    data = merge(_defaults(), data)
+    problems = parameter_problems(data)
     try:
-        return ChartValues.model_validate(data)
+        values = ChartValues.model_validate(data)
     except ValidationError as err:
-        problems = "\n".join(f"  - {_describe(e)}" for e in err.errors())
-        raise ValuesError(f"{source} is not valid:\n{problems}") from None
+        problems = [_describe(e) for e in err.errors()] + problems
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise ValuesError(f"{source} is not valid:\n{listed}")
+    return values
+
+
+@functools.cache
+def _defaults() -> dict:
+    """Every key at its default, as a values file spells it: a file is merged into this."""
+    return ChartValues().model_dump(by_alias=True)
 
 
 def values_warnings(values: ChartValues) -> list[str]:
     """Settings that work but that an operator should know about."""
     pg = values.postgres
     found = []
-    pdb = pg.pod_disruption_budget
-    if pdb.enabled and pdb.min_available == pg.replicas:
-        found.append(
-            f"postgres.podDisruptionBudget.minAvailable equals replicas ({pg.replicas}): no pod "
-            "may be evicted, so every node drain waits until someone moves the database by hand"
-        )
+    # podDisruptionBudget.minAvailable equal to replicas (1) is the default on purpose
+    # and documented in the README: no warning that every run would print.
     if pg.replicas == 2:
         found.append(
             "postgres.replicas is 2: with synchronous mode a failover loses nothing, but while one member "
@@ -83,13 +95,7 @@ def values_warnings(values: ChartValues) -> list[str]:
 def load_values(path: Path) -> ChartValues:
     """Read and validate a values file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValuesError(
-            f"values file {path} does not exist: pass --values FILE or set VALUES"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValuesError(f"{path} is not valid YAML: {err}") from None
+        data = read_values_file(path)
+    except SourceError as err:
+        raise ValuesError(str(err)) from None
     return parse_values(data, source=str(path))

@@ -7,12 +7,14 @@ from pydantic import Field, model_validator
 from pgbundle.contract import EXPORTER_VERSION
 from pgbundle.values.durations import prometheus_duration_seconds
 from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
+from pgbundle.values.names import ImageRepository, ImageTag, Labels, Printable
 from pgbundle.values.network import NetworkPolicyPeer
 
+
 class ExporterImageValues(ImageValues):
-    repository: str = Field(default="quay.io/prometheuscommunity/postgres-exporter", min_length=1)
+    repository: ImageRepository = "quay.io/prometheuscommunity/postgres-exporter"
     """Exporter image repository. Left out: the Prometheus community image."""
-    tag: str = Field(default=EXPORTER_VERSION, min_length=1)
+    tag: ImageTag = EXPORTER_VERSION
     """Exporter image tag. Left out: the version every metric name in
     pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
 
@@ -32,7 +34,7 @@ class ServiceMonitorValues(Values):
     """Scrape interval. Left out: 30s."""
     scrape_timeout: str = Field(default="10s", pattern=r"^[0-9]+(ms|s|m|h)$")
     """Scrape timeout (below the interval). Left out: 10s."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects
     ServiceMonitors by. Left out: none."""
 
@@ -41,10 +43,10 @@ class PrometheusRuleValues(Values):
     enabled: bool = False
     """Emit a PrometheusRule with the alerts documented in the README runbook.
     Left out: false (needs the PrometheusRule CRD)."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects rules by.
     Left out: none."""
-    runbook_base_url: str = Field(default="README.md", min_length=1)
+    runbook_base_url: Printable = Field(default="README.md", min_length=1)
     """Where the README is served; each alert's `runbook_url` is this plus
     `#<alert name in lower case>`. Left out: README.md (relative)."""
 
@@ -56,7 +58,7 @@ class DashboardValues(Values):
     namespace: DnsLabel | None = None
     """Namespace of the dashboard ConfigMap, when the Grafana sidecar watches only
     its own. Left out: the database's namespace."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra labels on the ConfigMap. Left out: none."""
 
 

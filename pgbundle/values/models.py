@@ -10,7 +10,6 @@ backup, metrics) in modules of their own beside this one.
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import Literal
 
@@ -30,6 +29,7 @@ from pgbundle.values.fields import (
 )
 from pgbundle.values.ha import HaValues
 from pgbundle.values.metrics import MetricsValues
+from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
 from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
 from pgbundle.values.tuning import Tuning, derive_tuning
@@ -56,7 +56,7 @@ class VolumeValues(Values):
     enabled: bool = True
     """Keep this data on a PersistentVolumeClaim. Left out: true."""
     size: StorageSize
-    storage_class: str = ""
+    storage_class: StorageClass = ""
     """StorageClass name; "" uses the cluster's default class."""
 
 
@@ -110,39 +110,9 @@ class ConfigValues(Values):
     maintenance_work_mem: PgMemory | None = None
     """Left out: derived from the memory limit (at most 1GB)."""
     parameters: dict[str, ParameterValue] = {}
-    """Any other postgresql.conf setting, written last so it overrides. Left out: none."""
-
-    @model_validator(mode="after")
-    def _parameter_names(self) -> ConfigValues:
-        for name in self.parameters:
-            if not re.match(r"^[a-z_][a-z0-9_.]*$", name):
-                raise ValueError(f"parameters: {name!r} is not a PostgreSQL setting name (lower-case, '_' and '.')")
-            if name in _SIZED_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} takes part in the memory check; set config.{_SIZED_PARAMETERS[name]} instead"
-                )
-            if name in _COMMAND_LINE_PARAMETERS:
-                raise ValueError(
-                    f"parameters: {name!r} is set by the start script on the server's command line, "
-                    "which overrides postgresql.conf; remove it"
-                )
-        return self
-
-
-
-_SIZED_PARAMETERS = {
-    "max_connections": "maxConnections",
-    "shared_buffers": "sharedBuffers",
-    "effective_cache_size": "effectiveCacheSize",
-    "work_mem": "workMem",
-    "maintenance_work_mem": "maintenanceWorkMem",
-}
-# Locations the start script passes with -c (see constructs/scripts/start.sh).
-_COMMAND_LINE_PARAMETERS = {
-    "config_file", "hba_file", "data_directory", "port", "listen_addresses",
-    "unix_socket_directories", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "log_directory",
-}
-
+    """Any other postgresql.conf setting, written last so it overrides. Names and
+    values are checked against the image's PostgreSQL major, and settings the
+    product owns are refused (pgbundle/values/parameters.py). Left out: none."""
 
 
 class PodDisruptionBudgetValues(Values):
@@ -155,8 +125,27 @@ class PodDisruptionBudgetValues(Values):
 class TemporalValues(Values):
     enabled: bool = False
     """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
-    username: PgName = "temporal"
-    """Role that owns both Temporal databases; its password is `postgres_temporal_pw`."""
+    username: PgName = "temporaluser"
+    """LOGIN role Temporal connects and migrates as (USAGE and CREATE on `public` in
+    both databases, nothing in the application database); its password is
+    `postgres_temporal_pw`. Left out: temporaluser, as in the old chart and api-forge."""
+    owner_username: PgName = "temporalowner"
+    """NOLOGIN role that owns both Temporal databases. Left out: temporalowner. Set it
+    equal to `username` to keep the earlier single-role model (one LOGIN role owns
+    the databases), as examples/temporal-single-role.yaml does."""
+    previous_username: PgName | None = None
+    """A LOGIN role that owned the Temporal databases and their tables before (the
+    single-role model): on every start its objects there are handed to `username`
+    and it can no longer log in. Left out: none."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TemporalValues:
+        if self.previous_username is not None and self.previous_username in (self.username, self.owner_username):
+            raise ValueError(
+                f"previousUsername: {self.previous_username!r} is a current Temporal role; name the role "
+                "that owned the databases before, or leave the key out"
+            )
+        return self
 
 
 
@@ -176,6 +165,10 @@ class PostgresValues(Values):
     """NOLOGIN role that owns the database and schema. Left out: appowner."""
     read_only_username: PgName = "backupuser"
     """Read-only role (backups, reporting). Left out: backupuser."""
+    migrator_username: PgName = "appmigrator"
+    """LOGIN role for schema migrations: a member of the owner role whose sessions act
+    as the owner with the schema first on the search path; its password is
+    `postgres_app_migrator_pw`. Left out: appmigrator."""
     resources: ResourcesValues = Field(default_factory=ResourcesValues)
     persistence: PersistenceValues = Field(default_factory=PersistenceValues)
     config: ConfigValues = Field(default_factory=ConfigValues)
@@ -212,9 +205,12 @@ class PostgresValues(Values):
                     "ha.apiServerCidrs: required with networkPolicy.enabled and replicas >= 2: Patroni keeps its "
                     "leader lock in the Kubernetes API; list the API server's addresses (kubectl get endpoints "
                     "kubernetes -n default)")
-        roles = [self.username, self.owner_username, self.read_only_username]
+        roles = [self.username, self.owner_username, self.read_only_username, self.migrator_username]
         if self.temporal.enabled:
-            roles.append(self.temporal.username)
+            # One role may both own and use the Temporal databases (the single-role model).
+            roles += sorted({self.temporal.username, self.temporal.owner_username})
+            if self.temporal.previous_username is not None:
+                roles.append(self.temporal.previous_username)
         if len(set(roles)) != len(roles):
             raise ValueError(f"username: the role names must all differ, got {roles}")
         pdb = self.pod_disruption_budget
@@ -240,7 +236,10 @@ class PostgresValues(Values):
     def _monitoring_role_free(self) -> PostgresValues:
         # The exporter's role is fixed (its grants are the point): no other role may take its name.
         taken = {"username": self.username, "ownerUsername": self.owner_username,
-                 "readOnlyUsername": self.read_only_username, "temporal.username": self.temporal.username}
+                 "readOnlyUsername": self.read_only_username, "migratorUsername": self.migrator_username,
+                 "temporal.username": self.temporal.username,
+                 "temporal.ownerUsername": self.temporal.owner_username,
+                 "temporal.previousUsername": self.temporal.previous_username}
         for key, role in taken.items():
             if self.metrics.enabled and role == MONITORING_ROLE:
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")

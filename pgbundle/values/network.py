@@ -3,20 +3,45 @@ Kubernetes' NetworkPolicyPeer."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pgbundle.values.fields import Values
+from pgbundle.values.fields import Cidr, Values
+from pgbundle.values.names import LabelKey, Labels, LabelValue
+
+
+class LabelSelectorRequirement(Values):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = []
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        # The API server's rule: In/NotIn need values, Exists/DoesNotExist take none.
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"values: operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"values: operator {self.operator} takes no values; remove them")
+        return self
 
 class LabelSelector(Values):
-    match_labels: dict[str, str] = {}
-    match_expressions: list[dict[str, str | list[str]]] = []
+    match_labels: Labels = {}
+    match_expressions: list[LabelSelectorRequirement] = []
 
 
 class IpBlock(Values):
-    cidr: str
-    except_: list[str] = Field(default=[], alias="except")
+    cidr: Cidr
+    except_: list[Cidr] = Field(default=[], alias="except")
+
+    @model_validator(mode="after")
+    def _exceptions_inside(self) -> IpBlock:
+        outer = ipaddress.ip_network(self.cidr)
+        for inner in map(ipaddress.ip_network, self.except_):
+            if inner.version != outer.version or not inner.subnet_of(outer):
+                raise ValueError(f"except: {inner} is not inside cidr {self.cidr}; the API server refuses that")
+        return self
 
 
 class NetworkPolicyPeer(Values):

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from pgbundle.values.parameters import memory_range
 from pgbundle.values.quantity import cpu_cores, memory_bytes
 
 KB = 1024
@@ -110,13 +111,16 @@ def derive_tuning(config: MemorySettings, *, memory_limit: str, cpu_limit: str, 
             f"{max(needed, fixed + WORK_MEM_MIN * work_mem_users) // MB}MB. Raise resources.limits.memory or lower "
             "maxConnections, sharedBuffers, workMem or maintenanceWorkMem"
         )
+    effective_cache_size = chosen(config.effective_cache_size, _floor(limit * 3 // 4, MB))
+    _check_ranges(config, memory_limit, shared_buffers=shared_buffers, effective_cache_size=effective_cache_size,
+                  work_mem=work_mem, maintenance_work_mem=maintenance)
     data_size_bytes = memory_bytes(data_size)
     max_wal_size = min(max(_floor(data_size_bytes // 10, GB), GB), 16 * GB)
     return Tuning(
         max_connections=connections,
         shared_buffers=shared_buffers,
         wal_buffers=wal_buffers,
-        effective_cache_size=chosen(config.effective_cache_size, _floor(limit * 3 // 4, MB)),
+        effective_cache_size=effective_cache_size,
         work_mem=work_mem,
         maintenance_work_mem=maintenance,
         shm=SHM_BASE + HASH_MEM_MULTIPLIER * parallel_workers * work_mem,
@@ -127,3 +131,27 @@ def derive_tuning(config: MemorySettings, *, memory_limit: str, cpu_limit: str, 
         max_wal_size=max_wal_size,
         min_wal_size=max_wal_size // 4,
     )
+
+
+# Where each memory setting comes from when it is not set: the values key and the share of the limit.
+_DERIVED_FROM = {"shared_buffers": ("sharedBuffers", "a quarter of it"),
+                 "effective_cache_size": ("effectiveCacheSize", "three quarters of it"),
+                 "work_mem": ("workMem", "its share per connection"),
+                 "maintenance_work_mem": ("maintenanceWorkMem", "a sixteenth of it")}
+
+
+def _check_ranges(config: MemorySettings, memory_limit: str, **settings: int) -> None:
+    """A derived or chosen memory setting outside PostgreSQL's range stops the server at startup."""
+    for name, value in settings.items():
+        low, high = memory_range(name)
+        if low <= value <= high:
+            continue
+        key, share = _DERIVED_FROM[name]
+        bound = (f"above PostgreSQL's maximum of {pg_memory_text(high)}" if value > high
+                 else f"below PostgreSQL's minimum of {pg_memory_text(low)}")
+        chosen = getattr(config, name)
+        if chosen is not None:
+            raise ValueError(f"config.{key}: {chosen} is {bound}; use {pg_memory_text(low)} to {pg_memory_text(high)}")
+        raise ValueError(
+            f"resources.limits.memory: {memory_limit} makes {name} ({share}) {pg_memory_text(value)}, {bound}; "
+            f"lower the limit or set config.{key} (at most {pg_memory_text(high)})")

@@ -14,7 +14,9 @@ State folder:
   pod.json   pid and port of the running start script
 
 Secret files that exist are kept, so a state folder can be restarted with its
-data, and a test can rotate a password by replacing its file before `up`.
+data, and a test can rotate a password by replacing its file before `up`; a
+key the values need and the folder lacks is added. A restarted state keeps the
+port it had unless `--port` names another.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
@@ -40,6 +42,7 @@ from pathlib import Path
 from pgbundle import contract as layout
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.synth.output import OutputError, check_replaceable
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation import localsecrets, pki
 
@@ -76,6 +79,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the server binds: a port left in TIME_WAIT by the previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
 class LocalPod:
     """One local database pod living in a state folder."""
 
@@ -97,6 +111,10 @@ class LocalPod:
                 raise LocalPodError(f"run as root (the pod then runs as {RUN_USER}) or as the {RUN_USER} user")
 
     # --- paths ---------------------------------------------------------------
+
+    def _entries(self) -> set[str]:
+        """What a state folder holds: another folder is refused, not taken over."""
+        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.pod_file)}
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -182,8 +200,15 @@ class LocalPod:
         ConfigMap files are rewritten; Secret files are generated only when missing,
         or, with `secrets_dir`, projected from the Secret manifests there.
         """
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.state.chmod(0o711)
+        self._refuse_if_running()
+        try:
+            check_replaceable(self.state, self._entries(), option="--state", what="`local up`", action="use")
+            check_replaceable(self.dist, layout.CHART_FILES, option="--state", what="a synth", action="use")
+        except OutputError as err:
+            raise LocalPodError(str(err)) from None
+        if not self.state.exists():
+            self.state.mkdir(parents=True)
+            self.state.chmod(0o711)  # only a folder made here: the pod's user must reach root/
         self._check_reachable()
         synthesize(values, self.dist)
         manifests = self.manifests()
@@ -227,11 +252,11 @@ class LocalPod:
         return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
 
     def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
-        # A filled folder is kept: a restart keeps its passwords and a test may have replaced a file.
-        if any(folder.iterdir()):
-            return
+        # Files that exist are kept (a restart keeps its passwords, a test may have
+        # replaced one); only keys that are missing, such as a new role's, are written.
         for key, data in source().items():
-            self._write(folder / key, data, 0o600)
+            if not (folder / key).exists():
+                self._write(folder / key, data, 0o600)
 
     def sync_secrets(self, secrets_dir: Path) -> None:
         """Project the Secret manifests in `secrets_dir` into every Secret volume, as
@@ -294,6 +319,39 @@ class LocalPod:
         # A recycled pid belongs to some other program.
         return pid if str(self.host_path(layout.SCRIPTS_DIR)).encode() in cmdline else None
 
+    def postmaster(self) -> int | None:
+        """The pid of a server running on this state's data, with or without its start script."""
+        pgdata = self.host_path(layout.PGDATA)
+        try:
+            pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        # postmaster.pid outlives a crash, and its pid may belong to another program by now.
+        return pid if str(pgdata).encode() in argv else None
+
+    def leftovers(self) -> list[int]:
+        """Live processes the pod started (they inherit its PGDATA), the server included."""
+        marker = f"PGDATA={self.host_path(layout.PGDATA)}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if marker in (entry / "environ").read_bytes().split(b"\0"):
+                        found.append(int(entry.name))
+                except OSError:  # gone meanwhile, or a zombie
+                    continue
+        return found
+
+    def _refuse_if_running(self) -> None:
+        if self.pid() is not None:
+            raise LocalPodError(f"already running (pid {self.pid()}): run `local down --state {self.state}` first")
+        server = self.postmaster()
+        if server is not None:
+            raise LocalPodError(
+                f"a server still runs on {self.state} (pid {server}) although its start script is gone: "
+                f"run `local down --state {self.state}` first")
+
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """Run a command as the pod's user with the pod's environment (e.g. a pod script)."""
         return subprocess.run(argv, env=self.environment(), cwd=self.state, **self.user_options(), **kwargs)
@@ -309,10 +367,17 @@ class LocalPod:
         return self.run(["bash", str(script), kind], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def start(self, port: int | None = None, timeout: float = 120) -> dict:
-        """Start the pod's start script and wait until the readiness probe passes."""
-        if self.pid() is not None:
-            raise LocalPodError(f"already running (pid {self.pid()}): run `local down --state {self.state}` first")
-        self.pod_file.write_text(json.dumps({"port": port or free_port()}))
+        """Start the pod's start script and wait until the readiness probe passes.
+
+        The port: `port`, else the one this state had before (clients keep their
+        connection strings across restarts), else a free one."""
+        self._refuse_if_running()
+        port = port or self._recorded().get("port")
+        if port is None:
+            port = free_port()
+        elif not port_is_free(port):
+            raise LocalPodError(f"port {port} on {HOST} is in use: stop what listens there, or pass --port")
+        self.pod_file.write_text(json.dumps({"port": port}))
         env = self.environment()
         _, main = self._container(self.manifests())
         command = self.host_command(main)
@@ -356,24 +421,43 @@ class LocalPod:
         }
 
     def stop(self, timeout: float = 60) -> int | None:
-        """SIGTERM to the start script (a fast shutdown) and wait for it to exit.
+        """SIGTERM to the start script (a fast shutdown) and wait for it to exit. A
+        server whose start script died (kill -9) gets PostgreSQL's fast shutdown
+        itself, and what else that script had started is ended too.
 
-        Returns its exit status when this object started it, else None."""
-        pid = self.pid()
-        if pid is None:
-            return None
-        os.kill(pid, signal.SIGTERM)
+        Returns the start script's exit status when this object started it, else None."""
         deadline = time.monotonic() + timeout
-        while self.pid() is not None:
-            if time.monotonic() > deadline:
-                raise LocalPodError(f"pid {pid} still running {timeout:.0f}s after SIGTERM; log {self.log_file}")
-            time.sleep(0.1)
-        return self._process.wait() if self._process is not None else None
+
+        def wait_for(gone: Callable[[], bool], what: str) -> None:
+            while not gone():
+                if time.monotonic() > deadline:
+                    raise LocalPodError(f"{what} still running {timeout:.0f}s after the signal; log {self.log_file}")
+                time.sleep(0.1)
+
+        status = None
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: self.pid() is None, f"pid {pid}")
+            status = self._process.wait() if self._process is not None else None
+        server = self.postmaster()
+        if server is not None:
+            os.kill(server, signal.SIGINT)  # PostgreSQL's fast shutdown
+            wait_for(lambda: self.postmaster() is None, f"the server (pid {server})")
+        for leftover in self.leftovers():
+            try:
+                os.kill(leftover, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: not self.leftovers(), "a process of the pod")
+        return status
 
     def status(self) -> dict:
         pid = self.pid()
-        if pid is None:
-            state = "stopped"
-        else:
+        if pid is not None:
             state = "ready" if self.probe("ready") else "starting"
+        else:
+            # A server whose start script died: `down` stops it.
+            pid = self.postmaster()
+            state = "stopped" if pid is None else "orphaned"
         return {"state": state, "pid": pid, "port": self._recorded().get("port")}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,10 +298,27 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def private_folder(out: Path) -> None:
+    """Create `out` with mode 0700, or accept an existing folder only others cannot
+    enter: a folder this command did not create keeps its owner's mode."""
+    if not out.exists() and not out.is_symlink():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700)
+        out.chmod(0o700)  # whatever the umask
+        return
+    if not out.is_dir():
+        raise SecretsError(f"--out: {out} is not a folder: choose a missing folder or a private one")
+    mode = stat.S_IMODE(out.stat().st_mode)
+    if mode & 0o077:
+        raise SecretsError(
+            f"--out: {out} is open to other users (mode {stat.filemode(out.stat().st_mode)}), so the Secrets "
+            "would be too: choose a missing folder (it is created with mode 0700) or make this one private "
+            f"(chmod 700 {out})")
+
+
 def write_plan(plan: Plan, out: Path, *, overwrite: bool) -> list[Path]:
     """Write every file with mode 0600 (atomically: a temporary file renamed into place)."""
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    out.chmod(0o700)
+    private_folder(out)
     existing = sorted(name for name in plan.files if (out / name).exists())
     if existing and not overwrite:
         raise SecretsError(

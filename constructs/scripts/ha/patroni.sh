@@ -18,7 +18,7 @@ fail() {
 : "${PG_SCRIPTS_DIR:?}"
 
 required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
-    postgres_replication_pw postgres_rewind_pw patroni_api_pw)
+    postgres_app_migrator_pw postgres_replication_pw postgres_rewind_pw patroni_api_pw)
 if [[ $PG_TEMPORAL == on ]]; then
     required_keys+=(postgres_temporal_pw)
 fi
