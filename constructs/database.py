@@ -99,8 +99,6 @@ class DatabaseProps(BaseModel):
 # The HA scripts live apart so the single instance's ConfigMap stays as it is;
 # in the pod they sit beside the others (a ConfigMap key cannot hold a folder).
 HA_SCRIPTS = SCRIPTS / "ha"
-# What the HA container runs; like DATABASE_SCRIPTS, these roll the pods.
-HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql", "init.sql", "cert-watch.sh")
 # Patroni keeps its leader lock, configuration and member state in ConfigMaps
 # it creates and labels its pods with their role (Patroni's kubernetes/patroni_k8s.yaml).
 PATRONI_RULES = (
@@ -112,6 +110,10 @@ PATRONI_RULES = (
 # The scripts the database container runs. Only these roll the database pod when
 # they change; the backup and restore scripts share the ConfigMap but not the pod.
 DATABASE_SCRIPTS = ("start.sh", "probe.sh", "init.sql", "init-temporal.sql", "cert-watch.sh")
+# What the HA container runs instead of start.sh and probe.sh (Patroni starts the
+# server, its REST API answers the probes).
+HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
+                       *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
 def pod_scripts(ha: bool = False) -> dict[str, str]:
