@@ -23,7 +23,9 @@ ALTER ROLE :"rewind_user" LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROL
 \unset replication_pw
 \unset rewind_pw
 
--- What pg_rewind reads on the source server, and nothing else.
+-- What pg_rewind reads on the source server, and nothing else. It connects to
+-- the postgres database, which init.sql closes to PUBLIC.
+GRANT CONNECT ON DATABASE postgres TO :"rewind_user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO :"rewind_user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO :"rewind_user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"rewind_user";
