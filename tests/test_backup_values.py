@@ -130,6 +130,8 @@ def test_no_backup_volume_is_fine_without_backups():
     ("0 1,13 * * *", 12 * 3600),
     ("0 0 1 * *", 31 * 86400),
     ("0 0 1,15 * 0", 7 * 86400),          # either day field matches
+    ("0 0 13 * */2", 2 * 86400),          # a step restricts the day of week: the 13th or Sun/Tue/Thu/Sat
+    ("0 0 */10 * 1", 7 * 86400),          # likewise the day of month: 1/11/21/31 or a Monday
     ("0 3 29 2 *", 4 * 366 * 86400),      # leap days only: the whole four-year walk
 ])
 def test_longest_interval_between_runs(schedule, seconds):

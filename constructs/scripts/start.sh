@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The database container's command. Every path comes from the environment the
-# StatefulSet sets (constructs/pgconf.py pod_environment), so the local pod
+# StatefulSet sets (pgbundle/pgconf/env.py pod_environment), so the local pod
 # runner can run this file unchanged against a state folder.
 #
 # First start: initdb. Every start: run PostgreSQL with the mounted

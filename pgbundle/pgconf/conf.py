@@ -92,7 +92,7 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
 
 
 def render_postgresql_conf(postgres: PostgresValues) -> str:
-    lines = ["# Generated from the values by constructs/pgconf.py; locations come from the start script."]
+    lines = ["# Generated from the values by pgbundle/pgconf/conf.py; locations come from the start script."]
     lines += [f"{name} = {_literal(value)}" for name, value in postgresql_settings(postgres).items()]
     if postgres.config.parameters:
         # Last, so they win: PostgreSQL takes the last occurrence of a setting.

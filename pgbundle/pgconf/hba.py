@@ -7,7 +7,7 @@ from pgbundle.values.models import PostgresValues
 
 def render_pg_hba(postgres: PostgresValues) -> str:
     lines = [
-        "# Generated from the values by constructs/pgconf.py. First match wins.",
+        "# Generated from the values by pgbundle/pgconf/hba.py. First match wins.",
         "# TYPE     DATABASE USER     ADDRESS  METHOD",
         # The start script and the probes run as the postgres OS user inside the pod.
         "local      all      postgres          peer",

@@ -91,12 +91,17 @@ def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
 _MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 
 
+def _unrestricted(field: str) -> bool:
+    """Whether a day field counts as '*' for Kubernetes' parser: some part of it is
+    '*' or '?' with no step above 1 ('*/2' is a restriction)."""
+    return any(p.partition("/")[0] in ("*", "?") and p.partition("/")[2] in ("", "1") for p in field.split(","))
+
+
 def _never_runs(fields: list[str]) -> str | None:
-    """Why a schedule matches no day at all, or None. As in Kubernetes' parser, a
-    restricted day of week ('*' or '?' without a step is unrestricted) makes the
-    days an OR, which always matches some day."""
-    weekdays = fields[4].split(",")
-    if not any(p.partition("/")[0] in ("*", "?") and p.partition("/")[2] in ("", "1") for p in weekdays):
+    """Why a schedule matches no day at all, or None. A restricted day of week
+    makes the days an OR (see longest_interval_seconds), which always matches
+    some day."""
+    if not _unrestricted(fields[4]):
         return None
     (_, low, high, names), (_, mlow, mhigh, mnames) = CRON_FIELDS[2], CRON_FIELDS[3]
     days, months = _expand(fields[2], low, high, names), _expand(fields[3], mlow, mhigh, mnames)
@@ -113,8 +118,8 @@ def longest_interval_seconds(schedule: str) -> int:
     fields = CRON_MACROS.get(schedule.strip(), schedule).split()
     minutes, hours, days, months, weekdays = (
         _expand(f, low, high, names) for f, (_, low, high, names) in zip(fields, CRON_FIELDS))
-    # Standard cron: with both day fields restricted, a day matching either runs.
-    either = not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?"))
+    # As Kubernetes' parser: with both day fields restricted, a day matching either runs.
+    either = not _unrestricted(fields[2]) and not _unrestricted(fields[4])
     times = sorted(h * 3600 + m * 60 for h in hours for m in minutes)
     within = max([b - a for a, b in zip(times, times[1:])], default=0)
     longest, previous, runs = within, None, 0
