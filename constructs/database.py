@@ -31,6 +31,27 @@ class VolumeClaimProps(BaseModel):
     """Access mode. Left out: ReadWriteOnce."""
 
 
+class HaProps(BaseModel):
+    """What changes when Patroni runs the database (postgres.replicas >= 2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    patroni_config: str
+    """patroni.yaml, as every member reads it: pod paths, no password (required)."""
+    scope: str
+    """Patroni's cluster name: the pods carry it in `scope_label` (required)."""
+    scope_label: str
+    """Pod label Patroni finds its members by (required)."""
+    role_label: str
+    """Pod label Patroni keeps at `primary_role` or `replica_role` (required)."""
+    primary_role: str
+    """The Service `postgres` selects this role (required)."""
+    replica_role: str
+    """The Service `postgres-replicas` selects this role (required)."""
+    required_anti_affinity: bool = False
+    """Never schedule two members on one node. Left out: preferred only."""
+
+
 class DatabaseProps(BaseModel):
     """What the Database construct needs."""
 
@@ -61,23 +82,46 @@ class DatabaseProps(BaseModel):
     backups: VolumeClaimProps | None = None
     """The backup volume postgres-backups, also mounted here. Left out: none."""
     pdb_min_available: int | None = None
-    """minAvailable of the PodDisruptionBudget. Left out: no budget."""
+    """minAvailable of the PodDisruptionBudget. Left out: no budget (unless pdb_max_unavailable)."""
+    pdb_max_unavailable: int | None = None
+    """maxUnavailable of the PodDisruptionBudget, instead of minAvailable. Left out: none."""
     exporter: ExporterSidecarProps | None = None
     """The metrics exporter sidecar. Left out: none."""
     replicas: int = 1
     """Database pods. Left out: 1."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy of the database container. Left out: IfNotPresent."""
+    ha: HaProps | None = None
+    """Patroni runs the members: RBAC, its configuration, primary and replica
+    Services, REST API probes. Left out: a single PostgreSQL (start.sh)."""
+
+
+# The HA scripts live apart so the single instance's ConfigMap stays as it is;
+# in the pod they sit beside the others (a ConfigMap key cannot hold a folder).
+HA_SCRIPTS = SCRIPTS / "ha"
+# Patroni keeps its leader lock, configuration and member state in ConfigMaps
+# it creates and labels its pods with their role (Patroni's kubernetes/patroni_k8s.yaml).
+PATRONI_RULES = (
+    (("configmaps",), ("create", "get", "list", "patch", "update", "watch", "delete")),
+    (("pods",), ("get", "list", "patch", "update", "watch")),
+)
 
 
 # The scripts the database container runs. Only these roll the database pod when
 # they change; the backup and restore scripts share the ConfigMap but not the pod.
 DATABASE_SCRIPTS = ("start.sh", "probe.sh", "init.sql", "init-temporal.sql", "cert-watch.sh")
+# What the HA container runs instead of start.sh and probe.sh (Patroni starts the
+# server, its REST API answers the probes).
+HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
+                       *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
-def pod_scripts() -> dict[str, str]:
-    """The pod's scripts, keyed by file name, as shipped in the scripts ConfigMap."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(SCRIPTS.iterdir()) if p.is_file()}
+def pod_scripts(ha: bool = False) -> dict[str, str]:
+    """The pod's scripts, keyed by file name, as shipped in the scripts ConfigMap
+    (with `ha`, Patroni's too)."""
+    folders = (SCRIPTS, HA_SCRIPTS) if ha else (SCRIPTS,)
+    files = sorted(p for folder in folders for p in folder.iterdir() if p.is_file())
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(files, key=lambda p: p.name)}
 
 
 def _digest(*documents: dict[str, str]) -> str:
@@ -104,8 +148,11 @@ class Database(Construct):
         super().__init__(scope, id)
         self.labels = layout.object_labels(COMPONENT, props.version)
         self.selector = layout.selector_labels(COMPONENT)
-        config_files = props.config_files
-        scripts = pod_scripts()
+        ha = props.ha
+        # Patroni writes its own postgresql.conf and pg_hba.conf from its configuration.
+        config_files = props.config_files if ha is None else {layout.PATRONI_CONFIG_FILE: ha.patroni_config}
+        scripts = pod_scripts(ha=ha is not None)
+        run_scripts = DATABASE_SCRIPTS if ha is None else HA_DATABASE_SCRIPTS
 
         k8s.KubeServiceAccount(
             self,
@@ -113,7 +160,12 @@ class Database(Construct):
             metadata=self._meta(props, layout.SERVICE_ACCOUNT),
             automount_service_account_token=False,
         )
-        k8s.KubeConfigMap(self, "config", metadata=self._meta(props, layout.CONFIG_MAP), data=config_files)
+        if ha is None:
+            k8s.KubeConfigMap(self, "config", metadata=self._meta(props, layout.CONFIG_MAP), data=config_files)
+        else:
+            k8s.KubeConfigMap(self, "patroni-config", metadata=self._meta(props, layout.PATRONI_CONFIG_MAP),
+                              data=config_files)
+            self._rbac(props)
         k8s.KubeConfigMap(self, "scripts", metadata=self._meta(props, layout.SCRIPTS_CONFIG_MAP), data=scripts)
 
         if props.backups is not None:
@@ -125,12 +177,22 @@ class Database(Construct):
             )
 
         ports = [k8s.ServicePort(name=layout.PORT_NAME, port=layout.PORT, target_port=k8s.IntOrString.from_string(layout.PORT_NAME))]
+        # With Patroni, the Service reaches the primary only; read-only clients may use the replicas.
+        primary = self.selector if ha is None else {**self.selector, ha.role_label: ha.primary_role}
         k8s.KubeService(
             self,
             "service",
             metadata=self._meta(props, layout.SERVICE),
-            spec=k8s.ServiceSpec(type="ClusterIP", selector=self.selector, ports=ports),
+            spec=k8s.ServiceSpec(type="ClusterIP", selector=primary, ports=ports),
         )
+        if ha is not None:
+            k8s.KubeService(
+                self,
+                "replicas-service",
+                metadata=self._meta(props, layout.REPLICAS_SERVICE),
+                spec=k8s.ServiceSpec(type="ClusterIP", selector={**self.selector, ha.role_label: ha.replica_role},
+                                     ports=ports),
+            )
         k8s.KubeService(
             self,
             "headless-service",
@@ -156,10 +218,11 @@ class Database(Construct):
                 ),
                 template=k8s.PodTemplateSpec(
                     metadata=k8s.ObjectMeta(
-                        labels=self.labels,
+                        # Patroni finds its members by the scope label.
+                        labels=self.labels if ha is None else {**self.labels, ha.scope_label: ha.scope},
                         # A changed config or script rolls the pod, so what runs is what dist/ says.
                         annotations={"checksum/config": _digest(
-                            config_files, {name: scripts[name] for name in DATABASE_SCRIPTS})},
+                            config_files, {name: scripts[name] for name in run_scripts})},
                     ),
                     spec=self._pod_spec(props),
                 ),
@@ -182,15 +245,81 @@ class Database(Construct):
                     selector=k8s.LabelSelector(match_labels=self.selector),
                 ),
             )
+        elif props.pdb_max_unavailable is not None:
+            k8s.KubePodDisruptionBudget(
+                self,
+                "pdb",
+                metadata=self._meta(props, layout.PDB),
+                spec=k8s.PodDisruptionBudgetSpec(
+                    max_unavailable=k8s.IntOrString.from_number(props.pdb_max_unavailable),
+                    selector=k8s.LabelSelector(match_labels=self.selector),
+                ),
+            )
+
+    @staticmethod
+    def _api_probe(path: str, failures: int) -> k8s.Probe:
+        """A probe on Patroni's REST API (TLS; the kubelet does not verify the certificate)."""
+        return k8s.Probe(
+            http_get=k8s.HttpGetAction(path=path, port=k8s.IntOrString.from_string(layout.PATRONI_API_PORT_NAME),
+                                       scheme="HTTPS"),
+            period_seconds=10, timeout_seconds=5, failure_threshold=failures)
+
+    @staticmethod
+    def _patroni_env(props: DatabaseProps) -> list[k8s.EnvVar]:
+        """The member's name and addresses: its pod name behind the headless Service,
+        a name the server certificate holds, so members verify each other."""
+        host = f"$(PATRONI_NAME).{layout.HEADLESS_SERVICE}.{props.namespace}.svc"
+
+        def field(path: str) -> k8s.EnvVarSource:
+            return k8s.EnvVarSource(field_ref=k8s.ObjectFieldSelector(field_path=path))
+
+        return [
+            k8s.EnvVar(name="PG_PATRONI_CONFIG", value=f"{layout.PATRONI_CONFIG_DIR}/{layout.PATRONI_CONFIG_FILE}"),
+            k8s.EnvVar(name="PATRONI_NAME", value_from=field("metadata.name")),
+            k8s.EnvVar(name="PATRONI_KUBERNETES_POD_IP", value_from=field("status.podIP")),
+            k8s.EnvVar(name="PATRONI_POSTGRESQL_CONNECT_ADDRESS", value=f"{host}:{layout.PORT}"),
+            k8s.EnvVar(name="PATRONI_RESTAPI_CONNECT_ADDRESS", value=f"{host}:{layout.PATRONI_API_PORT}"),
+        ]
+
+    def _spread(self, ha: HaProps) -> k8s.Affinity:
+        """Members on different nodes: preferred, or required."""
+        term = k8s.PodAffinityTerm(topology_key="kubernetes.io/hostname",
+                                   label_selector=k8s.LabelSelector(match_labels=self.selector))
+        if ha.required_anti_affinity:
+            return k8s.Affinity(pod_anti_affinity=k8s.PodAntiAffinity(
+                required_during_scheduling_ignored_during_execution=[term]))
+        return k8s.Affinity(pod_anti_affinity=k8s.PodAntiAffinity(
+            preferred_during_scheduling_ignored_during_execution=[
+                k8s.WeightedPodAffinityTerm(weight=100, pod_affinity_term=term)]))
+
+    def _rbac(self, props: DatabaseProps) -> None:
+        """Patroni's Role (this namespace, named resources kinds, no wildcard) bound to the pods' ServiceAccount."""
+        k8s.KubeRole(
+            self,
+            "patroni-role",
+            metadata=self._meta(props, layout.PATRONI_ROLE),
+            rules=[k8s.PolicyRule(api_groups=[""], resources=list(resources), verbs=list(verbs))
+                   for resources, verbs in PATRONI_RULES],
+        )
+        k8s.KubeRoleBinding(
+            self,
+            "patroni-role-binding",
+            metadata=self._meta(props, layout.PATRONI_ROLE),
+            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=layout.PATRONI_ROLE),
+            subjects=[k8s.Subject(kind="ServiceAccount", name=layout.SERVICE_ACCOUNT, namespace=props.namespace)],
+        )
 
     def _meta(self, props: DatabaseProps, name: str) -> k8s.ObjectMeta:
         return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
     def _pod_spec(self, props: DatabaseProps) -> k8s.PodSpec:
         uid = layout.POSTGRES_UID
+        ha = props.ha
+        config_dir, config_map = (layout.CONFIG_DIR, layout.CONFIG_MAP) if ha is None else (
+            layout.PATRONI_CONFIG_DIR, layout.PATRONI_CONFIG_MAP)
         mounts = [
             k8s.VolumeMount(name=layout.DATA_CLAIM, mount_path=layout.DATA_MOUNT),
-            k8s.VolumeMount(name="config", mount_path=layout.CONFIG_DIR, read_only=True),
+            k8s.VolumeMount(name="config", mount_path=config_dir, read_only=True),
             k8s.VolumeMount(name="scripts", mount_path=layout.SCRIPTS_DIR, read_only=True),
             k8s.VolumeMount(name="secrets", mount_path=layout.SECRETS_DIR, read_only=True),
             k8s.VolumeMount(name="ca", mount_path=layout.CA_DIR, read_only=True),
@@ -199,7 +328,7 @@ class Database(Construct):
             k8s.VolumeMount(name="shm", mount_path=layout.SHM_DIR),
         ]
         volumes = [
-            k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(name=layout.CONFIG_MAP, default_mode=CONFIG_FILE_MODE)),
+            k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(name=config_map, default_mode=CONFIG_FILE_MODE)),
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(name=layout.SCRIPTS_CONFIG_MAP, default_mode=SCRIPT_FILE_MODE)),
             secret_volume("secrets", props.secrets),
             secret_volume("ca", props.ca),
@@ -227,25 +356,40 @@ class Database(Construct):
                 failure_threshold=failures,
             )
 
+        env = [k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()]
+        ports = [k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")]
+        command = ["bash", f"{layout.SCRIPTS_DIR}/start.sh"]
+        # initdb or crash recovery of a large database may take a while: allow 30 minutes.
+        probes = {"startup_probe": probe("startup", 10, 180), "readiness_probe": probe("ready", 10, 3),
+                  "liveness_probe": probe("live", 10, 6)}
+        if ha is not None:
+            command = ["bash", f"{layout.SCRIPTS_DIR}/patroni.sh"]
+            env += self._patroni_env(props)
+            ports.append(k8s.ContainerPort(name=layout.PATRONI_API_PORT_NAME, container_port=layout.PATRONI_API_PORT,
+                                           protocol="TCP"))
+            probes = {"startup_probe": self._api_probe("/liveness", 180), "readiness_probe": self._api_probe("/readiness", 3),
+                      "liveness_probe": self._api_probe("/liveness", 6)}
         container = k8s.Container(
             name=layout.CONTAINER,
             image=props.image,
             image_pull_policy=props.image_pull_policy,
-            command=["bash", f"{layout.SCRIPTS_DIR}/start.sh"],
-            env=[k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()],
-            ports=[k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")],
+            command=command,
+            env=env,
+            ports=ports,
             resources=resource_requirements(props.resources),
-            # initdb or crash recovery of a large database may take a while: allow 30 minutes.
-            startup_probe=probe("startup", 10, 180),
-            readiness_probe=probe("ready", 10, 3),
-            liveness_probe=probe("live", 10, 6),
             volume_mounts=mounts,
             security_context=restricted_container(uid),
+            **probes,
         )
         sidecar = ExporterSidecar(self, "exporter", props=props.exporter) if props.exporter else None
         return k8s.PodSpec(
             service_account_name=layout.SERVICE_ACCOUNT,
-            automount_service_account_token=False,
+            # Patroni keeps its leader lock in the API server: only the HA pods get a token.
+            automount_service_account_token=ha is not None,
+            affinity=self._spread(ha) if ha is not None else None,
+            topology_spread_constraints=[k8s.TopologySpreadConstraint(
+                max_skew=1, topology_key="topology.kubernetes.io/zone", when_unsatisfiable="ScheduleAnyway",
+                label_selector=k8s.LabelSelector(match_labels=self.selector))] if ha is not None else None,
             enable_service_links=False,
             # A fast shutdown writes a checkpoint; give it time before the kubelet kills the server.
             termination_grace_period_seconds=120,

@@ -52,6 +52,19 @@ class DashboardProps(BaseModel):
     """Extra labels of the ConfigMap. Left out: none (the grafana_dashboard label is always set)."""
 
 
+class PatroniScrapeProps(BaseModel):
+    """Patroni's REST API /metrics on every member (replicas >= 2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ca_secret: str
+    """Secret holding the CA that signed the members' certificate (required)."""
+    ca_key: str
+    """Its key (required)."""
+    server_name: str
+    """A name the members' certificate holds: Prometheus scrapes pod addresses (required)."""
+
+
 class MetricsProps(BaseModel):
     """What the Metrics construct needs."""
 
@@ -69,6 +82,8 @@ class MetricsProps(BaseModel):
     """A Prometheus Operator PrometheusRule. Left out: none."""
     dashboard: DashboardProps | None = None
     """The Grafana dashboard ConfigMap. Left out: none."""
+    patroni: PatroniScrapeProps | None = None
+    """Scrape Patroni's metrics too. Left out: no Patroni."""
 
 
 class Metrics(Construct):
@@ -90,7 +105,12 @@ class Metrics(Construct):
                         name=layout.METRICS_PORT_NAME,
                         port=layout.METRICS_PORT,
                         target_port=k8s.IntOrString.from_string(layout.METRICS_PORT_NAME),
-                    )
+                    ),
+                    *([k8s.ServicePort(
+                        name=layout.PATRONI_API_PORT_NAME,
+                        port=layout.PATRONI_API_PORT,
+                        target_port=k8s.IntOrString.from_string(layout.PATRONI_API_PORT_NAME),
+                    )] if props.patroni is not None else []),
                 ],
             ),
         )
@@ -101,8 +121,26 @@ class Metrics(Construct):
                 ServiceMonitor,
                 ServiceMonitorSpec,
                 ServiceMonitorSpecEndpoints,
+                ServiceMonitorSpecEndpointsScheme,
+                ServiceMonitorSpecEndpointsTlsConfig,
+                ServiceMonitorSpecEndpointsTlsConfigCa,
+                ServiceMonitorSpecEndpointsTlsConfigCaSecret,
                 ServiceMonitorSpecSelector,
             )
+
+            patroni = []
+            if props.patroni is not None:
+                patroni = [ServiceMonitorSpecEndpoints(
+                    port=layout.PATRONI_API_PORT_NAME,
+                    path="/metrics",
+                    scheme=ServiceMonitorSpecEndpointsScheme.HTTPS,
+                    tls_config=ServiceMonitorSpecEndpointsTlsConfig(
+                        ca=ServiceMonitorSpecEndpointsTlsConfigCa(secret=ServiceMonitorSpecEndpointsTlsConfigCaSecret(
+                            name=props.patroni.ca_secret, key=props.patroni.ca_key)),
+                        server_name=props.patroni.server_name),
+                    interval=sm.interval,
+                    scrape_timeout=sm.scrape_timeout,
+                )]
 
             ServiceMonitor(
                 self,
@@ -116,7 +154,8 @@ class Metrics(Construct):
                             path="/metrics",
                             interval=sm.interval,
                             scrape_timeout=sm.scrape_timeout,
-                        )
+                        ),
+                        *patroni,
                     ],
                 ),
             )

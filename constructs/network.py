@@ -41,6 +41,12 @@ class NetworkIsolationProps(BaseModel):
     """Where the cluster DNS runs: the only egress besides the database (required)."""
     scrapers: list[Peer] = []
     """Peers admitted on the exporter port. Left out: none, as when metrics are off."""
+    patroni_api_port: int | None = None
+    """Patroni's REST API port, open between the members. Left out: no Patroni."""
+    api_server_cidrs: list[str] = []
+    """Where the Kubernetes API server answers (Patroni's leader lock); egress to them. Left out: none."""
+    api_server_port: int = 443
+    """The API server's port for that egress. Left out: 443."""
 
 
 def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
@@ -68,6 +74,11 @@ class NetworkIsolation(Construct):
         )
         database_egress = k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(layout.PORT)])
 
+        # The API server has no pod selector: its addresses.
+        api_egress = [k8s.NetworkPolicyEgressRule(
+            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in props.api_server_cidrs],
+            ports=[_tcp(props.api_server_port)])] if props.api_server_cidrs else []
+
         ingress = [
             k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(layout.PORT)])
             for rule in props.clients
@@ -76,12 +87,18 @@ class NetworkIsolation(Construct):
         migrate_selector = layout.selector_labels(layout.MIGRATE_COMPONENT)
         migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=migrate_selector))
         ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(layout.PORT)]))
+        member_ports = [_tcp(layout.PORT)]
+        if props.patroni_api_port is not None:
+            # Patroni asks the other members' REST API before a failover.
+            member_ports.append(_tcp(props.patroni_api_port))
         if props.replicas > 1:
             # Streaming replication: standbys connect to the primary.
-            ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=[_tcp(layout.PORT)]))
+            ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=member_ports))
         if props.scrapers:
             ingress.append(
-                k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[_tcp(layout.METRICS_PORT)])
+                # Patroni's REST API serves its metrics; its unsafe endpoints need the password.
+                k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[
+                    _tcp(layout.METRICS_PORT), *([_tcp(props.patroni_api_port)] if props.patroni_api_port else [])])
             )
 
         k8s.KubeNetworkPolicy(
@@ -92,7 +109,7 @@ class NetworkIsolation(Construct):
                 pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
                 policy_types=["Ingress", "Egress"],
                 ingress=ingress,
-                egress=[dns_egress, database_egress],
+                egress=[dns_egress, k8s.NetworkPolicyEgressRule(to=[database], ports=member_ports), *api_egress],
             ),
         )
         k8s.KubeNetworkPolicy(

@@ -8,12 +8,14 @@ on, where does the CA come from, which password does a job read) is made here.
 from __future__ import annotations
 
 import cdk8s
+import yaml
 
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
-from constructs.database import Database, DatabaseProps, VolumeClaimProps
+from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
-from constructs.metrics import DashboardProps, Metrics, MetricsProps, PrometheusRuleProps, ServiceMonitorProps
+from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniScrapeProps, PrometheusRuleProps,
+                                ServiceMonitorProps)
 from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
@@ -23,11 +25,13 @@ from pgbundle.k8s.jobs import JobPodProps
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
+from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf import conf, env, hba
 from pgbundle.synth.gitops import apply_sync_waves
 from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
 from pgbundle.values.fields import ResourcesValues
+from pgbundle.values.load import ValuesError
 from pgbundle.values.models import ChartValues, PostgresValues, VolumeValues
 from pgbundle.values.network import NetworkPolicyPeer
 
@@ -109,26 +113,80 @@ def _volume(volume: VolumeValues, access_mode: str = "ReadWriteOnce") -> VolumeC
     return VolumeClaimProps(size=volume.size, storage_class=volume.storage_class, access_mode=access_mode)
 
 
+def ha_props(values: ChartValues) -> HaProps:
+    """Patroni's side of the database pods (postgres.replicas >= 2)."""
+    spec = patroni_spec(values)
+    kubernetes = spec.kubernetes
+    return HaProps(
+        patroni_config=yaml.safe_dump(patroni_config.render(spec), sort_keys=False), scope=spec.scope,
+        scope_label=kubernetes.scope_label, role_label=kubernetes.role_label,
+        primary_role=patroni_config.PRIMARY_ROLE, replica_role=patroni_config.REPLICA_ROLE,
+        required_anti_affinity=values.postgres.ha.anti_affinity == "required")
+
+
 def database_props(values: ChartValues) -> DatabaseProps:
     pg, pull = values.postgres, values.global_.image_pull_policy
     backups = pg.persistence.backups
+    pdb = pg.pod_disruption_budget
+    ha = ha_props(values) if pg.replicas > 1 else None
     exporter = None
     if pg.metrics.enabled:
         exporter = ExporterSidecarProps(
             image=pg.metrics.image.reference, database=pg.database, secret_name=pg.secrets.existing_secret,
             resources=resources(pg.metrics.resources), image_pull_policy=pull)
     return DatabaseProps(
-        namespace=values.global_.namespace, image=pg.image.reference, version=pg.image.tag,
+        namespace=values.global_.namespace, image=pg.image.reference if ha is None else pg.ha.image.reference,
+        version=pg.image.tag,
         resources=resources(pg.resources),
         config_files={"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)},
         environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
         data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
-        # The CA is only required when client certificates are verified.
-        ca=ca_files(pg, optional=not pg.ca.verify_clients),
+        # The CA is only required when client certificates are verified, or
+        # members verify each other (HA).
+        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None)),
         tls=tls_files(pg) if pg.tls.enabled else None,
         backups=_volume(backups, backups.access_mode) if backups.enabled else None,
-        pdb_min_available=pg.pod_disruption_budget.min_available if pg.pod_disruption_budget.enabled else None,
-        exporter=exporter, replicas=pg.replicas, image_pull_policy=pull)
+        # With Patroni, one member at a time: a drain never takes the primary and its synchronous standby together.
+        pdb_min_available=pdb.min_available if pdb.enabled and ha is None else None,
+        pdb_max_unavailable=1 if pdb.enabled and ha is not None else None,
+        exporter=exporter, replicas=pg.replicas, image_pull_policy=pull, ha=ha)
+
+
+def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
+    """The Patroni inputs for these values, with the pod's paths."""
+    pg = values.postgres
+    ha = pg.ha
+    dcs = patroni_config.DcsSettings(
+        ttl=ha.ttl, loop_wait=ha.loop_wait, retry_timeout=ha.retry_timeout,
+        maximum_lag_on_failover=ha.maximum_lag_on_failover, primary_start_timeout=ha.primary_start_timeout,
+        synchronous_mode=ha.synchronous_mode, synchronous_mode_strict=ha.synchronous_mode_strict)
+    if not pg.tls.enabled:
+        raise ValuesError("postgres.tls.enabled: false cannot run HA: members replicate over TLS only")
+    users = patroni_config.Users()
+    parameters = {**conf.postgresql_settings(pg), **pg.config.parameters}
+    pg_hba = [line for line in hba.render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
+    pg_hba += patroni_config.replication_hba(users.replication, pg.allowed_cidrs)
+    log_dir = f"{layout.DATA_MOUNT}/log" if pg.logging.to_file else f"{layout.RUN_DIR}/log"
+    # Patroni puts these labels on the ConfigMaps it creates: not the instance
+    # label, which Argo CD tracks its own objects by (it would prune Patroni's).
+    patroni_labels = {k: v for k, v in layout.selector_labels(layout.DATABASE_COMPONENT).items()
+                      if k != "app.kubernetes.io/instance"}
+    return patroni_config.PatroniSpec(
+        scope=layout.PATRONI_SCOPE,
+        port=layout.PORT,
+        api_port=layout.PATRONI_API_PORT,
+        parameters=parameters,
+        pg_hba=tuple(pg_hba),
+        tls=patroni_config.TlsFiles(
+            cert=f"{layout.TLS_DIR}/{layout.TLS_CERT_FILE}", key=f"{layout.TLS_DIR}/{layout.TLS_KEY_FILE}",
+            ca=f"{layout.CA_DIR}/{layout.CA_CERT_FILE}", verify_clients=pg.ca.verify_clients),
+        paths=patroni_config.Paths(
+            data_dir=layout.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
+            run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.SCRIPTS_DIR}/patroni-hook.sh"),
+        kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace, labels=patroni_labels),
+        users=users,
+        dcs=dcs,
+    )
 
 
 def job_pod_props(values: ChartValues, *, container: str, script: str, environment: dict[str, str],
@@ -197,7 +255,10 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
     return NetworkIsolationProps(
         namespace=values.global_.namespace, labels=database.labels, database_selector=database.selector,
         replicas=pg.replicas, clients=[[_peer(p) for p in rule.from_] for rule in policy.ingress],
-        dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [])
+        dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
+        patroni_api_port=layout.PATRONI_API_PORT if pg.replicas > 1 else None,
+        api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
+        api_server_port=pg.ha.api_server_port)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -208,18 +269,26 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     if rule.enabled:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
-            backup_interval_seconds=longest_interval_seconds(pg.backup.schedule))
+            backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
+            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
+    patroni = None
+    if pg.replicas > 1:
+        ca = ca_files(pg)
+        (ca_key,) = [key for key, path in ca.items.items() if path == layout.CA_CERT_FILE]
+        patroni = PatroniScrapeProps(ca_secret=ca.secret_name, ca_key=ca_key,
+                                     server_name=f"{layout.HEADLESS_SERVICE}.{namespace}.svc")
     if board.enabled:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
-        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace), namespace=board.namespace,
+        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1),
+                                         namespace=board.namespace,
                                          labels=board.labels)
     return MetricsProps(
         namespace=namespace, database_selector=database.selector, version=metrics.image.tag,
         service_monitor=ServiceMonitorProps(interval=sm.interval, scrape_timeout=sm.scrape_timeout, labels=sm.labels)
         if sm.enabled else None,
-        prometheus_rule=rule_props, dashboard=dashboard_props)
+        prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni)
 
 
 # --- composition -----------------------------------------------------------------

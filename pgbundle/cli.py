@@ -62,10 +62,16 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
 
+    from pgbundle.workstation.cluster import LocalCluster
+
     try:
+        values = ctx.values(args) if args.command in ("up", "restore") else None
+        if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
+            _cluster(ctx, args, LocalCluster(args.state), values)
+            return
         pod = LocalPod(args.state)
         if args.command == "up":
-            pod.prepare(ctx.values(args), ctx.synthesize, args.secrets)
+            pod.prepare(values, ctx.synthesize, args.secrets)
             print(json.dumps(pod.start(port=args.port)))
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
@@ -80,12 +86,34 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
         else:
-            container = backup_local.restore_container(ctx.values(args), args.backup, args.database, args.jobs)
+            container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
             print(json.dumps(backup_local.restore(pod, container)))
     except (RestoreError, MigrateError) as err:
         raise BadInput(str(err)) from None
     except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError) as err:
         raise Failed(str(err)) from None
+
+
+def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None) -> None:
+    """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
+    from pgbundle.workstation import backup_local
+
+    if args.command == "up":
+        if args.secrets is not None or args.port is not None:
+            raise BadInput("local up --secrets/--port: not available for a cluster (replicas >= 2) yet")
+        cluster.prepare(values, ctx.synthesize)
+        print(json.dumps(cluster.up()))
+    elif args.command == "down":
+        cluster.down()
+    elif args.command == "status":
+        print(json.dumps([member.__dict__ for member in cluster.status()]))
+    elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
+        print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
+    elif args.command == "restore":  # into the primary; the replicas follow by streaming
+        container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
+        print(json.dumps(backup_local.restore(cluster.pod, container)))
+    else:
+        raise BadInput(f"local {args.command}: not available for a cluster (replicas >= 2) yet")
 
 
 def _secrets(ctx: Context, args: argparse.Namespace) -> None:

@@ -133,11 +133,32 @@ CERT_MANAGER_CERT_KEY = "tls.crt"
 CERT_MANAGER_KEY_KEY = "tls.key"
 CERT_MANAGER_CA_KEY = "ca.crt"
 
+# High availability (Patroni): keys of the passwords Secret for its replication
+# and rewind roles and its REST API, the API's port and where the pod finds its
+# configuration. The HA scripts (constructs/scripts/ha/) are mounted with the
+# others, in SCRIPTS_DIR.
+REPLICATION_PASSWORD_KEY = "postgres_replication_pw"
+REWIND_PASSWORD_KEY = "postgres_rewind_pw"
+PATRONI_API_PASSWORD_KEY = "patroni_api_pw"
+HA_PASSWORD_KEYS = (REPLICATION_PASSWORD_KEY, REWIND_PASSWORD_KEY, PATRONI_API_PASSWORD_KEY)
+PATRONI_API_PORT = 8008
+PATRONI_API_PORT_NAME = "patroni"
+PATRONI_CONFIG_MAP = "postgres-patroni"
+PATRONI_ROLE = "postgres-patroni"  # Role and RoleBinding
+REPLICAS_SERVICE = "postgres-replicas"  # streaming replicas only (read-only clients)
+# Patroni's cluster name (PostgreSQL's cluster_name too). In Kubernetes it
+# creates ConfigMaps <scope>-leader, -config, -sync and -failover: "postgres"
+# would make its -config collide with CONFIG_MAP.
+PATRONI_SCOPE = "postgres-ha"
+PATRONI_CONFIG_DIR = "/etc/patroni"
+PATRONI_CONFIG_FILE = "patroni.yaml"
 
-def password_keys(*, temporal: bool, metrics: bool) -> list[str]:
-    """Keys of the passwords Secret that start.sh requires, in a fixed order."""
+
+def password_keys(*, temporal: bool, metrics: bool, ha: bool = False) -> list[str]:
+    """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order."""
     optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics}
-    return [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
+    keys = [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
+    return keys + list(HA_PASSWORD_KEYS) if ha else keys
 
 
 def selector_labels(component: str) -> dict[str, str]:

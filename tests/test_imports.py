@@ -41,6 +41,7 @@ def test_kubernetes_bindings_hold_exactly_the_kinds_the_app_emits(synth_file):
     production = TOP / "examples" / "production.yaml"
     docs = synth_file(production).docs + list(yaml.safe_load_all(
         restore_manifest(load_values(production), backup="20260101T020000Z", databases=[])))
+    docs += synth_file(TOP / "examples" / "ha.yaml").docs  # Patroni's Role and RoleBinding
     custom_groups = ("cert-manager.io/", "monitoring.coreos.com/")
     emitted = {(d["apiVersion"], d["kind"]) for d in docs if not d["apiVersion"].startswith(custom_groups)}
     assert bound == emitted

@@ -235,8 +235,8 @@ def metric_names(expr: str) -> set[str]:
 
 
 def all_alerts(replicas: int = 2) -> list[alerts.Alert]:
-    # replicas > 1 is refused by the values today; the rule builder already covers it.
-    return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True))
+    return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True,
+                                           synchronous_mode=replicas > 1))
 
 
 def dashboard_queries(model: dict) -> list[str]:
@@ -296,8 +296,12 @@ def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth)
         assert rule["alert"].lower() in headings, f"no runbook section for {rule['alert']}"
 
 
+# Patroni's alerts (replicas >= 2).
+HA_ALERTS = {"PostgresNoPrimary", "PostgresMemberNotStreaming", "PostgresFailover", "PostgresNoSynchronousStandby"}
+
+
 def test_replication_lag_alert_only_with_replicas():
-    assert {a.name for a in all_alerts(replicas=2)} == REQUIRED_ALERTS
+    assert {a.name for a in all_alerts(replicas=2)} == REQUIRED_ALERTS | HA_ALERTS
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 
 

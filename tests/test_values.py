@@ -81,8 +81,8 @@ def test_zero_replicas():
         parse_values(pg(replicas=0))
 
 
-def test_more_than_one_replica_needs_replication():
-    with pytest.raises(ValuesError, match=r"postgres\.replicas: 2 is not supported yet: without streaming replication"):
+def test_more_than_one_replica_needs_an_image_with_patroni():
+    with pytest.raises(ValuesError, match=r"postgres\.ha\.image: required with replicas: 2"):
         parse_values(pg(replicas=2))
 
 

@@ -17,6 +17,7 @@ TOP = Path(__file__).resolve().parent.parent
 VARIANTS: dict[str, dict] = {
     "defaults": {},
     "production": yaml.safe_load((TOP / "examples" / "production.yaml").read_text()),
+    "ha": yaml.safe_load((TOP / "examples" / "ha.yaml").read_text()),
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},

@@ -25,6 +25,8 @@ const KINDS = [
   ['batch', 'v1', 'Job'],
   ['networking.k8s.io', 'v1', 'NetworkPolicy'],
   ['policy', 'v1', 'PodDisruptionBudget'],
+  ['rbac.authorization.k8s.io', 'v1', 'Role'],
+  ['rbac.authorization.k8s.io', 'v1', 'RoleBinding'],
 ];
 
 const SCHEMA_URL = /\/kubernetes-schemas\/v(\d+\.\d+\.\d+)\/_definitions\.json$/;

@@ -5774,6 +5774,291 @@ class KubePodDisruptionBudgetProps:
         )
 
 
+class KubeRole(
+    _cdk8s_d3d9af27.ApiObject,
+    metaclass=jsii.JSIIMeta,
+    jsii_type="k8s.KubeRole",
+):
+    '''Role is a namespaced, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding.
+
+    :schema: io.k8s.api.rbac.v1.Role
+    '''
+
+    def __init__(
+        self,
+        scope: "_constructs_77d1e7e8.Construct",
+        id: builtins.str,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        rules: typing.Optional[typing.Sequence[typing.Union["PolicyRule", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> None:
+        '''Defines a "io.k8s.api.rbac.v1.Role" API object.
+
+        :param scope: the scope in which to define this object.
+        :param id: a scope-local name for the object.
+        :param metadata: Standard object's metadata.
+        :param rules: Rules holds all the PolicyRules for this Role.
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__29ed150ac8d5e84462d3788ba6966b3d87204185e9002d23a85b76b17ea79449)
+            check_type(argname="argument scope", value=scope, expected_type=type_hints["scope"])
+            check_type(argname="argument id", value=id, expected_type=type_hints["id"])
+        props = KubeRoleProps(metadata=metadata, rules=rules)
+
+        jsii.create(self.__class__, self, [scope, id, props])
+
+    @jsii.member(jsii_name="manifest")
+    @builtins.classmethod
+    def manifest(
+        cls,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        rules: typing.Optional[typing.Sequence[typing.Union["PolicyRule", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> typing.Any:
+        '''Renders a Kubernetes manifest for "io.k8s.api.rbac.v1.Role".
+
+        This can be used to inline resource manifests inside other objects (e.g. as templates).
+
+        :param metadata: Standard object's metadata.
+        :param rules: Rules holds all the PolicyRules for this Role.
+        '''
+        props = KubeRoleProps(metadata=metadata, rules=rules)
+
+        return typing.cast(typing.Any, jsii.sinvoke(cls, "manifest", [props]))
+
+    @jsii.member(jsii_name="toJson")
+    def to_json(self) -> typing.Any:
+        '''Renders the object to Kubernetes JSON.'''
+        return typing.cast(typing.Any, jsii.invoke(self, "toJson", []))
+
+    @jsii.python.classproperty
+    @jsii.member(jsii_name="GVK")
+    def GVK(cls) -> "_cdk8s_d3d9af27.GroupVersionKind":
+        '''Returns the apiVersion and kind for "io.k8s.api.rbac.v1.Role".'''
+        return typing.cast("_cdk8s_d3d9af27.GroupVersionKind", jsii.sget(cls, "GVK"))
+
+
+class KubeRoleBinding(
+    _cdk8s_d3d9af27.ApiObject,
+    metaclass=jsii.JSIIMeta,
+    jsii_type="k8s.KubeRoleBinding",
+):
+    '''RoleBinding references a role, but does not contain it.
+
+    It can reference a Role in the same namespace or a ClusterRole in the global namespace. It adds who information via Subjects and namespace information by which namespace it exists in.  RoleBindings in a given namespace only have effect in that namespace.
+
+    :schema: io.k8s.api.rbac.v1.RoleBinding
+    '''
+
+    def __init__(
+        self,
+        scope: "_constructs_77d1e7e8.Construct",
+        id: builtins.str,
+        *,
+        role_ref: typing.Union["RoleRef", typing.Dict[builtins.str, typing.Any]],
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        subjects: typing.Optional[typing.Sequence[typing.Union["Subject", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> None:
+        '''Defines a "io.k8s.api.rbac.v1.RoleBinding" API object.
+
+        :param scope: the scope in which to define this object.
+        :param id: a scope-local name for the object.
+        :param role_ref: RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.
+        :param metadata: Standard object's metadata.
+        :param subjects: Subjects holds references to the objects the role applies to.
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__2165aae46dbd747e3dfe47c03209e8f301ca3f4ac24494fe9f9cda773496d188)
+            check_type(argname="argument scope", value=scope, expected_type=type_hints["scope"])
+            check_type(argname="argument id", value=id, expected_type=type_hints["id"])
+        props = KubeRoleBindingProps(
+            role_ref=role_ref, metadata=metadata, subjects=subjects
+        )
+
+        jsii.create(self.__class__, self, [scope, id, props])
+
+    @jsii.member(jsii_name="manifest")
+    @builtins.classmethod
+    def manifest(
+        cls,
+        *,
+        role_ref: typing.Union["RoleRef", typing.Dict[builtins.str, typing.Any]],
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        subjects: typing.Optional[typing.Sequence[typing.Union["Subject", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> typing.Any:
+        '''Renders a Kubernetes manifest for "io.k8s.api.rbac.v1.RoleBinding".
+
+        This can be used to inline resource manifests inside other objects (e.g. as templates).
+
+        :param role_ref: RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.
+        :param metadata: Standard object's metadata.
+        :param subjects: Subjects holds references to the objects the role applies to.
+        '''
+        props = KubeRoleBindingProps(
+            role_ref=role_ref, metadata=metadata, subjects=subjects
+        )
+
+        return typing.cast(typing.Any, jsii.sinvoke(cls, "manifest", [props]))
+
+    @jsii.member(jsii_name="toJson")
+    def to_json(self) -> typing.Any:
+        '''Renders the object to Kubernetes JSON.'''
+        return typing.cast(typing.Any, jsii.invoke(self, "toJson", []))
+
+    @jsii.python.classproperty
+    @jsii.member(jsii_name="GVK")
+    def GVK(cls) -> "_cdk8s_d3d9af27.GroupVersionKind":
+        '''Returns the apiVersion and kind for "io.k8s.api.rbac.v1.RoleBinding".'''
+        return typing.cast("_cdk8s_d3d9af27.GroupVersionKind", jsii.sget(cls, "GVK"))
+
+
+@jsii.data_type(
+    jsii_type="k8s.KubeRoleBindingProps",
+    jsii_struct_bases=[],
+    name_mapping={
+        "role_ref": "roleRef",
+        "metadata": "metadata",
+        "subjects": "subjects",
+    },
+)
+class KubeRoleBindingProps:
+    def __init__(
+        self,
+        *,
+        role_ref: typing.Union["RoleRef", typing.Dict[builtins.str, typing.Any]],
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        subjects: typing.Optional[typing.Sequence[typing.Union["Subject", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> None:
+        '''RoleBinding references a role, but does not contain it.
+
+        It can reference a Role in the same namespace or a ClusterRole in the global namespace. It adds who information via Subjects and namespace information by which namespace it exists in.  RoleBindings in a given namespace only have effect in that namespace.
+
+        :param role_ref: RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.
+        :param metadata: Standard object's metadata.
+        :param subjects: Subjects holds references to the objects the role applies to.
+
+        :schema: io.k8s.api.rbac.v1.RoleBinding
+        '''
+        if isinstance(role_ref, dict):
+            role_ref = RoleRef(**role_ref)
+        if isinstance(metadata, dict):
+            metadata = ObjectMeta(**metadata)
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__8a2b8de1d0bd2d542efd8d7543a30c1daee70a3e4a630cb0ef968ba5f26deb1d)
+            check_type(argname="argument role_ref", value=role_ref, expected_type=type_hints["role_ref"])
+            check_type(argname="argument metadata", value=metadata, expected_type=type_hints["metadata"])
+            check_type(argname="argument subjects", value=subjects, expected_type=type_hints["subjects"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {
+            "role_ref": role_ref,
+        }
+        if metadata is not None:
+            self._values["metadata"] = metadata
+        if subjects is not None:
+            self._values["subjects"] = subjects
+
+    @builtins.property
+    def role_ref(self) -> "RoleRef":
+        '''RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.
+
+        If the RoleRef cannot be resolved, the Authorizer must return an error.
+
+        :schema: io.k8s.api.rbac.v1.RoleBinding#roleRef
+        '''
+        result = self._values.get("role_ref")
+        assert result is not None, "Required property 'role_ref' is missing"
+        return typing.cast("RoleRef", result)
+
+    @builtins.property
+    def metadata(self) -> typing.Optional["ObjectMeta"]:
+        '''Standard object's metadata.
+
+        :schema: io.k8s.api.rbac.v1.RoleBinding#metadata
+        '''
+        result = self._values.get("metadata")
+        return typing.cast(typing.Optional["ObjectMeta"], result)
+
+    @builtins.property
+    def subjects(self) -> typing.Optional[typing.List["Subject"]]:
+        '''Subjects holds references to the objects the role applies to.
+
+        :schema: io.k8s.api.rbac.v1.RoleBinding#subjects
+        '''
+        result = self._values.get("subjects")
+        return typing.cast(typing.Optional[typing.List["Subject"]], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "KubeRoleBindingProps(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
+    jsii_type="k8s.KubeRoleProps",
+    jsii_struct_bases=[],
+    name_mapping={"metadata": "metadata", "rules": "rules"},
+)
+class KubeRoleProps:
+    def __init__(
+        self,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        rules: typing.Optional[typing.Sequence[typing.Union["PolicyRule", typing.Dict[builtins.str, typing.Any]]]] = None,
+    ) -> None:
+        '''Role is a namespaced, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding.
+
+        :param metadata: Standard object's metadata.
+        :param rules: Rules holds all the PolicyRules for this Role.
+
+        :schema: io.k8s.api.rbac.v1.Role
+        '''
+        if isinstance(metadata, dict):
+            metadata = ObjectMeta(**metadata)
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__03f10491b2f4c7a09738e2bec5b9b83fb9ac2df6d87e8a3a04a69a591071960d)
+            check_type(argname="argument metadata", value=metadata, expected_type=type_hints["metadata"])
+            check_type(argname="argument rules", value=rules, expected_type=type_hints["rules"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {}
+        if metadata is not None:
+            self._values["metadata"] = metadata
+        if rules is not None:
+            self._values["rules"] = rules
+
+    @builtins.property
+    def metadata(self) -> typing.Optional["ObjectMeta"]:
+        '''Standard object's metadata.
+
+        :schema: io.k8s.api.rbac.v1.Role#metadata
+        '''
+        result = self._values.get("metadata")
+        return typing.cast(typing.Optional["ObjectMeta"], result)
+
+    @builtins.property
+    def rules(self) -> typing.Optional[typing.List["PolicyRule"]]:
+        '''Rules holds all the PolicyRules for this Role.
+
+        :schema: io.k8s.api.rbac.v1.Role#rules
+        '''
+        result = self._values.get("rules")
+        return typing.cast(typing.Optional[typing.List["PolicyRule"]], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "KubeRoleProps(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
 class KubeService(
     _cdk8s_d3d9af27.ApiObject,
     metaclass=jsii.JSIIMeta,
@@ -10554,6 +10839,124 @@ class PodTemplateSpec:
 
 
 @jsii.data_type(
+    jsii_type="k8s.PolicyRule",
+    jsii_struct_bases=[],
+    name_mapping={
+        "verbs": "verbs",
+        "api_groups": "apiGroups",
+        "non_resource_ur_ls": "nonResourceUrLs",
+        "resource_names": "resourceNames",
+        "resources": "resources",
+    },
+)
+class PolicyRule:
+    def __init__(
+        self,
+        *,
+        verbs: typing.Sequence[builtins.str],
+        api_groups: typing.Optional[typing.Sequence[builtins.str]] = None,
+        non_resource_ur_ls: typing.Optional[typing.Sequence[builtins.str]] = None,
+        resource_names: typing.Optional[typing.Sequence[builtins.str]] = None,
+        resources: typing.Optional[typing.Sequence[builtins.str]] = None,
+    ) -> None:
+        '''PolicyRule holds information that describes a policy rule, but does not contain information about who the rule applies to or which namespace the rule applies to.
+
+        :param verbs: Verbs is a list of Verbs that apply to ALL the ResourceKinds contained in this rule. '*' represents all verbs.
+        :param api_groups: APIGroups is the name of the APIGroup that contains the resources. If multiple API groups are specified, any action requested against one of the enumerated resources in any API group will be allowed. "" represents the core API group and "*" represents all API groups.
+        :param non_resource_ur_ls: NonResourceURLs is a set of partial urls that a user should have access to. *s are allowed, but only as the full, final step in the path Since non-resource URLs are not namespaced, this field is only applicable for ClusterRoles referenced from a ClusterRoleBinding. Rules can either apply to API resources (such as "pods" or "secrets") or non-resource URL paths (such as "/api"), but not both.
+        :param resource_names: ResourceNames is an optional white list of names that the rule applies to. An empty set means that everything is allowed.
+        :param resources: Resources is a list of resources this rule applies to. '*' represents all resources.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__faa1080f7a02c3d2eac7f18aad0cdbef93f8f9cff0f9825224a9dd8a829faf0a)
+            check_type(argname="argument verbs", value=verbs, expected_type=type_hints["verbs"])
+            check_type(argname="argument api_groups", value=api_groups, expected_type=type_hints["api_groups"])
+            check_type(argname="argument non_resource_ur_ls", value=non_resource_ur_ls, expected_type=type_hints["non_resource_ur_ls"])
+            check_type(argname="argument resource_names", value=resource_names, expected_type=type_hints["resource_names"])
+            check_type(argname="argument resources", value=resources, expected_type=type_hints["resources"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {
+            "verbs": verbs,
+        }
+        if api_groups is not None:
+            self._values["api_groups"] = api_groups
+        if non_resource_ur_ls is not None:
+            self._values["non_resource_ur_ls"] = non_resource_ur_ls
+        if resource_names is not None:
+            self._values["resource_names"] = resource_names
+        if resources is not None:
+            self._values["resources"] = resources
+
+    @builtins.property
+    def verbs(self) -> typing.List[builtins.str]:
+        '''Verbs is a list of Verbs that apply to ALL the ResourceKinds contained in this rule.
+
+        '*' represents all verbs.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule#verbs
+        '''
+        result = self._values.get("verbs")
+        assert result is not None, "Required property 'verbs' is missing"
+        return typing.cast(typing.List[builtins.str], result)
+
+    @builtins.property
+    def api_groups(self) -> typing.Optional[typing.List[builtins.str]]:
+        '''APIGroups is the name of the APIGroup that contains the resources.
+
+        If multiple API groups are specified, any action requested against one of the enumerated resources in any API group will be allowed. "" represents the core API group and "*" represents all API groups.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule#apiGroups
+        '''
+        result = self._values.get("api_groups")
+        return typing.cast(typing.Optional[typing.List[builtins.str]], result)
+
+    @builtins.property
+    def non_resource_ur_ls(self) -> typing.Optional[typing.List[builtins.str]]:
+        '''NonResourceURLs is a set of partial urls that a user should have access to.
+
+        *s are allowed, but only as the full, final step in the path Since non-resource URLs are not namespaced, this field is only applicable for ClusterRoles referenced from a ClusterRoleBinding. Rules can either apply to API resources (such as "pods" or "secrets") or non-resource URL paths (such as "/api"),  but not both.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule#nonResourceURLs
+        '''
+        result = self._values.get("non_resource_ur_ls")
+        return typing.cast(typing.Optional[typing.List[builtins.str]], result)
+
+    @builtins.property
+    def resource_names(self) -> typing.Optional[typing.List[builtins.str]]:
+        '''ResourceNames is an optional white list of names that the rule applies to.
+
+        An empty set means that everything is allowed.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule#resourceNames
+        '''
+        result = self._values.get("resource_names")
+        return typing.cast(typing.Optional[typing.List[builtins.str]], result)
+
+    @builtins.property
+    def resources(self) -> typing.Optional[typing.List[builtins.str]]:
+        '''Resources is a list of resources this rule applies to.
+
+        '*' represents all resources.
+
+        :schema: io.k8s.api.rbac.v1.PolicyRule#resources
+        '''
+        result = self._values.get("resources")
+        return typing.cast(typing.Optional[typing.List[builtins.str]], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "PolicyRule(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
     jsii_type="k8s.PortworxVolumeSource",
     jsii_struct_bases=[],
     name_mapping={
@@ -11514,6 +11917,80 @@ class ResourceRequirements:
 
     def __repr__(self) -> str:
         return "ResourceRequirements(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
+    jsii_type="k8s.RoleRef",
+    jsii_struct_bases=[],
+    name_mapping={"api_group": "apiGroup", "kind": "kind", "name": "name"},
+)
+class RoleRef:
+    def __init__(
+        self,
+        *,
+        api_group: builtins.str,
+        kind: builtins.str,
+        name: builtins.str,
+    ) -> None:
+        '''RoleRef contains information that points to the role being used.
+
+        :param api_group: APIGroup is the group for the resource being referenced.
+        :param kind: Kind is the type of resource being referenced.
+        :param name: Name is the name of resource being referenced.
+
+        :schema: io.k8s.api.rbac.v1.RoleRef
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__34728caa2c65a1bce45499a1f4530a2e2966d14ff7e6d57ddbf874c837a09229)
+            check_type(argname="argument api_group", value=api_group, expected_type=type_hints["api_group"])
+            check_type(argname="argument kind", value=kind, expected_type=type_hints["kind"])
+            check_type(argname="argument name", value=name, expected_type=type_hints["name"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {
+            "api_group": api_group,
+            "kind": kind,
+            "name": name,
+        }
+
+    @builtins.property
+    def api_group(self) -> builtins.str:
+        '''APIGroup is the group for the resource being referenced.
+
+        :schema: io.k8s.api.rbac.v1.RoleRef#apiGroup
+        '''
+        result = self._values.get("api_group")
+        assert result is not None, "Required property 'api_group' is missing"
+        return typing.cast(builtins.str, result)
+
+    @builtins.property
+    def kind(self) -> builtins.str:
+        '''Kind is the type of resource being referenced.
+
+        :schema: io.k8s.api.rbac.v1.RoleRef#kind
+        '''
+        result = self._values.get("kind")
+        assert result is not None, "Required property 'kind' is missing"
+        return typing.cast(builtins.str, result)
+
+    @builtins.property
+    def name(self) -> builtins.str:
+        '''Name is the name of resource being referenced.
+
+        :schema: io.k8s.api.rbac.v1.RoleRef#name
+        '''
+        result = self._values.get("name")
+        assert result is not None, "Required property 'name' is missing"
+        return typing.cast(builtins.str, result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "RoleRef(%s)" % ", ".join(
             k + "=" + repr(v) for k, v in self._values.items()
         )
 
@@ -13653,6 +14130,109 @@ class StorageOsVolumeSource:
 
 
 @jsii.data_type(
+    jsii_type="k8s.Subject",
+    jsii_struct_bases=[],
+    name_mapping={
+        "kind": "kind",
+        "name": "name",
+        "api_group": "apiGroup",
+        "namespace": "namespace",
+    },
+)
+class Subject:
+    def __init__(
+        self,
+        *,
+        kind: builtins.str,
+        name: builtins.str,
+        api_group: typing.Optional[builtins.str] = None,
+        namespace: typing.Optional[builtins.str] = None,
+    ) -> None:
+        '''Subject contains a reference to the object or user identities a role binding applies to.
+
+        This can either hold a direct API object reference, or a value for non-objects such as user and group names.
+
+        :param kind: Kind of object being referenced. Values defined by this API group are "User", "Group", and "ServiceAccount". If the Authorizer does not recognized the kind value, the Authorizer should report an error.
+        :param name: Name of the object being referenced.
+        :param api_group: APIGroup holds the API group of the referenced subject. Defaults to "" for ServiceAccount subjects. Defaults to "rbac.authorization.k8s.io" for User and Group subjects. Default: for ServiceAccount subjects. Defaults to "rbac.authorization.k8s.io" for User and Group subjects.
+        :param namespace: Namespace of the referenced object. If the object kind is non-namespace, such as "User" or "Group", and this value is not empty the Authorizer should report an error.
+
+        :schema: io.k8s.api.rbac.v1.Subject
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__3984acd97248bbea84b86bad6e78e1c94aee46eaf7dce10320654c981464a3aa)
+            check_type(argname="argument kind", value=kind, expected_type=type_hints["kind"])
+            check_type(argname="argument name", value=name, expected_type=type_hints["name"])
+            check_type(argname="argument api_group", value=api_group, expected_type=type_hints["api_group"])
+            check_type(argname="argument namespace", value=namespace, expected_type=type_hints["namespace"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {
+            "kind": kind,
+            "name": name,
+        }
+        if api_group is not None:
+            self._values["api_group"] = api_group
+        if namespace is not None:
+            self._values["namespace"] = namespace
+
+    @builtins.property
+    def kind(self) -> builtins.str:
+        '''Kind of object being referenced.
+
+        Values defined by this API group are "User", "Group", and "ServiceAccount". If the Authorizer does not recognized the kind value, the Authorizer should report an error.
+
+        :schema: io.k8s.api.rbac.v1.Subject#kind
+        '''
+        result = self._values.get("kind")
+        assert result is not None, "Required property 'kind' is missing"
+        return typing.cast(builtins.str, result)
+
+    @builtins.property
+    def name(self) -> builtins.str:
+        '''Name of the object being referenced.
+
+        :schema: io.k8s.api.rbac.v1.Subject#name
+        '''
+        result = self._values.get("name")
+        assert result is not None, "Required property 'name' is missing"
+        return typing.cast(builtins.str, result)
+
+    @builtins.property
+    def api_group(self) -> typing.Optional[builtins.str]:
+        '''APIGroup holds the API group of the referenced subject.
+
+        Defaults to "" for ServiceAccount subjects. Defaults to "rbac.authorization.k8s.io" for User and Group subjects.
+
+        :default: for ServiceAccount subjects. Defaults to "rbac.authorization.k8s.io" for User and Group subjects.
+
+        :schema: io.k8s.api.rbac.v1.Subject#apiGroup
+        '''
+        result = self._values.get("api_group")
+        return typing.cast(typing.Optional[builtins.str], result)
+
+    @builtins.property
+    def namespace(self) -> typing.Optional[builtins.str]:
+        '''Namespace of the referenced object.
+
+        If the object kind is non-namespace, such as "User" or "Group", and this value is not empty the Authorizer should report an error.
+
+        :schema: io.k8s.api.rbac.v1.Subject#namespace
+        '''
+        result = self._values.get("namespace")
+        return typing.cast(typing.Optional[builtins.str], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "Subject(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
     jsii_type="k8s.Sysctl",
     jsii_struct_bases=[],
     name_mapping={"name": "name", "value": "value"},
@@ -15441,6 +16021,10 @@ __all__ = [
     "KubePersistentVolumeClaimProps",
     "KubePodDisruptionBudget",
     "KubePodDisruptionBudgetProps",
+    "KubeRole",
+    "KubeRoleBinding",
+    "KubeRoleBindingProps",
+    "KubeRoleProps",
     "KubeService",
     "KubeServiceAccount",
     "KubeServiceAccountProps",
@@ -15489,6 +16073,7 @@ __all__ = [
     "PodSecurityContext",
     "PodSpec",
     "PodTemplateSpec",
+    "PolicyRule",
     "PortworxVolumeSource",
     "PreferredSchedulingTerm",
     "Probe",
@@ -15499,6 +16084,7 @@ __all__ = [
     "ResourceClaim",
     "ResourceFieldSelector",
     "ResourceRequirements",
+    "RoleRef",
     "RollingUpdateStatefulSetStrategy",
     "ScaleIoVolumeSource",
     "SeLinuxOptions",
@@ -15517,6 +16103,7 @@ __all__ = [
     "StatefulSetSpec",
     "StatefulSetUpdateStrategy",
     "StorageOsVolumeSource",
+    "Subject",
     "Sysctl",
     "TcpSocketAction",
     "Toleration",
@@ -16135,6 +16722,44 @@ def _typecheckingstub__bb3fa1126b3b2249e66d034d2cb0c2af262892c5e513cb56fa7071cbf
     """Type checking stubs"""
     pass
 
+def _typecheckingstub__29ed150ac8d5e84462d3788ba6966b3d87204185e9002d23a85b76b17ea79449(
+    scope: _constructs_77d1e7e8.Construct,
+    id: builtins.str,
+    *,
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    rules: typing.Optional[typing.Sequence[typing.Union[PolicyRule, typing.Dict[builtins.str, typing.Any]]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__2165aae46dbd747e3dfe47c03209e8f301ca3f4ac24494fe9f9cda773496d188(
+    scope: _constructs_77d1e7e8.Construct,
+    id: builtins.str,
+    *,
+    role_ref: typing.Union[RoleRef, typing.Dict[builtins.str, typing.Any]],
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    subjects: typing.Optional[typing.Sequence[typing.Union[Subject, typing.Dict[builtins.str, typing.Any]]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__8a2b8de1d0bd2d542efd8d7543a30c1daee70a3e4a630cb0ef968ba5f26deb1d(
+    *,
+    role_ref: typing.Union[RoleRef, typing.Dict[builtins.str, typing.Any]],
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    subjects: typing.Optional[typing.Sequence[typing.Union[Subject, typing.Dict[builtins.str, typing.Any]]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__03f10491b2f4c7a09738e2bec5b9b83fb9ac2df6d87e8a3a04a69a591071960d(
+    *,
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    rules: typing.Optional[typing.Sequence[typing.Union[PolicyRule, typing.Dict[builtins.str, typing.Any]]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
 def _typecheckingstub__ae5267509ab57695c0bcbad4782a5c278f89e6749acf2e274e7fef884ff7c154(
     scope: _constructs_77d1e7e8.Construct,
     id: builtins.str,
@@ -16615,6 +17240,17 @@ def _typecheckingstub__a23cda3e55cf29ffda2e22bb377999f4b35fa2ff1fdb8ae27faf58b7f
     """Type checking stubs"""
     pass
 
+def _typecheckingstub__faa1080f7a02c3d2eac7f18aad0cdbef93f8f9cff0f9825224a9dd8a829faf0a(
+    *,
+    verbs: typing.Sequence[builtins.str],
+    api_groups: typing.Optional[typing.Sequence[builtins.str]] = None,
+    non_resource_ur_ls: typing.Optional[typing.Sequence[builtins.str]] = None,
+    resource_names: typing.Optional[typing.Sequence[builtins.str]] = None,
+    resources: typing.Optional[typing.Sequence[builtins.str]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
 def _typecheckingstub__e5881c74274a6e5dc2a25e69584d9a7a08eda9f51afd4f560f3731ae800319a9(
     *,
     volume_id: builtins.str,
@@ -16715,6 +17351,15 @@ def _typecheckingstub__6f28381f115e86cc4a857dc64662f80338d1b27b3fbd53665d9023171
     claims: typing.Optional[typing.Sequence[typing.Union[ResourceClaim, typing.Dict[builtins.str, typing.Any]]]] = None,
     limits: typing.Optional[typing.Mapping[builtins.str, Quantity]] = None,
     requests: typing.Optional[typing.Mapping[builtins.str, Quantity]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__34728caa2c65a1bce45499a1f4530a2e2966d14ff7e6d57ddbf874c837a09229(
+    *,
+    api_group: builtins.str,
+    kind: builtins.str,
+    name: builtins.str,
 ) -> None:
     """Type checking stubs"""
     pass
@@ -16914,6 +17559,16 @@ def _typecheckingstub__5d2e2a4a4a5336dd9d67d0c9d9952b1bd60bcf2097cd69ae70efbfd4b
     secret_ref: typing.Optional[typing.Union[LocalObjectReference, typing.Dict[builtins.str, typing.Any]]] = None,
     volume_name: typing.Optional[builtins.str] = None,
     volume_namespace: typing.Optional[builtins.str] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__3984acd97248bbea84b86bad6e78e1c94aee46eaf7dce10320654c981464a3aa(
+    *,
+    kind: builtins.str,
+    name: builtins.str,
+    api_group: typing.Optional[builtins.str] = None,
+    namespace: typing.Optional[builtins.str] = None,
 ) -> None:
     """Type checking stubs"""
     pass

@@ -49,6 +49,8 @@ class AlertScope:
     backups_volume: bool
     backup_interval_seconds: int = BACKUP_INTERVAL_SECONDS
     """Longest time between two scheduled backup runs."""
+    synchronous_mode: bool = False
+    """Patroni keeps a synchronous standby (replicas >= 2): its absence is alerted."""
 
     @property
     def exporter(self) -> str:
@@ -191,6 +193,47 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "Replica {{ $labels.pod }} replays WAL {{ $value | humanizeDuration }} behind the primary.",
             )
         )
+        # Patroni's own metrics (its REST API's /metrics, scraped through the same Service).
+        found += [
+            Alert(
+                "PostgresNoPrimary",
+                f"max by (namespace) (patroni_primary{{{ex}}}) < 1",
+                "1m",
+                "critical",
+                "No member of the PostgreSQL cluster runs as the primary",
+                "{{ $value }} members report being the primary: writes fail until Patroni elects one.",
+            ),
+            Alert(
+                "PostgresMemberNotStreaming",
+                f"(patroni_replica{{{ex}}} == 1) and on (namespace, pod) (patroni_postgres_streaming{{{ex}}} == 0)",
+                "2m",
+                "warning",
+                "Replica {{ $labels.pod }} does not stream from the primary",
+                "Replica {{ $labels.pod }} runs but does not stream WAL (value {{ $value }}): it falls behind "
+                "and cannot take over without losing data.",
+            ),
+            Alert(
+                "PostgresFailover",
+                f"max by (namespace) (changes(patroni_postgres_timeline{{{ex}}}[15m])) > 0",
+                None,
+                "warning",
+                "The PostgreSQL primary changed",
+                "The cluster's timeline changed {{ $value }} times in 15 minutes: a failover or switchover "
+                "happened; check why the old primary left.",
+            ),
+        ]
+        if scope.synchronous_mode:
+            found.append(
+                Alert(
+                    "PostgresNoSynchronousStandby",
+                    f"max by (namespace) (patroni_sync_standby{{{ex}}}) < 1",
+                    "2m",
+                    "warning",
+                    "No synchronous standby",
+                    "{{ $value }} members are synchronous standbys: commits are acknowledged by the primary "
+                    "alone, and losing it now loses the latest of them.",
+                )
+            )
     return found
 
 

@@ -47,8 +47,26 @@ def _stat(title: str, unit: str, query: prometheus.Dataquery, width: int = 6) ->
     return stat.Panel().title(title).unit(unit).datasource(DATASOURCE).height(4).span(width).with_target(query)
 
 
-def build(namespace: str) -> dash.Dashboard:
+def _patroni_row(board: dash.Dashboard, ex: str) -> dash.Dashboard:
+    """Panels from Patroni's metrics: who is primary, who is the synchronous standby, timelines."""
+    return (
+        board.with_row(dash.Row("High availability (Patroni)"))
+        .with_panel(_timeseries("Member role (1 = primary)", "short",
+                                _query(f"max by (pod) (patroni_primary{{{ex}}})", "{{pod}}"), width=8))
+        .with_panel(_timeseries("Synchronous standby (1 = yes)", "short",
+                                _query(f"max by (pod) (patroni_sync_standby{{{ex}}})", "{{pod}}"), width=8))
+        .with_panel(_timeseries("Timeline (grows at every failover)", "short",
+                                _query(f"max by (pod) (patroni_postgres_timeline{{{ex}}})", "{{pod}}"), width=8))
+    )
+
+
+def build(namespace: str, ha: bool = False) -> dash.Dashboard:
     ex = f'namespace="{namespace}", service="{layout.METRICS_SERVICE}"'
+    board = _build(namespace, ex)
+    return _patroni_row(board, ex) if ha else board
+
+
+def _build(namespace: str, ex: str) -> dash.Dashboard:
     claims = f'namespace="{namespace}", persistentvolumeclaim=~"{layout.DATA_CLAIM}-{layout.STATEFULSET}-[0-9]+|{layout.BACKUP_CLAIM}"'
     cronjob = f'namespace="{namespace}", cronjob="{layout.BACKUP_CRONJOB}"'
     rate = "$__rate_interval"
@@ -178,9 +196,10 @@ def build(namespace: str) -> dash.Dashboard:
     )
 
 
-def dashboard_json(namespace: str) -> str:
-    """The dashboard as the JSON Grafana's sidecar loads (stable key order)."""
-    model = build(namespace).build()
+def dashboard_json(namespace: str, ha: bool = False) -> str:
+    """The dashboard as the JSON Grafana's sidecar loads (stable key order); with
+    `ha`, Patroni's panels too."""
+    model = build(namespace, ha).build()
     # Grafana keys panel state by id: give each panel (rows too) its own.
     for number, panel in enumerate(model.panels, start=1):
         panel.id_val = number

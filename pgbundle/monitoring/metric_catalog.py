@@ -32,6 +32,13 @@ METRICS: dict[str, str] = {
     "pg_locks_count": "postgres-exporter: locks (labels datname, mode)",
     "pg_database_size_bytes": "postgres-exporter: database",
     "pg_replication_lag_seconds": "postgres-exporter: replication (on standbys)",
+    # Patroni's REST API /metrics (replicas >= 2), checked against Patroni 4.1.5 in
+    # tests/test_ha_cluster.py on every member.
+    "patroni_primary": "patroni: 1 on the member that runs as the primary",
+    "patroni_replica": "patroni: 1 on a replica",
+    "patroni_sync_standby": "patroni: 1 on the synchronous standby",
+    "patroni_postgres_streaming": "patroni: 1 when a replica streams from the primary",
+    "patroni_postgres_timeline": "patroni: the member's timeline (grows with every promotion)",
     # postgres-exporter, collectors enabled by flag (EXTRA_COLLECTORS).
     "pg_stat_statements_calls_total": "postgres-exporter: stat_statements (labels user, datname, queryid)",
     "pg_stat_statements_seconds_total": "postgres-exporter: stat_statements",

@@ -111,6 +111,12 @@ SKIP_RULES: list[SkipRule] = [
         "runAsNonRoot and a non-zero uid are enforced",
     ),
     (
+        "CKV_K8S_38",
+        lambda doc, t, p: t["spec"].get("automountServiceAccountToken") is not False,
+        "Patroni keeps its leader lock in the Kubernetes API: the HA pods need their token, bound to a "
+        "Role limited to pods and configmaps in this namespace",
+    ),
+    (
         "CKV2_K8S_6",
         lambda doc, t, p: not _isolated(doc, t, p),
         "postgres.networkPolicy.enabled is false in these values (the cluster's default network "

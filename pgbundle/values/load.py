@@ -79,6 +79,11 @@ def values_warnings(values: ChartValues) -> list[str]:
     found = []
     # podDisruptionBudget.minAvailable equal to replicas (1) is the default on purpose
     # and documented in the README: no warning that every run would print.
+    if pg.replicas == 2:
+        found.append(
+            "postgres.replicas is 2: with synchronous mode a failover loses nothing, but while one member "
+            "is down the other runs alone (no standby: a second loss loses the latest commits); use 3"
+        )
     if not pg.tls.enabled:
         found.append(
             "postgres.tls.enabled is false: passwords are exchanged with SCRAM, but queries and "

@@ -27,6 +27,7 @@ from pgbundle.values.fields import (
     StorageSize,
     Values,
 )
+from pgbundle.values.ha import HaValues
 from pgbundle.values.metrics import MetricsValues
 from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
@@ -151,7 +152,9 @@ class TemporalValues(Values):
 class PostgresValues(Values):
     image: ImageValues = Field(default_factory=ImageValues)
     replicas: int = Field(default=1, ge=1)
-    """Database pods. Left out: 1. Only 1 is supported until streaming replication exists."""
+    """Database pods. 1: a single PostgreSQL. 2 or more: a Patroni cluster with
+    streaming replication and automatic failover (3 recommended; needs `ha.image`).
+    Left out: 1."""
     database: PgName = "appdb"
     """Application database. Left out: appdb."""
     schema_: PgName = Field(default="app", alias="schema")
@@ -178,6 +181,8 @@ class PostgresValues(Values):
     temporal: TemporalValues = Field(default_factory=TemporalValues)
     backup: BackupValues = Field(default_factory=BackupValues)
     metrics: MetricsValues = Field(default_factory=MetricsValues)
+    ha: HaValues = Field(default_factory=HaValues)
+    """High availability with Patroni, used when replicas >= 2."""
     allowed_cidrs: list[Cidr] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
@@ -188,11 +193,18 @@ class PostgresValues(Values):
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
         if self.replicas > 1:
-            raise ValueError(
-                f"replicas: {self.replicas} is not supported yet: without streaming replication "
-                "every replica would be an independent database behind one Service, splitting "
-                "writes between them. Use replicas: 1"
-            )
+            if self.ha.image is None:
+                raise ValueError(
+                    f"ha.image: required with replicas: {self.replicas}: the official postgres image has no "
+                    "Patroni. Build image/Dockerfile and push it (README, \"High availability\"; the "
+                    "repository's image workflow does it on tags), then set postgres.ha.image.repository and tag")
+            if not self.tls.enabled:
+                raise ValueError(f"tls.enabled: false cannot run replicas: {self.replicas}: members replicate over TLS only")
+            if self.network_policy.enabled and not self.ha.api_server_cidrs:
+                raise ValueError(
+                    "ha.apiServerCidrs: required with networkPolicy.enabled and replicas >= 2: Patroni keeps its "
+                    "leader lock in the Kubernetes API; list the API server's addresses (kubectl get endpoints "
+                    "kubernetes -n default)")
         roles = [self.username, self.owner_username, self.read_only_username, self.migrator_username]
         if self.temporal.enabled:
             # One role may both own and use the Temporal databases (the single-role model).

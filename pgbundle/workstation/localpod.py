@@ -121,8 +121,9 @@ class LocalPod:
         return self.root / pod_path.lstrip("/")
 
     def host_environment(self, container: dict) -> dict[str, str]:
-        """A container's environment with every absolute path mapped into the state folder."""
-        return {item["name"]: self._host_value(item["value"]) for item in container.get("env", [])}
+        """A container's environment with every absolute path mapped into the state folder
+        (values the kubelet fills in from the pod, `valueFrom`, are left out)."""
+        return {item["name"]: self._host_value(item["value"]) for item in container.get("env", []) if "value" in item}
 
     def host_command(self, container: dict) -> list[str]:
         """A container's command with every absolute path mapped into the state folder."""
@@ -238,7 +239,7 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = layout.password_keys(temporal=True, metrics=True)
+            keys = layout.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:

@@ -54,8 +54,10 @@ class SecretsError(Exception):
 
 
 def password_keys(postgres: PostgresValues) -> list[str]:
-    """Keys of the passwords Secret, in a fixed order: the ones start.sh requires."""
-    return layout.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled)
+    """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
+    replicas >= 2, patroni.sh) requires."""
+    return layout.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
+                                ha=postgres.replicas > 1)
 
 
 def generates_certificates(postgres: PostgresValues) -> bool:

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The HA database container's command: Patroni runs PostgreSQL (initdb or a
+# clone on first start, streaming replication, failover). Every path comes
+# from the pod's environment, so the local cluster runner runs this file
+# unchanged for each member.
+#
+# Patroni takes its passwords from the PATRONI_*_PASSWORD variables, read here from
+# the mounted Secret files, so neither the configuration nor the pod spec
+# holds one.
+set -euo pipefail
+
+fail() {
+    echo "patroni.sh: $1" >&2
+    exit 1
+}
+
+: "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}" "${PG_TEMPORAL:?}" "${PG_METRICS:?}"
+: "${PG_SCRIPTS_DIR:?}"
+
+required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
+    postgres_app_migrator_pw postgres_replication_pw postgres_rewind_pw patroni_api_pw)
+if [[ $PG_TEMPORAL == on ]]; then
+    required_keys+=(postgres_temporal_pw)
+fi
+if [[ $PG_METRICS == on ]]; then
+    required_keys+=(postgres_monitoring_pw)
+fi
+for key in "${required_keys[@]}"; do
+    if [[ ! -s "$PG_SECRETS_DIR/$key" ]]; then
+        fail "secret key $key is missing or empty in $PG_SECRETS_DIR: add it to the passwords Secret"
+    fi
+done
+
+PATRONI_SUPERUSER_PASSWORD=$(<"$PG_SECRETS_DIR/postgres_password")
+PATRONI_REPLICATION_PASSWORD=$(<"$PG_SECRETS_DIR/postgres_replication_pw")
+PATRONI_REWIND_PASSWORD=$(<"$PG_SECRETS_DIR/postgres_rewind_pw")
+PATRONI_RESTAPI_PASSWORD=$(<"$PG_SECRETS_DIR/patroni_api_pw")
+export PATRONI_SUPERUSER_PASSWORD PATRONI_REPLICATION_PASSWORD PATRONI_REWIND_PASSWORD PATRONI_RESTAPI_PASSWORD
+
+# The logging collector writes to log_directory ($PG_RUN_DIR/log in the
+# configuration): both of its files lead to this process's stderr, which
+# Patroni keeps after the exec below, so the server's log is the container's.
+log_dir="$PG_RUN_DIR/log"
+mkdir -p "$log_dir"
+ln -sfn "/proc/$$/fd/2" "$log_dir/postgresql.json"
+ln -sfn "/proc/$$/fd/2" "$log_dir/postgresql.log"
+
+# Renewed or rotated certificates are reloaded without a restart, whichever
+# postmaster Patroni runs; the watcher exits with Patroni (this pid after the exec).
+if [[ -n ${PG_TLS_DIR:-} ]]; then
+    bash "$PG_SCRIPTS_DIR/cert-watch.sh" "$$" &
+fi
+
+exec patroni "$PG_PATRONI_CONFIG"

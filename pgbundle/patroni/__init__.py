@@ -1,0 +1,1 @@
+"""Patroni configuration rendering: pure functions from typed inputs to the YAML Patroni reads."""

@@ -1,0 +1,86 @@
+"""postgres.ha: Patroni's behaviour when postgres.replicas >= 2."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pgbundle.values.fields import _DIGEST, Cidr, Values
+
+
+class HaImageValues(Values):
+    repository: str = Field(min_length=1)
+    """Repository of an image with Patroni: image/Dockerfile built and pushed (README,
+    "High availability"). Required."""
+    tag: str = Field(min_length=1)
+    """Its tag, pinned. Required."""
+    digest: str | None = None
+    """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HaImageValues:
+        if self.tag == "latest":
+            raise ValueError("tag: 'latest' is not reproducible: pin the tag you pushed")
+        if self.digest is not None and not _DIGEST.match(self.digest):
+            raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
+        return self
+
+    @property
+    def reference(self) -> str:
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag}"
+
+
+# Patroni raises any ttl below this to it.
+PATRONI_MIN_TTL = 20
+
+
+class HaValues(Values):
+    """Patroni's behaviour when replicas >= 2 (written to its DCS at bootstrap;
+    later changes need `patronictl edit-config`, see the README runbook)."""
+
+    image: HaImageValues | None = None
+    """The database image with Patroni, built FROM postgres.image (image/Dockerfile).
+    Required when replicas >= 2; left out otherwise."""
+    synchronous_mode: bool = True
+    """A commit returns only once a standby has it, so a failover loses no
+    acknowledged write; commits wait one network round trip longer. Left out: true."""
+    synchronous_mode_strict: bool = False
+    """With no synchronous standby left, refuse writes rather than go on
+    asynchronously (then losing the primary too would lose the latest commits).
+    Left out: false (availability first)."""
+    ttl: int = Field(default=PATRONI_MIN_TTL, ge=PATRONI_MIN_TTL)
+    """Seconds the leader lock lives without renewal: a lost leader is replaced
+    after about this long. Left out: 20 (Patroni's minimum)."""
+    loop_wait: int = Field(default=5, ge=1)
+    """Seconds between two runs of Patroni's HA loop. Left out: 5."""
+    retry_timeout: int = Field(default=5, ge=1)
+    """Seconds an API server or PostgreSQL call is retried before the leader
+    demotes itself: API server outages longer than this restart the primary as a
+    replica until the API answers. Left out: 5."""
+    primary_start_timeout: int = Field(default=0, ge=0)
+    """Seconds Patroni tries to restart a crashed primary in place before
+    failing over. Left out: 0 (fail over at once: with synchronous mode nothing is lost)."""
+    maximum_lag_on_failover: int = Field(default=1048576, ge=0)
+    """Bytes a replica may lag and still be promoted (asynchronous mode). Left out: 1048576 (1 MiB)."""
+    anti_affinity: Literal["preferred", "required"] = "preferred"
+    """Spread members across nodes: `required` refuses to schedule two on one node
+    (then N members need N nodes). Left out: preferred."""
+    api_server_cidrs: list[Cidr] = Field(default_factory=list)
+    """Addresses of the Kubernetes API server, for the NetworkPolicy's egress
+    (Patroni keeps its leader lock there; the API server has no pod selector).
+    Left out: none; required when networkPolicy.enabled and replicas >= 2."""
+    api_server_port: int = Field(default=443, ge=1, le=65535)
+    """The API server's port as the pods reach it (the `kubernetes` Service's
+    endpoints, often 6443). Left out: 443."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HaValues:
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            raise ValueError(
+                f"loopWait: {self.loop_wait} + 2 x retryTimeout {self.retry_timeout} exceeds ttl {self.ttl}: "
+                "a leader could lose its lock while still retrying; raise ttl or lower loopWait/retryTimeout")
+        return self
+

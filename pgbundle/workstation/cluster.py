@@ -1,0 +1,520 @@
+"""Run the HA database on this machine: an etcd and N Patroni members.
+
+Each member runs the pod's own HA script (patroni.sh) as the `postgres` OS
+user with the Patroni configuration every pod gets (ConfigMap
+postgres-patroni, synthesized from the values), with only the DCS section
+swapped from Kubernetes to a local etcd (Debian's etcd-server on loopback
+ports) and the member's name, ports and folders filled in. The files a pod
+mounts (scripts, configuration, passwords, TLS certificate and CA) are laid
+out once by the local pod runner and shared by every member, as every pod of
+a StatefulSet mounts the same ConfigMaps and Secrets; each member has its own
+data and run folders.
+
+State folder:
+  pod/                   the local pod runner's state: dist/, root/ (mounted files), pki/
+  etcd/                  etcd's data folder and etcd.log
+  members/postgres-N/    data/ (the volume), run/ (socket, pgpass), patroni.yaml, patroni.log
+  cluster.json           ports and pids of what runs
+
+`up` starts what is not running (etcd, then each missing member in order, as
+the StatefulSet restarts a pod), `status` asks Patroni's REST API, `down`
+stops everything it started, including a postmaster left behind by a killed
+Patroni.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pgbundle import contract as layout
+from pgbundle.patroni import config as patroni_config
+from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.values.models import ChartValues
+from pgbundle.workstation import patroni_venv
+from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
+
+ETCD = "etcd"
+
+
+class ClusterError(LocalPodError):
+    """The local cluster cannot be started, inspected or stopped; the message says why."""
+
+
+class PrimaryPod(LocalPod):
+    """The cluster's files as the backup and restore jobs see them, with the
+    Service `postgres` answered by the current primary (as it selects role=primary)."""
+
+    def __init__(self, state: Path, cluster: LocalCluster) -> None:
+        super().__init__(state)
+        self.cluster = cluster
+
+    def pid(self) -> int | None:
+        leader = self.cluster.leader()
+        return leader.patroni_pid if leader is not None else None
+
+    def status(self) -> dict:
+        leader = self.cluster.leader()
+        return {"state": "ready" if leader else "stopped", "pid": leader.patroni_pid if leader else None,
+                "port": leader.port if leader else None}
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    name: str
+    host: str
+    port: int
+    api_port: int
+    role: str | None
+    """leader, sync_standby or replica (Patroni's words); None when it does not answer."""
+    state: str | None
+    """running, streaming, starting, stopped...; None when it does not answer."""
+    timeline: int | None
+    lag: int | None
+    """Bytes behind the leader (replicas)."""
+    patroni_pid: int | None
+    postmaster_pid: int | None
+
+
+def _alive(pid: int | None, *markers: str) -> bool:
+    """Whether `pid` runs (a zombie does not) and its command line names
+    one of `markers` (a recycled pid belongs to another program)."""
+    if pid is None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        running = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+    return running and any(marker.encode() in cmdline for marker in markers)
+
+
+def _poll(condition, timeout: float, interval: float = 0.2):
+    """Poll `condition` until it returns something truthy (returned) or `timeout` seconds pass (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+def _wait(condition, timeout: float, what: str, interval: float = 0.2):
+    """Like _poll, but ClusterError naming `what` after `timeout` seconds."""
+    result = _poll(condition, timeout, interval)
+    if result is None:
+        raise ClusterError(f"{what}: not reached after {timeout:.0f}s")
+    return result
+
+
+class LocalCluster:
+    """An etcd and Patroni members living in a state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state.resolve()
+        self.pod = PrimaryPod(self.state / "pod", self)
+        self.etcd_dir = self.state / "etcd"
+        self.members_dir = self.state / "members"
+        self.state_file = self.state / "cluster.json"
+
+    # --- recorded state --------------------------------------------------------
+
+    @staticmethod
+    def holds_cluster(state: Path) -> bool:
+        """Whether `state` is a cluster's state folder (not a single pod's)."""
+        return (state / "cluster.json").exists()
+
+    def recorded(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {"members": {}}
+
+    def _record(self, data: dict) -> None:
+        self.state_file.write_text(json.dumps(data, indent=1))
+
+    @property
+    def config_path(self) -> str:
+        """Where the pod finds Patroni's configuration (from its ConfigMap)."""
+        return f"{layout.PATRONI_CONFIG_DIR}/{layout.PATRONI_CONFIG_FILE}"
+
+    def member_dir(self, name: str) -> Path:
+        return self.members_dir / name
+
+    def config_file(self, name: str) -> Path:
+        return self.member_dir(name) / layout.PATRONI_CONFIG_FILE
+
+    def log_file(self, name: str) -> Path:
+        return self.member_dir(name) / "patroni.log"
+
+    def data_dir(self, name: str) -> Path:
+        return Path(self._mapper(name)(layout.PGDATA))
+
+    # --- prepare ---------------------------------------------------------------
+
+    def prepare(self, values: ChartValues, synthesize: Synthesize) -> None:
+        """Lay out the shared pod files and write each member's configuration
+        (postgres.replicas members)."""
+        members = values.postgres.replicas
+        if members < 2:
+            raise ClusterError(f"postgres.replicas: {members}; a cluster needs at least 2")
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.state.chmod(0o711)
+        # The files every pod mounts: the scripts, Patroni's configuration, the
+        # Secrets (generated once, kept after), the certificates.
+        self.pod.prepare(values, synthesize)
+        config = yaml.safe_load(self.pod.host_path(self.config_path).read_text())
+        recorded = self.recorded()
+        recorded.setdefault("etcd", {"client_port": free_port(), "peer_port": free_port()})
+        names = [f"{layout.STATEFULSET}-{n}" for n in range(members)]
+        for name in names:
+            ports = recorded["members"].setdefault(name, {"port": free_port(), "api_port": free_port()})
+            self.pod._mkdir(self.member_dir(name), 0o755)
+            for pod_dir in (layout.DATA_MOUNT, layout.RUN_DIR):
+                self.pod._mkdir(Path(self._mapper(name)(pod_dir)))
+            member = patroni_config.Member(name=name, host=HOST, listen=HOST, port=ports["port"],
+                                           api_port=ports["api_port"])
+            local = self._localize(patroni_config.with_member(config, member), name)
+            local = patroni_config.with_etcd3(local, [f"{HOST}:{recorded['etcd']['client_port']}"])
+            self.pod._write(self.config_file(name), yaml.safe_dump(local, sort_keys=False).encode(), 0o644)
+        recorded["members"] = {name: recorded["members"][name] for name in names}
+        self._record(recorded)
+
+    def _mapper(self, name: str):
+        """Pod path -> this machine's path for member `name`: its volume and run
+        folder are its own, every other mounted file is shared."""
+        own = {layout.DATA_MOUNT: self.member_dir(name) / "data", layout.RUN_DIR: self.member_dir(name) / "run"}
+
+        def map_path(path: str) -> str:
+            for pod_dir, host_dir in own.items():
+                if path == pod_dir or path.startswith(pod_dir + "/"):
+                    return str(host_dir) + path[len(pod_dir):]
+            return str(self.pod.host_path(path))
+
+        return map_path
+
+    def _localize(self, config: dict, name: str) -> dict:
+        """Every absolute path in `config` mapped for member `name`; the image's
+        PostgreSQL binaries become this machine's."""
+        map_path = self._mapper(name)
+
+        def walk(node):
+            if isinstance(node, dict):
+                return {k: walk(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [walk(v) for v in node]
+            if isinstance(node, str) and node.startswith("/"):
+                return map_path(node)
+            return node
+
+        result = walk(config)
+        result["postgresql"]["bin_dir"] = postgres_bindir()
+        return result
+
+    def environment(self, name: str) -> dict[str, str]:
+        """The container's environment for member `name`: paths mapped, its port,
+        Patroni and the PostgreSQL binaries on PATH (as in the image)."""
+        _, container = self.pod._container(self.pod.manifests())
+        map_path = self._mapper(name)
+        env = {}
+        for item in container.get("env", []):
+            value = item.get("value")
+            if value is None or "$(" in value:
+                continue  # the pod's name and addresses: in the member's configuration here
+            env[item["name"]] = map_path(value) if value.startswith("/") else value
+        env[LISTEN_ENV] = HOST
+        env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
+        env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
+        env["PATH"] = f"{patroni_venv.VENV / 'bin'}:{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["HOME"] = str(self.member_dir(name))
+        env["LANG"] = "C.UTF-8"
+        return env
+
+    # --- processes ---------------------------------------------------------------
+
+    @property
+    def _start_script(self) -> Path:
+        return self.pod.host_path(f"{layout.SCRIPTS_DIR}/patroni.sh")
+
+    def etcd_pid(self) -> int | None:
+        pid = self.recorded().get("etcd", {}).get("pid")
+        return pid if _alive(pid, str(self.etcd_dir)) else None
+
+    def patroni_pid(self, name: str) -> int | None:
+        pid = self.recorded()["members"].get(name, {}).get("pid")
+        # The start script's command line until it execs Patroni, then Patroni's.
+        return pid if _alive(pid, str(self.config_file(name)), str(self._start_script)) else None
+
+    def postmaster_pid(self, name: str) -> int | None:
+        try:
+            pid = int((self.data_dir(name) / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid, "postgres") else None
+
+    def _start_etcd(self) -> None:
+        if shutil.which(ETCD) is None:
+            raise ClusterError("etcd not found: install Debian's etcd-server (make test does)")
+        recorded = self.recorded()
+        ports = recorded["etcd"]
+        self.etcd_dir.mkdir(mode=0o700, exist_ok=True)
+        client, peer = f"http://{HOST}:{ports['client_port']}", f"http://{HOST}:{ports['peer_port']}"
+        command = [
+            ETCD, "--name", "local", "--data-dir", str(self.etcd_dir / "data"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"local={peer}", "--initial-cluster-state", "new",
+            "--listen-metrics-urls", "", "--enable-v2=false",
+        ]
+        with open(self.etcd_dir / "etcd.log", "ab") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       start_new_session=True)
+        ports["pid"] = process.pid
+        self._record(recorded)
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise ClusterError(f"etcd exited with status {process.returncode}; log {self.etcd_dir / 'etcd.log'}")
+            try:
+                with urllib.request.urlopen(f"{client}/health", timeout=1) as response:
+                    return json.load(response).get("health") == "true"
+            except (OSError, ValueError):
+                return False
+
+        _wait(healthy, 30, "etcd healthy")
+
+    def start_member(self, name: str) -> int:
+        """Start member `name`'s Patroni (the pod's HA script), as Kubernetes starts a pod."""
+        log_path = self.log_file(name)
+        with open(log_path, "ab") as log:
+            os.chown(log_path, self.pod.uid, self.pod.gid)
+            process = subprocess.Popen(
+                ["bash", str(self._start_script)],
+                env=self.environment(name), cwd=self.member_dir(name), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True, **self.pod.user_options(),
+            )
+        recorded = self.recorded()
+        recorded["members"][name]["pid"] = process.pid
+        self._record(recorded)
+        # Until the child has exec'd, its command line is still this program's.
+        _wait(lambda: self.patroni_pid(name) or process.poll() is not None, 10, f"member {name} started")
+        return process.pid
+
+    def up(self, timeout: float = 180) -> dict:
+        """Start whatever is not running and wait for a leader with every other member streaming."""
+        if not self.state_file.exists():
+            raise ClusterError(f"{self.state} holds no cluster: run `local up` with values first")
+        if not patroni_venv.installed():
+            raise ClusterError(f"Patroni is not installed in {patroni_venv.VENV}: run `make test` or "
+                               "`python -m pgbundle.workstation.patroni_venv`")
+        if self.etcd_pid() is None:
+            self._start_etcd()
+        # One at a time, each ready before the next, as the StatefulSet's
+        # OrderedReady does: postgres-0 bootstraps (or adopts an existing data
+        # directory) before any other member could race it to initialize.
+        deadline = time.monotonic() + timeout
+        for name in self.recorded()["members"]:
+            if self.patroni_pid(name) is None:
+                self.start_member(name)
+                self._wait_ready(name, deadline)
+        self.wait_healthy(max(deadline - time.monotonic(), 10))
+        return self.connection_info()
+
+    def _wait_ready(self, name: str, deadline: float) -> None:
+        """Until Patroni's readiness endpoint answers 200 (the pod's readiness probe)."""
+
+        def ready() -> bool:
+            if self.patroni_pid(name) is None:
+                raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
+            try:
+                return self.api(name, "/readiness")[0] == 200
+            except OSError:
+                return False
+
+        _wait(ready, max(deadline - time.monotonic(), 1), f"member {name} ready", interval=0.3)
+
+    def wait_healthy(self, timeout: float = 180) -> list[MemberStatus]:
+        """Until one member leads and every other one streams from it."""
+
+        def healthy():
+            members = self.status()
+            leaders = [m for m in members if m.role == "leader" and m.state == "running"]
+            followers = [m for m in members if m.role != "leader"]
+            if len(leaders) == 1 and all(m.state == "streaming" for m in followers):
+                return members
+            for name in self.recorded()["members"]:
+                if self.patroni_pid(name) is None:
+                    raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
+            return None
+
+        return _wait(healthy, timeout, "a leader with every other member streaming", interval=0.5)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file(name).read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    # --- REST API ----------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.pod.sslrootcert))
+
+    def api(self, name: str, path: str, method: str = "GET", body: dict | None = None,
+            timeout: float = 2) -> tuple[int, dict | str]:
+        """Call member `name`'s REST API over TLS (basic auth for unsafe methods)."""
+        port = self.recorded()["members"][name]["api_port"]
+        request = urllib.request.Request(f"https://{HOST}:{port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        if method != "GET":
+            token = base64.b64encode(f"{patroni_config.Users().restapi}:{self.api_password()}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=self._ssl_context()) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read().decode()
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def api_password(self) -> str:
+        return (self.pod.host_path(layout.SECRETS_DIR) / layout.PATRONI_API_PASSWORD_KEY).read_text().strip()
+
+    def patronictl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod."""
+        name = next(iter(self.recorded()["members"]))
+        env = {**os.environ, patroni_config.PASSWORD_ENV["restapi"]: self.api_password()}
+        return subprocess.run([str(patroni_venv.PATRONICTL), "-c", str(self.config_file(name)), *args],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+
+    def status(self) -> list[MemberStatus]:
+        """Every member as Patroni's /cluster sees it (asked of the first member that answers)."""
+        recorded = self.recorded()["members"]
+        cluster: dict = {}
+        for name in recorded:
+            if self.patroni_pid(name) is None:
+                continue
+            try:
+                code, body = self.api(name, "/cluster")
+            except OSError:
+                continue
+            if code == 200 and isinstance(body, dict):
+                cluster = {m["name"]: m for m in body.get("members", [])}
+                break
+        result = []
+        for name, ports in recorded.items():
+            seen = cluster.get(name, {})
+            lag = seen.get("lag")
+            result.append(MemberStatus(
+                name=name, host=HOST, port=ports["port"], api_port=ports["api_port"],
+                role=seen.get("role"), state=seen.get("state"), timeline=seen.get("timeline"),
+                lag=lag if isinstance(lag, int) else None,
+                patroni_pid=self.patroni_pid(name), postmaster_pid=self.postmaster_pid(name),
+            ))
+        return result
+
+    def leader(self) -> MemberStatus | None:
+        return next((m for m in self.status() if m.role == "leader" and m.state == "running"), None)
+
+    # --- connection details ------------------------------------------------------
+
+    def dsn_all(self) -> str:
+        """A libpq connection string over every member that reaches whichever accepts writes."""
+        members = self.recorded()["members"].values()
+        return (f"host={','.join(HOST for _ in members)} port={','.join(str(m['port']) for m in members)} "
+                f"dbname={self.pod.environment()['PG_DATABASE']} target_session_attrs=read-write "
+                f"sslmode=verify-full sslrootcert={self.pod.sslrootcert} connect_timeout=2")
+
+    def connection_info(self) -> dict:
+        """The single pod's keys (host, port = the leader, database, sslrootcert, passwords)
+        plus every member and a connection string over all of them."""
+        info = self.pod.connection_info()
+        members = self.status()
+        leader = next((m for m in members if m.role == "leader"), None)
+        if leader is not None:
+            info["port"] = leader.port
+        info["members"] = [
+            {"name": m.name, "host": m.host, "port": m.port, "api_port": m.api_port, "role": m.role,
+             "patroni_pid": m.patroni_pid, "postmaster_pid": m.postmaster_pid} for m in members
+        ]
+        info["dsn_all"] = self.dsn_all()
+        return info
+
+    # --- faults and shutdown -----------------------------------------------------
+
+    def kill_member(self, name: str, sig: int = signal.SIGKILL, postmaster: bool = True) -> None:
+        """Send `sig` to the member's Patroni and (with `postmaster`) its postmaster: a lost node."""
+        for pid in (self.patroni_pid(name), self.postmaster_pid(name) if postmaster else None):
+            if pid is not None:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def stop_member(self, name: str, timeout: float = 60) -> None:
+        """SIGTERM to Patroni (it stops PostgreSQL); a Patroni that does not exit in
+        time is killed with its process group. What is left of that group (the
+        certificate watcher, a hook) gets SIGTERM. A postmaster left behind by a
+        killed Patroni gets a fast shutdown, then SIGKILL; its backends exit on
+        their own when it is gone."""
+        group = self.recorded()["members"].get(name, {}).get("pid")
+        for pid, sig, force in ((self.patroni_pid(name), signal.SIGTERM, True),
+                                (self.postmaster_pid(name), signal.SIGINT, False)):
+            if pid is None:
+                continue
+            try:
+                os.kill(pid, sig)
+                if not _poll(lambda: not _alive(pid, ""), timeout):
+                    os.killpg(pid, signal.SIGKILL) if force else os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # gone meanwhile (the postmaster stops with its Patroni)
+            _wait(lambda: not _alive(pid, ""), 10, f"pid {pid} of member {name} stopped")
+        for pid in self._leftovers(group):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _leftovers(self, group: int | None) -> list[int]:
+        """Processes still in a member's process group that run files of this state folder."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if group is None or not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[2]) == group and str(self.state).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
+
+    def down(self) -> None:
+        """Stop every member, then etcd."""
+        if not self.state_file.exists():
+            return
+        for name in self.recorded()["members"]:
+            self.stop_member(name)
+        pid = self.etcd_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not _poll(lambda: self.etcd_pid() is None, 30):
+                os.kill(pid, signal.SIGKILL)
+

@@ -1,0 +1,71 @@
+"""postgres.replicas >= 2 and the postgres.ha block: validation, errors and warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgbundle.values.load import ValuesError, parse_values, values_warnings
+
+IMAGE = {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1.0.0"}
+
+
+def ha(replicas: int = 3, **settings) -> dict:
+    return {"postgres": {"replicas": replicas, "ha": {"image": IMAGE, **settings}}}
+
+
+def test_three_replicas_with_an_image_are_valid_and_quiet():
+    values = parse_values(ha())
+    assert values.postgres.replicas == 3
+    assert values.postgres.ha.image.reference == "ghcr.io/example/postgres-patroni:v1.0.0"
+    assert values_warnings(values) == []
+
+
+def test_defaults():
+    defaults = parse_values({}).postgres.ha
+    assert defaults.image is None
+    assert (defaults.ttl, defaults.loop_wait, defaults.retry_timeout) == (20, 5, 5)
+    assert (defaults.synchronous_mode, defaults.synchronous_mode_strict) == (True, False)
+    assert (defaults.primary_start_timeout, defaults.maximum_lag_on_failover) == (0, 1048576)
+    assert defaults.anti_affinity == "preferred"
+
+
+def test_replicas_without_an_image_say_how_to_build_one():
+    with pytest.raises(ValuesError, match=r"postgres\.ha\.image: required with replicas: 3: .*image/Dockerfile"):
+        parse_values({"postgres": {"replicas": 3}})
+
+
+def test_two_replicas_warn_about_what_they_cannot_do():
+    (warning,) = values_warnings(parse_values(ha(replicas=2)))
+    assert "postgres.replicas is 2" in warning and "use 3" in warning
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"ttl": 10}, r"postgres\.ha\.ttl: Input should be greater than or equal to 20"),
+    ({"loopWait": 10, "retryTimeout": 10}, r"postgres\.ha\.loopWait: 10 \+ 2 x retryTimeout 10 exceeds ttl 20"),
+    ({"loopWait": 0}, r"postgres\.ha\.loopWait: Input should be greater than or equal to 1"),
+    ({"primaryStartTimeout": -1}, r"postgres\.ha\.primaryStartTimeout"),
+    ({"antiAffinity": "sometimes"}, r"postgres\.ha\.antiAffinity"),
+    ({"apiServerCidrs": ["10.0.0.300/32"]}, r"postgres\.ha\.apiServerCidrs\[0\]"),
+    ({"image": {"repository": "x", "tag": "latest"}}, r"postgres\.ha\.image\.tag: 'latest'"),
+    ({"quorum": True}, r"postgres\.ha\.quorum: unknown key"),
+])
+def test_bad_ha_settings_name_the_field(settings, message):
+    with pytest.raises(ValuesError, match=message):
+        parse_values(ha(**settings))
+
+
+def test_ha_needs_tls():
+    values = ha()
+    values["postgres"]["tls"] = {"enabled": False}
+    with pytest.raises(ValuesError, match=r"postgres\.tls\.enabled: false cannot run replicas: 3"):
+        parse_values(values)
+
+
+def test_network_policy_needs_the_api_server_addresses():
+    values = ha()
+    values["postgres"]["networkPolicy"] = {"enabled": True}
+    with pytest.raises(ValuesError, match=r"postgres\.ha\.apiServerCidrs: required"):
+        parse_values(values)
+    values["postgres"]["ha"]["apiServerCidrs"] = ["10.96.0.1/32"]
+    assert parse_values(values).postgres.ha.api_server_cidrs == ["10.96.0.1/32"]
+
