@@ -33,7 +33,7 @@ sys.path.insert(0, str(TOP))
 os.environ["PATH"] = f"{TOP / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
 
 import main  # noqa: E402
-from pgbundle import contract as layout  # noqa: E402
+from pgbundle import contract  # noqa: E402
 from pgbundle.workstation.backup_local import (  # noqa: E402
     container_process,
     cronjob_container,
@@ -176,7 +176,7 @@ def main_() -> None:
                     ours_b = size_b
                 else:
                     old_b = size_b
-        dump = pod.host_path(layout.BACKUP_DIR) / bench.last_set / "appdb.dump"
+        dump = pod.host_path(contract.BACKUP_DIR) / bench.last_set / "appdb.dump"
         bare_r, ours_r = [], []
         for round_ in range(args.rounds):
             order = [("ours", lambda: bench.ours_restore(args.jobs)), ("bare", lambda: bench.bare_restore(dump, args.jobs))]

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs.certificate import ClientCertificate, ClientCertificateProps
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.jobs import JobPodProps, job_pod_spec
 
-COMPONENT = layout.BACKUP_COMPONENT
+COMPONENT = contract.BACKUP_COMPONENT
 
 # Schedule tolerance: a run may start this late (controller restart, busy
 # cluster) before it counts as missed. cdk8s-plus' default is 10 s.
@@ -60,14 +60,14 @@ class Backup(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: BackupProps) -> None:
         super().__init__(scope, id)
-        self.labels = layout.object_labels(COMPONENT, props.version)
+        self.labels = contract.object_labels(COMPONENT, props.version)
         # The NetworkPolicy admits exactly these pod labels to the database.
-        pod_labels = {**self.labels, **layout.selector_labels(COMPONENT)}
+        pod_labels = {**self.labels, **contract.selector_labels(COMPONENT)}
 
         def meta(name: str) -> k8s.ObjectMeta:
             return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
-        k8s.KubeServiceAccount(self, "service-account", metadata=meta(layout.BACKUP_SERVICE_ACCOUNT),
+        k8s.KubeServiceAccount(self, "service-account", metadata=meta(contract.BACKUP_SERVICE_ACCOUNT),
                                automount_service_account_token=False)
         if props.client_certificate is not None:
             # The job's client certificate from the same issuer as the server's: with
@@ -76,7 +76,7 @@ class Backup(Construct):
         k8s.KubeCronJob(
             self,
             "cronjob",
-            metadata=meta(layout.BACKUP_CRONJOB),
+            metadata=meta(contract.BACKUP_CRONJOB),
             spec=k8s.CronJobSpec(
                 schedule=props.schedule,
                 time_zone=props.time_zone,

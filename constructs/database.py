@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs.exporter import ExporterSidecar, ExporterSidecarProps
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.contract import CONFIG_FILE_MODE, SCRIPT_FILE_MODE
 from pgbundle.k8s.objects import SecretFiles, secret_volume
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
 from pgbundle.k8s.quantity import quantity
 
-COMPONENT = layout.DATABASE_COMPONENT
+COMPONENT = contract.DATABASE_COMPONENT
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
@@ -146,57 +146,57 @@ class Database(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: DatabaseProps) -> None:
         super().__init__(scope, id)
-        self.labels = layout.object_labels(COMPONENT, props.version)
-        self.selector = layout.selector_labels(COMPONENT)
+        self.labels = contract.object_labels(COMPONENT, props.version)
+        self.selector = contract.selector_labels(COMPONENT)
         ha = props.ha
         # Patroni writes its own postgresql.conf and pg_hba.conf from its configuration.
-        config_files = props.config_files if ha is None else {layout.PATRONI_CONFIG_FILE: ha.patroni_config}
+        config_files = props.config_files if ha is None else {contract.PATRONI_CONFIG_FILE: ha.patroni_config}
         scripts = pod_scripts(ha=ha is not None)
         run_scripts = DATABASE_SCRIPTS if ha is None else HA_DATABASE_SCRIPTS
 
         k8s.KubeServiceAccount(
             self,
             "service-account",
-            metadata=self._meta(props, layout.SERVICE_ACCOUNT),
+            metadata=self._meta(props, contract.SERVICE_ACCOUNT),
             automount_service_account_token=False,
         )
         if ha is None:
-            k8s.KubeConfigMap(self, "config", metadata=self._meta(props, layout.CONFIG_MAP), data=config_files)
+            k8s.KubeConfigMap(self, "config", metadata=self._meta(props, contract.CONFIG_MAP), data=config_files)
         else:
-            k8s.KubeConfigMap(self, "patroni-config", metadata=self._meta(props, layout.PATRONI_CONFIG_MAP),
+            k8s.KubeConfigMap(self, "patroni-config", metadata=self._meta(props, contract.PATRONI_CONFIG_MAP),
                               data=config_files)
             self._rbac(props)
-        k8s.KubeConfigMap(self, "scripts", metadata=self._meta(props, layout.SCRIPTS_CONFIG_MAP), data=scripts)
+        k8s.KubeConfigMap(self, "scripts", metadata=self._meta(props, contract.SCRIPTS_CONFIG_MAP), data=scripts)
 
         if props.backups is not None:
             k8s.KubePersistentVolumeClaim(
                 self,
                 "backups",
-                metadata=self._meta(props, layout.BACKUP_CLAIM),
+                metadata=self._meta(props, contract.BACKUP_CLAIM),
                 spec=_claim_spec(props.backups),
             )
 
-        ports = [k8s.ServicePort(name=layout.PORT_NAME, port=layout.PORT, target_port=k8s.IntOrString.from_string(layout.PORT_NAME))]
+        ports = [k8s.ServicePort(name=contract.PORT_NAME, port=contract.PORT, target_port=k8s.IntOrString.from_string(contract.PORT_NAME))]
         # With Patroni, the Service reaches the primary only; read-only clients may use the replicas.
         primary = self.selector if ha is None else {**self.selector, ha.role_label: ha.primary_role}
         k8s.KubeService(
             self,
             "service",
-            metadata=self._meta(props, layout.SERVICE),
+            metadata=self._meta(props, contract.SERVICE),
             spec=k8s.ServiceSpec(type="ClusterIP", selector=primary, ports=ports),
         )
         if ha is not None:
             k8s.KubeService(
                 self,
                 "replicas-service",
-                metadata=self._meta(props, layout.REPLICAS_SERVICE),
+                metadata=self._meta(props, contract.REPLICAS_SERVICE),
                 spec=k8s.ServiceSpec(type="ClusterIP", selector={**self.selector, ha.role_label: ha.replica_role},
                                      ports=ports),
             )
         k8s.KubeService(
             self,
             "headless-service",
-            metadata=self._meta(props, layout.HEADLESS_SERVICE),
+            metadata=self._meta(props, contract.HEADLESS_SERVICE),
             # Pod DNS names (postgres-0.postgres-headless) must resolve before the pod is ready.
             spec=k8s.ServiceSpec(cluster_ip="None", publish_not_ready_addresses=True, selector=self.selector, ports=ports),
         )
@@ -204,9 +204,9 @@ class Database(Construct):
         k8s.KubeStatefulSet(
             self,
             "statefulset",
-            metadata=self._meta(props, layout.STATEFULSET),
+            metadata=self._meta(props, contract.STATEFULSET),
             spec=k8s.StatefulSetSpec(
-                service_name=layout.HEADLESS_SERVICE,
+                service_name=contract.HEADLESS_SERVICE,
                 replicas=props.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
                 pod_management_policy="OrderedReady",
@@ -228,7 +228,7 @@ class Database(Construct):
                 ),
                 volume_claim_templates=[
                     k8s.KubePersistentVolumeClaimProps(
-                        metadata=k8s.ObjectMeta(name=layout.DATA_CLAIM, labels=self.labels),
+                        metadata=k8s.ObjectMeta(name=contract.DATA_CLAIM, labels=self.labels),
                         spec=_claim_spec(props.data),
                     )
                 ],
@@ -239,7 +239,7 @@ class Database(Construct):
             k8s.KubePodDisruptionBudget(
                 self,
                 "pdb",
-                metadata=self._meta(props, layout.PDB),
+                metadata=self._meta(props, contract.PDB),
                 spec=k8s.PodDisruptionBudgetSpec(
                     min_available=k8s.IntOrString.from_number(props.pdb_min_available),
                     selector=k8s.LabelSelector(match_labels=self.selector),
@@ -249,7 +249,7 @@ class Database(Construct):
             k8s.KubePodDisruptionBudget(
                 self,
                 "pdb",
-                metadata=self._meta(props, layout.PDB),
+                metadata=self._meta(props, contract.PDB),
                 spec=k8s.PodDisruptionBudgetSpec(
                     max_unavailable=k8s.IntOrString.from_number(props.pdb_max_unavailable),
                     selector=k8s.LabelSelector(match_labels=self.selector),
@@ -260,7 +260,7 @@ class Database(Construct):
     def _api_probe(path: str, failures: int) -> k8s.Probe:
         """A probe on Patroni's REST API (TLS; the kubelet does not verify the certificate)."""
         return k8s.Probe(
-            http_get=k8s.HttpGetAction(path=path, port=k8s.IntOrString.from_string(layout.PATRONI_API_PORT_NAME),
+            http_get=k8s.HttpGetAction(path=path, port=k8s.IntOrString.from_string(contract.PATRONI_API_PORT_NAME),
                                        scheme="HTTPS"),
             period_seconds=10, timeout_seconds=5, failure_threshold=failures)
 
@@ -268,17 +268,17 @@ class Database(Construct):
     def _patroni_env(props: DatabaseProps) -> list[k8s.EnvVar]:
         """The member's name and addresses: its pod name behind the headless Service,
         a name the server certificate holds, so members verify each other."""
-        host = f"$(PATRONI_NAME).{layout.HEADLESS_SERVICE}.{props.namespace}.svc"
+        host = f"$(PATRONI_NAME).{contract.HEADLESS_SERVICE}.{props.namespace}.svc"
 
         def field(path: str) -> k8s.EnvVarSource:
             return k8s.EnvVarSource(field_ref=k8s.ObjectFieldSelector(field_path=path))
 
         return [
-            k8s.EnvVar(name="PG_PATRONI_CONFIG", value=f"{layout.PATRONI_CONFIG_DIR}/{layout.PATRONI_CONFIG_FILE}"),
+            k8s.EnvVar(name="PG_PATRONI_CONFIG", value=f"{contract.PATRONI_CONFIG_DIR}/{contract.PATRONI_CONFIG_FILE}"),
             k8s.EnvVar(name="PATRONI_NAME", value_from=field("metadata.name")),
             k8s.EnvVar(name="PATRONI_KUBERNETES_POD_IP", value_from=field("status.podIP")),
-            k8s.EnvVar(name="PATRONI_POSTGRESQL_CONNECT_ADDRESS", value=f"{host}:{layout.PORT}"),
-            k8s.EnvVar(name="PATRONI_RESTAPI_CONNECT_ADDRESS", value=f"{host}:{layout.PATRONI_API_PORT}"),
+            k8s.EnvVar(name="PATRONI_POSTGRESQL_CONNECT_ADDRESS", value=f"{host}:{contract.PORT}"),
+            k8s.EnvVar(name="PATRONI_RESTAPI_CONNECT_ADDRESS", value=f"{host}:{contract.PATRONI_API_PORT}"),
         ]
 
     def _spread(self, ha: HaProps) -> k8s.Affinity:
@@ -297,39 +297,39 @@ class Database(Construct):
         k8s.KubeRole(
             self,
             "patroni-role",
-            metadata=self._meta(props, layout.PATRONI_ROLE),
+            metadata=self._meta(props, contract.PATRONI_ROLE),
             rules=[k8s.PolicyRule(api_groups=[""], resources=list(resources), verbs=list(verbs))
                    for resources, verbs in PATRONI_RULES],
         )
         k8s.KubeRoleBinding(
             self,
             "patroni-role-binding",
-            metadata=self._meta(props, layout.PATRONI_ROLE),
-            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=layout.PATRONI_ROLE),
-            subjects=[k8s.Subject(kind="ServiceAccount", name=layout.SERVICE_ACCOUNT, namespace=props.namespace)],
+            metadata=self._meta(props, contract.PATRONI_ROLE),
+            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=contract.PATRONI_ROLE),
+            subjects=[k8s.Subject(kind="ServiceAccount", name=contract.SERVICE_ACCOUNT, namespace=props.namespace)],
         )
 
     def _meta(self, props: DatabaseProps, name: str) -> k8s.ObjectMeta:
         return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
     def _pod_spec(self, props: DatabaseProps) -> k8s.PodSpec:
-        uid = layout.POSTGRES_UID
+        uid = contract.POSTGRES_UID
         ha = props.ha
-        config_dir, config_map = (layout.CONFIG_DIR, layout.CONFIG_MAP) if ha is None else (
-            layout.PATRONI_CONFIG_DIR, layout.PATRONI_CONFIG_MAP)
+        config_dir, config_map = (contract.CONFIG_DIR, contract.CONFIG_MAP) if ha is None else (
+            contract.PATRONI_CONFIG_DIR, contract.PATRONI_CONFIG_MAP)
         mounts = [
-            k8s.VolumeMount(name=layout.DATA_CLAIM, mount_path=layout.DATA_MOUNT),
+            k8s.VolumeMount(name=contract.DATA_CLAIM, mount_path=contract.DATA_MOUNT),
             k8s.VolumeMount(name="config", mount_path=config_dir, read_only=True),
-            k8s.VolumeMount(name="scripts", mount_path=layout.SCRIPTS_DIR, read_only=True),
-            k8s.VolumeMount(name="secrets", mount_path=layout.SECRETS_DIR, read_only=True),
-            k8s.VolumeMount(name="ca", mount_path=layout.CA_DIR, read_only=True),
-            k8s.VolumeMount(name="run", mount_path=layout.RUN_DIR),
-            k8s.VolumeMount(name="tmp", mount_path=layout.TMP_DIR),
-            k8s.VolumeMount(name="shm", mount_path=layout.SHM_DIR),
+            k8s.VolumeMount(name="scripts", mount_path=contract.SCRIPTS_DIR, read_only=True),
+            k8s.VolumeMount(name="secrets", mount_path=contract.SECRETS_DIR, read_only=True),
+            k8s.VolumeMount(name="ca", mount_path=contract.CA_DIR, read_only=True),
+            k8s.VolumeMount(name="run", mount_path=contract.RUN_DIR),
+            k8s.VolumeMount(name="tmp", mount_path=contract.TMP_DIR),
+            k8s.VolumeMount(name="shm", mount_path=contract.SHM_DIR),
         ]
         volumes = [
             k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(name=config_map, default_mode=CONFIG_FILE_MODE)),
-            k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(name=layout.SCRIPTS_CONFIG_MAP, default_mode=SCRIPT_FILE_MODE)),
+            k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(name=contract.SCRIPTS_CONFIG_MAP, default_mode=SCRIPT_FILE_MODE)),
             secret_volume("secrets", props.secrets),
             secret_volume("ca", props.ca),
             k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("64Mi"))),
@@ -340,37 +340,37 @@ class Database(Construct):
             ),
         ]
         if props.tls is not None:
-            mounts.append(k8s.VolumeMount(name="tls", mount_path=layout.TLS_DIR, read_only=True))
+            mounts.append(k8s.VolumeMount(name="tls", mount_path=contract.TLS_DIR, read_only=True))
             volumes.append(secret_volume("tls", props.tls))
         if props.backups is not None:
-            mounts.append(k8s.VolumeMount(name="backups", mount_path=layout.BACKUP_DIR))
+            mounts.append(k8s.VolumeMount(name="backups", mount_path=contract.BACKUP_DIR))
             volumes.append(
-                k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=layout.BACKUP_CLAIM))
+                k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=contract.BACKUP_CLAIM))
             )
 
         def probe(kind: str, period: int, failures: int) -> k8s.Probe:
             return k8s.Probe(
-                exec=k8s.ExecAction(command=["bash", f"{layout.SCRIPTS_DIR}/probe.sh", kind]),
+                exec=k8s.ExecAction(command=["bash", f"{contract.SCRIPTS_DIR}/probe.sh", kind]),
                 period_seconds=period,
                 timeout_seconds=5,
                 failure_threshold=failures,
             )
 
         env = [k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()]
-        ports = [k8s.ContainerPort(name=layout.PORT_NAME, container_port=layout.PORT, protocol="TCP")]
-        command = ["bash", f"{layout.SCRIPTS_DIR}/start.sh"]
+        ports = [k8s.ContainerPort(name=contract.PORT_NAME, container_port=contract.PORT, protocol="TCP")]
+        command = ["bash", f"{contract.SCRIPTS_DIR}/start.sh"]
         # initdb or crash recovery of a large database may take a while: allow 30 minutes.
         probes = {"startup_probe": probe("startup", 10, 180), "readiness_probe": probe("ready", 10, 3),
                   "liveness_probe": probe("live", 10, 6)}
         if ha is not None:
-            command = ["bash", f"{layout.SCRIPTS_DIR}/patroni.sh"]
+            command = ["bash", f"{contract.SCRIPTS_DIR}/patroni.sh"]
             env += self._patroni_env(props)
-            ports.append(k8s.ContainerPort(name=layout.PATRONI_API_PORT_NAME, container_port=layout.PATRONI_API_PORT,
+            ports.append(k8s.ContainerPort(name=contract.PATRONI_API_PORT_NAME, container_port=contract.PATRONI_API_PORT,
                                            protocol="TCP"))
             probes = {"startup_probe": self._api_probe("/liveness", 180), "readiness_probe": self._api_probe("/readiness", 3),
                       "liveness_probe": self._api_probe("/liveness", 6)}
         container = k8s.Container(
-            name=layout.CONTAINER,
+            name=contract.CONTAINER,
             image=props.image,
             image_pull_policy=props.image_pull_policy,
             command=command,
@@ -383,7 +383,7 @@ class Database(Construct):
         )
         sidecar = ExporterSidecar(self, "exporter", props=props.exporter) if props.exporter else None
         return k8s.PodSpec(
-            service_account_name=layout.SERVICE_ACCOUNT,
+            service_account_name=contract.SERVICE_ACCOUNT,
             # Patroni keeps its leader lock in the API server: only the HA pods get a token.
             automount_service_account_token=ha is not None,
             affinity=self._spread(ha) if ha is not None else None,

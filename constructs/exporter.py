@@ -12,7 +12,7 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.objects import SecretFiles, secret_volume
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container
 from pgbundle.monitoring.metric_catalog import EXTRA_COLLECTORS
@@ -43,7 +43,7 @@ class ExporterSidecarProps(BaseModel):
 
 def exporter_args() -> list[str]:
     return [
-        f"--web.listen-address=:{layout.METRICS_PORT}",
+        f"--web.listen-address=:{contract.METRICS_PORT}",
         "--log.format=json",
         *(f"--collector.{name}" for name in EXTRA_COLLECTORS),
         # Statement texts stay out of Prometheus: pg_stat_statements keeps utility
@@ -59,9 +59,9 @@ def exporter_environment(database: str) -> dict[str, str]:
     return {
         # The exporter connects to postgresql://USER:PASS@<this>. No host before the
         # path: lib/pq sorts the parameters, so a host there could beat `host=` below.
-        "DATA_SOURCE_URI": f"/{database}?host={layout.RUN_DIR}&sslmode=disable",
-        "DATA_SOURCE_USER": layout.MONITORING_ROLE,
-        "DATA_SOURCE_PASS_FILE": f"{layout.EXPORTER_SECRET_DIR}/{layout.MONITORING_PASSWORD_KEY}",
+        "DATA_SOURCE_URI": f"/{database}?host={contract.RUN_DIR}&sslmode=disable",
+        "DATA_SOURCE_USER": contract.MONITORING_ROLE,
+        "DATA_SOURCE_PASS_FILE": f"{contract.EXPORTER_SECRET_DIR}/{contract.MONITORING_PASSWORD_KEY}",
     }
 
 
@@ -74,31 +74,31 @@ class ExporterSidecar(Construct):
         def probe(failures: int) -> k8s.Probe:
             # The landing page, not /metrics: a probe must not query the database.
             return k8s.Probe(
-                http_get=k8s.HttpGetAction(path="/", port=k8s.IntOrString.from_string(layout.METRICS_PORT_NAME)),
+                http_get=k8s.HttpGetAction(path="/", port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME)),
                 period_seconds=10,
                 timeout_seconds=5,
                 failure_threshold=failures,
             )
 
         self.containers = [k8s.Container(
-            name=layout.EXPORTER_CONTAINER,
+            name=contract.EXPORTER_CONTAINER,
             image=props.image,
             image_pull_policy=props.image_pull_policy,
             args=exporter_args(),
             env=[k8s.EnvVar(name=k, value=v) for k, v in exporter_environment(props.database).items()],
-            ports=[k8s.ContainerPort(name=layout.METRICS_PORT_NAME, container_port=layout.METRICS_PORT, protocol="TCP")],
+            ports=[k8s.ContainerPort(name=contract.METRICS_PORT_NAME, container_port=contract.METRICS_PORT, protocol="TCP")],
             resources=resource_requirements(props.resources),
             readiness_probe=probe(3),
             liveness_probe=probe(6),
             volume_mounts=[
                 # Read-only is enough to connect to a socket and keeps the exporter from
                 # touching the server's pid and lock files.
-                k8s.VolumeMount(name=props.run_volume, mount_path=layout.RUN_DIR, read_only=True),
-                k8s.VolumeMount(name=SECRET_VOLUME, mount_path=layout.EXPORTER_SECRET_DIR, read_only=True),
+                k8s.VolumeMount(name=props.run_volume, mount_path=contract.RUN_DIR, read_only=True),
+                k8s.VolumeMount(name=SECRET_VOLUME, mount_path=contract.EXPORTER_SECRET_DIR, read_only=True),
             ],
-            security_context=restricted_container(layout.EXPORTER_UID),
+            security_context=restricted_container(contract.EXPORTER_UID),
         )]
         # Only the monitoring password, not the whole Secret: the exporter never sees
         # the superuser's or the application's passwords.
-        key = layout.MONITORING_PASSWORD_KEY
+        key = contract.MONITORING_PASSWORD_KEY
         self.volumes = [secret_volume(SECRET_VOLUME, SecretFiles(secret_name=props.secret_name, items={key: key}))]

@@ -14,9 +14,9 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 
-COMPONENT = layout.METRICS_COMPONENT
+COMPONENT = contract.METRICS_COMPONENT
 # The Grafana sidecar's convention: it loads every ConfigMap with this label.
 GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 
@@ -89,27 +89,27 @@ class MetricsProps(BaseModel):
 class Metrics(Construct):
     def __init__(self, scope: Construct, id: str, *, props: MetricsProps) -> None:
         super().__init__(scope, id)
-        self.labels = layout.object_labels(COMPONENT, props.version)
+        self.labels = contract.object_labels(COMPONENT, props.version)
         # The ServiceMonitor finds the Service by these; they never change.
-        service_selector = layout.selector_labels(COMPONENT)
+        service_selector = contract.selector_labels(COMPONENT)
 
         k8s.KubeService(
             self,
             "service",
-            metadata=self._meta(props, layout.METRICS_SERVICE),
+            metadata=self._meta(props, contract.METRICS_SERVICE),
             spec=k8s.ServiceSpec(
                 type="ClusterIP",
                 selector=props.database_selector,
                 ports=[
                     k8s.ServicePort(
-                        name=layout.METRICS_PORT_NAME,
-                        port=layout.METRICS_PORT,
-                        target_port=k8s.IntOrString.from_string(layout.METRICS_PORT_NAME),
+                        name=contract.METRICS_PORT_NAME,
+                        port=contract.METRICS_PORT,
+                        target_port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME),
                     ),
                     *([k8s.ServicePort(
-                        name=layout.PATRONI_API_PORT_NAME,
-                        port=layout.PATRONI_API_PORT,
-                        target_port=k8s.IntOrString.from_string(layout.PATRONI_API_PORT_NAME),
+                        name=contract.PATRONI_API_PORT_NAME,
+                        port=contract.PATRONI_API_PORT,
+                        target_port=k8s.IntOrString.from_string(contract.PATRONI_API_PORT_NAME),
                     )] if props.patroni is not None else []),
                 ],
             ),
@@ -131,7 +131,7 @@ class Metrics(Construct):
             patroni = []
             if props.patroni is not None:
                 patroni = [ServiceMonitorSpecEndpoints(
-                    port=layout.PATRONI_API_PORT_NAME,
+                    port=contract.PATRONI_API_PORT_NAME,
                     path="/metrics",
                     scheme=ServiceMonitorSpecEndpointsScheme.HTTPS,
                     tls_config=ServiceMonitorSpecEndpointsTlsConfig(
@@ -145,12 +145,12 @@ class Metrics(Construct):
             ServiceMonitor(
                 self,
                 "service-monitor",
-                metadata=self._cr_meta(props, layout.SERVICE_MONITOR, sm.labels),
+                metadata=self._cr_meta(props, contract.SERVICE_MONITOR, sm.labels),
                 spec=ServiceMonitorSpec(
                     selector=ServiceMonitorSpecSelector(match_labels=service_selector),
                     endpoints=[
                         ServiceMonitorSpecEndpoints(
-                            port=layout.METRICS_PORT_NAME,
+                            port=contract.METRICS_PORT_NAME,
                             path="/metrics",
                             interval=sm.interval,
                             scrape_timeout=sm.scrape_timeout,
@@ -173,7 +173,7 @@ class Metrics(Construct):
             PrometheusRule(
                 self,
                 "prometheus-rule",
-                metadata=self._cr_meta(props, layout.PROMETHEUS_RULE, rule.labels),
+                metadata=self._cr_meta(props, contract.PROMETHEUS_RULE, rule.labels),
                 spec=PrometheusRuleSpec(
                     groups=[
                         PrometheusRuleSpecGroups(
@@ -200,7 +200,7 @@ class Metrics(Construct):
                 self,
                 "dashboard",
                 metadata=k8s.ObjectMeta(
-                    name=layout.DASHBOARD_CONFIG_MAP,
+                    name=contract.DASHBOARD_CONFIG_MAP,
                     namespace=board.namespace or props.namespace,
                     labels={**self.labels, **board.labels, **GRAFANA_DASHBOARD_LABEL},
                 ),

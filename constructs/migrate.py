@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs.backup import TTL_SECONDS_AFTER_FINISHED
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.objects import SecretFiles, secret_volume
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
 from pgbundle.k8s.quantity import quantity
@@ -54,7 +54,7 @@ class MigrationJobProps(BaseModel):
     client_tls: SecretFiles | None = None
     """A client certificate as tls.crt/tls.key in contract.CLIENT_TLS_DIR. Left out:
     none (clients are not verified)."""
-    uid: int = layout.MIGRATE_UID
+    uid: int = contract.MIGRATE_UID
     """uid and gid the container runs as (fsGroup too, so it reads the mounted
     files). Left out: 10001, above the range of host users."""
     image_pull_policy: str = "Always"
@@ -75,15 +75,15 @@ class MigrationJob(Construct):
     def __init__(self, scope: Construct, id: str, *, props: MigrationJobProps) -> None:
         super().__init__(scope, id)
         # The component's selector labels are what the database's NetworkPolicy admits.
-        labels = layout.object_labels(layout.MIGRATE_COMPONENT, props.version)
+        labels = contract.object_labels(contract.MIGRATE_COMPONENT, props.version)
         annotations = {**props.annotations, **(ARGO_HOOK_ANNOTATIONS if props.argo_presync else {})}
         env = [k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()]
         env.append(k8s.EnvVar(name=PASSWORD_ENV, value_from=k8s.EnvVarSource(
             secret_key_ref=k8s.SecretKeySelector(name=props.password_secret, key=props.password_key))))
         volumes = [k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("256Mi")))]
-        mounts = [k8s.VolumeMount(name="tmp", mount_path=layout.TMP_DIR)]
-        for name, files, path in (("ca", props.ca, layout.CA_DIR),
-                                  (layout.CLIENT_TLS_VOLUME, props.client_tls, layout.CLIENT_TLS_DIR)):
+        mounts = [k8s.VolumeMount(name="tmp", mount_path=contract.TMP_DIR)]
+        for name, files, path in (("ca", props.ca, contract.CA_DIR),
+                                  (contract.CLIENT_TLS_VOLUME, props.client_tls, contract.CLIENT_TLS_DIR)):
             if files is not None:
                 volumes.append(secret_volume(name, files))
                 mounts.append(k8s.VolumeMount(name=name, mount_path=path, read_only=True))
@@ -105,7 +105,7 @@ class MigrationJob(Construct):
                         restart_policy="Never",
                         security_context=restricted_pod(props.uid),
                         containers=[k8s.Container(
-                            name=layout.MIGRATE_CONTAINER,
+                            name=contract.MIGRATE_CONTAINER,
                             image=props.image,
                             image_pull_policy=props.image_pull_policy,
                             command=props.command,

@@ -16,7 +16,7 @@ from constructs import Construct
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 
 DNS_PORT = 53
 # A NetworkPolicyPeer as a dict of the binding's field names (pod_selector,
@@ -63,7 +63,7 @@ class NetworkIsolation(Construct):
     def __init__(self, scope: Construct, id: str, *, props: NetworkIsolationProps) -> None:
         super().__init__(scope, id)
         database = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=props.database_selector))
-        backup_selector = layout.selector_labels(layout.BACKUP_COMPONENT)
+        backup_selector = contract.selector_labels(contract.BACKUP_COMPONENT)
         backup = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=backup_selector))
         dns_egress = k8s.NetworkPolicyEgressRule(
             to=[_peer(props.dns)],
@@ -72,7 +72,7 @@ class NetworkIsolation(Construct):
                 for protocol in ("UDP", "TCP")
             ],
         )
-        database_egress = k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(layout.PORT)])
+        database_egress = k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PORT)])
 
         # The API server has no pod selector: its addresses.
         api_egress = [k8s.NetworkPolicyEgressRule(
@@ -80,14 +80,14 @@ class NetworkIsolation(Construct):
             ports=[_tcp(props.api_server_port)])] if props.api_server_cidrs else []
 
         ingress = [
-            k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(layout.PORT)])
+            k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
             for rule in props.clients
         ]
         # This project's own jobs: backups, and the schema-migration Job (`migrate-manifest`).
-        migrate_selector = layout.selector_labels(layout.MIGRATE_COMPONENT)
+        migrate_selector = contract.selector_labels(contract.MIGRATE_COMPONENT)
         migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=migrate_selector))
-        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(layout.PORT)]))
-        member_ports = [_tcp(layout.PORT)]
+        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(contract.PORT)]))
+        member_ports = [_tcp(contract.PORT)]
         if props.patroni_api_port is not None:
             # Patroni asks the other members' REST API before a failover.
             member_ports.append(_tcp(props.patroni_api_port))
@@ -98,13 +98,13 @@ class NetworkIsolation(Construct):
             ingress.append(
                 # Patroni's REST API serves its metrics; its unsafe endpoints need the password.
                 k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers], ports=[
-                    _tcp(layout.METRICS_PORT), *([_tcp(props.patroni_api_port)] if props.patroni_api_port else [])])
+                    _tcp(contract.METRICS_PORT), *([_tcp(props.patroni_api_port)] if props.patroni_api_port else [])])
             )
 
         k8s.KubeNetworkPolicy(
             self,
             "network-policy",
-            metadata=k8s.ObjectMeta(name=layout.NETWORK_POLICY, namespace=props.namespace, labels=props.labels),
+            metadata=k8s.ObjectMeta(name=contract.NETWORK_POLICY, namespace=props.namespace, labels=props.labels),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
                 policy_types=["Ingress", "Egress"],
@@ -116,9 +116,9 @@ class NetworkIsolation(Construct):
             self,
             "backup-network-policy",
             metadata=k8s.ObjectMeta(
-                name=layout.BACKUP_NETWORK_POLICY,
+                name=contract.BACKUP_NETWORK_POLICY,
                 namespace=props.namespace,
-                labels={**props.labels, "app.kubernetes.io/component": layout.BACKUP_COMPONENT},
+                labels={**props.labels, "app.kubernetes.io/component": contract.BACKUP_COMPONENT},
             ),
             spec=k8s.NetworkPolicySpec(
                 pod_selector=k8s.LabelSelector(match_labels=backup_selector),

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from constructs.backup import TTL_SECONDS_AFTER_FINISHED
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.jobs import JobPodProps, job_pod_spec
 
 
@@ -29,7 +29,7 @@ class RestoreJobProps(BaseModel):
 
 
 def restore_job_name(backup: str) -> str:
-    return layout.RESTORE_JOB_PREFIX + backup.lower()
+    return contract.RESTORE_JOB_PREFIX + backup.lower()
 
 
 class RestoreJob(Construct):
@@ -37,9 +37,9 @@ class RestoreJob(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: RestoreJobProps) -> None:
         super().__init__(scope, id)
-        labels = layout.object_labels(layout.BACKUP_COMPONENT, props.version)
+        labels = contract.object_labels(contract.BACKUP_COMPONENT, props.version)
         # Same pod labels as the backup job: the NetworkPolicy lets them reach the database.
-        pod_labels = {**labels, **layout.selector_labels(layout.BACKUP_COMPONENT)}
+        pod_labels = {**labels, **contract.selector_labels(contract.BACKUP_COMPONENT)}
         k8s.KubeJob(
             self,
             "job",

@@ -20,7 +20,7 @@ from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.restore_job import RestoreJobProps
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.jobs import JobPodProps
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
@@ -53,9 +53,9 @@ def uses_cert_manager(pg: PostgresValues) -> bool:
 def tls_files(pg: PostgresValues) -> SecretFiles:
     """The server key and certificate, as server.key/server.crt whatever the source."""
     if uses_cert_manager(pg):
-        items = {layout.CERT_MANAGER_CERT_KEY: layout.TLS_CERT_FILE, layout.CERT_MANAGER_KEY_KEY: layout.TLS_KEY_FILE}
+        items = {contract.CERT_MANAGER_CERT_KEY: contract.TLS_CERT_FILE, contract.CERT_MANAGER_KEY_KEY: contract.TLS_KEY_FILE}
     else:
-        items = {layout.TLS_CERT_FILE: layout.TLS_CERT_FILE, layout.TLS_KEY_FILE: layout.TLS_KEY_FILE}
+        items = {contract.TLS_CERT_FILE: contract.TLS_CERT_FILE, contract.TLS_KEY_FILE: contract.TLS_KEY_FILE}
     return SecretFiles(secret_name=pg.tls.existing_secret, items=items)
 
 
@@ -63,9 +63,9 @@ def ca_files(pg: PostgresValues, *, optional: bool | None = None) -> SecretFiles
     """The CA as ca.crt: from the TLS Secret when cert-manager issues it, so then
     no object refers to postgres-ca."""
     if uses_cert_manager(pg):
-        return SecretFiles(secret_name=pg.tls.existing_secret, items={layout.CERT_MANAGER_CA_KEY: layout.CA_CERT_FILE},
+        return SecretFiles(secret_name=pg.tls.existing_secret, items={contract.CERT_MANAGER_CA_KEY: contract.CA_CERT_FILE},
                            optional=optional)
-    return SecretFiles(secret_name=pg.ca.existing_secret, items={layout.CA_CERT_FILE: layout.CA_CERT_FILE},
+    return SecretFiles(secret_name=pg.ca.existing_secret, items={contract.CA_CERT_FILE: contract.CA_CERT_FILE},
                        optional=optional)
 
 
@@ -73,8 +73,8 @@ def client_tls_files(pg: PostgresValues) -> SecretFiles:
     """The backup job's client certificate as tls.crt/tls.key. cert-manager writes
     those keys (and ca.crt, not mounted: the CA volume has it); the keys
     `secrets generate` writes are the file names themselves."""
-    names = (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)
-    keys = (layout.CERT_MANAGER_CERT_KEY, layout.CERT_MANAGER_KEY_KEY) if uses_cert_manager(pg) else names
+    names = (contract.CLIENT_CERT_FILE, contract.CLIENT_KEY_FILE)
+    keys = (contract.CERT_MANAGER_CERT_KEY, contract.CERT_MANAGER_KEY_KEY) if uses_cert_manager(pg) else names
     return SecretFiles(secret_name=pg.backup.client_certificate.existing_secret, items=dict(zip(keys, names)))
 
 
@@ -87,7 +87,7 @@ def server_certificate_props(namespace: str, labels: dict[str, str], pg: Postgre
     cm = pg.tls.cert_manager
     return ServerCertificateProps(
         name=pg.tls.existing_secret, namespace=namespace, labels=labels, secret_name=pg.tls.existing_secret,
-        dns_names=layout.server_dns_names(namespace, pg.replicas), issuer_ref=_issuer_ref(pg),
+        dns_names=contract.server_dns_names(namespace, pg.replicas), issuer_ref=_issuer_ref(pg),
         duration=cm.duration, renew_before=cm.renew_before)
 
 
@@ -166,23 +166,23 @@ def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
     parameters = {**conf.postgresql_settings(pg), **pg.config.parameters}
     pg_hba = [line for line in hba.render_pg_hba(pg).splitlines() if line and not line.startswith("#")]
     pg_hba += patroni_config.replication_hba(users.replication, pg.allowed_cidrs)
-    log_dir = f"{layout.DATA_MOUNT}/log" if pg.logging.to_file else f"{layout.RUN_DIR}/log"
+    log_dir = f"{contract.DATA_MOUNT}/log" if pg.logging.to_file else f"{contract.RUN_DIR}/log"
     # Patroni puts these labels on the ConfigMaps it creates: not the instance
     # label, which Argo CD tracks its own objects by (it would prune Patroni's).
-    patroni_labels = {k: v for k, v in layout.selector_labels(layout.DATABASE_COMPONENT).items()
+    patroni_labels = {k: v for k, v in contract.selector_labels(contract.DATABASE_COMPONENT).items()
                       if k != "app.kubernetes.io/instance"}
     return patroni_config.PatroniSpec(
-        scope=layout.PATRONI_SCOPE,
-        port=layout.PORT,
-        api_port=layout.PATRONI_API_PORT,
+        scope=contract.PATRONI_SCOPE,
+        port=contract.PORT,
+        api_port=contract.PATRONI_API_PORT,
         parameters=parameters,
         pg_hba=tuple(pg_hba),
         tls=patroni_config.TlsFiles(
-            cert=f"{layout.TLS_DIR}/{layout.TLS_CERT_FILE}", key=f"{layout.TLS_DIR}/{layout.TLS_KEY_FILE}",
-            ca=f"{layout.CA_DIR}/{layout.CA_CERT_FILE}", verify_clients=pg.ca.verify_clients),
+            cert=f"{contract.TLS_DIR}/{contract.TLS_CERT_FILE}", key=f"{contract.TLS_DIR}/{contract.TLS_KEY_FILE}",
+            ca=f"{contract.CA_DIR}/{contract.CA_CERT_FILE}", verify_clients=pg.ca.verify_clients),
         paths=patroni_config.Paths(
-            data_dir=layout.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
-            run_dir=layout.RUN_DIR, log_dir=log_dir, hook=f"{layout.SCRIPTS_DIR}/patroni-hook.sh"),
+            data_dir=contract.PGDATA, bin_dir=f"/usr/lib/postgresql/{pg.image.major_version}/bin",
+            run_dir=contract.RUN_DIR, log_dir=log_dir, hook=f"{contract.SCRIPTS_DIR}/patroni-hook.sh"),
         kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace, labels=patroni_labels),
         users=users,
         dcs=dcs,
@@ -207,13 +207,13 @@ def backup_props(values: ChartValues) -> BackupProps:
     certificate = None
     if uses_cert_manager(pg) and pg.ca.verify_clients:
         certificate = client_certificate_props(
-            namespace, layout.object_labels(layout.BACKUP_COMPONENT, pg.image.tag), pg)
+            namespace, contract.object_labels(contract.BACKUP_COMPONENT, pg.image.tag), pg)
     return BackupProps(
         namespace=namespace, version=pg.image.tag, schedule=pg.backup.schedule,
         timeout_minutes=pg.backup.timeout_minutes, time_zone=pg.backup.time_zone, suspend=pg.backup.suspend,
         client_certificate=certificate,
-        pod=job_pod_props(values, container=layout.BACKUP_CONTAINER, script="backup.sh",
-                          environment=env.backup_environment(pg), password_key=layout.READ_ONLY_PASSWORD_KEY,
+        pod=job_pod_props(values, container=contract.BACKUP_CONTAINER, script="backup.sh",
+                          environment=env.backup_environment(pg), password_key=contract.READ_ONLY_PASSWORD_KEY,
                           backups_read_only=False))
 
 
@@ -223,8 +223,8 @@ def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
     environment = env.restore_environment(pg, backup=backup, databases=databases, jobs=jobs)
     return RestoreJobProps(
         namespace=values.global_.namespace, version=pg.image.tag, backup=backup,
-        pod=job_pod_props(values, container=layout.RESTORE_CONTAINER, script="restore.sh", environment=environment,
-                          password_key=layout.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
+        pod=job_pod_props(values, container=contract.RESTORE_CONTAINER, script="restore.sh", environment=environment,
+                          password_key=contract.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
 
 
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
@@ -236,12 +236,12 @@ def migration_job_props(values: ChartValues, *, name: str, image: str, command: 
     pg = values.postgres
     client_tls = None
     if pg.tls.enabled and pg.ca.verify_clients and client_secret is not None:
-        names = (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)
+        names = (contract.CLIENT_CERT_FILE, contract.CLIENT_KEY_FILE)
         client_tls = SecretFiles(secret_name=client_secret, items=dict(zip(names, names)))
     return MigrationJobProps(
         namespace=values.global_.namespace, name=name, version=pg.image.tag, image=image, command=command,
         environment=env.migration_environment(pg), password_secret=pg.secrets.existing_secret,
-        password_key=layout.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
+        password_key=contract.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
         client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
 
 
@@ -256,7 +256,7 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         namespace=values.global_.namespace, labels=database.labels, database_selector=database.selector,
         replicas=pg.replicas, clients=[[_peer(p) for p in rule.from_] for rule in policy.ingress],
         dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
-        patroni_api_port=layout.PATRONI_API_PORT if pg.replicas > 1 else None,
+        patroni_api_port=contract.PATRONI_API_PORT if pg.replicas > 1 else None,
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
         api_server_port=pg.ha.api_server_port)
 
@@ -275,9 +275,9 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     patroni = None
     if pg.replicas > 1:
         ca = ca_files(pg)
-        (ca_key,) = [key for key, path in ca.items.items() if path == layout.CA_CERT_FILE]
+        (ca_key,) = [key for key, path in ca.items.items() if path == contract.CA_CERT_FILE]
         patroni = PatroniScrapeProps(ca_secret=ca.secret_name, ca_key=ca_key,
-                                     server_name=f"{layout.HEADLESS_SERVICE}.{namespace}.svc")
+                                     server_name=f"{contract.HEADLESS_SERVICE}.{namespace}.svc")
     if board.enabled:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
@@ -300,9 +300,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     pg = values.postgres
     namespace = values.global_.namespace
     if values.global_.create_namespace:
-        Namespace(cdk8s.Chart(app, layout.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
+        Namespace(cdk8s.Chart(app, contract.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
                   props=NamespaceProps(name=namespace))
-    chart = cdk8s.Chart(app, layout.DATABASE_CHART, disable_resource_name_hashes=True)
+    chart = cdk8s.Chart(app, contract.DATABASE_CHART, disable_resource_name_hashes=True)
     database = Database(chart, "database", props=database_props(values))
     if uses_cert_manager(pg):
         ServerCertificate(chart, "certificate", props=server_certificate_props(namespace, database.labels, pg))
@@ -310,11 +310,11 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         NetworkIsolation(chart, "network", props=network_props(values, database))
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
-        Backup(cdk8s.Chart(app, layout.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
+        Backup(cdk8s.Chart(app, contract.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.
-        Metrics(cdk8s.Chart(app, layout.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
+        Metrics(cdk8s.Chart(app, contract.METRICS_CHART, disable_resource_name_hashes=True), "metrics",
                 props=metrics_props(values, database))
     # Cross-cutting annotations, last, so they cover every object of every chart.
     apply_sync_waves(app)

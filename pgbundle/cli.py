@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.app import DEFAULT_RESTORE_JOBS
 from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
@@ -216,11 +216,11 @@ def parser() -> argparse.ArgumentParser:
              "(see README.md, 'Schema migrations')")
     migrate.set_defaults(run=_migrate_manifest)
     migrate.add_argument("--image", required=True, help="the application image holding the migrations")
-    migrate.add_argument("--name", default=layout.MIGRATE_JOB, help=f"Job name (default {layout.MIGRATE_JOB})")
+    migrate.add_argument("--name", default=contract.MIGRATE_JOB, help=f"Job name (default {contract.MIGRATE_JOB})")
     migrate.add_argument("--argo-presync", action="store_true",
                          help="mark the Job as an Argo CD PreSync hook (replaced at every sync)")
-    migrate.add_argument("--uid", type=int, default=layout.MIGRATE_UID,
-                         help=f"uid/gid the container runs as (default {layout.MIGRATE_UID})")
+    migrate.add_argument("--uid", type=int, default=contract.MIGRATE_UID,
+                         help=f"uid/gid the container runs as (default {contract.MIGRATE_UID})")
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")

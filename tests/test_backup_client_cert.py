@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 import main
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.workstation import secretgen
 from pgbundle.workstation.backup_local import LocalJobError, backup
 from pgbundle.workstation.localpod import LocalPod
@@ -51,13 +51,13 @@ def data(out: Path, name: str) -> dict[str, bytes]:
 
 
 def client_cert(out: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(data(out, SECRET)[layout.CLIENT_CERT_FILE])
+    return x509.load_pem_x509_certificate(data(out, SECRET)[contract.CLIENT_CERT_FILE])
 
 
 def verify_client(out: Path, certificate: x509.Certificate) -> None:
     """Chain to the CA bundle in postgres-ca with the clientAuth purpose, as the server checks it.
     (The Web PKI default demands a subjectAltName; a PostgreSQL client certificate has none.)"""
-    store = Store(x509.load_pem_x509_certificates(data(out, "postgres-ca")[layout.CA_CERT_FILE]))
+    store = Store(x509.load_pem_x509_certificates(data(out, "postgres-ca")[contract.CA_CERT_FILE]))
     leaf = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     verifier = (PolicyBuilder().store(store)
                 .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=leaf)
@@ -118,7 +118,7 @@ def test_client_verification_can_fail(tmp_path):
     other = generate(tmp_path / "b", VERIFIED)
     with pytest.raises(VerificationError):
         verify_client(out, client_cert(other))
-    server = x509.load_pem_x509_certificate(data(out, "postgres-tls")[layout.TLS_CERT_FILE])
+    server = x509.load_pem_x509_certificate(data(out, "postgres-tls")[contract.TLS_CERT_FILE])
     with pytest.raises(VerificationError, match="EKU"):
         verify_client(out, server)
 
@@ -127,7 +127,7 @@ def test_key_matches_the_certificate(tmp_path):
     from cryptography.hazmat.primitives import serialization
 
     out = generate(tmp_path, VERIFIED)
-    key = serialization.load_pem_private_key(data(out, SECRET)[layout.CLIENT_KEY_FILE], password=None)
+    key = serialization.load_pem_private_key(data(out, SECRET)[contract.CLIENT_KEY_FILE], password=None)
     assert key.public_key() == client_cert(out).public_key()
 
 
@@ -305,7 +305,7 @@ def verified_pod():
 
 def projected_client_files(pod: LocalPod) -> dict[str, bytes]:
     folder = pod.host_path("/etc/postgres/client-tls")
-    return {name: (folder / name).read_bytes() for name in (layout.CLIENT_CERT_FILE, layout.CLIENT_KEY_FILE)}
+    return {name: (folder / name).read_bytes() for name in (contract.CLIENT_CERT_FILE, contract.CLIENT_KEY_FILE)}
 
 
 def test_backup_with_the_generated_client_certificate(verified_pod):
@@ -324,8 +324,8 @@ def test_backup_is_refused_with_a_certificate_the_server_does_not_accept(verifie
     shutil.copytree(secrets, wrong)
     server = data(secrets, "postgres-tls")
     document = yaml.safe_load((wrong / f"{SECRET}.yaml").read_text())
-    document["data"] = {layout.CLIENT_CERT_FILE: base64.b64encode(server[layout.TLS_CERT_FILE]).decode(),
-                        layout.CLIENT_KEY_FILE: base64.b64encode(server[layout.TLS_KEY_FILE]).decode()}
+    document["data"] = {contract.CLIENT_CERT_FILE: base64.b64encode(server[contract.TLS_CERT_FILE]).decode(),
+                        contract.CLIENT_KEY_FILE: base64.b64encode(server[contract.TLS_KEY_FILE]).decode()}
     (wrong / f"{SECRET}.yaml").write_text(yaml.safe_dump(document))
     try:
         with pytest.raises(LocalJobError, match="appdb"):

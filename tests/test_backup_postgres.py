@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from conftest import connect, restart
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.workstation import pki
 from pgbundle.workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
 from pgbundle.workstation.localpod import LocalPod
@@ -36,7 +36,7 @@ SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
 
 
 def backup_dir(pod: LocalPod) -> Path:
-    return pod.host_path(layout.BACKUP_DIR)
+    return pod.host_path(contract.BACKUP_DIR)
 
 
 @pytest.fixture
@@ -474,7 +474,7 @@ def test_restore_works_after_the_superuser_password_is_rotated(pod, empty_backup
     taken = backup(pod)
     old = pod.connection_info()["passwords"]["postgres"]
     new = "Rotated0Superuser0Password0123456"
-    pod.host_path(f"{layout.SECRETS_DIR}/{layout.SUPERUSER_PASSWORD_KEY}").write_text(new)
+    pod.host_path(f"{contract.SECRETS_DIR}/{contract.SUPERUSER_PASSWORD_KEY}").write_text(new)
     restart(pod)
     with connect(pod, "postgres", password=new) as conn:  # over TLS, verify-full
         assert conn.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (
@@ -530,7 +530,7 @@ def test_backup_with_a_password_that_needs_pgpass_escaping(pods):
     """':' and '\\' are special in a libpq password file: lib.sh must escape
     them, or libpq reads another password and the backup is refused."""
     pod = pods("special-password")
-    pod.host_path(f"{layout.SECRETS_DIR}/{layout.READ_ONLY_PASSWORD_KEY}").write_text("Back:up\\Pass:word\\0")
+    pod.host_path(f"{contract.SECRETS_DIR}/{contract.READ_ONLY_PASSWORD_KEY}").write_text("Back:up\\Pass:word\\0")
     restart(pod)  # the start script re-syncs the role's password from the file
     taken = backup(pod)
     assert taken["set"] and taken["bytes"] > 0

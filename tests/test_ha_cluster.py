@@ -28,7 +28,7 @@ import yaml
 from cryptography import x509
 
 import main
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.monitoring.metric_catalog import METRICS
 from pgbundle.workstation import pki
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
@@ -148,8 +148,8 @@ def test_non_tls_client_connections_are_refused_by_every_member(cluster):
 def replication_command(cluster: LocalCluster, member: MemberStatus, sslmode: str) -> subprocess.CompletedProcess:
     conninfo = (f"host={member.host} port={member.port} user=replicator replication=true sslmode={sslmode} "
                 f"sslrootcert={cluster.pod.sslrootcert} connect_timeout=5")
-    secrets = cluster.pod.host_path(layout.SECRETS_DIR)
-    env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": (secrets / layout.REPLICATION_PASSWORD_KEY).read_text().strip()}
+    secrets = cluster.pod.host_path(contract.SECRETS_DIR)
+    env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": (secrets / contract.REPLICATION_PASSWORD_KEY).read_text().strip()}
     return subprocess.run(["psql", "-X", "-tA", conninfo, "-c", "IDENTIFY_SYSTEM"], env=env,
                           capture_output=True, text=True, timeout=30)
 
@@ -243,10 +243,10 @@ def test_planned_switchover_to_the_synchronous_standby(cluster):
 
 def test_rotated_password_works_after_a_failover(cluster):
     old, _ = settled(cluster)
-    secrets = cluster.pod.host_path(layout.SECRETS_DIR)
-    previous = (secrets / layout.APP_PASSWORD_KEY).read_text().strip()
+    secrets = cluster.pod.host_path(contract.SECRETS_DIR)
+    previous = (secrets / contract.APP_PASSWORD_KEY).read_text().strip()
     rotated = "Rotated" + previous[7:]
-    cluster.pod._write(secrets / layout.APP_PASSWORD_KEY, rotated.encode(), 0o600)  # the Secret changes
+    cluster.pod._write(secrets / contract.APP_PASSWORD_KEY, rotated.encode(), 0o600)  # the Secret changes
     cluster.kill_member(old.name, postmaster=True)  # a failover, as on node loss
 
     def new_password_works():
@@ -306,10 +306,10 @@ def served_certificate(member: MemberStatus) -> x509.Certificate:
 
 def test_a_renewed_certificate_is_served_by_every_member_without_a_restart(cluster):
     before = {m.name: m.postmaster_pid for m in cluster.status()}
-    tls = cluster.pod.host_path(layout.TLS_DIR)
-    pair = pki.server_certificate(cluster.pod._ca(), layout.service_names("api-forge-prod"), ["127.0.0.1"])
-    cluster.pod._write(tls / layout.TLS_KEY_FILE, pair.key_pem, 0o600)
-    cluster.pod._write(tls / layout.TLS_CERT_FILE, pair.cert_pem, 0o600)
+    tls = cluster.pod.host_path(contract.TLS_DIR)
+    pair = pki.server_certificate(cluster.pod._ca(), contract.service_names("api-forge-prod"), ["127.0.0.1"])
+    cluster.pod._write(tls / contract.TLS_KEY_FILE, pair.key_pem, 0o600)
+    cluster.pod._write(tls / contract.TLS_CERT_FILE, pair.cert_pem, 0o600)
     serial = pair.certificate.serial_number
     wait_for(lambda: all(served_certificate(m).serial_number == serial for m in cluster.status()), 60,
              "the new certificate on every member")

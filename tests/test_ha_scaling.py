@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import main
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.values.load import parse_values
 from pgbundle.workstation.cluster import LocalCluster
 from pgbundle.workstation.localpod import LocalPod
@@ -45,7 +45,7 @@ def test_scaling_from_one_to_three_keeps_the_data():
         # The StatefulSet keeps its name and claim template: postgres-0 keeps its volume.
         target = cluster.data_dir("postgres-0")
         assert not target.exists()  # initdb or a clone makes it
-        shutil.move(str(single.host_path(layout.PGDATA)), str(target))
+        shutil.move(str(single.host_path(contract.PGDATA)), str(target))
         info = cluster.up()
         members = cluster.status()
         assert [m.role for m in members].count("leader") == 1

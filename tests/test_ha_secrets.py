@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.pgconf import env as pgenv
 from pgbundle.values.load import parse_values
 from pgbundle.workstation import secretgen
 
 HA = {"postgres": {"replicas": 3, "ha": {"image": {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1"}}}}
-HA_KEYS = {layout.REPLICATION_PASSWORD_KEY, layout.REWIND_PASSWORD_KEY, layout.PATRONI_API_PASSWORD_KEY}
+HA_KEYS = {contract.REPLICATION_PASSWORD_KEY, contract.REWIND_PASSWORD_KEY, contract.PATRONI_API_PASSWORD_KEY}
 PATRONI_SH = Path(__file__).resolve().parent.parent / "constructs" / "scripts" / "ha" / "patroni.sh"
 
 

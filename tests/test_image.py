@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.values.fields import ImageValues
 from pgbundle.workstation import patroni_venv
 
@@ -77,7 +77,7 @@ def test_tests_run_the_pinned_patroni():
 
 
 def test_image_runs_as_the_postgres_uid():
-    assert instructions("USER") == [f"{layout.POSTGRES_UID}:{layout.POSTGRES_UID}"]
+    assert instructions("USER") == [f"{contract.POSTGRES_UID}:{contract.POSTGRES_UID}"]
 
 
 def test_workflow_matches_the_actions_schema():

@@ -21,7 +21,7 @@ from variants import VARIANTS
 
 from pgbundle.monitoring import alerts
 from pgbundle.monitoring import dashboard
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.contract import EXPORTER_VERSION
 from pgbundle.monitoring.metric_catalog import METRICS
 from pgbundle.values.load import ValuesError, parse_values
@@ -32,14 +32,14 @@ ON = VARIANTS["metrics-objects"]
 
 
 def pod_spec(m) -> dict:
-    return m.get("StatefulSet", layout.STATEFULSET)["spec"]["template"]["spec"]
+    return m.get("StatefulSet", contract.STATEFULSET)["spec"]["template"]["spec"]
 
 
 # --- the exporter sidecar -----------------------------------------------------
 
 
 def test_exporter_runs_pinned_and_restricted(synth):
-    exporter = container(pod_spec(synth()), layout.EXPORTER_CONTAINER)
+    exporter = container(pod_spec(synth()), contract.EXPORTER_CONTAINER)
     assert exporter["image"] == f"quay.io/prometheuscommunity/postgres-exporter:{EXPORTER_VERSION}"
     assert exporter["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -57,21 +57,21 @@ def test_exporter_runs_pinned_and_restricted(synth):
 
 def test_exporter_connects_over_the_socket_as_monitoring_with_a_password_file(synth):
     spec = pod_spec(synth())
-    exporter = container(spec, layout.EXPORTER_CONTAINER)
+    exporter = container(spec, contract.EXPORTER_CONTAINER)
     env = {e["name"]: e["value"] for e in exporter["env"]}
     assert env["DATA_SOURCE_USER"] == "monitoring"
     # The exporter prefixes the URI with postgresql://USER:PASS@; what libpq makes of it:
     dsn = conninfo_to_dict(f"postgresql://monitoring:x@{env['DATA_SOURCE_URI']}")
-    assert dsn == {"user": "monitoring", "password": "x", "host": layout.RUN_DIR, "dbname": "appdb", "sslmode": "disable"}
+    assert dsn == {"user": "monitoring", "password": "x", "host": contract.RUN_DIR, "dbname": "appdb", "sslmode": "disable"}
     # The password only ever travels as a file.
     assert not {"DATA_SOURCE_PASS", "DATA_SOURCE_NAME"} & env.keys()
     mounts = {v["name"]: v for v in exporter["volumeMounts"]}
-    assert mounts["run"] == {"name": "run", "mountPath": layout.RUN_DIR, "readOnly": True}
+    assert mounts["run"] == {"name": "run", "mountPath": contract.RUN_DIR, "readOnly": True}
     secret_dir = mounts["monitoring-secret"]["mountPath"]
     assert env["DATA_SOURCE_PASS_FILE"] == f"{secret_dir}/postgres_monitoring_pw"
     # The same emptyDir the server puts its socket in.
-    server_mounts = {v["name"]: v["mountPath"] for v in container(spec, layout.CONTAINER)["volumeMounts"]}
-    assert server_mounts["run"] == layout.RUN_DIR
+    server_mounts = {v["name"]: v["mountPath"] for v in container(spec, contract.CONTAINER)["volumeMounts"]}
+    assert server_mounts["run"] == contract.RUN_DIR
 
 
 def test_exporter_sees_only_the_monitoring_password(synth):
@@ -81,13 +81,13 @@ def test_exporter_sees_only_the_monitoring_password(synth):
     assert secret["items"] == [{"key": "postgres_monitoring_pw", "path": "postgres_monitoring_pw"}]
     # Readable by uid 65534 only through the pod's fsGroup.
     assert secret["defaultMode"] == 0o440
-    assert pod_spec(synth())["securityContext"]["fsGroup"] == layout.POSTGRES_UID
-    exporter = container(pod_spec(synth()), layout.EXPORTER_CONTAINER)
+    assert pod_spec(synth())["securityContext"]["fsGroup"] == contract.POSTGRES_UID
+    exporter = container(pod_spec(synth()), contract.EXPORTER_CONTAINER)
     assert "secrets" not in {v["name"] for v in exporter["volumeMounts"]}
 
 
 def test_exporter_collects_statements_without_their_text(synth):
-    args = container(pod_spec(synth()), layout.EXPORTER_CONTAINER)["args"]
+    args = container(pod_spec(synth()), contract.EXPORTER_CONTAINER)["args"]
     assert "--collector.stat_statements" in args
     assert "--collector.database_wraparound" in args
     assert "--no-collector.stat_statements.include_query" in args
@@ -95,9 +95,9 @@ def test_exporter_collects_statements_without_their_text(synth):
 
 def test_metrics_off_removes_the_sidecar_and_every_metrics_object(synth):
     m = synth(VARIANTS["metrics-off"])
-    assert [c["name"] for c in pod_spec(m)["containers"]] == [layout.CONTAINER]
+    assert [c["name"] for c in pod_spec(m)["containers"]] == [contract.CONTAINER]
     assert "monitoring-secret" not in {v["name"] for v in pod_spec(m)["volumes"]}
-    assert m.find("Service", layout.METRICS_SERVICE) is None
+    assert m.find("Service", contract.METRICS_SERVICE) is None
 
 
 # --- Service, NetworkPolicy, ServiceMonitor ------------------------------------
@@ -105,15 +105,15 @@ def test_metrics_off_removes_the_sidecar_and_every_metrics_object(synth):
 
 def test_metrics_service_targets_the_database_pods_and_is_found_by_the_service_monitor(synth):
     m = synth(ON)
-    service = m.get("Service", layout.METRICS_SERVICE)
-    statefulset = m.get("StatefulSet", layout.STATEFULSET)
+    service = m.get("Service", contract.METRICS_SERVICE)
+    statefulset = m.get("StatefulSet", contract.STATEFULSET)
     assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"] == [{"name": "metrics", "port": 9187, "targetPort": "metrics"}]
-    monitor = m.get("ServiceMonitor", layout.SERVICE_MONITOR)
+    monitor = m.get("ServiceMonitor", contract.SERVICE_MONITOR)
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     # ...and not the database Services, which would be scraped on 5432.
-    for name in (layout.SERVICE, layout.HEADLESS_SERVICE):
+    for name in (contract.SERVICE, contract.HEADLESS_SERVICE):
         assert not selector.items() <= m.get("Service", name)["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]
 
@@ -121,20 +121,20 @@ def test_metrics_service_targets_the_database_pods_and_is_found_by_the_service_m
 def test_operator_objects_are_off_by_default(synth):
     kinds = {kind for kind, _ in synth().kinds()}
     assert not {"ServiceMonitor", "PrometheusRule"} & kinds
-    assert synth().find("ConfigMap", layout.DASHBOARD_CONFIG_MAP) is None
+    assert synth().find("ConfigMap", contract.DASHBOARD_CONFIG_MAP) is None
 
 
 def test_extra_labels_reach_the_operator_objects(synth):
     m = synth({"postgres": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
                                         "prometheusRule": {"enabled": True, "labels": {"release": "kps"}}}}})
-    assert m.get("ServiceMonitor", layout.SERVICE_MONITOR)["metadata"]["labels"]["release"] == "kps"
-    assert m.get("PrometheusRule", layout.PROMETHEUS_RULE)["metadata"]["labels"]["release"] == "kps"
+    assert m.get("ServiceMonitor", contract.SERVICE_MONITOR)["metadata"]["labels"]["release"] == "kps"
+    assert m.get("PrometheusRule", contract.PROMETHEUS_RULE)["metadata"]["labels"]["release"] == "kps"
 
 
 def test_network_policy_admits_scrapers_on_9187_only(synth):
     m = synth({"postgres": {"networkPolicy": {"enabled": True}}})
-    rules = m.get("NetworkPolicy", layout.NETWORK_POLICY)["spec"]["ingress"]
-    scraper_rules = [r for r in rules if any(p["port"] == layout.METRICS_PORT for p in r["ports"])]
+    rules = m.get("NetworkPolicy", contract.NETWORK_POLICY)["spec"]["ingress"]
+    scraper_rules = [r for r in rules if any(p["port"] == contract.METRICS_PORT for p in r["ports"])]
     assert scraper_rules == [{
         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
@@ -181,7 +181,7 @@ def test_custom_resources_validate_against_their_crds(synth, variant):
 
 def test_crd_validation_rejects_an_unknown_field(synth):
     """The gate above can fail: a misspelt field in a rule is refused."""
-    rule = synth(ON).get("PrometheusRule", layout.PROMETHEUS_RULE)
+    rule = synth(ON).get("PrometheusRule", contract.PROMETHEUS_RULE)
     rule["spec"]["groups"][0]["rules"][0]["annotation"] = {}
     with pytest.raises(jsonschema.ValidationError, match="annotation"):
         _crd_validator("PrometheusRule").validate(rule)
@@ -283,7 +283,7 @@ def runbook_text() -> str:
 
 
 def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth):
-    rules = synth(ON).get("PrometheusRule", layout.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]
+    rules = synth(ON).get("PrometheusRule", contract.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]
     # replicas is 1: no replication alert.
     assert {r["alert"] for r in rules} == REQUIRED_ALERTS - {"PostgresReplicationLag"}
     headings = {m.lower() for m in re.findall(r"^#+ (Postgres\w+)\s*$", runbook_text(), flags=re.M)}
@@ -308,14 +308,14 @@ def test_replication_lag_alert_only_with_replicas():
 def test_backup_volume_alert_only_with_a_backup_volume(synth):
     m = synth({"postgres": {"persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False},
                             "metrics": {"prometheusRule": {"enabled": True}}}})
-    names = {r["alert"] for r in m.get("PrometheusRule", layout.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]}
+    names = {r["alert"] for r in m.get("PrometheusRule", contract.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]}
     assert "PostgresBackupVolumeFull" not in names
 
 
 def test_backup_is_stale_after_one_and_a_half_daily_intervals():
     stale = next(a for a in all_alerts() if a.name == "PostgresBackupTooOld")
     assert "> 129600" in stale.expr
-    assert f'cronjob="{layout.BACKUP_CRONJOB}"' in stale.expr
+    assert f'cronjob="{contract.BACKUP_CRONJOB}"' in stale.expr
 
 
 def test_alerts_select_only_this_namespace():
@@ -328,7 +328,7 @@ def test_alerts_select_only_this_namespace():
 
 
 def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(synth):
-    config_map = synth(ON).get("ConfigMap", layout.DASHBOARD_CONFIG_MAP)
+    config_map = synth(ON).get("ConfigMap", contract.DASHBOARD_CONFIG_MAP)
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert config_map["metadata"]["namespace"] == "api-forge-prod"
     assert json.loads(config_map["data"]["postgres.json"])["uid"] == dashboard.UID
@@ -336,14 +336,14 @@ def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(synth):
 
 def test_dashboard_namespace_can_differ_from_the_database(synth):
     m = synth({"postgres": {"metrics": {"dashboard": {"enabled": True, "namespace": "grafana"}}}})
-    config_map = m.get("ConfigMap", layout.DASHBOARD_CONFIG_MAP)
+    config_map = m.get("ConfigMap", contract.DASHBOARD_CONFIG_MAP)
     assert config_map["metadata"]["namespace"] == "grafana"
     # The queries still select the database's namespace.
     assert 'namespace=\\"api-forge-prod\\"' in config_map["data"]["postgres.json"]
 
 
 def test_dashboard_round_trips_through_the_sdk_model(synth):
-    text = synth(ON).get("ConfigMap", layout.DASHBOARD_CONFIG_MAP)["data"]["postgres.json"]
+    text = synth(ON).get("ConfigMap", contract.DASHBOARD_CONFIG_MAP)["data"]["postgres.json"]
     register_default_plugins()  # so Prometheus targets decode as the Prometheus query model
 
     def round_trip(document: dict) -> dict:

@@ -11,11 +11,11 @@ from psycopg import errors
 
 import main
 from conftest import connect, connect_socket, container, log_records, restart
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.values.load import parse_values
 from pgbundle.workstation.localpod import LocalPod, LocalPodError
 
-SECRET = f"{layout.SECRETS_DIR}/{layout.MONITORING_PASSWORD_KEY}"
+SECRET = f"{contract.SECRETS_DIR}/{contract.MONITORING_PASSWORD_KEY}"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def pod(pods) -> LocalPod:
 def exporter_env(pod: LocalPod) -> dict[str, str]:
     docs = yaml.safe_load_all((pod.dist / "10-postgres.k8s.yaml").read_text())
     statefulset = next(d for d in docs if d and d["kind"] == "StatefulSet")
-    exporter = container(statefulset["spec"]["template"]["spec"], layout.EXPORTER_CONTAINER)
+    exporter = container(statefulset["spec"]["template"]["spec"], contract.EXPORTER_CONTAINER)
     return {e["name"]: e["value"] for e in exporter["env"]}
 
 
@@ -41,10 +41,10 @@ def monitoring(pod: LocalPod, password: str | None = None) -> psycopg.Connection
     where the runner put the pod's run folder), its user, the password file's content."""
     env = exporter_env(pod)
     info = pod.connection_info()
-    uri = env["DATA_SOURCE_URI"].replace(layout.RUN_DIR, str(pod.host_path(layout.RUN_DIR)))
+    uri = env["DATA_SOURCE_URI"].replace(contract.RUN_DIR, str(pod.host_path(contract.RUN_DIR)))
     return psycopg.connect(
         f"postgresql://{env['DATA_SOURCE_USER']}@{uri}",
-        password=password or info["passwords"][layout.MONITORING_ROLE],
+        password=password or info["passwords"][contract.MONITORING_ROLE],
         port=info["port"],  # the socket file carries the port in its name
         autocommit=True,
         connect_timeout=10,
@@ -137,7 +137,7 @@ def test_monitoring_cannot_write(pod):
 
 def test_monitoring_password_follows_the_secret_on_restart(pods):
     pod = pods("metrics-rotation")
-    old = pod.connection_info()["passwords"][layout.MONITORING_ROLE]
+    old = pod.connection_info()["passwords"][contract.MONITORING_ROLE]
     pod.host_path(SECRET).write_text("Rotated0Monitoring0Password01234")
     restart(pod)
     with monitoring(pod, password="Rotated0Monitoring0Password01234") as conn:
@@ -160,14 +160,14 @@ def test_metrics_off_needs_no_monitoring_password_and_creates_no_role(pods):
     pod = pods("metrics-off", {"postgres": {"metrics": {"enabled": False}}}, start=False)
     pod.host_path(SECRET).unlink()
     pod.start()
-    assert layout.MONITORING_ROLE not in pod.connection_info()["passwords"]
+    assert contract.MONITORING_ROLE not in pod.connection_info()["passwords"]
     with connect(pod, "postgres") as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'monitoring'").fetchone() == (0,)
 
 
 def test_metrics_switched_off_on_existing_data_refuses_the_monitoring_login(pods):
     pod = pods("metrics-switched-off")
-    password = pod.connection_info()["passwords"][layout.MONITORING_ROLE]
+    password = pod.connection_info()["passwords"][contract.MONITORING_ROLE]
     monitoring(pod).close()
     pod.stop()
     # Same data folder and Secret files (the password is still there), metrics off.
@@ -175,6 +175,6 @@ def test_metrics_switched_off_on_existing_data_refuses_the_monitoring_login(pods
     pod.start()
     refused = 'role "monitoring" is not permitted to log in'
     with pytest.raises(psycopg.OperationalError, match=refused):
-        connect_socket(pod, layout.MONITORING_ROLE, password)
+        connect_socket(pod, contract.MONITORING_ROLE, password)
     with pytest.raises(psycopg.OperationalError, match=refused):
-        connect(pod, layout.MONITORING_ROLE, password=password)
+        connect(pod, contract.MONITORING_ROLE, password=password)

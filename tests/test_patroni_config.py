@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.pgconf import conf
 from pgbundle.values.load import parse_values
 from pgbundle.workstation.localpod import postgres_bindir
@@ -82,8 +82,8 @@ def test_cluster_wide_settings_are_in_the_dcs_and_the_rest_local():
     assert not set(local) & patroni_config.CLUSTER_WIDE_PARAMETERS
     assert local["shared_buffers"] == derived["shared_buffers"]
     assert local["ssl"] == "on" and local["ssl_min_protocol_version"] == "TLSv1.2"
-    assert local["ssl_cert_file"] == f"{layout.TLS_DIR}/{layout.TLS_CERT_FILE}"
-    assert local["unix_socket_directories"] == layout.RUN_DIR
+    assert local["ssl_cert_file"] == f"{contract.TLS_DIR}/{contract.TLS_CERT_FILE}"
+    assert local["unix_socket_directories"] == contract.RUN_DIR
     assert local["shared_preload_libraries"] == "pg_stat_statements"
 
 
@@ -109,8 +109,8 @@ def test_replication_is_tls_and_scram_only_and_members_verify_each_other():
     for user in ("replication", "rewind"):
         assert config["postgresql"]["authentication"][user]["sslmode"] == "verify-full"
     assert config["postgresql"]["authentication"]["rewind"]["username"] == "rewinder"
-    assert config["ctl"]["cacert"] == f"{layout.CA_DIR}/{layout.CA_CERT_FILE}"
-    assert config["restapi"]["certfile"] == f"{layout.TLS_DIR}/{layout.TLS_CERT_FILE}"
+    assert config["ctl"]["cacert"] == f"{contract.CA_DIR}/{contract.CA_CERT_FILE}"
+    assert config["restapi"]["certfile"] == f"{contract.TLS_DIR}/{contract.TLS_CERT_FILE}"
 
 
 def test_bootstrap_checksums_rewind_and_hooks():
@@ -119,7 +119,7 @@ def test_bootstrap_checksums_rewind_and_hooks():
     assert "data-checksums" in bootstrap["initdb"]
     assert {"auth-host": "scram-sha-256"} in bootstrap["initdb"]
     assert bootstrap["dcs"]["postgresql"]["use_pg_rewind"] is True
-    hook = f"{layout.SCRIPTS_DIR}/patroni-hook.sh"
+    hook = f"{contract.SCRIPTS_DIR}/patroni-hook.sh"
     assert bootstrap["post_bootstrap"] == hook
     assert config["postgresql"]["callbacks"] == {"on_start": hook, "on_role_change": hook}
     assert (Path(__file__).parent.parent / "constructs" / "scripts" / "ha" / "patroni-hook.sh").exists()
@@ -181,5 +181,5 @@ def test_venv_lives_outside_the_checkout_where_the_postgres_user_can_run_it():
 def test_patronis_own_configmaps_do_not_collide_with_ours():
     scope = rendered()["scope"]
     patroni_objects = {f"{scope}-{suffix}" for suffix in ("leader", "config", "sync", "failover")}
-    ours = {value for name, value in vars(layout).items() if name.isupper() and isinstance(value, str)}
+    ours = {value for name, value in vars(contract).items() if name.isupper() and isinstance(value, str)}
     assert not patroni_objects & ours

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.workstation import secretgen
 from pgbundle.values.load import parse_values
 
@@ -212,7 +212,7 @@ def test_password_secret_has_exactly_the_keys_the_pod_requires(tmp_path, synth, 
     values = {"postgres": {"temporal": {"enabled": temporal}, "metrics": {"enabled": metrics}}}
     keys = set(data(generate(tmp_path, values), "postgres-secrets"))
     pod = synth(values).get("StatefulSet", "postgres")["spec"]["template"]["spec"]
-    database = next(c for c in pod["containers"] if c["name"] == layout.CONTAINER)
+    database = next(c for c in pod["containers"] if c["name"] == contract.CONTAINER)
     env = {e["name"]: e.get("value") for e in database["env"]}
     assert keys == start_script_required_keys(env)
     # ...and it is the Secret the database pod mounts (all keys: start.sh names a missing one).
@@ -220,11 +220,11 @@ def test_password_secret_has_exactly_the_keys_the_pod_requires(tmp_path, synth, 
 
 
 def test_temporal_key_only_when_temporal_is_on(tmp_path):
-    assert layout.TEMPORAL_PASSWORD_KEY not in data(generate(tmp_path), "postgres-secrets")
+    assert contract.TEMPORAL_PASSWORD_KEY not in data(generate(tmp_path), "postgres-secrets")
 
 
 def test_monitoring_key_when_metrics_are_on(tmp_path):
-    assert layout.MONITORING_PASSWORD_KEY in data(generate(tmp_path), "postgres-secrets")
+    assert contract.MONITORING_PASSWORD_KEY in data(generate(tmp_path), "postgres-secrets")
 
 
 def test_passwords_are_long_url_safe_and_distinct(tmp_path):
@@ -341,11 +341,11 @@ def test_rotate_replaces_one_password_only(tmp_path):
     out = generate(tmp_path)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     old = data(out, "postgres-secrets")
-    generate(tmp_path, rotate=layout.APP_PASSWORD_KEY)
+    generate(tmp_path, rotate=contract.APP_PASSWORD_KEY)
     new = data(out, "postgres-secrets")
-    assert new[layout.APP_PASSWORD_KEY] != old[layout.APP_PASSWORD_KEY]
-    assert {k: v for k, v in new.items() if k != layout.APP_PASSWORD_KEY} == {
-        k: v for k, v in old.items() if k != layout.APP_PASSWORD_KEY}
+    assert new[contract.APP_PASSWORD_KEY] != old[contract.APP_PASSWORD_KEY]
+    assert {k: v for k, v in new.items() if k != contract.APP_PASSWORD_KEY} == {
+        k: v for k, v in old.items() if k != contract.APP_PASSWORD_KEY}
     assert list(new) == list(old)
     for name in ("postgres-tls.yaml", "postgres-ca.yaml", "ca.key", "ca.crt"):
         assert (out / name).read_bytes() == before[name]
@@ -355,9 +355,9 @@ def test_rotate_replaces_one_password_only(tmp_path):
 def test_rotate_adds_a_key_the_values_now_need(tmp_path):
     out = generate(tmp_path)
     old = data(out, "postgres-secrets")
-    generate(tmp_path, {"postgres": {"temporal": {"enabled": True}}}, rotate=layout.TEMPORAL_PASSWORD_KEY)
+    generate(tmp_path, {"postgres": {"temporal": {"enabled": True}}}, rotate=contract.TEMPORAL_PASSWORD_KEY)
     new = data(out, "postgres-secrets")
-    assert set(new) == set(old) | {layout.TEMPORAL_PASSWORD_KEY}
+    assert set(new) == set(old) | {contract.TEMPORAL_PASSWORD_KEY}
     assert {k: new[k] for k in old} == old
 
 
@@ -369,7 +369,7 @@ def test_rotate_refuses_an_unknown_key(tmp_path):
 
 def test_rotate_needs_existing_secrets(tmp_path):
     with pytest.raises(secretgen.SecretsError, match=r"postgres-secrets\.yaml does not exist: run `secrets generate` without --rotate first"):
-        generate(tmp_path, rotate=layout.APP_PASSWORD_KEY)
+        generate(tmp_path, rotate=contract.APP_PASSWORD_KEY)
 
 
 def test_rotate_tls_issues_a_new_key_from_the_same_ca(tmp_path):
@@ -406,7 +406,7 @@ def test_rotate_ca_trusts_old_and_new_until_pruned(tmp_path):
 def test_options_exclude_each_other(tmp_path):
     generate(tmp_path)
     with pytest.raises(secretgen.SecretsError, match="exclude each other"):
-        generate(tmp_path, force=True, rotate=layout.APP_PASSWORD_KEY)
+        generate(tmp_path, force=True, rotate=contract.APP_PASSWORD_KEY)
 
 
 def test_rotate_tls_is_refused_with_cert_manager(tmp_path):

@@ -19,7 +19,7 @@ import yaml
 from cryptography import x509
 
 import main
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.workstation import pki
 from pgbundle.workstation import secretgen
 from pgbundle.workstation.localpod import LocalPod
@@ -91,7 +91,7 @@ def served_certificate(pod: LocalPod) -> x509.Certificate:
 
 def postmaster(pod: LocalPod) -> tuple[int, str]:
     """(pid, start time) of the running server: both stay the same when nothing restarts."""
-    pid = int((pod.host_path(layout.PGDATA) / "postmaster.pid").read_text().splitlines()[0])
+    pid = int((pod.host_path(contract.PGDATA) / "postmaster.pid").read_text().splitlines()[0])
     info = pod.connection_info()
     with connect(pod, "postgres", info["passwords"]["postgres"]) as conn:
         started = str(conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
@@ -117,7 +117,7 @@ def default_pod(pods):
 
 def test_verify_full_connects_by_localhost_with_the_generated_ca(default_pod):
     pod, secrets = default_pod
-    password = secret_data(secrets, "postgres-secrets")[layout.APP_PASSWORD_KEY].decode()
+    password = secret_data(secrets, "postgres-secrets")[contract.APP_PASSWORD_KEY].decode()
     with connect(pod, "appuser", password, sslrootcert=str(secrets / "ca.crt")) as conn:
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
 
@@ -130,7 +130,7 @@ def test_the_server_presents_the_generated_certificate(default_pod):
 
 def test_verify_full_refuses_a_name_the_certificate_does_not_list(default_pod):
     pod, secrets = default_pod
-    password = secret_data(secrets, "postgres-secrets")[layout.APP_PASSWORD_KEY].decode()
+    password = secret_data(secrets, "postgres-secrets")[contract.APP_PASSWORD_KEY].decode()
     with pytest.raises(psycopg.OperationalError, match="does not match host name|server certificate for"):
         connect(pod, "appuser", password, host="127.0.0.1", sslrootcert=str(secrets / "ca.crt"))
 
@@ -139,14 +139,14 @@ def test_verify_full_refuses_another_ca(default_pod, base):
     pod, secrets = default_pod
     other = base / "other-ca.crt"
     other.write_bytes(pki.new_ca("someone-else").cert_pem)
-    password = secret_data(secrets, "postgres-secrets")[layout.APP_PASSWORD_KEY].decode()
+    password = secret_data(secrets, "postgres-secrets")[contract.APP_PASSWORD_KEY].decode()
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         connect(pod, "appuser", password, sslrootcert=str(other))
 
 
 def test_secret_files_are_root_owned_0440_like_in_a_cluster(default_pod):
     pod, _ = default_pod
-    key = pod.host_path(f"{layout.TLS_DIR}/{layout.TLS_KEY_FILE}")
+    key = pod.host_path(f"{contract.TLS_DIR}/{contract.TLS_KEY_FILE}")
     assert key.is_symlink() and (key.parent / "..data").is_symlink()
     status = key.stat()
     assert (status.st_uid, oct(status.st_mode & 0o777)) == (0, "0o440")
@@ -159,11 +159,11 @@ def test_rotated_password_works_after_the_resync_and_the_old_one_is_refused(pods
     pod, secrets = pods("rotate-password")
     values = parse_values({})
     before = secret_data(secrets, "postgres-secrets")
-    old = before[layout.APP_PASSWORD_KEY].decode()
+    old = before[contract.APP_PASSWORD_KEY].decode()
     connect(pod, "appuser", old).close()
 
-    secretgen.generate(values, secrets, rotate=layout.APP_PASSWORD_KEY)
-    new = secret_data(secrets, "postgres-secrets")[layout.APP_PASSWORD_KEY].decode()
+    secretgen.generate(values, secrets, rotate=contract.APP_PASSWORD_KEY)
+    new = secret_data(secrets, "postgres-secrets")[contract.APP_PASSWORD_KEY].decode()
     assert new != old
     pod.stop()
     pod.prepare(values, main.synthesize, secrets)  # the kubelet's view of the applied Secret
@@ -174,7 +174,7 @@ def test_rotated_password_works_after_the_resync_and_the_old_one_is_refused(pods
     with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "appuser"'):
         connect(pod, "appuser", old)
     # The others did not change.
-    ro = before[layout.READ_ONLY_PASSWORD_KEY].decode()
+    ro = before[contract.READ_ONLY_PASSWORD_KEY].decode()
     connect(pod, "backupuser", ro).close()
 
 
@@ -239,7 +239,7 @@ def test_cert_manager_secret_is_served_and_its_ca_verifies_clients(pods, base):
     written, _ = secretgen.generate(parse_values(values), secrets)
     assert [p.name for p in written] == ["postgres-secrets.yaml"]
     ca = pki.new_ca("issuer-ca")
-    server = pki.server_certificate(ca, layout.server_dns_names("api-forge-prod", 1), [])
+    server = pki.server_certificate(ca, contract.server_dns_names("api-forge-prod", 1), [])
     (secrets / "postgres-tls.yaml").write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "postgres-tls", "namespace": "api-forge-prod"},
@@ -256,7 +256,7 @@ def test_cert_manager_secret_is_served_and_its_ca_verifies_clients(pods, base):
     cert_file.write_bytes(client.cert_pem)
     key_file.write_bytes(client.key_pem)
     key_file.chmod(0o600)
-    password = secret_data(secrets, "postgres-secrets")[layout.APP_PASSWORD_KEY].decode()
+    password = secret_data(secrets, "postgres-secrets")[contract.APP_PASSWORD_KEY].decode()
     with connect(pod, "appuser", password, sslrootcert=str(secrets / "ca.crt"),
                  sslcert=str(cert_file), sslkey=str(key_file)) as conn:
         assert conn.execute("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import main
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.synth.output import replace_folder
 from pgbundle.values.load import parse_values
 
@@ -250,7 +250,7 @@ def test_failure_during_synth_keeps_the_previous_output(existing_dist):
         raise RuntimeError("synth failed half-way")
 
     with pytest.raises(RuntimeError):
-        replace_folder(existing_dist, explode, ours=layout.CHART_FILES)
+        replace_folder(existing_dist, explode, ours=contract.CHART_FILES)
     assert unchanged(existing_dist)
     assert sorted(p.name for p in existing_dist.parent.iterdir()) == ["dist"]
 
@@ -269,7 +269,7 @@ def test_a_writer_of_unknown_files_is_a_defect_and_changes_nothing(existing_dist
         (staging / "notes.txt").write_text("not a chart\n")
 
     with pytest.raises(RuntimeError, match="notes.txt"):
-        replace_folder(existing_dist, stray, ours=layout.CHART_FILES)
+        replace_folder(existing_dist, stray, ours=contract.CHART_FILES)
     assert unchanged(existing_dist)
 
 
@@ -326,7 +326,7 @@ def test_out_fills_an_empty_folder(tmp_path):
     (tmp_path / "out").mkdir()
     result = run_main("--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in (tmp_path / "out").iterdir()} <= layout.CHART_FILES
+    assert {p.name for p in (tmp_path / "out").iterdir()} <= contract.CHART_FILES
 
 
 def test_make_synth_runs_the_cli_without_its_upgrade_check(tmp_path):

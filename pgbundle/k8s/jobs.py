@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from imports import k8s
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.k8s.objects import SecretFiles, secret_volume
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
 from pgbundle.k8s.quantity import quantity
@@ -40,34 +40,34 @@ class JobPodProps(BaseModel):
     """Schedule next to the database pod (a ReadWriteOnce backup volume). Left out: anywhere."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy. Left out: IfNotPresent."""
-    service_account: str = layout.BACKUP_SERVICE_ACCOUNT
+    service_account: str = contract.BACKUP_SERVICE_ACCOUNT
     """Service account. Left out: postgres-backup."""
 
 
 def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
     """A restricted pod running one script against the database."""
-    uid = layout.POSTGRES_UID
+    uid = contract.POSTGRES_UID
     mounts = [
-        k8s.VolumeMount(name="scripts", mount_path=layout.SCRIPTS_DIR, read_only=True),
-        k8s.VolumeMount(name="secrets", mount_path=layout.SECRETS_DIR, read_only=True),
-        k8s.VolumeMount(name="backups", mount_path=layout.BACKUP_DIR, read_only=props.backups_read_only),
-        k8s.VolumeMount(name="tmp", mount_path=layout.TMP_DIR),
+        k8s.VolumeMount(name="scripts", mount_path=contract.SCRIPTS_DIR, read_only=True),
+        k8s.VolumeMount(name="secrets", mount_path=contract.SECRETS_DIR, read_only=True),
+        k8s.VolumeMount(name="backups", mount_path=contract.BACKUP_DIR, read_only=props.backups_read_only),
+        k8s.VolumeMount(name="tmp", mount_path=contract.TMP_DIR),
     ]
     volumes = [
         k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-            name=layout.SCRIPTS_CONFIG_MAP, default_mode=layout.SCRIPT_FILE_MODE)),
+            name=contract.SCRIPTS_CONFIG_MAP, default_mode=contract.SCRIPT_FILE_MODE)),
         secret_volume("secrets", props.password),
         k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
-            claim_name=layout.BACKUP_CLAIM, read_only=props.backups_read_only)),
+            claim_name=contract.BACKUP_CLAIM, read_only=props.backups_read_only)),
         k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("256Mi"))),
     ]
     if props.ca is not None:
         # Required: without the CA the server's certificate cannot be checked.
-        mounts.append(k8s.VolumeMount(name="ca", mount_path=layout.CA_DIR, read_only=True))
+        mounts.append(k8s.VolumeMount(name="ca", mount_path=contract.CA_DIR, read_only=True))
         volumes.append(secret_volume("ca", props.ca))
     if props.client_tls is not None:
-        mounts.append(k8s.VolumeMount(name=layout.CLIENT_TLS_VOLUME, mount_path=layout.CLIENT_TLS_DIR, read_only=True))
-        volumes.append(secret_volume(layout.CLIENT_TLS_VOLUME, props.client_tls))
+        mounts.append(k8s.VolumeMount(name=contract.CLIENT_TLS_VOLUME, mount_path=contract.CLIENT_TLS_DIR, read_only=True))
+        volumes.append(secret_volume(contract.CLIENT_TLS_VOLUME, props.client_tls))
 
     affinity = None
     if props.near_database:
@@ -75,7 +75,7 @@ def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
         # node can attach it.
         affinity = k8s.Affinity(pod_affinity=k8s.PodAffinity(
             required_during_scheduling_ignored_during_execution=[k8s.PodAffinityTerm(
-                label_selector=k8s.LabelSelector(match_labels=layout.selector_labels(layout.DATABASE_COMPONENT)),
+                label_selector=k8s.LabelSelector(match_labels=contract.selector_labels(contract.DATABASE_COMPONENT)),
                 topology_key="kubernetes.io/hostname",
             )]))
 
@@ -90,7 +90,7 @@ def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
             name=props.container,
             image=props.image,
             image_pull_policy=props.image_pull_policy,
-            command=["bash", f"{layout.SCRIPTS_DIR}/{props.script}"],
+            command=["bash", f"{contract.SCRIPTS_DIR}/{props.script}"],
             env=[k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()],
             resources=resource_requirements(props.resources),
             volume_mounts=mounts,

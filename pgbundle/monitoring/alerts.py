@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgbundle import contract as layout
+from pgbundle import contract
 
 # The backup CronJob's longest gap between runs when the scope does not say
 # (pgbundle/values/cron.py longest_interval_seconds derives it from the schedule).
@@ -55,19 +55,19 @@ class AlertScope:
     @property
     def exporter(self) -> str:
         # The Prometheus Operator labels every series with the Service it scraped.
-        return f'namespace="{self.namespace}", service="{layout.METRICS_SERVICE}"'
+        return f'namespace="{self.namespace}", service="{contract.METRICS_SERVICE}"'
 
     @property
     def data_claims(self) -> str:
-        return f'namespace="{self.namespace}", persistentvolumeclaim=~"{layout.DATA_CLAIM}-{layout.STATEFULSET}-[0-9]+"'
+        return f'namespace="{self.namespace}", persistentvolumeclaim=~"{contract.DATA_CLAIM}-{contract.STATEFULSET}-[0-9]+"'
 
     @property
     def backup_claim(self) -> str:
-        return f'namespace="{self.namespace}", persistentvolumeclaim="{layout.BACKUP_CLAIM}"'
+        return f'namespace="{self.namespace}", persistentvolumeclaim="{contract.BACKUP_CLAIM}"'
 
     @property
     def cronjob(self) -> str:
-        return f'namespace="{self.namespace}", cronjob="{layout.BACKUP_CRONJOB}"'
+        return f'namespace="{self.namespace}", cronjob="{contract.BACKUP_CRONJOB}"'
 
 
 def alerts(scope: AlertScope) -> list[Alert]:
@@ -153,7 +153,7 @@ def alerts(scope: AlertScope) -> list[Alert]:
             None,
             "critical",
             "No successful PostgreSQL backup for 1.5 schedule intervals",
-            "The last successful run of CronJob " + layout.BACKUP_CRONJOB
+            "The last successful run of CronJob " + contract.BACKUP_CRONJOB
             + " was {{ $value | humanizeDuration }} ago (its schedule allows "
             + f"{scope.backup_interval_seconds / 3600:g} h between runs).",
         ),
@@ -161,11 +161,11 @@ def alerts(scope: AlertScope) -> list[Alert]:
             "PostgresBackupJobFailed",
             f"kube_job_status_failed{{namespace=\"{scope.namespace}\"}} "
             f"* on (namespace, job_name) group_left (owner_name) "
-            f"kube_job_owner{{namespace=\"{scope.namespace}\", owner_kind=\"CronJob\", owner_name=\"{layout.BACKUP_CRONJOB}\"}} > 0",
+            f"kube_job_owner{{namespace=\"{scope.namespace}\", owner_kind=\"CronJob\", owner_name=\"{contract.BACKUP_CRONJOB}\"}} > 0",
             None,
             "warning",
             "Backup job {{ $labels.job_name }} failed",
-            "Job {{ $labels.job_name }} of CronJob " + layout.BACKUP_CRONJOB
+            "Job {{ $labels.job_name }} of CronJob " + contract.BACKUP_CRONJOB
             + " has {{ $value }} failed pods.",
         ),
     ]
@@ -177,8 +177,8 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 f"/ kubelet_volume_stats_capacity_bytes{{{scope.backup_claim}}} < {VOLUME_FREE_RATIO}",
                 "5m",
                 "warning",
-                "Backup volume " + layout.BACKUP_CLAIM + " has less than 15% free",
-                "Only {{ $value | humanizePercentage }} of " + layout.BACKUP_CLAIM
+                "Backup volume " + contract.BACKUP_CLAIM + " has less than 15% free",
+                "Only {{ $value | humanizePercentage }} of " + contract.BACKUP_CLAIM
                 + " is free; the next backups may fail.",
             )
         )

@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from pgbundle import contract as layout
+from pgbundle import contract
 
 UID = "api-forge-postgres"
 TITLE = "PostgreSQL (api-forge bundled)"
@@ -61,14 +61,14 @@ def _patroni_row(board: dash.Dashboard, ex: str) -> dash.Dashboard:
 
 
 def build(namespace: str, ha: bool = False) -> dash.Dashboard:
-    ex = f'namespace="{namespace}", service="{layout.METRICS_SERVICE}"'
+    ex = f'namespace="{namespace}", service="{contract.METRICS_SERVICE}"'
     board = _build(namespace, ex)
     return _patroni_row(board, ex) if ha else board
 
 
 def _build(namespace: str, ex: str) -> dash.Dashboard:
-    claims = f'namespace="{namespace}", persistentvolumeclaim=~"{layout.DATA_CLAIM}-{layout.STATEFULSET}-[0-9]+|{layout.BACKUP_CLAIM}"'
-    cronjob = f'namespace="{namespace}", cronjob="{layout.BACKUP_CRONJOB}"'
+    claims = f'namespace="{namespace}", persistentvolumeclaim=~"{contract.DATA_CLAIM}-{contract.STATEFULSET}-[0-9]+|{contract.BACKUP_CLAIM}"'
+    cronjob = f'namespace="{namespace}", cronjob="{contract.BACKUP_CRONJOB}"'
     rate = "$__rate_interval"
     return (
         dash.Dashboard(TITLE)

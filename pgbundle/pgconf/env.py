@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.values.models import PostgresValues
 
 # Environment variables the start and probe scripts read. The local pod runner
@@ -18,13 +18,13 @@ PORT_ENV = "PGPORT"
 def pod_environment(postgres: PostgresValues) -> dict[str, str]:
     """Environment variables the start script reads (paths are the pod's)."""
     env = {
-        "PGDATA": layout.PGDATA,
-        PORT_ENV: str(layout.PORT),
+        "PGDATA": contract.PGDATA,
+        PORT_ENV: str(contract.PORT),
         LISTEN_ENV: "*",
-        "PG_CONFIG_DIR": layout.CONFIG_DIR,
-        "PG_SCRIPTS_DIR": layout.SCRIPTS_DIR,
-        "PG_SECRETS_DIR": layout.SECRETS_DIR,
-        "PG_RUN_DIR": layout.RUN_DIR,
+        "PG_CONFIG_DIR": contract.CONFIG_DIR,
+        "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
+        "PG_SECRETS_DIR": contract.SECRETS_DIR,
+        "PG_RUN_DIR": contract.RUN_DIR,
         "PG_DATABASE": postgres.database,
         "PG_SCHEMA": postgres.schema_,
         "PG_OWNER_USER": postgres.owner_username,
@@ -35,22 +35,22 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_TEMPORAL_USER": postgres.temporal.username,
         "PG_TEMPORAL_OWNER": postgres.temporal.owner_username,
         "PG_METRICS": "on" if postgres.metrics.enabled else "off",
-        "PG_MONITORING_USER": layout.MONITORING_ROLE,
+        "PG_MONITORING_USER": contract.MONITORING_ROLE,
     }
     if postgres.temporal.previous_username is not None:
         env["PG_TEMPORAL_PREVIOUS_USER"] = postgres.temporal.previous_username
     if postgres.tls.enabled:
-        env["PG_TLS_DIR"] = layout.TLS_DIR
+        env["PG_TLS_DIR"] = contract.TLS_DIR
     if postgres.ca.verify_clients:
-        env["PG_CA_DIR"] = layout.CA_DIR
+        env["PG_CA_DIR"] = contract.CA_DIR
     if postgres.logging.to_file:
-        env["PG_LOG_DIR"] = f"{layout.DATA_MOUNT}/log"
+        env["PG_LOG_DIR"] = f"{contract.DATA_MOUNT}/log"
         env["PG_LOG_RETENTION_DAYS"] = str(postgres.logging.retention_days)
     return env
 
 
 def connection_environment(pg: PostgresValues, *, user: str, password_key: str,
-                           host: str = layout.SERVICE, port: int = layout.PORT) -> dict[str, str]:
+                           host: str = contract.SERVICE, port: int = contract.PORT) -> dict[str, str]:
     """libpq settings of a job: TLS with the server certificate checked against
     the CA (`verify-full`, never a fallback to plain text), the password from a
     Secret file."""
@@ -58,15 +58,15 @@ def connection_environment(pg: PostgresValues, *, user: str, password_key: str,
         "PGHOST": host,
         "PGPORT": str(port),
         "PGUSER": user,
-        "PG_PASSWORD_FILE": f"{layout.SECRETS_DIR}/{password_key}",
+        "PG_PASSWORD_FILE": f"{contract.SECRETS_DIR}/{password_key}",
         "PGCONNECT_TIMEOUT": "10",
     }
     if pg.tls.enabled:
         env["PGSSLMODE"] = "verify-full"
-        env["PGSSLROOTCERT"] = f"{layout.CA_DIR}/{layout.CA_CERT_FILE}"
+        env["PGSSLROOTCERT"] = f"{contract.CA_DIR}/{contract.CA_CERT_FILE}"
         if pg.ca.verify_clients:
-            env["PGSSLCERT"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_CERT_FILE}"
-            env["PGSSLKEY"] = f"{layout.CLIENT_TLS_DIR}/{layout.CLIENT_KEY_FILE}"
+            env["PGSSLCERT"] = f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_CERT_FILE}"
+            env["PGSSLKEY"] = f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}"
     else:
         # The server has no TLS (values warn about it): asking for it would fail every run.
         env["PGSSLMODE"] = "disable"
@@ -77,13 +77,13 @@ def backup_environment(pg: PostgresValues) -> dict[str, str]:
     """The environment backup.sh runs with."""
     backup = pg.backup
     env = {
-        **connection_environment(pg, user=pg.read_only_username, password_key=layout.READ_ONLY_PASSWORD_KEY),
-        "PGAPPNAME": layout.BACKUP_CRONJOB,
-        "BACKUP_DIR": layout.BACKUP_DIR,
+        **connection_environment(pg, user=pg.read_only_username, password_key=contract.READ_ONLY_PASSWORD_KEY),
+        "PGAPPNAME": contract.BACKUP_CRONJOB,
+        "BACKUP_DIR": contract.BACKUP_DIR,
         "BACKUP_DATABASES": " ".join(pg.backup_databases),
         "BACKUP_COMPRESSION": str(backup.compression),
         "BACKUP_RETENTION_COUNT": str(backup.retention.count),
-        "TMPDIR": layout.TMP_DIR,
+        "TMPDIR": contract.TMP_DIR,
     }
     if backup.retention.days is not None:
         env["BACKUP_RETENTION_DAYS"] = str(backup.retention.days)
@@ -94,12 +94,12 @@ def restore_environment(pg: PostgresValues, *, backup: str, databases: list[str]
     """The environment restore.sh runs with: the superuser, so that owners and
     privileges are restored exactly."""
     env = {
-        **connection_environment(pg, user="postgres", password_key=layout.SUPERUSER_PASSWORD_KEY),
+        **connection_environment(pg, user="postgres", password_key=contract.SUPERUSER_PASSWORD_KEY),
         "PGAPPNAME": "postgres-restore",
-        "BACKUP_DIR": layout.BACKUP_DIR,
+        "BACKUP_DIR": contract.BACKUP_DIR,
         "RESTORE_BACKUP": backup,
         "RESTORE_JOBS": str(jobs),
-        "TMPDIR": layout.TMP_DIR,
+        "TMPDIR": contract.TMP_DIR,
     }
     if databases:
         env["RESTORE_DATABASES"] = " ".join(databases)
@@ -124,7 +124,7 @@ def migration_environment(pg: PostgresValues) -> dict[str, str]:
     Secret): libpq variables, PGOPTIONS and DATABASE_URL. PGOPTIONS repeats what
     the migration role's own settings do at connect (act as the owner, the
     schema first on the search path) for every libpq client, visibly."""
-    env = connection_environment(pg, user=pg.migrator_username, password_key=layout.MIGRATOR_PASSWORD_KEY)
+    env = connection_environment(pg, user=pg.migrator_username, password_key=contract.MIGRATOR_PASSWORD_KEY)
     env.pop("PG_PASSWORD_FILE")  # the password comes as PGPASSWORD
     env.update({
         "PGDATABASE": pg.database,

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
@@ -150,19 +150,19 @@ class LocalCluster:
     @property
     def config_path(self) -> str:
         """Where the pod finds Patroni's configuration (from its ConfigMap)."""
-        return f"{layout.PATRONI_CONFIG_DIR}/{layout.PATRONI_CONFIG_FILE}"
+        return f"{contract.PATRONI_CONFIG_DIR}/{contract.PATRONI_CONFIG_FILE}"
 
     def member_dir(self, name: str) -> Path:
         return self.members_dir / name
 
     def config_file(self, name: str) -> Path:
-        return self.member_dir(name) / layout.PATRONI_CONFIG_FILE
+        return self.member_dir(name) / contract.PATRONI_CONFIG_FILE
 
     def log_file(self, name: str) -> Path:
         return self.member_dir(name) / "patroni.log"
 
     def data_dir(self, name: str) -> Path:
-        return Path(self._mapper(name)(layout.PGDATA))
+        return Path(self._mapper(name)(contract.PGDATA))
 
     # --- prepare ---------------------------------------------------------------
 
@@ -180,11 +180,11 @@ class LocalCluster:
         config = yaml.safe_load(self.pod.host_path(self.config_path).read_text())
         recorded = self.recorded()
         recorded.setdefault("etcd", {"client_port": free_port(), "peer_port": free_port()})
-        names = [f"{layout.STATEFULSET}-{n}" for n in range(members)]
+        names = [f"{contract.STATEFULSET}-{n}" for n in range(members)]
         for name in names:
             ports = recorded["members"].setdefault(name, {"port": free_port(), "api_port": free_port()})
             self.pod._mkdir(self.member_dir(name), 0o755)
-            for pod_dir in (layout.DATA_MOUNT, layout.RUN_DIR):
+            for pod_dir in (contract.DATA_MOUNT, contract.RUN_DIR):
                 self.pod._mkdir(Path(self._mapper(name)(pod_dir)))
             member = patroni_config.Member(name=name, host=HOST, listen=HOST, port=ports["port"],
                                            api_port=ports["api_port"])
@@ -197,7 +197,7 @@ class LocalCluster:
     def _mapper(self, name: str):
         """Pod path -> this machine's path for member `name`: its volume and run
         folder are its own, every other mounted file is shared."""
-        own = {layout.DATA_MOUNT: self.member_dir(name) / "data", layout.RUN_DIR: self.member_dir(name) / "run"}
+        own = {contract.DATA_MOUNT: self.member_dir(name) / "data", contract.RUN_DIR: self.member_dir(name) / "run"}
 
         def map_path(path: str) -> str:
             for pod_dir, host_dir in own.items():
@@ -248,7 +248,7 @@ class LocalCluster:
 
     @property
     def _start_script(self) -> Path:
-        return self.pod.host_path(f"{layout.SCRIPTS_DIR}/patroni.sh")
+        return self.pod.host_path(f"{contract.SCRIPTS_DIR}/patroni.sh")
 
     def etcd_pid(self) -> int | None:
         pid = self.recorded().get("etcd", {}).get("pid")
@@ -395,7 +395,7 @@ class LocalCluster:
             return status, text
 
     def api_password(self) -> str:
-        return (self.pod.host_path(layout.SECRETS_DIR) / layout.PATRONI_API_PASSWORD_KEY).read_text().strip()
+        return (self.pod.host_path(contract.SECRETS_DIR) / contract.PATRONI_API_PASSWORD_KEY).read_text().strip()
 
     def patronictl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod."""

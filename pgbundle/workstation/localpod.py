@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.synth.output import OutputError, check_replaceable
@@ -176,8 +176,8 @@ class LocalPod:
 
     def _container(self, manifests: Manifests) -> tuple[dict, dict]:
         try:
-            pod = manifests.get("StatefulSet", layout.STATEFULSET)["spec"]["template"]["spec"]
-            return pod, container(pod, layout.CONTAINER)
+            pod = manifests.get("StatefulSet", contract.STATEFULSET)["spec"]["template"]["spec"]
+            return pod, container(pod, contract.CONTAINER)
         except ManifestError as err:
             raise LocalPodError(str(err)) from None
 
@@ -203,7 +203,7 @@ class LocalPod:
         self._refuse_if_running()
         try:
             check_replaceable(self.state, self._entries(), option="--state", what="`local up`", action="use")
-            check_replaceable(self.dist, layout.CHART_FILES, option="--state", what="a synth", action="use")
+            check_replaceable(self.dist, contract.CHART_FILES, option="--state", what="a synth", action="use")
         except OutputError as err:
             raise LocalPodError(str(err)) from None
         if not self.state.exists():
@@ -239,15 +239,15 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = layout.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1)
+            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:
-            pair = pki.server_certificate(self._ca(), layout.service_names(values.global_.namespace), [HOST, "::1"])
-            return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
+            pair = pki.server_certificate(self._ca(), contract.service_names(values.global_.namespace), [HOST, "::1"])
+            return {contract.TLS_CERT_FILE: pair.cert_pem, contract.TLS_KEY_FILE: pair.key_pem}
 
         def ca() -> dict[str, bytes]:
-            return {layout.CA_CERT_FILE: self._ca().cert_pem}
+            return {contract.CA_CERT_FILE: self._ca().cert_pem}
 
         return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
 
@@ -317,11 +317,11 @@ class LocalPod:
         except OSError:
             return None
         # A recycled pid belongs to some other program.
-        return pid if str(self.host_path(layout.SCRIPTS_DIR)).encode() in cmdline else None
+        return pid if str(self.host_path(contract.SCRIPTS_DIR)).encode() in cmdline else None
 
     def postmaster(self) -> int | None:
         """The pid of a server running on this state's data, with or without its start script."""
-        pgdata = self.host_path(layout.PGDATA)
+        pgdata = self.host_path(contract.PGDATA)
         try:
             pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -332,7 +332,7 @@ class LocalPod:
 
     def leftovers(self) -> list[int]:
         """Live processes the pod started (they inherit its PGDATA), the server included."""
-        marker = f"PGDATA={self.host_path(layout.PGDATA)}".encode()
+        marker = f"PGDATA={self.host_path(contract.PGDATA)}".encode()
         found = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -363,7 +363,7 @@ class LocalPod:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def probe(self, kind: str) -> bool:
-        script = self.host_path(f"{layout.SCRIPTS_DIR}/probe.sh")
+        script = self.host_path(f"{contract.SCRIPTS_DIR}/probe.sh")
         return self.run(["bash", str(script), kind], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def start(self, port: int | None = None, timeout: float = 120) -> dict:
@@ -408,9 +408,9 @@ class LocalPod:
         """How to reach the database: host, port, database, CA file and every role's password."""
         env = self.environment()
         secrets_dir = Path(env["PG_SECRETS_DIR"])
-        keys = {SUPERUSER: layout.SUPERUSER_PASSWORD_KEY}
-        for var, key in layout.ROLE_PASSWORD_KEYS.items():
-            if var not in layout.OPTIONAL_ROLES or env[layout.OPTIONAL_ROLES[var]] == "on":
+        keys = {SUPERUSER: contract.SUPERUSER_PASSWORD_KEY}
+        for var, key in contract.ROLE_PASSWORD_KEYS.items():
+            if var not in contract.OPTIONAL_ROLES or env[contract.OPTIONAL_ROLES[var]] == "on":
                 keys[env[var]] = key
         return {
             "host": HOST,

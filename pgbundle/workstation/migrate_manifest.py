@@ -23,7 +23,7 @@ import cdk8s
 import yaml
 
 from constructs.migrate import MigrationJob
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.app import migration_job_props
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import database_url
@@ -62,8 +62,8 @@ def check_request(values: ChartValues, *, image: str, command: list[str], name: 
             "(type kubernetes.io/tls, tls.crt and tls.key) with a client certificate signed by the CA")
 
 
-def migrate_manifest(values: ChartValues, *, image: str, command: list[str], name: str = layout.MIGRATE_JOB,
-                     argo_presync: bool = False, uid: int = layout.MIGRATE_UID, client_secret: str | None = None) -> str:
+def migrate_manifest(values: ChartValues, *, image: str, command: list[str], name: str = contract.MIGRATE_JOB,
+                     argo_presync: bool = False, uid: int = contract.MIGRATE_UID, client_secret: str | None = None) -> str:
     """YAML of the Job that runs `command` in `image` as the migration role."""
     check_request(values, image=image, command=command, name=name, uid=uid, client_secret=client_secret)
     skips = [SECRET_ENV_SKIP, NETWORK_POLICY_SKIP] + ([] if "@" in image else [TAG_SKIP])
@@ -89,9 +89,9 @@ def local_environment(pod: LocalPod, job: dict) -> dict[str, str]:
     port = pod.status().get("port")
     if pod.pid() is None or not port:
         raise LocalPodError(f"the local database is not running: run `python main.py local up --state {pod.state}`")
-    secrets = pod.host_path(layout.SECRETS_DIR)
+    secrets = pod.host_path(contract.SECRETS_DIR)
     env = {}
-    for item in container(job["spec"]["template"]["spec"], layout.MIGRATE_CONTAINER)["env"]:
+    for item in container(job["spec"]["template"]["spec"], contract.MIGRATE_CONTAINER)["env"]:
         if "valueFrom" in item:
             env[item["name"]] = (secrets / item["valueFrom"]["secretKeyRef"]["key"]).read_text().strip()
         else:

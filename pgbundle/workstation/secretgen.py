@@ -33,7 +33,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pgbundle import contract as layout
+from pgbundle import contract
 from pgbundle.values.models import ChartValues, PostgresValues
 from pgbundle.workstation import pki
 
@@ -43,7 +43,7 @@ CA_BUNDLE_FILE = "ca.crt"
 ROTATE_TLS = "tls"
 ROTATE_CA = "ca"
 ROTATE_BACKUP_TLS = "backup-tls"
-COMPONENT = layout.DATABASE_COMPONENT
+COMPONENT = contract.DATABASE_COMPONENT
 
 
 class SecretsError(Exception):
@@ -56,7 +56,7 @@ class SecretsError(Exception):
 def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
     replicas >= 2, patroni.sh) requires."""
-    return layout.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
+    return contract.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
                                 ha=postgres.replicas > 1)
 
 
@@ -72,7 +72,7 @@ def generates_client_certificate(postgres: PostgresValues) -> bool:
 
 
 def server_dns_names(values: ChartValues) -> list[str]:
-    return layout.server_dns_names(values.global_.namespace, values.postgres.replicas)
+    return contract.server_dns_names(values.global_.namespace, values.postgres.replicas)
 
 
 # --- manifests -------------------------------------------------------------------
@@ -88,9 +88,9 @@ def secret_manifest(values: ChartValues, name: str, data: dict[str, bytes], type
             # No app.kubernetes.io/instance: Argo CD tracks its objects by that label by
             # default and would prune a Secret that is not in dist/.
             "labels": {
-                "app.kubernetes.io/name": layout.NAME,
+                "app.kubernetes.io/name": contract.NAME,
                 "app.kubernetes.io/component": COMPONENT,
-                "app.kubernetes.io/part-of": layout.PART_OF,
+                "app.kubernetes.io/part-of": contract.PART_OF,
                 "app.kubernetes.io/managed-by": "secrets-generate",
             },
         },
@@ -151,7 +151,7 @@ def _server(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
     generator = values.postgres.tls.generator
     pair = pki.server_certificate(ca, server_dns_names(values), [], days=generator.server_validity_days,
                                   algorithm=generator.key_algorithm)
-    return {layout.TLS_CERT_FILE: pair.cert_pem, layout.TLS_KEY_FILE: pair.key_pem}
+    return {contract.TLS_CERT_FILE: pair.cert_pem, contract.TLS_KEY_FILE: pair.key_pem}
 
 
 def _client(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
@@ -159,7 +159,7 @@ def _client(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
     generator = values.postgres.tls.generator
     pair = pki.client_certificate(ca, values.postgres.read_only_username, days=generator.server_validity_days,
                                   algorithm=generator.key_algorithm)
-    return {layout.CLIENT_CERT_FILE: pair.cert_pem, layout.CLIENT_KEY_FILE: pair.key_pem}
+    return {contract.CLIENT_CERT_FILE: pair.cert_pem, contract.CLIENT_KEY_FILE: pair.key_pem}
 
 
 def _certificate_files(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
@@ -206,7 +206,7 @@ def plan_all(values: ChartValues) -> Plan:
         ca = _new_ca(values)
         plan.files.update(_certificate_files(values, ca))
         plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-            secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: ca.cert_pem}))
+            secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: ca.cert_pem}))
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     elif pg.tls.enabled:
@@ -233,7 +233,7 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
         raise SecretsError(
             f"--rotate: {key!r} is not something these values use; choose one of {', '.join(allowed)}")
     plan = Plan()
-    restart = (f"kubectl -n {values.global_.namespace} rollout restart statefulset/{layout.STATEFULSET}")
+    restart = (f"kubectl -n {values.global_.namespace} rollout restart statefulset/{contract.STATEFULSET}")
     if key == ROTATE_TLS:
         ca = current_ca(out)
         plan.files.update(_certificate_files(values, ca))
@@ -245,12 +245,12 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
         plan.files.update(_client_file(values, current_ca(out)))
         plan.notes.append(_client_note(pg))
     elif key == ROTATE_CA:
-        old = _certificates(read_secret(out / manifest_file(pg.ca.existing_secret)).get(layout.CA_CERT_FILE, b""))
+        old = _certificates(read_secret(out / manifest_file(pg.ca.existing_secret)).get(contract.CA_CERT_FILE, b""))
         ca = _new_ca(values)
         # Trust old and new until every server certificate is issued by the new CA.
         bundle = ca.cert_pem + b"".join(_pem(c) for c in old)
         plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-            secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: bundle}))
+            secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: bundle}))
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = bundle
         plan.notes.append("new CA added to the trust bundle; the server certificate is unchanged. Next: give "
@@ -281,7 +281,7 @@ def plan_prune_ca(values: ChartValues, out: Path) -> Plan:
     ca = current_ca(out)
     plan = Plan()
     plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-        secret_manifest(values, pg.ca.existing_secret, {layout.CA_CERT_FILE: ca.cert_pem}))
+        secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: ca.cert_pem}))
     plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     plan.notes.append("the trust bundle holds only the current CA: clients and the server drop the old one")
     return plan
