@@ -30,21 +30,14 @@ fail() {
 : "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_DATABASE:?}" "${PG_SCHEMA:?}" "${PG_OWNER_USER:?}"
 : "${PG_APP_USER:?}" "${PG_READ_ONLY_USER:?}" "${PG_MIGRATOR_USER:?}" "${PG_TEMPORAL:?}"
 : "${PG_TEMPORAL_USER:?}" "${PG_TEMPORAL_OWNER:?}"
-: "${PG_METRICS:?}" "${PG_MONITORING_USER:?}"
+: "${PG_METRICS:?}" "${PG_MONITORING_USER:?}" "${PG_REQUIRED_KEYS:?}"
 
 ready_marker="$PG_RUN_DIR/ready"
 # The run folder outlives a container restart inside the same pod: a stale marker would lie.
 rm -f "$ready_marker"
 
-required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
-    postgres_app_migrator_pw)
-if [[ $PG_TEMPORAL == on ]]; then
-    required_keys+=(postgres_temporal_pw)
-fi
-if [[ $PG_METRICS == on ]]; then
-    required_keys+=(postgres_monitoring_pw)
-fi
-for key in "${required_keys[@]}"; do
+# The Secret's keys these values need (PG_REQUIRED_KEYS, from pgbundle/contract.py).
+for key in $PG_REQUIRED_KEYS; do
     if [[ ! -s "$PG_SECRETS_DIR/$key" ]]; then
         fail "secret key $key is missing or empty in $PG_SECRETS_DIR: add it to the passwords Secret"
     fi

@@ -14,18 +14,11 @@ fail() {
     exit 1
 }
 
-: "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}" "${PG_TEMPORAL:?}" "${PG_METRICS:?}"
-: "${PG_SCRIPTS_DIR:?}"
+: "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}"
+: "${PG_SCRIPTS_DIR:?}" "${PG_REQUIRED_KEYS:?}"
 
-required_keys=(postgres_password postgres_app_owner_pw postgres_app_user_pw postgres_app_ro_pw
-    postgres_app_migrator_pw postgres_replication_pw postgres_rewind_pw patroni_api_pw)
-if [[ $PG_TEMPORAL == on ]]; then
-    required_keys+=(postgres_temporal_pw)
-fi
-if [[ $PG_METRICS == on ]]; then
-    required_keys+=(postgres_monitoring_pw)
-fi
-for key in "${required_keys[@]}"; do
+# The Secret's keys these values need (PG_REQUIRED_KEYS, from pgbundle/contract.py).
+for key in $PG_REQUIRED_KEYS; do
     if [[ ! -s "$PG_SECRETS_DIR/$key" ]]; then
         fail "secret key $key is missing or empty in $PG_SECRETS_DIR: add it to the passwords Secret"
     fi
