@@ -23,7 +23,7 @@ def test_three_replicas_with_an_image_are_valid_and_quiet():
 def test_defaults():
     defaults = parse_values({}).postgres.ha
     assert defaults.image is None
-    assert (defaults.ttl, defaults.loop_wait, defaults.retry_timeout) == (20, 5, 5)
+    assert (defaults.ttl, defaults.loop_wait, defaults.retry_timeout) == (20, 4, 5)
     assert (defaults.synchronous_mode, defaults.synchronous_mode_strict) == (True, False)
     assert (defaults.primary_start_timeout, defaults.maximum_lag_on_failover) == (0, 1048576)
     assert defaults.anti_affinity == "preferred"
@@ -32,6 +32,17 @@ def test_defaults():
 def test_replicas_without_an_image_say_how_to_build_one():
     with pytest.raises(ValuesError, match=r"postgres\.ha\.image: required with replicas: 3: .*image/Dockerfile"):
         parse_values({"postgres": {"replicas": 3}})
+
+
+@pytest.mark.parametrize(("image", "error"), [
+    ({"tag": "latest"}, r"postgres\.ha\.image\.tag: 'latest' is not reproducible"),
+    ({"tag": "v1.0.0\n"}, r"postgres\.ha\.image\.tag: 'v1\.0\.0\\n' is not an image tag"),
+    ({"repository": "Example/Postgres"}, r"postgres\.ha\.image\.repository: 'Example/Postgres' is not an image repository"),
+    ({"digest": "sha256:" + "a" * 64 + "\n"}, r"postgres\.ha\.image\.digest: .* must look like sha256:<64 hex digits>"),
+])
+def test_the_ha_image_is_checked_like_the_database_image(image, error):
+    with pytest.raises(ValuesError, match=error):
+        parse_values({"postgres": {"replicas": 3, "ha": {"image": {**IMAGE, **image}}}})
 
 
 def test_two_replicas_warn_about_what_they_cannot_do():

@@ -137,7 +137,7 @@ def test_dcs_settings_are_rendered():
 
 def test_defaults_are_the_values_defaults():
     dcs = rendered()["bootstrap"]["dcs"]
-    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["primary_start_timeout"]) == (20, 5, 5, 0)
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["primary_start_timeout"]) == (20, 4, 5, 0)
 
 
 def test_kubernetes_dcs_uses_configmaps():
