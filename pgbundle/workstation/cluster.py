@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -43,10 +42,8 @@ from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import patroni_venv
+from pgbundle.workstation import etcd, patroni_venv, processes
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
-
-ETCD = "etcd"
 
 
 class ClusterError(LocalPodError):
@@ -88,37 +85,8 @@ class MemberStatus:
     postmaster_pid: int | None
 
 
-def _alive(pid: int | None, *markers: str) -> bool:
-    """Whether `pid` runs (a zombie does not) and its command line names
-    one of `markers` (a recycled pid belongs to another program)."""
-    if pid is None:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        running = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-    return running and any(marker.encode() in cmdline for marker in markers)
-
-
-def _poll(condition, timeout: float, interval: float = 0.2):
-    """Poll `condition` until it returns something truthy (returned) or `timeout` seconds pass (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
-
-
 def _wait(condition, timeout: float, what: str, interval: float = 0.2):
-    """Like _poll, but ClusterError naming `what` after `timeout` seconds."""
-    result = _poll(condition, timeout, interval)
-    if result is None:
-        raise ClusterError(f"{what}: not reached after {timeout:.0f}s")
-    return result
+    return processes.wait(condition, timeout, what, error=ClusterError, interval=interval)
 
 
 class LocalCluster:
@@ -251,51 +219,23 @@ class LocalCluster:
         return self.pod.host_path(f"{contract.SCRIPTS_DIR}/patroni.sh")
 
     def etcd_pid(self) -> int | None:
-        pid = self.recorded().get("etcd", {}).get("pid")
-        return pid if _alive(pid, str(self.etcd_dir)) else None
+        return etcd.pid(self.etcd_dir, self.recorded().get("etcd", {}).get("pid"))
 
     def patroni_pid(self, name: str) -> int | None:
         pid = self.recorded()["members"].get(name, {}).get("pid")
         # The start script's command line until it execs Patroni, then Patroni's.
-        return pid if _alive(pid, str(self.config_file(name)), str(self._start_script)) else None
+        return pid if processes.running(pid, str(self.config_file(name)), str(self._start_script)) else None
 
     def postmaster_pid(self, name: str) -> int | None:
-        try:
-            pid = int((self.data_dir(name) / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid, "postgres") else None
+        return processes.postmaster(self.data_dir(name))
 
     def _start_etcd(self) -> None:
-        if shutil.which(ETCD) is None:
-            raise ClusterError("etcd not found: install Debian's etcd-server (make test does)")
         recorded = self.recorded()
         ports = recorded["etcd"]
-        self.etcd_dir.mkdir(mode=0o700, exist_ok=True)
-        client, peer = f"http://{HOST}:{ports['client_port']}", f"http://{HOST}:{ports['peer_port']}"
-        command = [
-            ETCD, "--name", "local", "--data-dir", str(self.etcd_dir / "data"),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"local={peer}", "--initial-cluster-state", "new",
-            "--listen-metrics-urls", "", "--enable-v2=false",
-        ]
-        with open(self.etcd_dir / "etcd.log", "ab") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                       start_new_session=True)
-        ports["pid"] = process.pid
+        process = etcd.start(self.etcd_dir, HOST, ports["client_port"], ports["peer_port"])
+        ports["pid"] = process.pid  # recorded first: `down` stops it even if it never gets healthy
         self._record(recorded)
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise ClusterError(f"etcd exited with status {process.returncode}; log {self.etcd_dir / 'etcd.log'}")
-            try:
-                with urllib.request.urlopen(f"{client}/health", timeout=1) as response:
-                    return json.load(response).get("health") == "true"
-            except (OSError, ValueError):
-                return False
-
-        _wait(healthy, 30, "etcd healthy")
+        etcd.wait_healthy(process, self.etcd_dir, HOST, ports["client_port"])
 
     def start_member(self, name: str) -> int:
         """Start member `name`'s Patroni (the pod's HA script), as Kubernetes starts a pod."""
@@ -481,11 +421,11 @@ class LocalCluster:
                 continue
             try:
                 os.kill(pid, sig)
-                if not _poll(lambda: not _alive(pid, ""), timeout):
+                if not processes.poll(lambda: not processes.running(pid, ""), timeout):
                     os.killpg(pid, signal.SIGKILL) if force else os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # gone meanwhile (the postmaster stops with its Patroni)
-            _wait(lambda: not _alive(pid, ""), 10, f"pid {pid} of member {name} stopped")
+            _wait(lambda: not processes.running(pid, ""), 10, f"pid {pid} of member {name} stopped")
         for pid in self._leftovers(group):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -515,6 +455,6 @@ class LocalCluster:
         pid = self.etcd_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            if not _poll(lambda: self.etcd_pid() is None, 30):
+            if not processes.poll(lambda: self.etcd_pid() is None, 30):
                 os.kill(pid, signal.SIGKILL)
 

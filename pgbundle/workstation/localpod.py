@@ -44,7 +44,7 @@ from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.synth.output import OutputError, check_replaceable
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import localsecrets, pki
+from pgbundle.workstation import localsecrets, pki, processes
 
 HOST = "127.0.0.1"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
@@ -312,23 +312,11 @@ class LocalPod:
             return None
         if self._process is not None and self._process.pid == pid:
             return pid if self._process.poll() is None else None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        # A recycled pid belongs to some other program.
-        return pid if str(self.host_path(contract.SCRIPTS_DIR)).encode() in cmdline else None
+        return pid if processes.running(pid, str(self.host_path(contract.SCRIPTS_DIR))) else None
 
     def postmaster(self) -> int | None:
         """The pid of a server running on this state's data, with or without its start script."""
-        pgdata = self.host_path(contract.PGDATA)
-        try:
-            pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        # postmaster.pid outlives a crash, and its pid may belong to another program by now.
-        return pid if str(pgdata).encode() in argv else None
+        return processes.postmaster(self.host_path(contract.PGDATA))
 
     def leftovers(self) -> list[int]:
         """Live processes the pod started (they inherit its PGDATA), the server included."""
