@@ -215,12 +215,16 @@ def test_network_policy_admits_the_configured_peers(synth):
 
 
 def test_rolling_checksum_covers_what_the_database_container_runs():
-    """Every script start.sh and probe.sh call (and every file init.sql includes)
-    is in the checksum; the backup scripts are not, so editing them does not
-    restart the database."""
-    called = {"start.sh", "probe.sh"}
-    for name in ("start.sh", "probe.sh"):
-        called |= set(re.findall(r"\$PG_SCRIPTS_DIR/([\w.-]+)", (SCRIPTS / name).read_text()))
+    """Every script start.sh and probe.sh call, and what those call in turn (and
+    every file init.sql includes), is in the checksum; the backup scripts are
+    not, so editing them does not restart the database."""
+    called, pending = set(), ["start.sh", "probe.sh"]
+    while pending:
+        name = pending.pop()
+        called.add(name)
+        if name.endswith(".sh"):
+            pending += [n for n in re.findall(r"\$PG_SCRIPTS_DIR/([\w.-]+)", (SCRIPTS / name).read_text())
+                        if n not in called]
     called |= set(re.findall(r"^\\ir ([\w.-]+)$", (SCRIPTS / "init.sql").read_text(), flags=re.M))
     assert set(DATABASE_SCRIPTS) == called
     assert not {"backup.sh", "restore.sh"} & set(DATABASE_SCRIPTS)

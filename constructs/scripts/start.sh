@@ -156,14 +156,7 @@ until pg_isready -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres; do
 done
 
 log "PostgreSQL accepts connections: running init.sql"
-psql -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
-    -v secrets_dir="$PG_SECRETS_DIR" -v database="$PG_DATABASE" -v schema="$PG_SCHEMA" \
-    -v owner_user="$PG_OWNER_USER" -v app_user="$PG_APP_USER" -v read_only_user="$PG_READ_ONLY_USER" \
-    -v migrator_user="$PG_MIGRATOR_USER" \
-    -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" -v temporal_owner="$PG_TEMPORAL_OWNER" \
-    -v temporal_previous_user="${PG_TEMPORAL_PREVIOUS_USER:-}" \
-    -v metrics="$PG_METRICS" -v monitoring_user="$PG_MONITORING_USER" \
-    -f "$PG_SCRIPTS_DIR/init.sql" 2>&1 | log_lines init.sql || {
+bash "$PG_SCRIPTS_DIR/run-init.sh" 2>&1 | log_lines init.sql || {
     kill -INT "$postmaster" 2>/dev/null || true
     wait_postmaster || true
     fail "init.sql failed: PostgreSQL stopped"

@@ -7,9 +7,7 @@
 # failover. It also re-syncs the passwords of Patroni's own roles.
 set -euo pipefail
 
-: "${PGPORT:?}" "${PG_SCRIPTS_DIR:?}" "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_DATABASE:?}" "${PG_SCHEMA:?}"
-: "${PG_OWNER_USER:?}" "${PG_APP_USER:?}" "${PG_READ_ONLY_USER:?}" "${PG_MIGRATOR_USER:?}" "${PG_TEMPORAL:?}"
-: "${PG_TEMPORAL_USER:?}" "${PG_TEMPORAL_OWNER:?}" "${PG_METRICS:?}" "${PG_MONITORING_USER:?}"
+: "${PGPORT:?}" "${PG_SCRIPTS_DIR:?}" "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}"  # run-init.sh checks the rest
 
 if [[ $# -eq 1 ]]; then
     role=primary # post_bootstrap: the new cluster's first leader
@@ -32,14 +30,7 @@ for _ in $(seq 1 300); do
 done
 
 echo "patroni-hook.sh: $role: running init.sql" >&2
-"${psql_socket[@]}" -d postgres \
-    -v secrets_dir="$PG_SECRETS_DIR" -v database="$PG_DATABASE" -v schema="$PG_SCHEMA" \
-    -v owner_user="$PG_OWNER_USER" -v app_user="$PG_APP_USER" -v read_only_user="$PG_READ_ONLY_USER" \
-    -v migrator_user="$PG_MIGRATOR_USER" \
-    -v temporal="$PG_TEMPORAL" -v temporal_user="$PG_TEMPORAL_USER" -v temporal_owner="$PG_TEMPORAL_OWNER" \
-    -v temporal_previous_user="${PG_TEMPORAL_PREVIOUS_USER:-}" \
-    -v metrics="$PG_METRICS" -v monitoring_user="$PG_MONITORING_USER" \
-    -f "$PG_SCRIPTS_DIR/init.sql"
+bash "$PG_SCRIPTS_DIR/run-init.sh"
 "${psql_socket[@]}" -d postgres -v secrets_dir="$PG_SECRETS_DIR" \
     -v replication_user="${PATRONI_REPLICATION_USERNAME:-replicator}" \
     -v rewind_user="${PATRONI_REWIND_USERNAME:-rewinder}" \
