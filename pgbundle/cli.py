@@ -59,6 +59,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
     from pgbundle.workstation import backup_local
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
+    from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
 
@@ -70,12 +71,18 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             _cluster(ctx, args, LocalCluster(args.state), values)
             return
         pod = LocalPod(args.state)
+        pooler = LocalPooler(pod)
         if args.command == "up":
             pod.prepare(values, ctx.synthesize, args.secrets)
-            print(json.dumps(pod.start(port=args.port)))
+            info = pod.start(port=args.port)
+            if values.postgres.pooler.enabled:
+                pooler.prepare(values)
+                info["pooler"] = pooler.start()
+            print(json.dumps(info))
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
         elif args.command == "down":
+            pooler.stop()
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
