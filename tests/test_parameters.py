@@ -54,8 +54,10 @@ def test_ordinary_settings_pass(name, value):
 
 def test_a_typo_is_an_unknown_name_with_a_suggestion():
     assert problems({"shared_bufer": "1GB"}) == [
-        "postgres.config.parameters.shared_bufer: not a parameter known to both PostgreSQL 15 and 18, the lists "
-        "that stand for 17; did you mean shared_buffers?"]
+        "postgres.config.parameters.shared_bufer: not a parameter of PostgreSQL 17; did you mean shared_buffers?"]
+    assert problems({"shared_bufer": "1GB"}, "16.4") == [
+        "postgres.config.parameters.shared_bufer: not a parameter known to both PostgreSQL 15 and 17, the lists "
+        "that stand for 16; did you mean shared_buffers?"]
 
 
 @pytest.mark.parametrize("name", ["jit ", "jit\n", "Jit", "work-mem", "include", "include_dir", "a.b.c", ""])
@@ -99,8 +101,11 @@ def test_every_problem_gets_its_own_line():
     ("15.10-bookworm", "promote_trigger_file", True),   # removed in 16
     ("17.6-bookworm", "promote_trigger_file", False),
     ("18.1-trixie", "transaction_timeout", True),       # new in 17
-    ("17.6-bookworm", "transaction_timeout", False),    # not in the 15 list, which also stands for 17
-    ("16.4", "old_snapshot_threshold", False),          # removed in 17: not in the 18 list
+    ("17.6-bookworm", "transaction_timeout", True),     # the 17 list, from a real 17 server
+    ("16.4", "transaction_timeout", False),             # not in the 15 list, which also stands for 16
+    ("17.6-bookworm", "old_snapshot_threshold", False),  # removed in 17
+    ("16.4", "old_snapshot_threshold", False),          # not in the 17 list, which also stands for 16
+    ("15.10-bookworm", "old_snapshot_threshold", True),
 ])
 def test_names_follow_the_image_major(tag, name, accepted):
     value = "1min" if name != "promote_trigger_file" else "/tmp/promote"
