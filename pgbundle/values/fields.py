@@ -11,7 +11,7 @@ import re
 import zoneinfo
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from pgbundle.values.names import DNS1123_LABEL, ImageRepository, ImageTag
@@ -161,6 +161,19 @@ class ImageValues(Values):
         if self.digest:
             return f"{self.repository}@{self.digest}"
         return f"{self.repository}:{self.tag}"
+
+
+def image_reference(text: str) -> ImageValues:
+    """An image as a command line names it (`repo:tag`, `repo@sha256:...` or both), held to
+    the values' rules; ValueError says what is wrong."""
+    rest, at, digest = text.partition("@")
+    repository, colon, tag = rest.rpartition(":")
+    if not colon or "/" in tag:  # no tag: that colon, if any, is a registry's port
+        repository, tag = rest, ""
+    try:
+        return ImageValues.model_validate({"repository": repository, "tag": tag or None, "digest": digest if at else None})
+    except ValidationError as err:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
 
 
 class PostgresImageValues(ImageValues):
