@@ -65,6 +65,13 @@ TMP_DIR = "/tmp"
 SHM_DIR = "/dev/shm"
 BACKUP_DIR = "/var/lib/postgresql/backups"
 
+# Roles and databases the product creates whatever the values say: no configured
+# name may take one of them (pgbundle/values/models.py refuses it).
+SUPERUSER_ROLE = "postgres"
+REPLICATION_ROLE = "replicator"  # Patroni's: LOGIN REPLICATION only
+REWIND_ROLE = "rewinder"  # Patroni's: the four functions pg_rewind needs
+TEMPORAL_DATABASES = ("temporal", "temporal_visibility")  # created by init.sql when Temporal is on
+
 # Keys of the passwords Secret (the old chart's names).
 SUPERUSER_PASSWORD_KEY = "postgres_password"
 OWNER_PASSWORD_KEY = "postgres_app_owner_pw"
