@@ -7,7 +7,7 @@ import pytest
 
 from pgbundle.values.load import ValuesError, parse_values
 from pgbundle.values import parameters
-from pgbundle.values.fields import tag_major
+from pgbundle.values.fields import SUPPORTED_MAJORS, tag_major
 
 
 def problems(params: dict, tag: str | None = None) -> list[str]:
@@ -125,7 +125,7 @@ def test_a_stated_major_chooses_the_parameter_list():
     digest = "sha256:" + "a" * 64
     image = {"tag": "bookworm", "digest": digest, "major": 15}
     parse_values({"postgres": {"image": image, "config": {"parameters": {"promote_trigger_file": "/tmp/p"}}}})
-    with pytest.raises(ValuesError, match=r"promote_trigger_file: not a parameter PostgreSQL 18"):
+    with pytest.raises(ValuesError, match=r"promote_trigger_file: not a parameter of PostgreSQL 18"):
         parse_values({"postgres": {"image": {**image, "major": 18},
                                    "config": {"parameters": {"promote_trigger_file": "/tmp/p"}}}})
 
@@ -133,3 +133,10 @@ def test_a_stated_major_chooses_the_parameter_list():
 def test_a_list_value_is_one_error_line():
     assert problems({"random_page_cost": [1]}) == [
         "postgres.config.parameters.random_page_cost: [1] is a list: a setting takes a string, a number or a boolean"]
+
+
+def test_every_supported_major_has_its_lists():
+    # The majors the values accept are exactly those the parameter check can check.
+    assert set(parameters.LISTS_FOR_MAJOR) == {str(m) for m in SUPPORTED_MAJORS}
+    assert all((parameters.LISTS / f"{name}.json").is_file() for names in parameters.LISTS_FOR_MAJOR.values()
+               for name in names)

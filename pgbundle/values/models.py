@@ -11,9 +11,7 @@ backup, metrics) in modules of their own beside this one.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
-
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, PlainValidator, model_validator
 
