@@ -209,7 +209,7 @@ class Database(Construct):
                 service_name=contract.HEADLESS_SERVICE,
                 replicas=props.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
-                pod_management_policy="OrderedReady",
+                pod_management_policy=contract.POD_MANAGEMENT_POLICY if ha is None else contract.HA_POD_MANAGEMENT_POLICY,
                 update_strategy=k8s.StatefulSetUpdateStrategy(
                     type="RollingUpdate", rolling_update=k8s.RollingUpdateStatefulSetStrategy(partition=0)
                 ),

@@ -19,6 +19,13 @@ CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATAB
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
+# How the StatefulSet starts its pods (the field is immutable). HA members start
+# together: after a full stop, Patroni in synchronous mode lets only the last
+# leader or its synchronous standby take the lock, so with OrderedReady (pod 1
+# only once pod 0 is Ready) a postgres-0 that may not lead blocks the others
+# forever. Rolling updates go one pod at a time under either policy.
+POD_MANAGEMENT_POLICY = "OrderedReady"
+HA_POD_MANAGEMENT_POLICY = "Parallel"
 SERVICE = "postgres"
 HEADLESS_SERVICE = "postgres-headless"
 DATA_CLAIM = "postgres-data"  # volumeClaimTemplate; PVCs are postgres-data-postgres-<n>

@@ -49,7 +49,7 @@ def test_the_configmap_holds_the_rendered_patroni_configuration(manifests):
 def test_members_run_patroni_from_the_ha_image(manifests):
     statefulset = manifests.get("StatefulSet", contract.STATEFULSET)
     assert statefulset["spec"]["replicas"] == 3
-    assert statefulset["spec"]["podManagementPolicy"] == "OrderedReady"
+    assert statefulset["spec"]["podManagementPolicy"] == "Parallel"  # members start together after a full stop
     main = container(pod_spec(manifests), contract.CONTAINER)
     assert main["image"] == "ghcr.io/example/api-forge-postgres/postgres-patroni:v1.0.0"
     assert main["command"] == ["bash", f"{contract.SCRIPTS_DIR}/patroni.sh"]
