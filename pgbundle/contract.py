@@ -158,7 +158,12 @@ REPLICAS_SERVICE = "postgres-replicas"  # streaming replicas only (read-only cli
 # would make its -config collide with CONFIG_MAP.
 PATRONI_SCOPE = "postgres-ha"
 PATRONI_CONFIG_DIR = "/etc/patroni"
-PATRONI_CONFIG_FILE = "patroni.yaml"
+PATRONI_CONFIG_FILE = "patroni.yaml"  # what every member and patronictl read
+# Patroni's `bootstrap` section, beside patroni.yaml: only BOOTSTRAP_MEMBER reads
+# it (patroni.sh), so with members starting together no empty member can
+# initialize a new cluster while the first one adopts its existing data.
+PATRONI_BOOTSTRAP_FILE = "bootstrap.yaml"
+BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 
 
 def password_keys(*, temporal: bool, metrics: bool, ha: bool = False) -> list[str]:

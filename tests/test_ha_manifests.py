@@ -41,8 +41,11 @@ def pod_spec(manifests) -> dict:
 
 
 def test_the_configmap_holds_the_rendered_patroni_configuration(manifests):
-    text = manifests.get("ConfigMap", contract.PATRONI_CONFIG_MAP)["data"][contract.PATRONI_CONFIG_FILE]
-    assert yaml.safe_load(text) == patroni_config.render(patroni_spec(parse_values(HA)))
+    data = manifests.get("ConfigMap", contract.PATRONI_CONFIG_MAP)["data"]
+    assert set(data) == {contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE}
+    every, first = (yaml.safe_load(data[f]) for f in (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE))
+    assert "bootstrap" not in every and set(first) == {"bootstrap"}  # only the first member may initialize
+    assert {**every, **first} == patroni_config.render(patroni_spec(parse_values(HA)))
     assert manifests.find("ConfigMap", contract.CONFIG_MAP) is None  # Patroni writes postgresql.conf itself
 
 
