@@ -184,9 +184,11 @@ def test_full_stop_after_a_switchover_comes_back_whole(cluster):
     assert (stopped["state"], stopped["pid"], stopped["port"]) == ("stopped", None, None)
     assert [(m["name"], m["role"], m["state"]) for m in stopped["members"]] == [
         (f"postgres-{n}", None, "stopped") for n in range(MEMBERS)]
+    moment = time.monotonic()
     again = up(cluster)
     assert again.returncode == 0, again.stderr
     assert_back(cluster, writes)
+    print(f"full stop with `local down`: `local up` back in {time.monotonic() - moment:.1f}s")
 
 
 def test_full_stop_with_the_leader_stopped_last_comes_back_on_that_leader(cluster):
@@ -204,6 +206,8 @@ def test_full_stop_with_the_leader_stopped_last_comes_back_on_that_leader(cluste
     finally:
         writes.stop()
     assert status(cluster)["state"] == "stopped"
+    moment = time.monotonic()
     again = up(cluster)
     assert again.returncode == 0, again.stderr
     assert assert_back(cluster, writes).name == leader.name
+    print(f"full stop, leader last: `local up` back in {time.monotonic() - moment:.1f}s")

@@ -104,6 +104,21 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.glob("*.yaml"))}
 
 
+def _leader(members: list[MemberStatus]) -> MemberStatus | None:
+    return next((m for m in members if m.role == "leader" and m.state == "running"), None)
+
+
+def _cluster_state(members: list[MemberStatus]) -> str:
+    """ready (a leader, every other member streaming), degraded (a leader), starting
+    (a Patroni runs), orphaned (only postmasters run) or stopped."""
+    leader = _leader(members)
+    if leader is not None:
+        return "ready" if all(m.state == "streaming" for m in members if m is not leader) else "degraded"
+    if any(m.patroni_pid for m in members):
+        return "starting"
+    return "orphaned" if any(m.postmaster_pid for m in members) else "stopped"
+
+
 def _wait(condition, timeout: float, what: str, interval: float = 0.2):
     return processes.wait(condition, timeout, what, error=ClusterError, interval=interval)
 
@@ -161,8 +176,10 @@ class LocalCluster:
         members = values.postgres.replicas
         if members < 2:
             known = len(self.recorded()["members"])
-            where = f"{self.state} holds a cluster of {known} members: pass its values with --values; " if known else ""
-            raise ClusterError(f"postgres.replicas: {members}; {where}a cluster needs at least 2")
+            if known:
+                raise ClusterError(f"postgres.replicas: {members}, but {self.state} holds a cluster of {known} "
+                                   "members: pass its values with --values")
+            raise ClusterError(f"postgres.replicas: {members}; a cluster needs at least 2")
         if self.running_members():
             self._check_manifests(values, synthesize)
             return
@@ -351,13 +368,12 @@ class LocalCluster:
 
         def healthy():
             members = self.status()
-            leaders = [m for m in members if m.role == "leader" and m.state == "running"]
-            followers = [m for m in members if m.role != "leader"]
-            if len(leaders) == 1 and all(m.state == "streaming" for m in followers):
+            if _cluster_state(members) == "ready":
                 return members
-            for name in self.recorded()["members"]:
-                if self.patroni_pid(name) is None:
-                    raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
+            for member in members:
+                if member.patroni_pid is None:
+                    raise ClusterError(f"member {member.name} stopped; log {self.log_file(member.name)}:\n"
+                                       + self.log_tail(member.name))
             return None
 
         return _wait(healthy, timeout, "a leader with every other member streaming", interval=0.5)
@@ -440,19 +456,12 @@ class LocalCluster:
         """`local status` for a cluster: the single pod's keys (state, and the pid and
         port of the leader, as clients reach it) plus every member."""
         members = self.status()
-        leader = next((m for m in members if m.role == "leader" and m.state == "running"), None)
-        if leader is not None:
-            healthy = all(m.state == "streaming" for m in members if m is not leader)
-            state = "ready" if healthy else "degraded"
-        elif any(m.patroni_pid for m in members):
-            state = "starting"
-        else:
-            state = "orphaned" if any(m.postmaster_pid for m in members) else "stopped"
-        return {"state": state, "pid": leader.patroni_pid if leader else None, "port": leader.port if leader else None,
-                "members": [member.__dict__ for member in members]}
+        leader = _leader(members)
+        return {"state": _cluster_state(members), "pid": leader.patroni_pid if leader else None,
+                "port": leader.port if leader else None, "members": [member.__dict__ for member in members]}
 
     def leader(self) -> MemberStatus | None:
-        return next((m for m in self.status() if m.role == "leader" and m.state == "running"), None)
+        return _leader(self.status())
 
     # --- connection details ------------------------------------------------------
 
