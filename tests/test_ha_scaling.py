@@ -17,7 +17,9 @@ import psycopg
 import pytest
 
 import main
+from pgbundle import contract
 from pgbundle.workstation.cluster import LocalCluster
+from pgbundle.workstation.localpod import LocalPod
 
 pytestmark = pytest.mark.ha
 
@@ -38,7 +40,10 @@ def connect(info: dict, port: int) -> psycopg.Connection:
 
 
 def tree(folder: Path) -> dict[str, tuple[int, float]]:
-    return {str(p.relative_to(folder)): (p.lstat().st_mode, p.lstat().st_mtime) for p in sorted(folder.rglob("*"))}
+    """Every path and its mode and time, less what the running server writes (its data, its log)."""
+    live = (folder / "pod.log", LocalPod(folder).host_path(contract.DATA_MOUNT))
+    return {str(p.relative_to(folder)): (p.lstat().st_mode, p.lstat().st_mtime) for p in sorted(folder.rglob("*"))
+            if not any(p == path or path in p.parents for path in live)}
 
 
 def test_up_with_the_ha_values_on_a_single_pods_state():
