@@ -211,3 +211,22 @@ def test_full_stop_with_the_leader_stopped_last_comes_back_on_that_leader(cluste
     assert again.returncode == 0, again.stderr
     assert assert_back(cluster, writes).name == leader.name
     print(f"full stop, leader last: `local up` back in {time.monotonic() - moment:.1f}s")
+
+
+def test_full_stop_by_kill_9_of_every_member_comes_back_whole(cluster):
+    # A zone outage: every member's Patroni and PostgreSQL gone at once, the DCS
+    # still naming the old leader until its lock expires.
+    lead_elsewhere(cluster)
+    writes = probe(cluster)
+    try:
+        wait_for(lambda: len(writes.acknowledged) >= 20, 30, "writes before the crash")
+        for member in cluster.status():
+            cluster.kill_member(member.name)
+    finally:
+        writes.stop()
+    assert status(cluster)["state"] == "stopped"
+    moment = time.monotonic()
+    again = up(cluster)
+    assert again.returncode == 0, again.stderr
+    assert_back(cluster, writes)
+    print(f"full stop by kill -9: `local up` back in {time.monotonic() - moment:.1f}s")
