@@ -123,7 +123,10 @@ def ha_props(values: ChartValues) -> HaProps:
     spec = patroni_spec(values)
     kubernetes = spec.kubernetes
     return HaProps(
-        patroni_config=yaml.safe_dump(patroni_config.render(spec), sort_keys=False), scope=spec.scope,
+        patroni_files={file: yaml.safe_dump(document, sort_keys=False) for file, document in zip(
+            (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE),
+            patroni_config.split_bootstrap(patroni_config.render(spec)))},
+        scope=spec.scope,
         scope_label=kubernetes.scope_label, role_label=kubernetes.role_label,
         primary_role=patroni_config.PRIMARY_ROLE, replica_role=patroni_config.REPLICA_ROLE,
         required_anti_affinity=values.postgres.ha.anti_affinity == "required")

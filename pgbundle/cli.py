@@ -98,6 +98,10 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 
     _check_local_request(args)
     try:
+        cluster = LocalCluster.cluster_of(args.state)
+        if cluster is not None:  # the members' shared files: no pod runs from there
+            raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
+                         f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") else None
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values)
@@ -109,6 +113,8 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
         elif args.command == "down":
+            if not pod.dist.exists():
+                raise Failed(f"--state: {args.state} holds no local pod or cluster: nothing to stop")
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
@@ -139,7 +145,7 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
     elif args.command == "down":
         cluster.down()
     elif args.command == "status":
-        print(json.dumps([member.__dict__ for member in cluster.status()]))
+        print(json.dumps(cluster.summary()))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
     elif args.command == "restore":  # into the primary; the replicas follow by streaming

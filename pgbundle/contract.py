@@ -19,6 +19,13 @@ CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATAB
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
+# How the StatefulSet starts its pods (the field is immutable). HA members start
+# together: after a full stop, Patroni in synchronous mode lets only the last
+# leader or its synchronous standby take the lock, so with OrderedReady (pod 1
+# only once pod 0 is Ready) a postgres-0 that may not lead blocks the others
+# forever. Rolling updates go one pod at a time under either policy.
+POD_MANAGEMENT_POLICY = "OrderedReady"
+HA_POD_MANAGEMENT_POLICY = "Parallel"
 SERVICE = "postgres"
 HEADLESS_SERVICE = "postgres-headless"
 DATA_CLAIM = "postgres-data"  # volumeClaimTemplate; PVCs are postgres-data-postgres-<n>
@@ -158,7 +165,12 @@ REPLICAS_SERVICE = "postgres-replicas"  # streaming replicas only (read-only cli
 # would make its -config collide with CONFIG_MAP.
 PATRONI_SCOPE = "postgres-ha"
 PATRONI_CONFIG_DIR = "/etc/patroni"
-PATRONI_CONFIG_FILE = "patroni.yaml"
+PATRONI_CONFIG_FILE = "patroni.yaml"  # what every member and patronictl read
+# Patroni's `bootstrap` section, beside patroni.yaml: only BOOTSTRAP_MEMBER reads
+# it (patroni.sh), so with members starting together no empty member can
+# initialize a new cluster while the first one adopts its existing data.
+PATRONI_BOOTSTRAP_FILE = "bootstrap.yaml"
+BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 
 
 def password_keys(*, temporal: bool, metrics: bool, ha: bool = False) -> list[str]:

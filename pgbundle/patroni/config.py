@@ -257,6 +257,14 @@ def render(spec: PatroniSpec) -> dict:
     }
 
 
+def split_bootstrap(config: dict) -> tuple[dict, dict]:
+    """(`config` less its `bootstrap` section, that section alone): Patroni merges
+    the files of a folder, so the first member reads both and the others only
+    the first, and never initialize a cluster."""
+    rest = copy.deepcopy(config)
+    return rest, {"bootstrap": rest.pop("bootstrap")}
+
+
 def with_member(config: dict, member: Member) -> dict:
     """The configuration as one member runs it: its name and addresses filled in."""
     result = copy.deepcopy(config)
