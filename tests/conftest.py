@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cdk8s
 import psycopg
 import pytest
 import yaml
@@ -34,6 +35,26 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def construct_chart() -> cdk8s.Chart:
+    """A chart for construct-level tests. cdk8s.Testing.chart() makes a folder in the
+    temporary directory for every chart and never removes it; cdk8s.Testing.synth
+    writes nothing, so a chart of a plain App does the same without leaving one."""
+    return cdk8s.Chart(cdk8s.App(), "test")
+
+
+_LEFT_BY_CDK8S = "cdk8s.outdir.*"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_cdk8s_folders_left():
+    # The suite cleans up what it creates: no cdk8s output folders are left behind.
+    tmp = Path(tempfile.gettempdir())
+    before = set(tmp.glob(_LEFT_BY_CDK8S))
+    yield
+    left = set(tmp.glob(_LEFT_BY_CDK8S)) - before
+    assert not left, f"the tests left {len(left)} cdk8s output folders in {tmp}"
 
 
 @pytest.fixture

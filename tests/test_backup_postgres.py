@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from acl import acl_entries
 from conftest import connect, restart
 from pgbundle import contract
 from pgbundle.workstation import pki
@@ -80,14 +81,14 @@ def make_big_table(pod: LocalPod, name: str, rows: int = 20000) -> None:
 # --- round trip ---------------------------------------------------------------------
 
 TABLES = ["customers", "orders", "events", "big"]
-OBJECTS_SQL = """
-SELECT c.relname, c.relkind::text, pg_get_userbyid(c.relowner), coalesce(c.relacl::text, '')
+OBJECTS_SQL = f"""
+SELECT c.relname, c.relkind::text, pg_get_userbyid(c.relowner), {acl_entries('c.relacl')}
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'app' ORDER BY 1
 """
-SCHEMA_SQL = "SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname = 'app'"
-DEFAULT_ACL_SQL = """
-SELECT pg_get_userbyid(defaclrole), defaclobjtype::text, defaclacl::text
+SCHEMA_SQL = f"SELECT nspname, pg_get_userbyid(nspowner), {acl_entries('nspacl')} FROM pg_namespace WHERE nspname = 'app'"
+DEFAULT_ACL_SQL = f"""
+SELECT pg_get_userbyid(defaclrole), defaclobjtype::text, {acl_entries('defaclacl')}
 FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace WHERE n.nspname = 'app' ORDER BY 1, 2
 """
 
@@ -171,7 +172,7 @@ def test_restore_keeps_owners_and_privileges(round_trip):
     assert after == before
     owners = {row[2] for row in after["objects"]}
     assert owners == {"appuser"}
-    assert "backupuser=r/appuser" in next(row[3] for row in after["objects"] if row[0] == "big")
+    assert "backupuser=SELECT/appuser" in next(row[3] for row in after["objects"] if row[0] == "big")
 
 
 def test_three_role_pattern_works_after_restore(round_trip):

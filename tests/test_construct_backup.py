@@ -10,6 +10,7 @@ from constructs.restore_job import RestoreJob, RestoreJobProps
 from pgbundle.k8s.jobs import JobPodProps
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
+from conftest import construct_chart
 
 RESOURCES = Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="1", memory_limit="512Mi")
 
@@ -22,7 +23,7 @@ def job_pod(**overrides) -> JobPodProps:
 
 
 def build_backup(**overrides) -> dict[tuple[str, str], dict]:
-    chart = cdk8s.Testing.chart()
+    chart = construct_chart()
     Backup(chart, "backup", props=BackupProps(**{
         "namespace": "shop", "version": "16.4", "schedule": "30 1 * * *", "timeout_minutes": 90,
         "pod": job_pod(), **overrides}))
@@ -63,7 +64,7 @@ def test_tls_client_certificate_and_affinity_when_asked_for():
 
 
 def test_restore_job_runs_once_with_a_read_only_backup_volume():
-    chart = cdk8s.Testing.chart()
+    chart = construct_chart()
     RestoreJob(chart, "restore", props=RestoreJobProps(
         namespace="shop", version="16.4", backup="20260101T020000Z",
         pod=job_pod(container="restore", script="restore.sh", backups_read_only=True)))

@@ -8,6 +8,7 @@ from constructs.database import Database, DatabaseProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
+from conftest import construct_chart
 
 RESOURCES = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
 
@@ -29,7 +30,7 @@ def props(**overrides) -> DatabaseProps:
 
 
 def build(**overrides) -> list[dict]:
-    chart = cdk8s.Testing.chart()
+    chart = construct_chart()
     Database(chart, "database", props=props(**overrides))
     return cdk8s.Testing.synth(chart)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cdk8s
 
 from constructs.network import NetworkIsolation, NetworkIsolationProps
+from conftest import construct_chart
 
 DATABASE = {"app.kubernetes.io/component": "database"}
 DNS = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}}}
@@ -13,7 +14,7 @@ PROMETHEUS = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.na
 
 
 def build(**overrides) -> dict[str, dict]:
-    chart = cdk8s.Testing.chart()
+    chart = construct_chart()
     NetworkIsolation(chart, "network", props=NetworkIsolationProps(**{
         "namespace": "shop", "labels": {"team": "data"}, "database_selector": DATABASE, "replicas": 1,
         "clients": [[APP]], "dns": DNS, **overrides}))

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import container
+from conftest import construct_chart, container
 from constructs.migrate import MigrationJob, MigrationJobProps
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.synth.policy import selector_matches
@@ -150,7 +150,7 @@ def test_checkov_finds_nothing_to_fail(tmp_path):
 
 
 def test_construct_alone_with_narrow_props():
-    chart = cdk8s.Testing.chart()
+    chart = construct_chart()
     MigrationJob(chart, "migrate", props=MigrationJobProps(
         namespace="apps", name="m", version="1", image="img:1", command=["true"], environment={"PGUSER": "u"},
         password_secret="s", password_key="k", ca=SecretFiles(secret_name="the-ca", items={"ca.crt": "ca.crt"})))

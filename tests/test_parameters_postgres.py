@@ -21,7 +21,20 @@ tool = importlib.util.module_from_spec(importlib.util.spec_from_loader(_loader.n
 _loader.exec_module(tool)
 
 
-@pytest.mark.parametrize("major", ["15", "18"])
+# Every major whose server this machine has: Debian's own (15 on Debian 12, 17 on
+# Debian 13) and the wheel's 18.
+MAJORS = tool.available()
+
+
+def test_the_machines_own_major_has_a_shipped_list():
+    # The local pod and every real-server test run pg_config's major: its list must ship.
+    machine = tool.machine_major()
+    assert machine in MAJORS
+    assert (parameters.LISTS / f"{machine}.json").is_file(), f"no shipped list for PostgreSQL {machine}"
+    assert (machine,) == parameters.LISTS_FOR_MAJOR[machine]
+
+
+@pytest.mark.parametrize("major", MAJORS)
 def test_the_shipped_lists_are_what_the_servers_report(tmp_path, major):
     _, fresh = tool.settings(major)
     shipped = json.loads((parameters.LISTS / f"{major}.json").read_text())
@@ -54,7 +67,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["15", "18"])
+@pytest.fixture(scope="module", params=MAJORS)
 def server(request):
     with tool.running_server(request.param) as psql:
         yield request.param, psql

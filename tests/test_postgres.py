@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 import main
+from acl import acl_entries
 from conftest import connect, connect_socket, log_records, restart
 from pgbundle import contract
 from pgbundle.values.load import parse_values
@@ -314,12 +315,13 @@ def test_no_temporal_databases_when_temporal_is_off(pod):
 SNAPSHOT = {
     "roles": "SELECT rolname, rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolconfig FROM pg_roles "
              "WHERE rolname !~ '^pg_' ORDER BY 1",
-    "databases": "SELECT datname, pg_get_userbyid(datdba), datacl::text FROM pg_database ORDER BY 1",
+    "databases": f"SELECT datname, pg_get_userbyid(datdba), {acl_entries('datacl')} FROM pg_database ORDER BY 1",
     "role settings": "SELECT setdatabase, setrole::regrole::text, setconfig FROM pg_db_role_setting ORDER BY 1, 2",
-    "schemas": "SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace ORDER BY 1",
-    "default privileges": "SELECT defaclrole::regrole::text, defaclobjtype, defaclacl::text FROM pg_default_acl ORDER BY 1, 2",
+    "schemas": f"SELECT nspname, pg_get_userbyid(nspowner), {acl_entries('nspacl')} FROM pg_namespace ORDER BY 1",
+    "default privileges": (f"SELECT defaclrole::regrole::text, defaclobjtype, {acl_entries('defaclacl')} "
+                           "FROM pg_default_acl ORDER BY 1, 2"),
     "extensions": "SELECT extname, extversion FROM pg_extension ORDER BY 1",
-    "tables": "SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1",
+    "tables": f"SELECT relname, {acl_entries('relacl')} FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1",
 }
 
 

