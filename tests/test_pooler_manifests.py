@@ -169,6 +169,16 @@ def test_objects_of_the_examples(request, variant):
     assert template["spec"]["automountServiceAccountToken"] is False
 
 
+def test_checkov_skips_name_the_poolers_image(production):
+    skips = production.get("Deployment", contract.POOLER)["metadata"]["annotations"]
+    reasons = {v.split("=", 1)[0]: v.split("=", 1)[1] for k, v in skips.items() if k.startswith("checkov.io/skip")}
+    # uid 10002 and no token: only the image pinning applies to the pooler.
+    assert set(reasons) == {"CKV_K8S_43", "CKV_K8S_15"}
+    for reason in reasons.values():
+        assert "postgres.pooler.image.digest" in reason
+        assert "database" not in reason and "postgres.image.digest" not in reason
+
+
 def test_anti_affinity_preferred_or_required(production, ha):
     assert "preferredDuringSchedulingIgnoredDuringExecution" in pod_template(
         production.get("Deployment", contract.POOLER))["spec"]["affinity"]["podAntiAffinity"]
