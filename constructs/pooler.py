@@ -37,6 +37,8 @@ class PoolerProps(BaseModel):
     """Pooler pods (required)."""
     config: str
     """pgbouncer.ini (required)."""
+    hba: str
+    """The pooler's pg_hba.conf (required)."""
     environment: dict[str, str]
     """What pooler.sh and pooler-probe.sh read, pod paths (required)."""
     resources: Resources
@@ -74,7 +76,7 @@ class Pooler(Construct):
         super().__init__(scope, id)
         self.labels = contract.object_labels(COMPONENT, props.version)
         self.selector = contract.selector_labels(COMPONENT)
-        files = {contract.POOLER_CONFIG_FILE: props.config, **pooler_scripts()}
+        files = {contract.POOLER_CONFIG_FILE: props.config, contract.POOLER_HBA_FILE: props.hba, **pooler_scripts()}
 
         k8s.KubeServiceAccount(self, "service-account", metadata=self._meta(props),
                                automount_service_account_token=False)
@@ -144,7 +146,8 @@ class Pooler(Construct):
             ],
             security_context=restricted_container(uid),
         )
-        config_items = [k8s.KeyToPath(key=contract.POOLER_CONFIG_FILE, path=contract.POOLER_CONFIG_FILE)]
+        config_items = [k8s.KeyToPath(key=name, path=name)
+                        for name in (contract.POOLER_CONFIG_FILE, contract.POOLER_HBA_FILE)]
         script_items = [k8s.KeyToPath(key=name, path=name) for name in pooler_scripts()]
         return k8s.PodSpec(
             service_account_name=contract.POOLER,

@@ -278,7 +278,7 @@ def pooler_props(values: ChartValues) -> PoolerProps:
     key = contract.POOLER_PASSWORD_KEY
     return PoolerProps(
         namespace=namespace, image=pooler.image.reference, version=pooler.image.tag, replicas=pooler.replicas,
-        config=pgbouncer.render_pgbouncer_ini(pg, site), environment=pgbouncer.pooler_environment(site),
+        config=pgbouncer.render_pgbouncer_ini(pg, site), hba=pgbouncer.render_pooler_hba(), environment=pgbouncer.pooler_environment(site),
         resources=resources(pooler.resources),
         password=SecretFiles(secret_name=pg.secrets.existing_secret, items={key: key}),
         tls=pooler_tls_files(pg), ca=ca_files(pg),

@@ -184,6 +184,7 @@ POOLER = "postgres-pooler"  # Deployment, Service, ServiceAccount, ConfigMap, PD
 POOLER_CONTAINER = "pgbouncer"
 POOLER_UID = 10002  # PgBouncer owns no file in its image: a fixed uid above the range of host users
 POOLER_CONFIG_FILE = "pgbouncer.ini"
+POOLER_HBA_FILE = "pg_hba.conf"  # beside pgbouncer.ini: who may log in through the pooler, and how
 POOLER_CONFIG_DIR = "/etc/pgbouncer"
 POOLER_SCRIPTS_DIR = "/opt/pgbouncer/scripts"
 POOLER_SECRETS_DIR = "/etc/pgbouncer-secrets"
@@ -194,7 +195,9 @@ POOLER_AUTH_FILE = "auth_file"
 # The login role PgBouncer looks up client secrets with: its one right is
 # EXECUTE on POOLER_AUTH_FUNCTION (SECURITY DEFINER) in the application database.
 POOLER_AUTH_ROLE = "pgbouncer_auth"
-POOLER_AUTH_FUNCTION = "pgbouncer.user_secret"
+POOLER_AUTH_SCHEMA = "pgbouncer"  # owned by the superuser; only the auth role may use it
+POOLER_AUTH_FUNCTION_NAME = "user_secret"
+POOLER_AUTH_FUNCTION = f"{POOLER_AUTH_SCHEMA}.{POOLER_AUTH_FUNCTION_NAME}"
 POOLER_PASSWORD_KEY = ROLE_PASSWORD_KEYS["PG_POOLER_AUTH_USER"]
 
 

@@ -106,7 +106,8 @@ def test_no_role_may_take_the_auth_roles_name():
 
 def test_ini_authenticates_with_scram_through_the_auth_function():
     settings = ini(ON)
-    assert settings["auth_type"] == "scram-sha-256"
+    assert settings["auth_type"] == "hba"
+    assert settings["auth_hba_file"] == f"{contract.POOLER_CONFIG_DIR}/{contract.POOLER_HBA_FILE}"
     assert settings["auth_user"] == contract.POOLER_AUTH_ROLE
     assert settings["auth_query"] == f"SELECT usename, passwd FROM {contract.POOLER_AUTH_FUNCTION}($1)"
     assert settings["auth_dbname"] == "appdb"

@@ -80,6 +80,14 @@ def test_other_roles_are_refused(pooler, user):
     assert "no such user" in refused(pooler, user)
 
 
+def test_the_auth_role_cannot_log_in_through_the_pooler(pooler, pod):
+    # Its right password, over TLS: the pooler's hba file rejects it before SCRAM.
+    password = pod.connection_info()["passwords"][contract.POOLER_AUTH_ROLE]
+    assert "login rejected" in refused(pooler, contract.POOLER_AUTH_ROLE, password)
+    with through(pooler, "appuser") as conn:  # the lookup it exists for still works
+        assert conn.execute("SELECT current_user").fetchone() == ("appuser",)
+
+
 def test_wrong_password_is_refused(pooler):
     assert "SASL authentication failed" in refused(pooler, "appuser", "not-the-password")
 

@@ -3,7 +3,8 @@
 -- owner_user, app_user, read_only_user, migrator_user, temporal (on/off),
 -- temporal_user, temporal_owner, temporal_previous_user (may be empty),
 -- metrics (on/off), monitoring_user, pooler (on/off), pooler_auth_user,
--- pooler_roles (the roles the pooler may look up, as an array literal).
+-- pooler_roles (the roles the pooler may look up, as an array literal),
+-- pooler_schema and pooler_function (the lookup function's schema and name).
 -- Creates what is missing, resets attributes and grants, and re-syncs every
 -- role's password from the Secret files (rotation = new Secret + restart).
 
@@ -96,7 +97,7 @@ WHERE member.rolname = :'monitoring_user' AND granted.rolname <> 'pg_monitor' \g
 SELECT format('ALTER ROLE %I NOLOGIN', :'monitoring_user')
 WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
 \endif
--- The pooler's auth role: it logs in only to call pgbouncer.user_secret() (below),
+-- The pooler's auth role: it logs in only to call the lookup function (below),
 -- is a member of nothing and owns nothing.
 \if :pooler
 \set pooler_auth_pw `cat :'secrets_dir'/postgres_pooler_auth_pw`
@@ -217,22 +218,22 @@ ALTER ROLE :"migrator_user" IN DATABASE :"database" SET role = :'owner_user';
 -- function runs as its owner (it reads pg_authid) with a fixed search_path.
 -- Recreated on every start, so the list follows the values.
 \if :pooler
-CREATE SCHEMA IF NOT EXISTS pgbouncer AUTHORIZATION postgres;
-ALTER SCHEMA pgbouncer OWNER TO postgres;
-REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgbouncer TO :"pooler_auth_user";
+CREATE SCHEMA IF NOT EXISTS :"pooler_schema" AUTHORIZATION postgres;
+ALTER SCHEMA :"pooler_schema" OWNER TO postgres;
+REVOKE ALL ON SCHEMA :"pooler_schema" FROM PUBLIC;
+GRANT USAGE ON SCHEMA :"pooler_schema" TO :"pooler_auth_user";
 SELECT format($create$
-CREATE OR REPLACE FUNCTION pgbouncer.user_secret(p_user text, OUT usename name, OUT passwd text)
+CREATE OR REPLACE FUNCTION %I.%I(p_user text, OUT usename name, OUT passwd text)
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $body$
     SELECT a.rolname, a.rolpassword FROM pg_catalog.pg_authid a
     WHERE a.rolname = p_user AND a.rolname = ANY (%L::name[])
       AND a.rolcanlogin AND NOT a.rolsuper AND NOT a.rolreplication AND NOT a.rolbypassrls
       AND a.rolpassword LIKE 'SCRAM-SHA-256$%%'
-$body$$create$, :'pooler_roles') \gexec
-ALTER FUNCTION pgbouncer.user_secret(text) OWNER TO postgres;
-REVOKE ALL ON FUNCTION pgbouncer.user_secret(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgbouncer.user_secret(text) TO :"pooler_auth_user";
+$body$$create$, :'pooler_schema', :'pooler_function', :'pooler_roles') \gexec
+ALTER FUNCTION :"pooler_schema".:"pooler_function"(text) OWNER TO postgres;
+REVOKE ALL ON FUNCTION :"pooler_schema".:"pooler_function"(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION :"pooler_schema".:"pooler_function"(text) TO :"pooler_auth_user";
 \endif
 
 CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public;

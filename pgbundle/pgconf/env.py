@@ -38,6 +38,8 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_MONITORING_USER": contract.MONITORING_ROLE,
         "PG_POOLER": "on" if postgres.pooler.enabled else "off",
         "PG_POOLER_AUTH_USER": contract.POOLER_AUTH_ROLE,
+        "PG_POOLER_AUTH_SCHEMA": contract.POOLER_AUTH_SCHEMA,
+        "PG_POOLER_AUTH_FUNCTION": contract.POOLER_AUTH_FUNCTION_NAME,
         # The roles whose SCRAM verifiers the pooler's auth function returns (a PostgreSQL array).
         "PG_POOLER_ROLES": "{" + ",".join(postgres.pooler_roles) + "}",
         # The passwords Secret keys the script refuses to start without: listed once, here.

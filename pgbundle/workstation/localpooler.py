@@ -51,7 +51,7 @@ class LocalPooler:
         loopback, and the database at its local address (an IP its certificate holds)."""
         pod_site = pgbouncer.pod_site("local")
         paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
-                 for field in ("config", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert")}
+                 for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert")}
         return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
                                     server_port=self.pod.connection_info()["port"], **paths)
 
@@ -88,11 +88,12 @@ class LocalPooler:
         if scripts.exists():
             shutil.rmtree(scripts)
         for name, text in config_map.items():
-            if name != contract.POOLER_CONFIG_FILE:
+            if name not in (contract.POOLER_CONFIG_FILE, contract.POOLER_HBA_FILE):
                 self.pod._write(scripts / name, text.encode(), contract.SCRIPT_FILE_MODE)
         site = self._site(port)
         self.pod._write(Path(site.config), pgbouncer.render_pgbouncer_ini(values.postgres, site).encode(),
                         contract.CONFIG_FILE_MODE)
+        self.pod._write(Path(site.hba), pgbouncer.render_pooler_hba().encode(), contract.CONFIG_FILE_MODE)
         password = self.pod.host_path(f"{contract.SECRETS_DIR}/{contract.POOLER_PASSWORD_KEY}").read_bytes()
         self.pod._write(Path(site.password_file), password, 0o600)
         ca = self.pod.host_path(f"{contract.CA_DIR}/{contract.CA_CERT_FILE}").read_bytes()
