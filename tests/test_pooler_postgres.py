@@ -1,6 +1,7 @@
 """Real PgBouncer (the image's version) in front of the real local pod, as `local up`
 runs them: who gets in, TLS on both sides, transaction mode with prepared
-statements, and a connection storm against a small max_connections."""
+statements (psycopg 3 directly and SQLAlchemy as api-forge uses it), and a
+connection storm against a small max_connections."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+import sqlalchemy
+from sqlalchemy.orm import Session
 
 from conftest import connect
 from pgbundle import contract
@@ -245,3 +248,66 @@ def test_connection_info_gives_a_dsn_that_works(pooler, pod):
     password = pod.connection_info()["passwords"]["appuser"]
     with psycopg.connect(info["dsn"], password=password, connect_timeout=30) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("appuser",)
+
+
+# --- SQLAlchemy as api-forge uses it ---------------------------------------------------------
+
+
+def api_engine(pooler: LocalPooler, **connect_args) -> sqlalchemy.Engine:
+    """An engine configured the way api-forge configures its own: SQLAlchemy 2 over psycopg 3,
+    a QueuePool checked with pre-ping and committed on return."""
+    target = {**pooler.pod.connection_info(), **pooler.connection_info()}
+    url = sqlalchemy.URL.create("postgresql+psycopg", username="appuser", password=target["passwords"]["appuser"],
+                                host=target["host"], port=target["port"], database=target["database"])
+    return sqlalchemy.create_engine(
+        url, pool_pre_ping=True, pool_reset_on_return="commit", pool_size=5, max_overflow=10, pool_timeout=30,
+        connect_args={"sslmode": "verify-full", "sslrootcert": target["sslrootcert"], "connect_timeout": 30,
+                      "application_name": "api", **connect_args})
+
+
+@pytest.mark.parametrize("prepare", ["psycopg default", "prepared off"])
+def test_sqlalchemy_sessions_in_transaction_mode(pooler, pod, prepare):
+    """Workers share one engine, more than the pool's server connections; each
+    repeats the same statements often enough for psycopg to prepare them (after 5
+    by default), and PgBouncer must route every execution to a server that has them."""
+    table = "pooler_sqlalchemy_" + ("default" if prepare == "psycopg default" else "off")
+    with connect(pod, "appmigrator") as conn:  # its role setting makes the owner own the table
+        conn.execute(f"DROP TABLE IF EXISTS app.{table}")
+        conn.execute(f"CREATE TABLE app.{table} (worker int, n int, PRIMARY KEY (worker, n))")
+    engine = api_engine(pooler, **({"prepare_threshold": None} if prepare == "prepared off" else {}))
+    insert = sqlalchemy.text(f"INSERT INTO app.{table} (worker, n) VALUES (:worker, :n)")
+    count = sqlalchemy.text(f"SELECT count(*) FROM app.{table} WHERE worker = :worker")
+    workers, rounds = POOL + 5, 20
+
+    def work(worker: int) -> list[int]:
+        seen = []
+        for n in range(rounds):
+            with Session(engine) as session, session.begin():
+                session.execute(insert, {"worker": worker, "n": n})
+                seen.append(session.execute(count, {"worker": worker}).scalar_one())
+        return seen
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(work, range(workers)))
+        assert results == [list(range(1, rounds + 1))] * workers
+        # The pooler restarts under the engine (a rolling update): pre-ping replaces
+        # the dead pooled connections and the application carries on unrestarted.
+        pooler.stop()
+        pooler.start()
+        with Session(engine) as session:
+            assert session.execute(count, {"worker": 0}).scalar_one() == rounds
+    finally:
+        engine.dispose()
+
+
+def test_startup_options_pgbouncer_does_not_track_are_refused(pooler):
+    """api-forge also passes `options=-c jit=off`: PgBouncer cannot carry a setting the
+    server does not report over to the server connections a client borrows, so it
+    refuses the client; such settings belong on the role (README, pool mode caveats)."""
+    engine = api_engine(pooler, options="-c jit=off")
+    try:
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="unsupported startup parameter in options: jit"):
+            engine.connect().close()
+    finally:
+        engine.dispose()
