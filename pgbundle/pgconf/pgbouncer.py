@@ -107,6 +107,9 @@ def pgbouncer_settings(pg: PostgresValues, site: PoolerSite) -> dict[str, str | 
         "server_lifetime": pooler.server_lifetime,
         # After a failover the Service's address leads to the new primary: look it up again soon.
         "dns_max_ttl": 5,
+        # While the Service has no primary, a server login fails; PgBouncer's default waits 15 s
+        # before trying again, which would hold the pooler's clients off a promoted primary.
+        "server_login_retry": 1,
         # Clients: TLS only, 1.2 or later, the database's AEAD suites; a certificate
         # signed by the CA too when the database demands one (ca.verifyClients).
         "client_tls_sslmode": "verify-ca" if verify_clients else "require",

@@ -33,8 +33,11 @@ from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, free_po
 class LocalPooler:
     """The pooler of one local pod (same state folder)."""
 
-    def __init__(self, pod: LocalPod) -> None:
+    def __init__(self, pod: LocalPod, database_port: int | None = None) -> None:
+        """`database_port`: where the database answers, if not at the pod's own port
+        (a cluster's: its local Service, service_proxy)."""
         self.pod = pod
+        self.database_port = database_port
         self.log_file = pod.state / "pooler.log"
         self.pid_file = pod.state / "pooler.json"
         self._process: subprocess.Popen | None = None
@@ -53,7 +56,7 @@ class LocalPooler:
         paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
                  for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert")}
         return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
-                                    server_port=self.pod.connection_info()["port"], **paths)
+                                    server_port=self.database_port or self.pod.connection_info()["port"], **paths)
 
     def _recorded(self) -> dict:
         try:
