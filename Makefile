@@ -92,6 +92,7 @@ bench: setup postgres etcd patroni pgbouncer
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
 	$(PY) bench/failover.py
+	$(PY) bench/pooler.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
 # from every real server this machine has: Debian's own (15 on Debian 12, 17 on
