@@ -291,6 +291,13 @@ def test_sqlalchemy_sessions_in_transaction_mode(pooler, pod, prepare):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(work, range(workers)))
         assert results == [list(range(1, rounds + 1))] * workers
+        if prepare == "psycopg default":
+            # This test's statements really were prepared, under PgBouncer's names, on the server.
+            with Session(engine) as session:
+                prepared = session.execute(sqlalchemy.text(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'PGBOUNCER_%' "
+                    "AND statement LIKE :text"), {"text": f"%{table}%"}).scalar_one()
+            assert prepared > 0
         # The pooler restarts under the engine (a rolling update): pre-ping replaces
         # the dead pooled connections and the application carries on unrestarted.
         pooler.stop()
