@@ -91,6 +91,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
     from pgbundle.workstation import backup_local
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
+    from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
 
@@ -107,14 +108,20 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             _cluster(ctx, args, LocalCluster(args.state), values)
             return
         pod = LocalPod(args.state)
+        pooler = LocalPooler(pod)
         if args.command == "up":
             pod.prepare(values, ctx.synthesize, args.secrets)
-            print(json.dumps(pod.start(port=args.port)))
+            info = pod.start(port=args.port)
+            if values.postgres.pooler.enabled:
+                pooler.prepare(values)
+                info["pooler"] = pooler.start()
+            print(json.dumps(info))
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
         elif args.command == "down":
             if not pod.dist.exists():
                 raise Failed(f"--state: {args.state} holds no local pod or cluster: nothing to stop")
+            pooler.stop()
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
@@ -136,13 +143,23 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
     from pgbundle.workstation import backup_local
+    from pgbundle.workstation.localpooler import LocalPooler
+    from pgbundle.workstation.service_proxy import LocalService
 
     if args.command == "up":
         if args.secrets is not None or args.port is not None:
             raise BadInput("local up --secrets/--port: not available for a cluster (replicas >= 2) yet")
         cluster.prepare(values, ctx.synthesize)
-        print(json.dumps(cluster.up()))
+        info = cluster.up()
+        if values.postgres.pooler.enabled:
+            # PgBouncer reaches the primary through the local stand-in for the Service `postgres`.
+            pooler = LocalPooler(cluster.pod, database_port=LocalService(cluster).start())
+            pooler.prepare(values)
+            info["pooler"] = pooler.start()
+        print(json.dumps(info))
     elif args.command == "down":
+        LocalPooler(cluster.pod).stop()
+        LocalService(cluster).stop()
         cluster.down()
     elif args.command == "status":
         print(json.dumps(cluster.summary()))

@@ -239,7 +239,7 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1)
+            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, pooler=True)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:
