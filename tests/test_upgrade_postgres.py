@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg
+import yaml
 import pytest
 from conftest import connect
 
@@ -233,3 +234,90 @@ def test_local_upgrade_refuses_a_major_it_has_no_binaries_for_or_an_older_one(ol
         assert refused.returncode == 1
         assert refused.stderr.startswith(f"error: {said}") and len(refused.stderr.splitlines()) == 1
     assert data_major(pod) == 18
+
+
+# --- the printed Job ---------------------------------------------------------------
+
+
+def upgrade_manifest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOP / "main.py"), "upgrade-manifest", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_upgrade_job_runs_on_real_binaries_with_the_old_ones_copied_as_its_init_container_does(base, bindir18):
+    """The Job's own commands: the init container's copy of the old major (Debian's
+    layout under a prefix, as in the official images) and upgrade.sh with the Job's
+    environment, paths mapped to this machine; the new image's /usr/lib/postgresql/18
+    is the wheel's 18 here."""
+    values = base / "job-values.yaml"
+    values.write_text(json.dumps({"postgres": {"image": {"tag": f"{OLD_MAJOR}.1-bookworm"}}}))
+    printed = upgrade_manifest("--values", str(values), "--to-image", "postgres:18.1-bookworm")
+    assert printed.returncode == 0, printed.stderr
+    job = yaml.safe_load(printed.stdout)
+    assert job["metadata"]["name"] == "postgres-upgrade-18"
+    spec = job["spec"]["template"]["spec"]
+    (init,), (main_container,) = spec["initContainers"], spec["containers"]
+    assert (init["image"], main_container["image"]) == (f"postgres:{OLD_MAJOR}.1-bookworm", "postgres:18.1-bookworm")
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == ["postgres-data-postgres-0"]
+
+    pod = LocalPod(base / "job-db")
+    pod.prepare(parse_values({}), main.synthesize)
+    pod.start()
+    with superuser(pod) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT generate_series(1, 1000) AS id")
+    assert pod.stop() == 0
+
+    old_root = base / "old-binaries"
+    old_root.mkdir()
+    shutil.chown(old_root, "postgres", "postgres")
+    *copy, target = init["command"]
+    assert subprocess.run([*copy, str(old_root)], **pod.user_options()).returncode == 0
+    env = {e["name"]: e["value"] for e in main_container["env"]}
+    (old_mount,) = [m["mountPath"] for m in main_container["volumeMounts"] if m["name"] == "old-binaries"]
+    assert target == old_mount
+    tmp = base / "job-tmp"  # the Job's emptyDir at /tmp
+    tmp.mkdir()
+    shutil.chown(tmp, "postgres", "postgres")
+    work = env["PG_UPGRADE_WORK"].replace("/tmp", str(tmp), 1)
+    env.update({
+        "PGDATA": str(pod.host_path(env["PGDATA"])),
+        "PG_OLD_BINDIR": env["PG_OLD_BINDIR"].replace(old_mount, str(old_root), 1),
+        "PG_NEW_BINDIR": str(bindir18) if env["PG_NEW_BINDIR"] == "/usr/lib/postgresql/18/bin" else "unexpected",
+        "PG_UPGRADE_WORK": work,
+        "PATH": "/usr/bin:/bin",
+    })
+    assert env["PG_OLD_BINDIR"] == f"{old_root}/usr/lib/postgresql/{OLD_MAJOR}/bin"
+    (command,) = [main_container["command"]]
+    script = pod.host_path(command[1])
+    ran = subprocess.run([command[0], str(script)], env=env, capture_output=True, text=True, timeout=600,
+                         cwd=base, **pod.user_options())
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1].startswith(f"upgrade: done: {env['PGDATA']} is PostgreSQL 18")
+    assert data_major(pod) == 18
+    # Run again (a retried Job): nothing to do.
+    again = subprocess.run([command[0], str(script)], env=env, capture_output=True, text=True, timeout=600,
+                           cwd=base, **pod.user_options())
+    assert again.returncode == 0 and "already PostgreSQL 18: nothing to do" in again.stdout
+    shutil.rmtree(pod.server_dir, ignore_errors=True)
+    (pod.server_file).write_text(json.dumps({"major": 18, "bindir": str(bindir18)}))
+    pod.prepare(parse_values(NEW_VALUES), main.synthesize)
+    pod.start()
+    try:
+        with superuser(pod, sslmode="disable") as conn:
+            assert conn.execute("SELECT count(*), sum(id) FROM kept").fetchone() == (1000, 500500)
+    finally:
+        assert pod.stop() == 0
+
+
+@pytest.mark.parametrize(("image", "said"), [
+    ("postgres:18.1", "tag '18.1' is Debian (unnamed) but postgres.image.tag '17.6-bookworm' is bookworm"),
+    ("postgres:17.9-bookworm", "is PostgreSQL 17, but postgres.image (17.6-bookworm) says the data is 17"),
+    ("postgres:19.0-bookworm", "tag '19.0-bookworm' names no PostgreSQL major the product runs"),
+    ("postgres", "tag: required unless digest is set"),
+    ("postgres@sha256:" + "a" * 64, "has no tag: name the new major in the tag"),
+])
+def test_upgrade_manifest_refuses_a_target_the_job_cannot_reach(image, said):
+    refused = upgrade_manifest("--to-image", image)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert said in refused.stderr and len(refused.stderr.splitlines()) == 1
