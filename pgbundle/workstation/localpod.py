@@ -198,12 +198,15 @@ class LocalPod:
         env["PATH"] = f"{self.bindir()}:/usr/local/bin:/usr/bin:/bin"
         return env
 
+    def _server(self) -> dict:
+        try:
+            return json.loads(self.server_file.read_text())
+        except FileNotFoundError:
+            return {}
+
     def bindir(self) -> str:
         """The PostgreSQL binaries this state runs on: those `local upgrade` recorded, else the machine's."""
-        try:
-            return json.loads(self.server_file.read_text())["bindir"]
-        except FileNotFoundError:
-            return postgres_bindir()
+        return self._server().get("bindir") or postgres_bindir()
 
     # --- prepare -------------------------------------------------------------
 
@@ -378,6 +381,11 @@ class LocalPod:
             port = free_port()
         elif not port_is_free(port):
             raise LocalPodError(f"port {port} on {HOST} is in use: stop what listens there, or pass --port")
+        env = self.environment()
+        server = self._server()
+        if env.get("PG_TLS_DIR") and server.get("ssl") is False:
+            raise LocalPodError(f"this state runs PostgreSQL {server['major']} from {server['bindir']}, built without "
+                                "OpenSSL: set postgres.tls.enabled: false in the values for it")
         self.pod_file.write_text(json.dumps({"port": port}))
         env = self.environment()
         _, main = self._container(self.manifests())

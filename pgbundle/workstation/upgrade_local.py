@@ -84,7 +84,8 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
             error = next((line for line in reversed(lines) if line.startswith("upgrade failed: ")), None)
             raise LocalPodError((error or f"upgrade.sh exited with status {result.returncode}") + "\n"
                                 + "\n".join(lines[-30:]))
-        pod.server_file.write_text(json.dumps({"major": to_major, "bindir": str(new_bindir)}) + "\n")
+        # The wheel has no OpenSSL: `local up` refuses TLS on this state with a clear line.
+        pod.server_file.write_text(json.dumps({"major": to_major, "bindir": str(new_bindir), "ssl": False}) + "\n")
         done = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
