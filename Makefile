@@ -84,6 +84,7 @@ bench: setup postgres etcd patroni
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
+	$(PY) bench/upgrade.py
 	$(PY) bench/failover.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
