@@ -153,14 +153,33 @@ def test_a_pg_upgrade_check_finding_stops_the_upgrade_before_anything_changes(ol
     with superuser(pod) as conn:
         conn.execute("CREATE TABLE public.blocker (f regproc)")
     assert pod.stop() == 0
+    # Left by an upgrade that stopped before linking: removed, and the upgrade starts over.
+    stale = pod.host_path(contract.DATA_MOUNT) / "pgdata.upgrade-18"
+    pod._mkdir(stale)
     refused = local("upgrade", "--state", str(pod.state), "--to-major", "18")
     assert refused.returncode == 1, refused.stderr
+    assert f"removing {stale}, left by an upgrade that stopped before linking" in refused.stderr
     assert ("error: upgrade failed: pg_upgrade --check found problems (above); nothing was changed, "
             f"the data is still PostgreSQL {OLD_MAJOR}") in refused.stderr
     assert "reg*" in refused.stderr and "public.blocker" in refused.stderr
     assert data_major(pod) == OLD_MAJOR
     assert sorted(p.name for p in pod.host_path(contract.DATA_MOUNT).iterdir()) == ["pgdata"]
     assert not pod.server_file.exists() and not pod.server_dir.exists()
+
+    # pg_upgrade stopped while linking (the old pg_control renamed, its output folder
+    # still there): neither cluster can be trusted, so the script refuses.
+    control = pod.host_path(contract.PGDATA) / "global" / "pg_control"
+    control.rename(control.with_name("pg_control.old"))
+    pod._mkdir(stale / "pg_upgrade_output.d")
+    (stale / "PG_VERSION").write_text("18\n")
+    try:
+        refused = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+        assert refused.returncode == 1
+        assert ("error: upgrade failed: an earlier pg_upgrade --link of " in refused.stderr
+                and "stopped while linking" in refused.stderr)
+    finally:
+        control.with_name("pg_control.old").rename(control)
+        shutil.rmtree(stale)
     pod.start()
     try:
         with superuser(pod) as conn:

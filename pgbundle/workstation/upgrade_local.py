@@ -84,10 +84,11 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
         env = {**pod.environment(), "PG_OLD_BINDIR": old_bindir, "PG_NEW_BINDIR": str(new_bindir),
                "PG_UPGRADE_WORK": str(work)}
         script = pod.host_path(f"{contract.SCRIPTS_DIR}/upgrade.sh")
-        result = subprocess.run(["bash", str(script)], env=env, cwd=pod.state, capture_output=True, text=True,
-                                **pod.user_options())
+        # Progress and errors in one stream, in order: a refusal shows the steps before it.
+        result = subprocess.run(["bash", str(script)], env=env, cwd=pod.state, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, **pod.user_options())
         if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            lines = [line for line in result.stdout.splitlines() if line.strip()]
             error = next((line for line in reversed(lines) if line.startswith("upgrade failed: ")), None)
             raise LocalPodError((error or f"upgrade.sh exited with status {result.returncode}") + "\n"
                                 + "\n".join(lines[-30:]))
