@@ -91,6 +91,7 @@ bench: setup postgres etcd patroni pgbouncer
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
+	$(PY) bench/upgrade.py
 	$(PY) bench/failover.py
 	$(PY) bench/pooler.py
 

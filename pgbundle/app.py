@@ -21,6 +21,7 @@ from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pooler import Pooler, PoolerProps
 from constructs.restore_job import RestoreJobProps
+from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
 from pgbundle.k8s.jobs import JobPodProps
 from pgbundle.k8s.objects import SecretFiles
@@ -234,6 +235,17 @@ def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
         namespace=values.global_.namespace, version=pg.image.tag, backup=backup,
         pod=job_pod_props(values, container=contract.RESTORE_CONTAINER, script="restore.sh", environment=environment,
                           password_key=contract.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
+
+
+def upgrade_job_props(values: ChartValues, *, new_image: str, new_tag: str, new_major: int) -> UpgradeJobProps:
+    """The upgrade Job: the values' image is the one the data was written by; it
+    runs with the database's own resources, on pod 0's data volume."""
+    pg = values.postgres
+    return UpgradeJobProps(
+        namespace=values.global_.namespace, version=new_tag, old_image=pg.image.reference,
+        old_major=int(pg.image.major_version), new_image=new_image, new_major=new_major,
+        claim=contract.FIRST_DATA_CLAIM, resources=resources(pg.resources),
+        image_pull_policy=values.global_.image_pull_policy)
 
 
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,

@@ -136,6 +136,11 @@ BACKUP_NETWORK_POLICY = "postgres-backup"
 BACKUP_CONTAINER = "backup"
 RESTORE_CONTAINER = "restore"
 RESTORE_JOB_PREFIX = "postgres-restore-"
+# The major-version upgrade Job (`upgrade-manifest`): postgres-upgrade-<new major>, on pod 0's data volume.
+UPGRADE_COMPONENT = "upgrade"
+UPGRADE_CONTAINER = "upgrade"
+UPGRADE_JOB_PREFIX = "postgres-upgrade-"
+FIRST_DATA_CLAIM = f"{DATA_CLAIM}-{STATEFULSET}-0"
 # Mount path of the backup job's client certificate (used when ca.verifyClients).
 CLIENT_TLS_DIR = "/etc/postgres/client-tls"
 CLIENT_TLS_VOLUME = "client-tls"
