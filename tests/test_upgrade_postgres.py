@@ -129,6 +129,7 @@ def test_patroni_pod_refuses_data_of_another_major_before_patroni_starts(old, bi
     env = {"PGDATA": str(pod.host_path(contract.PGDATA)), "PG_SECRETS_DIR": str(pod.host_path(contract.SECRETS_DIR)),
            "PG_RUN_DIR": str(pod.host_path(contract.RUN_DIR)), "PG_PATRONI_CONFIG": "/nonexistent",
            "PG_SCRIPTS_DIR": str(pod.host_path(contract.SCRIPTS_DIR)), "PG_REQUIRED_KEYS": "postgres_password",
+           "PATRONI_NAME": contract.BOOTSTRAP_MEMBER, "PG_BOOTSTRAP_MEMBER": contract.BOOTSTRAP_MEMBER,
            "PATH": f"{bindir18}:/usr/bin:/bin", "PG_TERMINATION_LOG": str(base / "patroni-termination-log")}
     started = subprocess.run(["bash", str(TOP / "constructs/scripts/ha/patroni.sh")], env=env,
                              capture_output=True, text=True, timeout=60, **pod.user_options())
