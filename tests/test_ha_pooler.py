@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 import main
+from ha import APP_USER, wait_for
+from ha import VALUES as HA_VALUES
 from pgbundle.workstation.cluster import LocalCluster
 from pgbundle.workstation.localpooler import LocalPooler
 from pgbundle.workstation.service_proxy import LocalService
@@ -26,11 +28,7 @@ from pgbundle.workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
 
-MEMBERS = 3
-APP_USER = "appuser"
-VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},
-                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                     "limits": {"cpu": "1", "memory": "512Mi"}},
+VALUES = {"postgres": {**HA_VALUES["postgres"],
                        "pooler": {"enabled": True, "replicas": 1, "defaultPoolSize": 5, "maxDbConnections": 10}}}
 
 
@@ -54,15 +52,6 @@ def started():
     finally:
         local("down", "--state", str(cluster.state))
         shutil.rmtree(base)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
 def test_up_prints_the_pooler_and_it_reaches_the_primary(started):
