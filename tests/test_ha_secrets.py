@@ -47,7 +47,10 @@ def run_patroni_sh(tmp_path: Path, values, keys: list[str], member: str = "postg
     (bin_dir / "patroni").chmod(0o755)
     env = {**pgenv.pod_environment(values.postgres), "PG_SECRETS_DIR": str(secrets), "PG_RUN_DIR": str(run),
            "PG_PATRONI_CONFIG": str(tmp_path / "patroni.yaml"), "PATH": f"{bin_dir}:/usr/bin:/bin",
-           "PATRONI_NAME": member, "PG_BOOTSTRAP_MEMBER": contract.BOOTSTRAP_MEMBER}
+           "PATRONI_NAME": member, "PG_BOOTSTRAP_MEMBER": contract.BOOTSTRAP_MEMBER,
+           # The scripts it sources (check-major.sh) from the checkout, an empty data folder (no
+           # major to check), and no certificate watcher left running behind the stub.
+           "PG_SCRIPTS_DIR": str(PATRONI_SH.parent.parent), "PGDATA": str(tmp_path / "data"), "PG_TLS_DIR": ""}
     return subprocess.run(["bash", str(PATRONI_SH)], env=env, capture_output=True, text=True, timeout=30)
 
 
