@@ -132,19 +132,33 @@ else
         "${options[@]}" >"$PG_UPGRADE_WORK/initdb.log" 2>&1 ||
         fail "initdb of the new cluster failed: $(reason "$PG_UPGRADE_WORK/initdb.log")"
 
+    # pg_upgrade's finding reports and logs live in the new cluster's folder, which
+    # is removed on failure: show the reports and each log's error lines first.
+    show_reports() {
+        local file errors
+        while IFS= read -r -d '' file; do
+            if [[ $file == *.txt ]]; then
+                printf '== %s\n' "${file##*/}" >&2
+                cat "$file" >&2
+            elif errors=$(grep -E 'ERROR|FATAL|error:' "$file"); then
+                printf '== %s\n%s\n' "${file##*/}" "$errors" >&2
+            fi
+        done < <(find "$new_data" -path '*pg_upgrade_output.d*' \( -name '*.txt' -o -name '*.log' \) -print0 2>/dev/null)
+    }
+
     upgrade=("$PG_NEW_BINDIR/pg_upgrade" --old-bindir="$PG_OLD_BINDIR" --new-bindir="$PG_NEW_BINDIR"
         --old-datadir="$PGDATA" --new-datadir="$new_data" --username="$superuser" --socketdir="$socket_dir"
         --old-port="$port" --new-port="$port")
     if ! "${upgrade[@]}" --check --link >"$PG_UPGRADE_WORK/check.log" 2>&1; then
         cat "$PG_UPGRADE_WORK/check.log" >&2
-        # pg_upgrade names each finding's report file (in the new cluster's folder): show them before it goes.
-        find "$new_data" -path '*pg_upgrade_output.d*' -name '*.txt' -exec cat {} + >&2 2>/dev/null || true
+        show_reports
         rm -rf "$new_data"
         fail "pg_upgrade --check found problems (above); nothing was changed, the data is still PostgreSQL $old_major"
     fi
     log "pg_upgrade --check passed"
     if ! "${upgrade[@]}" --link >"$PG_UPGRADE_WORK/upgrade.log" 2>&1; then
         cat "$PG_UPGRADE_WORK/upgrade.log" >&2
+        show_reports
         if [[ -e $PGDATA/global/pg_control.old && ! -e $PGDATA/global/pg_control ]]; then
             fail "pg_upgrade --link failed while linking: restore the backup (README.md#major-version-upgrades)"
         fi
