@@ -74,8 +74,15 @@ imports: .venv/.installed node_modules/.installed
 	rm -rf imports
 	tools/cdk8s-import
 
+# The point-in-time recovery tests run Debian's pgBackRest, and an S3 server
+# (moto, from requirements.txt) behind Debian's nginx for TLS.
+.PHONY: pgbackrest
+pgbackrest:
+	@command -v pgbackrest >/dev/null && command -v nginx >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest nginx-light >/dev/null; }
+
 .PHONY: test
-test: setup postgres etcd patroni
+test: setup postgres etcd patroni pgbackrest
 	$(PY) -m pytest
 
 .PHONY: bench

@@ -52,6 +52,21 @@ class HaProps(BaseModel):
     """Never schedule two members on one node. Left out: preferred only."""
 
 
+class PitrPodProps(BaseModel):
+    """What point-in-time recovery adds to the database pod (its settings travel in
+    `config_files` and `environment`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo_claim: VolumeClaimProps | None = None
+    """The PVC postgres-pitr holding the volume repository. Left out: none (the
+    repository is on postgres-backups, or there is only the S3 one)."""
+    s3_credentials: SecretFiles | None = None
+    """The S3 repository's keys, mounted at contract.PITR_S3_SECRET_DIR. Left out: no S3 repository."""
+    s3_ca: SecretFiles | None = None
+    """The S3 endpoint's CA as ca.crt, at contract.PITR_S3_CA_DIR. Left out: the system CAs."""
+
+
 class DatabaseProps(BaseModel):
     """What the Database construct needs."""
 
@@ -87,6 +102,8 @@ class DatabaseProps(BaseModel):
     """maxUnavailable of the PodDisruptionBudget, instead of minAvailable. Left out: none."""
     exporter: ExporterSidecarProps | None = None
     """The metrics exporter sidecar. Left out: none."""
+    pitr: PitrPodProps | None = None
+    """Point-in-time recovery: its scripts, volume and Secrets. Left out: off."""
     replicas: int = 1
     """Database pods. Left out: 1."""
     image_pull_policy: str = "IfNotPresent"
@@ -99,6 +116,8 @@ class DatabaseProps(BaseModel):
 # The HA scripts live apart so the single instance's ConfigMap stays as it is;
 # in the pod they sit beside the others (a ConfigMap key cannot hold a folder).
 HA_SCRIPTS = SCRIPTS / "ha"
+# Likewise the point-in-time recovery scripts, shipped only when it is on.
+PITR_SCRIPTS = SCRIPTS / "pitr"
 # Patroni keeps its leader lock, configuration and member state in ConfigMaps
 # it creates and labels its pods with their role (Patroni's kubernetes/patroni_k8s.yaml).
 PATRONI_RULES = (
@@ -116,10 +135,14 @@ HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
                        *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
-def pod_scripts(ha: bool = False) -> dict[str, str]:
+# What the database container runs of them (start.sh sources pitr-env.sh).
+PITR_DATABASE_SCRIPTS = ("pitr-env.sh",)
+
+
+def pod_scripts(ha: bool = False, pitr: bool = False) -> dict[str, str]:
     """The pod's scripts, keyed by file name, as shipped in the scripts ConfigMap
-    (with `ha`, Patroni's too)."""
-    folders = (SCRIPTS, HA_SCRIPTS) if ha else (SCRIPTS,)
+    (with `ha`, Patroni's too; with `pitr`, pgBackRest's)."""
+    folders = (SCRIPTS, *((HA_SCRIPTS,) if ha else ()), *((PITR_SCRIPTS,) if pitr else ()))
     files = sorted(p for folder in folders for p in folder.iterdir() if p.is_file())
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(files, key=lambda p: p.name)}
 
@@ -151,8 +174,10 @@ class Database(Construct):
         ha = props.ha
         # Patroni writes its own postgresql.conf and pg_hba.conf from its configuration.
         config_files = props.config_files if ha is None else {contract.PATRONI_CONFIG_FILE: ha.patroni_config}
-        scripts = pod_scripts(ha=ha is not None)
+        scripts = pod_scripts(ha=ha is not None, pitr=props.pitr is not None)
         run_scripts = DATABASE_SCRIPTS if ha is None else HA_DATABASE_SCRIPTS
+        if props.pitr is not None:
+            run_scripts += PITR_DATABASE_SCRIPTS
 
         k8s.KubeServiceAccount(
             self,
@@ -175,6 +200,11 @@ class Database(Construct):
                 metadata=self._meta(props, contract.BACKUP_CLAIM),
                 spec=_claim_spec(props.backups),
             )
+
+        if props.pitr is not None and props.pitr.repo_claim is not None:
+            k8s.KubePersistentVolumeClaim(
+                self, "pitr-repo", metadata=self._meta(props, contract.PITR_CLAIM),
+                spec=_claim_spec(props.pitr.repo_claim))
 
         ports = [k8s.ServicePort(name=contract.PORT_NAME, port=contract.PORT, target_port=k8s.IntOrString.from_string(contract.PORT_NAME))]
         # With Patroni, the Service reaches the primary only; read-only clients may use the replicas.
@@ -347,6 +377,17 @@ class Database(Construct):
             volumes.append(
                 k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=contract.BACKUP_CLAIM))
             )
+
+        pitr = props.pitr
+        if pitr is not None and pitr.repo_claim is not None:
+            mounts.append(k8s.VolumeMount(name="pitr-repo", mount_path=contract.PITR_REPO_DIR))
+            volumes.append(k8s.Volume(
+                name="pitr-repo", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=contract.PITR_CLAIM)))
+        for name, path, files in (("pitr-s3", contract.PITR_S3_SECRET_DIR, pitr and pitr.s3_credentials),
+                                  ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pitr and pitr.s3_ca)):
+            if files:
+                mounts.append(k8s.VolumeMount(name=name, mount_path=path, read_only=True))
+                volumes.append(secret_volume(name, files))
 
         def probe(kind: str, period: int, failures: int) -> k8s.Probe:
             return k8s.Probe(

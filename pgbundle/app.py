@@ -12,7 +12,7 @@ import yaml
 
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
-from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimProps
+from constructs.database import Database, DatabaseProps, HaProps, PitrPodProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
 from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniScrapeProps, PrometheusRuleProps,
                                 ServiceMonitorProps)
@@ -26,7 +26,7 @@ from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
 from pgbundle.patroni import config as patroni_config
-from pgbundle.pgconf import conf, env, hba
+from pgbundle.pgconf import conf, env, hba, pgbackrest
 from pgbundle.synth.gitops import apply_sync_waves
 from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
@@ -124,6 +124,26 @@ def ha_props(values: ChartValues) -> HaProps:
         required_anti_affinity=values.postgres.ha.anti_affinity == "required")
 
 
+def pitr_pod_props(pg: PostgresValues) -> PitrPodProps:
+    """Point-in-time recovery's volume and Secrets in the database pod."""
+    repos = pg.pitr.repos
+    s3, volume = repos.s3, repos.volume
+    keys = (contract.S3_KEY_ID_KEY, contract.S3_KEY_SECRET_KEY)
+    return PitrPodProps(
+        repo_claim=_volume(volume) if volume.enabled and volume.claim == "own" else None,
+        s3_credentials=SecretFiles(secret_name=s3.existing_secret, items=dict(zip(keys, keys))) if s3.enabled else None,
+        s3_ca=SecretFiles(secret_name=s3.ca_secret, items={contract.CA_CERT_FILE: contract.CA_CERT_FILE})
+        if s3.enabled and s3.ca_secret is not None else None)
+
+
+def config_files(pg: PostgresValues) -> dict[str, str]:
+    """ConfigMap postgres-config: postgresql.conf, pg_hba.conf and, with PITR, pgbackrest.conf."""
+    files = {"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)}
+    if pg.pitr.enabled:
+        files[contract.PGBACKREST_CONF] = pgbackrest.render_pgbackrest_conf(pg)
+    return files
+
+
 def database_props(values: ChartValues) -> DatabaseProps:
     pg, pull = values.postgres, values.global_.image_pull_policy
     backups = pg.persistence.backups
@@ -135,10 +155,13 @@ def database_props(values: ChartValues) -> DatabaseProps:
             image=pg.metrics.image.reference, database=pg.database, secret_name=pg.secrets.existing_secret,
             resources=resources(pg.metrics.resources), image_pull_policy=pull)
     return DatabaseProps(
-        namespace=values.global_.namespace, image=pg.image.reference if ha is None else pg.ha.image.reference,
+        # Patroni and pgBackRest are in the project's image (image/Dockerfile), not the official one.
+        namespace=values.global_.namespace,
+        image=pg.ha.image.reference if pg.ha.image is not None and (ha is not None or pg.pitr.enabled)
+        else pg.image.reference,
         version=pg.image.tag,
         resources=resources(pg.resources),
-        config_files={"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)},
+        config_files=config_files(pg),
         environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
         data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
         # The CA is only required when client certificates are verified, or
@@ -149,6 +172,7 @@ def database_props(values: ChartValues) -> DatabaseProps:
         # With Patroni, one member at a time: a drain never takes the primary and its synchronous standby together.
         pdb_min_available=pdb.min_available if pdb.enabled and ha is None else None,
         pdb_max_unavailable=1 if pdb.enabled and ha is not None else None,
+        pitr=pitr_pod_props(pg) if pg.pitr.enabled else None,
         exporter=exporter, replicas=pg.replicas, image_pull_policy=pull, ha=ha)
 
 

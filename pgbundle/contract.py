@@ -154,11 +154,30 @@ PATRONI_CONFIG_DIR = "/etc/patroni"
 PATRONI_CONFIG_FILE = "patroni.yaml"
 
 
-def password_keys(*, temporal: bool, metrics: bool, ha: bool = False) -> list[str]:
-    """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order."""
+# Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster
+# inside every repository; the volume repository sits in a folder of the backups
+# volume or on a PVC of its own; secrets reach pgBackRest through a conf.d file
+# the start script writes into the run folder (never the ConfigMap).
+PITR_STANZA = "postgres"
+PITR_CLAIM = "postgres-pitr"
+PITR_REPO_DIR = "/var/lib/postgresql/pitr"  # mount of postgres-pitr
+PITR_BACKUPS_REPO_DIR = f"{BACKUP_DIR}/pgbackrest"  # the repository on postgres-backups
+PGBACKREST_CONF = "pgbackrest.conf"  # a key of CONFIG_MAP
+PGBACKREST_RUN_DIR = f"{RUN_DIR}/pgbackrest"  # locks, and conf.d with the secrets
+CIPHER_PASS_KEY = "pgbackrest_cipher_pass"  # passwords Secret; required when pitr.encryption.enabled
+PITR_S3_SECRET_DIR = "/etc/postgres/pitr-s3"
+PITR_S3_CA_DIR = "/etc/postgres/pitr-s3-ca"
+S3_KEY_ID_KEY = "access-key-id"  # keys of pitr.repos.s3.existingSecret
+S3_KEY_SECRET_KEY = "secret-access-key"
+
+
+def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, cipher: bool = False) -> list[str]:
+    """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order
+    (`cipher`: PITR's encryption passphrase)."""
     optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics}
     keys = [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
-    return keys + list(HA_PASSWORD_KEYS) if ha else keys
+    keys += list(HA_PASSWORD_KEYS) if ha else []
+    return keys + [CIPHER_PASS_KEY] if cipher else keys
 
 
 def selector_labels(component: str) -> dict[str, str]:

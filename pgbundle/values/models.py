@@ -31,6 +31,7 @@ from pgbundle.values.ha import HaValues
 from pgbundle.values.metrics import MetricsValues
 from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
+from pgbundle.values.pitr import PITR_OWNED_PARAMETERS, PitrValues
 from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
 from pgbundle.values.tuning import Tuning, derive_tuning
 
@@ -183,6 +184,8 @@ class PostgresValues(Values):
     metrics: MetricsValues = Field(default_factory=MetricsValues)
     ha: HaValues = Field(default_factory=HaValues)
     """High availability with Patroni, used when replicas >= 2."""
+    pitr: PitrValues = Field(default_factory=PitrValues)
+    """Point-in-time recovery with pgBackRest (pgbundle/values/pitr.py). Left out: off."""
     allowed_cidrs: list[Cidr] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
@@ -245,6 +248,29 @@ class PostgresValues(Values):
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
         return self
 
+
+    @model_validator(mode="after")
+    def _pitr_needs(self) -> PostgresValues:
+        pitr = self.pitr
+        if not pitr.enabled:
+            return self
+        if self.ha.image is None:
+            raise ValueError(
+                "ha.image: required with pitr.enabled: true: the official postgres image has no pgBackRest. "
+                "Build image/Dockerfile (it carries Patroni and pgBackRest) and push it (README, \"High "
+                "availability\"), then set postgres.ha.image.repository and tag")
+        if self.replicas > 1:
+            raise ValueError(f"pitr.enabled: true is not available with replicas: {self.replicas} yet (archiving "
+                             "from the Patroni primary is not built); use replicas: 1 or pitr.enabled: false")
+        if pitr.repos.volume.enabled and pitr.repos.volume.claim == "backups" and not self.persistence.backups.enabled:
+            raise ValueError(
+                "pitr.repos.volume.claim: backups needs persistence.backups.enabled: true; enable the volume "
+                "or use claim: own")
+        owned = sorted(set(self.config.parameters) & PITR_OWNED_PARAMETERS)
+        if owned:
+            raise ValueError(f"config.parameters: {owned[0]} is set by pitr.enabled: true; remove it "
+                             "(archiveTimeoutSeconds sets archive_timeout)")
+        return self
 
     @cached_property
     def tuning(self) -> Tuning:

@@ -239,7 +239,7 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1)
+            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, cipher=pg.pitr.cipher)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:
@@ -249,7 +249,19 @@ class LocalPod:
         def ca() -> dict[str, bytes]:
             return {contract.CA_CERT_FILE: self._ca().cert_pem}
 
-        return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
+        def supplied(name: str) -> Callable[[], dict[str, bytes]]:
+            # Credentials of outside storage cannot be invented here.
+            def refuse() -> dict[str, bytes]:
+                raise LocalPodError(f"the Secret {name} (pitr.repos.s3) is not something the runner can make: "
+                                    f"pass --secrets DIR with a Secret manifest named {name} in it")
+            return refuse
+
+        sources = {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
+        s3 = pg.pitr.repos.s3
+        for name in (s3.existing_secret, s3.ca_secret):
+            if name is not None:
+                sources[name] = supplied(name)
+        return sources
 
     def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
         # Files that exist are kept (a restart keeps its passwords, a test may have

@@ -57,7 +57,7 @@ def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
     replicas >= 2, patroni.sh) requires."""
     return contract.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
-                                ha=postgres.replicas > 1)
+                                ha=postgres.replicas > 1, cipher=postgres.pitr.cipher)
 
 
 def generates_certificates(postgres: PostgresValues) -> bool:
@@ -218,7 +218,9 @@ def plan_all(values: ChartValues) -> Plan:
 
 
 def rotation_choices(postgres: PostgresValues) -> list[str]:
-    choices = password_keys(postgres)
+    # The PITR passphrase is never rotated: every backup and WAL file already in a
+    # repository can be read only with it.
+    choices = [key for key in password_keys(postgres) if key != contract.CIPHER_PASS_KEY]
     if generates_certificates(postgres):
         choices += [ROTATE_TLS, ROTATE_CA]
     if generates_client_certificate(postgres):

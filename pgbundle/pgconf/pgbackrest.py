@@ -1,0 +1,85 @@
+"""pgbackrest.conf and pgBackRest's environment, derived from `postgres.pitr`.
+
+The file holds neither secrets nor locations: the passphrase and the S3 keys
+reach pgBackRest through a conf.d file the start script writes from the Secret
+files (constructs/scripts/pitr-env.sh), and every path through PGBACKREST_*
+variables of the pod's environment, which the local pod runner remaps.
+"""
+
+from __future__ import annotations
+
+from pgbundle import contract
+from pgbundle.values.models import PostgresValues
+from pgbundle.values.pitr import PitrValues
+
+CIPHER = "aes-256-cbc"
+
+
+def repo_numbers(pitr: PitrValues) -> dict[str, int]:
+    """pgBackRest's repository index of each enabled repository: the volume first
+    (restores read the first repository holding what they need)."""
+    kinds = [kind for kind, on in (("volume", pitr.repos.volume.enabled), ("s3", pitr.repos.s3.enabled)) if on]
+    return {kind: n for n, kind in enumerate(kinds, start=1)}
+
+
+def volume_repo_dir(pitr: PitrValues) -> str:
+    return contract.PITR_REPO_DIR if pitr.repos.volume.claim == "own" else contract.PITR_BACKUPS_REPO_DIR
+
+
+def render_pgbackrest_conf(postgres: PostgresValues) -> str:
+    pitr = postgres.pitr
+    lines = ["# Generated from the values by pgbundle/pgconf/pgbackrest.py. Secrets come from conf.d",
+             "# (written by the start script), locations from the PGBACKREST_* environment.",
+             "[global]",
+             f"compress-type={pitr.compression.type}"]
+    if pitr.compression.effective_level is not None:
+        lines.append(f"compress-level={pitr.compression.effective_level}")
+    # No log files (the root file system is read-only): warnings and errors go to stderr,
+    # which the server's collector turns into JSON log lines for archive_command;
+    # pitr.sh prints its commands' progress on stdout instead.
+    lines += ["log-level-file=off", "log-level-console=off",
+              # A backup starts with an immediate checkpoint instead of waiting for the next one.
+              "start-fast=y"]
+    for kind, n in repo_numbers(pitr).items():
+        repo = f"repo{n}"
+        if kind == "volume":
+            lines.append(f"{repo}-type=posix")
+        else:
+            s3 = pitr.repos.s3
+            host, _, port = (s3.endpoint or "").partition(":")
+            lines += [f"{repo}-type=s3", f"{repo}-path={s3.path}", f"{repo}-s3-bucket={s3.bucket}",
+                      f"{repo}-s3-endpoint={host}", f"{repo}-s3-region={s3.region}", f"{repo}-s3-uri-style={s3.uri_style}"]
+            if port:
+                lines.append(f"{repo}-storage-port={port}")
+        lines += [f"{repo}-retention-full-type=count", f"{repo}-retention-full={pitr.retention.full}"]
+        if pitr.retention.differential is not None:
+            lines.append(f"{repo}-retention-diff={pitr.retention.differential}")
+        if pitr.encryption.enabled:
+            lines.append(f"{repo}-cipher-type={CIPHER}")
+    return "\n".join(lines) + "\n"
+
+
+def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
+    """What the start script, pitr.sh and archive_command need: pgBackRest's
+    locations (pod paths) and where its secrets are."""
+    pitr = postgres.pitr
+    repos = repo_numbers(pitr)
+    env = {
+        "PGBACKREST_CONFIG": f"{contract.CONFIG_DIR}/{contract.PGBACKREST_CONF}",
+        "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PGBACKREST_RUN_DIR}/conf.d",
+        "PGBACKREST_LOCK_PATH": contract.PGBACKREST_RUN_DIR,
+        "PGBACKREST_STANZA": contract.PITR_STANZA,
+        "PG_PITR_REPOS": " ".join(str(n) for n in repos.values()),
+    }
+    if "volume" in repos:
+        env[f"PGBACKREST_REPO{repos['volume']}_PATH"] = volume_repo_dir(pitr)
+    if pitr.encryption.enabled:
+        env["PG_PITR_CIPHER_FILE"] = f"{contract.SECRETS_DIR}/{contract.CIPHER_PASS_KEY}"
+    if "s3" in repos:
+        n = repos["s3"]
+        env["PG_PITR_S3_REPO"] = str(n)
+        env["PG_PITR_S3_KEY_FILE"] = f"{contract.PITR_S3_SECRET_DIR}/{contract.S3_KEY_ID_KEY}"
+        env["PG_PITR_S3_KEY_SECRET_FILE"] = f"{contract.PITR_S3_SECRET_DIR}/{contract.S3_KEY_SECRET_KEY}"
+        if pitr.repos.s3.ca_secret is not None:
+            env[f"PGBACKREST_REPO{n}_STORAGE_CA_FILE"] = f"{contract.PITR_S3_CA_DIR}/{contract.CA_CERT_FILE}"
+    return env
