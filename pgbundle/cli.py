@@ -85,6 +85,8 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
+        elif args.command == "verify":
+            print(json.dumps(pitr_local.verify(pod, ctx.values(args))))
         elif args.command == "backup" and args.type is not None:
             print(json.dumps(pitr_local.backup(pod, values, args.type)))
         elif args.command == "backup":
@@ -209,10 +211,13 @@ def parser() -> argparse.ArgumentParser:
     give.add_argument("--secrets", type=Path, help="PITR: Secret manifests (`secrets generate`, plus the S3 "
                                                    "keys' Secret) instead of the old state's files")
     give.add_argument("--port", type=int, help="PITR: TCP port of the new state (default: a free one)")
+    check = pod.add_parser("verify", parents=[values],
+                           help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
-    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run):
+    for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
+                    check):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")
