@@ -10,7 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from conftest import connect
+import psycopg
+
 from pgbundle.workstation.localpod import LocalPod
 
 TOP = Path(__file__).resolve().parent.parent
@@ -25,6 +26,15 @@ def cli_json(*args: str, values: Path) -> dict:
     done = cli(*args, values=values)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def connect(pod: LocalPod, user: str) -> psycopg.Connection:
+    """TLS with verify-full by the name `localhost`, which both the runner's certificate
+    and the one `secrets generate` writes carry."""
+    info = pod.connection_info()
+    return psycopg.connect(host="localhost", hostaddr=info["host"], port=info["port"], dbname=info["database"],
+                           user=user, password=info["passwords"][user], sslmode="verify-full",
+                           sslrootcert=info["sslrootcert"], autocommit=True, connect_timeout=10)
 
 
 def commit_rows(pod: LocalPod, ids: list[int]) -> datetime:

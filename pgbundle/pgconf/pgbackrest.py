@@ -51,7 +51,10 @@ def render_pgbackrest_conf(postgres: PostgresValues) -> str:
                       f"{repo}-s3-endpoint={host}", f"{repo}-s3-region={s3.region}", f"{repo}-s3-uri-style={s3.uri_style}"]
             if port:
                 lines.append(f"{repo}-storage-port={port}")
-        lines += [f"{repo}-retention-full-type=count", f"{repo}-retention-full={pitr.retention.full}"]
+        # Small files bundled into few objects: a small database's thousand files are
+        # otherwise a thousand requests (about 25 s to S3 in the tests here).
+        lines += [f"{repo}-bundle=y",
+                  f"{repo}-retention-full-type=count", f"{repo}-retention-full={pitr.retention.full}"]
         if pitr.retention.differential is not None:
             lines.append(f"{repo}-retention-diff={pitr.retention.differential}")
         if pitr.encryption.enabled:

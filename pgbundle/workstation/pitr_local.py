@@ -67,14 +67,13 @@ def backup(pod: LocalPod, values: ChartValues, kind: str) -> dict:
     _require_pitr(values)
     if pod.pid() is None:
         raise LocalPodError(f"not running: `local up --state {pod.state}` first")
+    taken = []
     for repo in repo_numbers(values.postgres.pitr).values():
         pgbackrest(pod, "backup", f"--type={kind}", f"--repo={repo}")
-    taken = backups(pod)
-    newest = max(taken, key=lambda b: b["timestamp"]["stop"])
-    return {"label": newest["label"], "type": newest["type"],
-            "repos": sorted({b["database"]["repo-key"] for b in taken if b["label"] == newest["label"]}),
-            "start": _iso(newest["timestamp"]["start"]), "stop": _iso(newest["timestamp"]["stop"]),
-            "backups": len(taken)}
+        newest = [b for b in backups(pod) if b["database"]["repo-key"] == repo][-1]
+        taken.append({"repo": repo, "label": newest["label"], "start": _iso(newest["timestamp"]["start"]),
+                      "stop": _iso(newest["timestamp"]["stop"])})
+    return {"type": kind, "taken": taken, "backups": len(backups(pod))}
 
 
 def _iso(epoch: int) -> str:
