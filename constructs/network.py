@@ -47,6 +47,10 @@ class NetworkIsolationProps(BaseModel):
     """Where the Kubernetes API server answers (Patroni's leader lock); egress to them. Left out: none."""
     api_server_port: int = 443
     """The API server's port for that egress. Left out: 443."""
+    object_store_cidrs: list[str] = []
+    """Where the S3 repository answers (point-in-time recovery); the database pods' egress to it. Left out: none."""
+    object_store_port: int = 443
+    """The S3 endpoint's port for that egress. Left out: 443."""
 
 
 def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
@@ -78,6 +82,10 @@ class NetworkIsolation(Construct):
         api_egress = [k8s.NetworkPolicyEgressRule(
             to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in props.api_server_cidrs],
             ports=[_tcp(props.api_server_port)])] if props.api_server_cidrs else []
+        # WAL archiving and backups to the S3 repository.
+        object_store_egress = [k8s.NetworkPolicyEgressRule(
+            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in props.object_store_cidrs],
+            ports=[_tcp(props.object_store_port)])] if props.object_store_cidrs else []
 
         ingress = [
             k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
@@ -109,7 +117,8 @@ class NetworkIsolation(Construct):
                 pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
                 policy_types=["Ingress", "Egress"],
                 ingress=ingress,
-                egress=[dns_egress, k8s.NetworkPolicyEgressRule(to=[database], ports=member_ports), *api_egress],
+                egress=[dns_egress, k8s.NetworkPolicyEgressRule(to=[database], ports=member_ports), *api_egress,
+                        *object_store_egress],
             ),
         )
         k8s.KubeNetworkPolicy(

@@ -282,7 +282,9 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
         patroni_api_port=contract.PATRONI_API_PORT if pg.replicas > 1 else None,
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
-        api_server_port=pg.ha.api_server_port)
+        api_server_port=pg.ha.api_server_port,
+        object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
+        object_store_port=pg.pitr.repos.s3.port)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:

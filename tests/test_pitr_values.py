@@ -119,6 +119,16 @@ def test_s3_only_without_encryption_numbers_it_repo1():
     assert "pgbackrest_cipher_pass" not in secretgen.password_keys(pg)
 
 
+def test_network_policy_lets_the_database_reach_s3_only_where_told(synth):
+    assert "pitr.repos.s3.egressCidrs: required with networkPolicy.enabled" in error(
+        {"postgres": {**pitr(repos={"s3": S3})["postgres"], "networkPolicy": {"enabled": True}}})
+    values = pitr(repos={"s3": {**S3, "egressCidrs": ["10.20.0.0/16"]}})
+    values["postgres"]["networkPolicy"] = {"enabled": True}
+    egress = synth(values).get("NetworkPolicy", "postgres")["spec"]["egress"]
+    assert {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 9000, "protocol": "TCP"}]} in egress
+    assert "repos.s3.egressCidrs[0]: 'x' is not a network" in error(pitr(repos={"s3": {**S3, "egressCidrs": ["x"]}}))
+
+
 def test_the_pod_mounts_its_repository_and_s3_secrets(synth):
     m = synth(pitr(repos={"volume": {"claim": "own", "size": "5Gi"}, "s3": S3}))
     pod = m.get("StatefulSet", "postgres")["spec"]["template"]["spec"]

@@ -46,11 +46,10 @@ def render_pgbackrest_conf(postgres: PostgresValues) -> str:
             lines.append(f"{repo}-type=posix")
         else:
             s3 = pitr.repos.s3
-            host, _, port = (s3.endpoint or "").partition(":")
+            host = (s3.endpoint or "").partition(":")[0]
             lines += [f"{repo}-type=s3", f"{repo}-path={s3.path}", f"{repo}-s3-bucket={s3.bucket}",
-                      f"{repo}-s3-endpoint={host}", f"{repo}-s3-region={s3.region}", f"{repo}-s3-uri-style={s3.uri_style}"]
-            if port:
-                lines.append(f"{repo}-storage-port={port}")
+                      f"{repo}-s3-endpoint={host}", f"{repo}-s3-region={s3.region}", f"{repo}-s3-uri-style={s3.uri_style}",
+                      f"{repo}-storage-port={s3.port}"]
         # Small files bundled into few objects: a small database's thousand files are
         # otherwise a thousand requests (about 25 s to S3 in the tests here).
         lines += [f"{repo}-bundle=y",

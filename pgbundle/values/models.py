@@ -266,6 +266,11 @@ class PostgresValues(Values):
             raise ValueError(
                 "pitr.repos.volume.claim: backups needs persistence.backups.enabled: true; enable the volume "
                 "or use claim: own")
+        s3 = pitr.repos.s3
+        if s3.enabled and self.network_policy.enabled and not s3.egress_cidrs:
+            raise ValueError(
+                "pitr.repos.s3.egressCidrs: required with networkPolicy.enabled: the database pods archive WAL "
+                f"to {s3.endpoint}; list its addresses (CIDRs)")
         owned = sorted(set(self.config.parameters) & PITR_OWNED_PARAMETERS)
         if owned:
             raise ValueError(f"config.parameters: {owned[0]} is set by pitr.enabled: true; remove it "

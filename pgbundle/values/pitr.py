@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from pgbundle.values.cron import CronSchedule
-from pgbundle.values.fields import DnsLabel, StorageSize, TimeZone, Values
+from pgbundle.values.fields import Cidr, DnsLabel, StorageSize, TimeZone, Values
 from pgbundle.values.names import StorageClass
 
 # S3's bucket naming rules (the strict, virtual-host-safe ones every provider accepts).
@@ -116,6 +116,9 @@ class S3RepoValues(Values):
     ca_secret: DnsLabel | None = None
     """Secret with `ca.crt`, the CA of a self-hosted endpoint's certificate. Left
     out: the image's system CAs."""
+    egress_cidrs: list[Cidr] = []
+    """Addresses of the endpoint the database pods may reach on its port when
+    `networkPolicy.enabled` (a NetworkPolicy cannot name a host). Required then."""
     existing_secret: DnsLabel = "postgres-pitr-s3"
     """Secret with the keys `access-key-id` and `secret-access-key` (created by you;
     never in dist/). Left out: postgres-pitr-s3."""
@@ -127,6 +130,12 @@ class S3RepoValues(Values):
                 if value is None:
                     raise ValueError(f"{key}: required with s3.enabled: true")
         return self
+
+    @property
+    def port(self) -> int:
+        """The endpoint's TCP port (HTTPS unless it names another)."""
+        _, _, port = (self.endpoint or "").partition(":")
+        return int(port) if port else 443
 
 
 class ReposValues(Values):
