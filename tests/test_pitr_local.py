@@ -3,7 +3,6 @@ the volume repository in the state folder (examples/pitr.yaml, encrypted)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from datetime import timedelta
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import log_records, restart
 from pgbundle import contract
 from pgbundle.workstation import pitr_local
 from pgbundle.workstation.localpod import LocalPod
@@ -105,6 +105,15 @@ def test_physical_backup_needs_pitr(tmp_path):
     done = cli("backup", "--state", str(tmp_path / "state"), "--type", "full", values=values)
     assert done.returncode == 2
     assert done.stderr.startswith("error: postgres.pitr.enabled is false")
+
+
+def test_a_restart_finds_the_stanza_and_archiving_goes_on(origin, history):
+    restart(origin)
+    created = [r["message"] for r in log_records(origin) if r.get("ps") == "pgbackrest"
+               and "stanza-create command end: completed successfully" in r["message"]]
+    assert len(created) == 2  # the first start and this one: idempotent
+    commit_rows(origin, [7])
+    archive_everything(origin)
 
 
 def test_verify_passes_then_finds_a_corrupt_file(origin, history):
