@@ -86,12 +86,13 @@ test: setup postgres etcd patroni pgbackrest
 	$(PY) -m pytest
 
 .PHONY: bench
-bench: setup postgres etcd patroni
+bench: setup postgres etcd patroni pgbackrest
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
 	$(PY) bench/failover.py
+	$(PY) bench/pitr.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
 # from every real server this machine has: Debian's own (15 on Debian 12, 17 on
