@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,19 @@ def history(origin):
 def test_backups_are_taken_and_typed(history):
     assert (history["full"]["type"], history["diff"]["type"]) == ("full", "diff")
     assert [t["repo"] for t in history["full"]["taken"]] == [1] and history["diff"]["backups"] == 2
+
+
+def test_a_target_after_the_last_archived_commit_fails_with_one_line_and_changes_nothing(origin, history,
+                                                                                       restored_states):
+    """Recovery stops at the first commit past the target: with none archived yet
+    (the next segment is archived within archiveTimeoutSeconds) it cannot."""
+    new = restored_states / "too-late"
+    late = (datetime.now(timezone.utc) - timedelta(milliseconds=200)).isoformat()
+    done = cli("restore", "--state", str(new), "--from", str(origin.state), "--time", late, values=VALUES_FILE)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"error: --time {late}: the archive holds no commit after it, so recovery "
+                                        "cannot tell it reached it; use --latest"]
+    assert not new.exists()
 
 
 def test_restore_to_a_time_has_exactly_the_rows_committed_before_it(origin, history, restored_states):

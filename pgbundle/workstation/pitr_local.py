@@ -28,6 +28,10 @@ BACKUP_TYPES = ("full", "diff", "incr")
 CARRIED_SECRETS = (contract.SECRETS_DIR, contract.PITR_S3_SECRET_DIR, contract.PITR_S3_CA_DIR)
 
 
+# PostgreSQL's words when the archived WAL ends before any record past the target.
+RECOVERY_SHORT = "recovery ended before configured recovery target was reached"
+
+
 class PitrRequestError(Exception):
     """The request cannot be right (PITR off, a target outside the backups); nothing was changed."""
 
@@ -141,12 +145,19 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
         archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
         # Read as the new pod's user with the new pod's settings, from the source repository only.
         pgbackrest(new, "restore", *options, *recovery, f"--recovery-option=restore_command={archive_get}")
+        try:
+            return new.start(port=port)
+        except LocalPodError:
+            new.stop()
+            if RECOVERY_SHORT in new.log_file.read_text(errors="replace"):
+                raise PitrRequestError(f"--time {target}: the archive holds no commit after it, so recovery "
+                                       "cannot tell it reached it; use --latest") from None
+            raise
     except BaseException:
         # Changes nothing: a new state made here goes again.
         if created:
             shutil.rmtree(new.state, ignore_errors=True)
         raise
-    return new.start(port=port)
 
 
 def _carry_secrets(old: LocalPod, new: LocalPod) -> None:
