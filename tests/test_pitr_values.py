@@ -151,3 +151,13 @@ def test_secrets_generate_writes_the_passphrase_and_never_rotates_it(tmp_path):
     assert yaml.safe_load(passwords.read_text())["kind"] == "Secret"
     with pytest.raises(secretgen.SecretsError, match="not something these values use"):
         secretgen.generate(values, tmp_path, rotate="pgbackrest_cipher_pass")
+
+
+def test_failing_wal_archiving_is_alerted_only_with_pitr(synth):
+    def alert_names(values: dict) -> set[str]:
+        values = {"postgres": {**values.get("postgres", {}), "metrics": {"prometheusRule": {"enabled": True}}}}
+        rule = synth(values).get("PrometheusRule", "postgres")
+        return {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+
+    assert "PostgresWalArchivingFailing" in alert_names(pitr())
+    assert "PostgresWalArchivingFailing" not in alert_names({})

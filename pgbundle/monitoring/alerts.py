@@ -51,6 +51,8 @@ class AlertScope:
     """Longest time between two scheduled backup runs."""
     synchronous_mode: bool = False
     """Patroni keeps a synchronous standby (replicas >= 2): its absence is alerted."""
+    wal_archiving: bool = False
+    """WAL is archived (postgres.pitr): failing archiving is alerted."""
 
     @property
     def exporter(self) -> str:
@@ -180,6 +182,18 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "Backup volume " + contract.BACKUP_CLAIM + " has less than 15% free",
                 "Only {{ $value | humanizePercentage }} of " + contract.BACKUP_CLAIM
                 + " is free; the next backups may fail.",
+            )
+        )
+    if scope.wal_archiving:
+        found.append(
+            Alert(
+                "PostgresWalArchivingFailing",
+                f"increase(pg_stat_archiver_failed_count{{{ex}}}[10m]) > 0",
+                "10m",
+                "critical",
+                "WAL archiving to the pgBackRest repositories is failing",
+                "archive_command failed {{ $value }} times in 10 minutes: WAL piles up in pg_wal "
+                "(the data volume) and nothing after the last archived segment can be restored.",
             )
         )
     if scope.replicas > 1:
