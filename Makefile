@@ -75,11 +75,13 @@ imports: .venv/.installed node_modules/.installed
 	tools/cdk8s-import
 
 # The point-in-time recovery tests run Debian's pgBackRest, and an S3 server
-# (moto, from requirements.txt) behind Debian's nginx for TLS.
+# (moto, from requirements.txt) behind Debian's nginx for TLS: nginx-light on
+# Debian 12; Debian 13 ships only the one nginx package.
 .PHONY: pgbackrest
 pgbackrest:
 	@command -v pgbackrest >/dev/null && command -v nginx >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest nginx-light >/dev/null; }
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest \
+	    $$(apt-cache show nginx-light >/dev/null 2>&1 && echo nginx-light || echo nginx) >/dev/null; }
 
 .PHONY: test
 test: setup postgres etcd patroni pgbackrest
