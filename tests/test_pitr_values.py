@@ -145,8 +145,11 @@ def test_the_pod_mounts_its_repository_and_s3_secrets(synth):
 
 
 def test_secrets_generate_writes_the_passphrase_and_never_rotates_it(tmp_path):
-    values = parse_values(pitr())
-    secretgen.generate(values, tmp_path)
+    values = parse_values(pitr(repos={"s3": S3}))
+    _, notes = secretgen.generate(values, tmp_path)
+    assert any("create the Secret postgres-pitr-s3 with the keys access-key-id and secret-access-key" in n
+               for n in notes)
+    assert any(n.startswith("keep a copy of pgbackrest_cipher_pass outside the cluster") for n in notes)
     (passwords,) = [p for p in tmp_path.glob("*.yaml") if "pgbackrest_cipher_pass" in p.read_text()]
     assert yaml.safe_load(passwords.read_text())["kind"] == "Secret"
     with pytest.raises(secretgen.SecretsError, match="not something these values use"):

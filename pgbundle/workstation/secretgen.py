@@ -214,6 +214,13 @@ def plan_all(values: ChartValues) -> Plan:
         if pg.ca.verify_clients and pg.backup.enabled:
             issued += f" and {pg.backup.client_certificate.existing_secret}"
         plan.notes.append(f"cert-manager issues {issued}: no TLS, CA or client-certificate Secret written")
+    s3 = pg.pitr.repos.s3
+    if pg.pitr.enabled and s3.enabled:
+        plan.notes.append(f"the S3 keys are yours: create the Secret {s3.existing_secret} with the keys "
+                          f"{contract.S3_KEY_ID_KEY} and {contract.S3_KEY_SECRET_KEY}")
+    if pg.pitr.cipher:
+        plan.notes.append(f"keep a copy of {contract.CIPHER_PASS_KEY} outside the cluster: no PITR backup "
+                          "can be read without it")
     return plan
 
 
