@@ -36,8 +36,9 @@ class HaProps(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    patroni_config: str
-    """patroni.yaml, as every member reads it: pod paths, no password (required)."""
+    patroni_files: dict[str, str]
+    """patroni.yaml, as every member reads it, and bootstrap.yaml, which only the
+    first member adds: pod paths, no password (required)."""
     scope: str
     """Patroni's cluster name: the pods carry it in `scope_label` (required)."""
     scope_label: str
@@ -173,7 +174,7 @@ class Database(Construct):
         self.selector = contract.selector_labels(COMPONENT)
         ha = props.ha
         # Patroni writes its own postgresql.conf and pg_hba.conf from its configuration.
-        config_files = props.config_files if ha is None else {contract.PATRONI_CONFIG_FILE: ha.patroni_config}
+        config_files = props.config_files if ha is None else ha.patroni_files
         scripts = pod_scripts(ha=ha is not None, pitr=props.pitr is not None)
         run_scripts = DATABASE_SCRIPTS if ha is None else HA_DATABASE_SCRIPTS
         if props.pitr is not None:
@@ -239,7 +240,7 @@ class Database(Construct):
                 service_name=contract.HEADLESS_SERVICE,
                 replicas=props.replicas,
                 selector=k8s.LabelSelector(match_labels=self.selector),
-                pod_management_policy="OrderedReady",
+                pod_management_policy=contract.POD_MANAGEMENT_POLICY if ha is None else contract.HA_POD_MANAGEMENT_POLICY,
                 update_strategy=k8s.StatefulSetUpdateStrategy(
                     type="RollingUpdate", rolling_update=k8s.RollingUpdateStatefulSetStrategy(partition=0)
                 ),
@@ -306,6 +307,7 @@ class Database(Construct):
         return [
             k8s.EnvVar(name="PG_PATRONI_CONFIG", value=f"{contract.PATRONI_CONFIG_DIR}/{contract.PATRONI_CONFIG_FILE}"),
             k8s.EnvVar(name="PATRONI_NAME", value_from=field("metadata.name")),
+            k8s.EnvVar(name="PG_BOOTSTRAP_MEMBER", value=contract.BOOTSTRAP_MEMBER),
             k8s.EnvVar(name="PATRONI_KUBERNETES_POD_IP", value_from=field("status.podIP")),
             k8s.EnvVar(name="PATRONI_POSTGRESQL_CONNECT_ADDRESS", value=f"{host}:{contract.PORT}"),
             k8s.EnvVar(name="PATRONI_RESTAPI_CONNECT_ADDRESS", value=f"{host}:{contract.PATRONI_API_PORT}"),

@@ -35,8 +35,13 @@ from pgbundle.values.load import ValuesError
 from pgbundle.values.models import ChartValues, PostgresValues, VolumeValues
 from pgbundle.values.network import NetworkPolicyPeer
 
-# Parallel jobs of pg_restore (the database's CPU limit is the usual bound).
-DEFAULT_RESTORE_JOBS = 2
+# One job restores each database in one transaction: a failed or killed restore
+# leaves it as it was (constructs/scripts/restore.sh). More jobs are faster and not atomic.
+DEFAULT_RESTORE_JOBS = 1
+# Each job is a pg_restore worker with its own connection, on the Job's and the
+# database's CPUs (2 each by default): beyond 16 workers only queue. The script
+# also checks at run time that the server has a connection for each.
+MAX_RESTORE_JOBS = 16
 
 
 # --- where certificates come from ----------------------------------------------
@@ -118,7 +123,10 @@ def ha_props(values: ChartValues) -> HaProps:
     spec = patroni_spec(values)
     kubernetes = spec.kubernetes
     return HaProps(
-        patroni_config=yaml.safe_dump(patroni_config.render(spec), sort_keys=False), scope=spec.scope,
+        patroni_files={file: yaml.safe_dump(document, sort_keys=False) for file, document in zip(
+            (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE),
+            patroni_config.split_bootstrap(patroni_config.render(spec)))},
+        scope=spec.scope,
         scope_label=kubernetes.scope_label, role_label=kubernetes.role_label,
         primary_role=patroni_config.PRIMARY_ROLE, replica_role=patroni_config.REPLICA_ROLE,
         required_anti_affinity=values.postgres.ha.anti_affinity == "required")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,13 +45,44 @@ class Context:
         return load_values(Path(getattr(args, "values", None) or os.environ.get("VALUES") or self.top / "values.yaml"))
 
 
+def _folder(option: str, given: str | None, default: Path) -> Path:
+    """The folder an `--out` names; an empty one is a mistake (a variable that was not
+    set), never the current folder or the default."""
+    if given is None:
+        return default
+    if not given.strip():
+        raise BadInput(f"{option}: an empty path names no folder: give a folder, or leave {option} out "
+                       f"for {default}")
+    return Path(given)
+
+
+# An unprivileged user (the pod's) can listen only above the privileged ports.
+_PORTS = range(1024, 65536)
+
+
+def _check_local_request(args: argparse.Namespace) -> None:
+    """Refuse a state path or a port that cannot work, before anything is read or made."""
+    quoted = shlex.quote(str(args.state))
+    for folder in (args.state, *args.state.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise BadInput(f"--state: {quoted}: {shlex.quote(str(folder))} is not a folder: pass a state "
+                               "folder (it is created when missing)")
+            break
+    port = getattr(args, "port", None)
+    if port is not None and port not in _PORTS:
+        raise BadInput(f"--port: {port} is not allowed: use {_PORTS.start} to {_PORTS.stop - 1} (the pod runs as an "
+                       "unprivileged user), or leave --port out for the state's previous port, else a free one")
+
+
 def _synth(ctx: Context, args: argparse.Namespace) -> None:
+    out = _folder("--out", args.out, Path(os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
     values = ctx.values(args)
     for warning in values_warnings(values):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.check:
         try:
-            ctx.synthesize(values, Path(args.out or os.environ.get("CDK8S_OUTDIR") or ctx.top / "dist"))
+            ctx.synthesize(values, out)
         except OutputError as err:
             raise BadInput(str(err)) from None
 
@@ -70,7 +102,12 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         args.parser.error("give either --backup NAME (a logical set) or --from OLD with --time or --latest (PITR)")
     if args.command == "restore" and args.from_state is not None and (args.time is None) == (not args.latest):
         args.parser.error("--from needs exactly one of --time TIMESTAMP and --latest")
+    _check_local_request(args)
     try:
+        cluster = LocalCluster.cluster_of(args.state)
+        if cluster is not None:  # the members' shared files: no pod runs from there
+            raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
+                         f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values)
@@ -82,6 +119,8 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
         elif args.command == "down":
+            if not pod.dist.exists():
+                raise Failed(f"--state: {args.state} holds no local pod or cluster: nothing to stop")
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
@@ -119,7 +158,7 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
     elif args.command == "down":
         cluster.down()
     elif args.command == "status":
-        print(json.dumps([member.__dict__ for member in cluster.status()]))
+        print(json.dumps(cluster.summary()))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
     elif args.command == "restore":  # into the primary; the replicas follow by streaming
@@ -134,9 +173,15 @@ def _secrets(ctx: Context, args: argparse.Namespace) -> None:
 
     if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
         args.parser.error("--force, --rotate and --prune-ca exclude each other")
+    if args.rotate and len(args.rotate) > 1:
+        # One key per run: rotations depend on each other's order (a new CA, then certificates it signs).
+        raise BadInput(f"--rotate: given {len(args.rotate)} times ({', '.join(args.rotate)}): rotate one key per run, "
+                       "e.g. --rotate ca, then --rotate tls")
+    out = _folder("--out", args.out, ctx.top / "secrets")
     try:
-        written, notes = secretgen.generate(ctx.values(args), args.out or ctx.top / "secrets", force=args.force,
-                                            rotate=args.rotate, prune_ca=args.prune_ca, forbidden=(ctx.top / "dist",))
+        written, notes = secretgen.generate(ctx.values(args), out, force=args.force,
+                                            rotate=args.rotate[0] if args.rotate else None, prune_ca=args.prune_ca,
+                                            forbidden=(ctx.top / "dist",))
     except secretgen.SecretsError as err:
         raise Failed(str(err)) from None
     for path in written:
@@ -225,9 +270,9 @@ def parser() -> argparse.ArgumentParser:
     gen = secrets.add_subparsers(dest="command", required=True).add_parser(
         "generate", parents=[values], help="write Secret manifests (mode 0600) outside dist/")
     gen.set_defaults(parser=gen)
-    gen.add_argument("--out", type=Path, help="folder (default: secrets/)")
+    gen.add_argument("--out", help="folder (default: secrets/)")
     gen.add_argument("--force", action="store_true", help="replace existing files (every password changes)")
-    gen.add_argument("--rotate", metavar="KEY",
+    gen.add_argument("--rotate", metavar="KEY", action="append",
                      help="replace one password key (e.g. postgres_app_user_pw), or `tls` (server "
                           "certificate, and the backup client certificate when clients are verified), "
                           "`backup-tls` (only the backup client certificate) or `ca` (new CA, trusted "
@@ -261,7 +306,8 @@ def _restore_arguments(command: argparse.ArgumentParser, required: bool = True) 
     command.add_argument("--database", action="append", default=[],
                          help="database to restore (repeatable; default: every dump in the set)")
     command.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS,
-                         help=f"parallel pg_restore jobs (default {DEFAULT_RESTORE_JOBS})")
+                         help=f"pg_restore jobs (default {DEFAULT_RESTORE_JOBS}: each database in one transaction, "
+                              "all or nothing; more are faster and not atomic)")
 
 
 def main(argv: list[str], *, top: Path, synthesize: Synthesize) -> int:

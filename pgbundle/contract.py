@@ -19,6 +19,13 @@ CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATAB
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
+# How the StatefulSet starts its pods (the field is immutable). HA members start
+# together: after a full stop, Patroni in synchronous mode lets only the last
+# leader or its synchronous standby take the lock, so with OrderedReady (pod 1
+# only once pod 0 is Ready) a postgres-0 that may not lead blocks the others
+# forever. Rolling updates go one pod at a time under either policy.
+POD_MANAGEMENT_POLICY = "OrderedReady"
+HA_POD_MANAGEMENT_POLICY = "Parallel"
 SERVICE = "postgres"
 HEADLESS_SERVICE = "postgres-headless"
 DATA_CLAIM = "postgres-data"  # volumeClaimTemplate; PVCs are postgres-data-postgres-<n>
@@ -64,6 +71,13 @@ RUN_DIR = "/var/run/postgresql"  # Unix socket, pid and readiness marker
 TMP_DIR = "/tmp"
 SHM_DIR = "/dev/shm"
 BACKUP_DIR = "/var/lib/postgresql/backups"
+
+# Roles and databases the product creates whatever the values say: no configured
+# name may take one of them (pgbundle/values/models.py refuses it).
+SUPERUSER_ROLE = "postgres"
+REPLICATION_ROLE = "replicator"  # Patroni's: LOGIN REPLICATION only
+REWIND_ROLE = "rewinder"  # Patroni's: the four functions pg_rewind needs
+TEMPORAL_DATABASES = ("temporal", "temporal_visibility")  # created by init.sql when Temporal is on
 
 # Keys of the passwords Secret (the old chart's names).
 SUPERUSER_PASSWORD_KEY = "postgres_password"
@@ -151,7 +165,12 @@ REPLICAS_SERVICE = "postgres-replicas"  # streaming replicas only (read-only cli
 # would make its -config collide with CONFIG_MAP.
 PATRONI_SCOPE = "postgres-ha"
 PATRONI_CONFIG_DIR = "/etc/patroni"
-PATRONI_CONFIG_FILE = "patroni.yaml"
+PATRONI_CONFIG_FILE = "patroni.yaml"  # what every member and patronictl read
+# Patroni's `bootstrap` section, beside patroni.yaml: only BOOTSTRAP_MEMBER reads
+# it (patroni.sh), so with members starting together no empty member can
+# initialize a new cluster while the first one adopts its existing data.
+PATRONI_BOOTSTRAP_FILE = "bootstrap.yaml"
+BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 
 
 # Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 def acl_entries(column: str) -> str:
     """An SQL expression: `column`'s ACL as a sorted text array; '{}' for NULL (the defaults)."""
-    return (f"(SELECT coalesce(array_agg(format('%s=%s/%s%s', CASE WHEN a.grantee = 0 THEN 'PUBLIC' "
-            f"ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, pg_get_userbyid(a.grantor), "
-            f"CASE WHEN a.is_grantable THEN '*' ELSE '' END) ORDER BY 1), '{{}}') FROM aclexplode({column}) a)")
+    entry = ("format('%s=%s/%s%s', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+             "a.privilege_type, pg_get_userbyid(a.grantor), CASE WHEN a.is_grantable THEN '*' ELSE '' END)")
+    return f"(SELECT coalesce(array_agg(e ORDER BY e), '{{}}') FROM (SELECT {entry} AS e FROM aclexplode({column}) a) s)"

@@ -247,3 +247,20 @@ def test_ca_from_cert_manager_secret_when_cert_manager_issues_the_certificate(sy
     assert ca["secretName"] == "postgres-tls"
     assert ca["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
     assert ca.get("optional") is not True
+
+
+@pytest.mark.parametrize(("databases", "jobs", "message"), [
+    (["appdb", "appdb"], 1, r"--database: 'appdb' is given twice: name each database once"),
+    (["appdb", "temporal", "appdb"], 1, r"--database: 'appdb' is given twice"),
+    ([], 0, r"--jobs: 0 is not allowed: use 1 \(the default: each database in one transaction, all or nothing\) to 16"),
+    ([], 17, r"--jobs: 17 is not allowed: use 1 .* to 16 \(parallel workers, each a connection and a CPU"),
+    ([], 100000, r"--jobs: 100000 is not allowed"),
+])
+def test_restore_refuses_duplicate_databases_and_unbounded_jobs(databases, jobs, message):
+    with pytest.raises(RestoreError, match=message):
+        restore_job(backup="20260101T020000Z", databases=databases, jobs=jobs)
+
+
+def test_restore_runs_in_one_transaction_by_default():
+    assert env(restore_job(backup="20260101T020000Z", databases=[])["spec"]["template"]["spec"], "restore")[
+        "RESTORE_JOBS"] == "1"

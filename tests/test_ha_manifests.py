@@ -41,15 +41,18 @@ def pod_spec(manifests) -> dict:
 
 
 def test_the_configmap_holds_the_rendered_patroni_configuration(manifests):
-    text = manifests.get("ConfigMap", contract.PATRONI_CONFIG_MAP)["data"][contract.PATRONI_CONFIG_FILE]
-    assert yaml.safe_load(text) == patroni_config.render(patroni_spec(parse_values(HA)))
+    data = manifests.get("ConfigMap", contract.PATRONI_CONFIG_MAP)["data"]
+    assert set(data) == {contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE}
+    every, first = (yaml.safe_load(data[f]) for f in (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE))
+    assert "bootstrap" not in every and set(first) == {"bootstrap"}  # only the first member may initialize
+    assert {**every, **first} == patroni_config.render(patroni_spec(parse_values(HA)))
     assert manifests.find("ConfigMap", contract.CONFIG_MAP) is None  # Patroni writes postgresql.conf itself
 
 
 def test_members_run_patroni_from_the_ha_image(manifests):
     statefulset = manifests.get("StatefulSet", contract.STATEFULSET)
     assert statefulset["spec"]["replicas"] == 3
-    assert statefulset["spec"]["podManagementPolicy"] == "OrderedReady"
+    assert statefulset["spec"]["podManagementPolicy"] == "Parallel"  # members start together after a full stop
     main = container(pod_spec(manifests), contract.CONTAINER)
     assert main["image"] == "ghcr.io/example/api-forge-postgres/postgres-patroni:v1.0.0"
     assert main["command"] == ["bash", f"{contract.SCRIPTS_DIR}/patroni.sh"]

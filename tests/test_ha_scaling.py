@@ -1,10 +1,15 @@
-"""Scaling an existing single instance to three members keeps its data: the
-first member adopts the data directory (the same PVC in a cluster), the
-others clone from it, and Patroni's roles are created on the adopted database."""
+"""Scaling an existing single instance to three members keeps its data, as the
+README's "From `replicas: 1`" does it and as a user types it: `local up` with
+the HA values on the stopped single pod's state. postgres-0 adopts the data
+directory (the same PVC in a cluster), the others clone from it, and Patroni's
+roles are created on the adopted database. A running single pod is refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,14 +18,19 @@ import pytest
 
 import main
 from pgbundle import contract
-from pgbundle.values.load import parse_values
 from pgbundle.workstation.cluster import LocalCluster
 from pgbundle.workstation.localpod import LocalPod
 
 pytestmark = pytest.mark.ha
 
-SMALL = {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}
-HA = {**SMALL, "replicas": 3, "ha": {"image": {"repository": "local", "tag": "unused"}}}
+TOP = Path(main.__file__).resolve().parent
+HA_VALUES = TOP / "examples" / "ha.yaml"
+ROWS = 1234
+
+
+def local(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOP / "main.py"), "local", *args], capture_output=True, text=True,
+                          timeout=300)
 
 
 def connect(info: dict, port: int) -> psycopg.Connection:
@@ -29,35 +39,51 @@ def connect(info: dict, port: int) -> psycopg.Connection:
                            sslrootcert=info["sslrootcert"], connect_timeout=5, autocommit=True)
 
 
-def test_scaling_from_one_to_three_keeps_the_data():
+def tree(folder: Path) -> dict[str, tuple[int, float]]:
+    """Every path and its mode and time, less what the running server writes (its data, its log)."""
+    live = (folder / "pod.log", LocalPod(folder).host_path(contract.DATA_MOUNT))
+    return {str(p.relative_to(folder)): (p.lstat().st_mode, p.lstat().st_mtime) for p in sorted(folder.rglob("*"))
+            if not any(p == path or path in p.parents for path in live)}
+
+
+def test_up_with_the_ha_values_on_a_single_pods_state():
     base = Path(tempfile.mkdtemp(prefix="scaling-"))
-    base.chmod(0o711)
-    single = LocalPod(base / "single")
-    cluster = LocalCluster(base / "cluster")
+    base.chmod(0o711)  # the pods run as the postgres user
+    state = str(base / "db")
     try:
-        single.prepare(parse_values({"postgres": SMALL}), main.synthesize)
-        info = single.start()
-        with connect(info, info["port"]) as conn:
+        started = local("up", "--state", state)  # values.yaml: replicas 1
+        assert started.returncode == 0, started.stderr
+        single = json.loads(started.stdout)
+        with connect(single, single["port"]) as conn:
             conn.execute("CREATE TABLE kept (id int)")
-            conn.execute("INSERT INTO kept SELECT generate_series(1, 1000)")
-        assert single.stop() == 0
-        cluster.prepare(parse_values({"postgres": HA}), main.synthesize)
-        # The StatefulSet keeps its name and claim template: postgres-0 keeps its volume.
-        target = cluster.data_dir("postgres-0")
-        assert not target.exists()  # initdb or a clone makes it
-        shutil.move(str(single.host_path(contract.PGDATA)), str(target))
-        info = cluster.up()
-        members = cluster.status()
-        assert [m.role for m in members].count("leader") == 1
-        assert members[0].role == "leader"  # the adopted database leads
+            conn.execute("INSERT INTO kept SELECT generate_series(1, %s)", (ROWS,))
+
+        # Running: refused before anything starts or changes.
+        before = tree(Path(state))
+        refused = local("up", "--state", state, "--values", str(HA_VALUES))
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            f"error: a single pod runs in {state} (pid {json.loads(local('status', '--state', state).stdout)['pid']}): "
+            f"run `local down --state {state}` first; `local up` with these values then makes its data postgres-0's"]
+        assert tree(Path(state)) == before
+        with connect(single, single["port"]) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone() == (ROWS,)
+
+        assert local("down", "--state", state).returncode == 0
+        scaled = local("up", "--state", state, "--values", str(HA_VALUES))
+        assert scaled.returncode == 0, scaled.stderr
+        info = json.loads(scaled.stdout)
+        members = LocalCluster(Path(state)).status()
+        assert [(m.name, m.role == "leader") for m in members if m.role == "leader"] == [("postgres-0", True)]
+        assert sorted(m.state for m in members) == ["running", "streaming", "streaming"]
+        assert info["passwords"]["appuser"] == single["passwords"]["appuser"]  # the Secret is kept
         for member in members:
             with connect(info, member.port) as conn:
-                assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1000,), member.name
+                assert conn.execute("SELECT count(*) FROM kept").fetchone() == (ROWS,), member.name
         with connect(info, members[0].port) as conn:  # Patroni's roles now exist on the adopted database
             roles = dict(conn.execute(
                 "SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder')"))
         assert roles == {"replicator": True, "rewinder": False}
     finally:
-        cluster.down()
-        single.stop()
+        local("down", "--state", state)
         shutil.rmtree(base)

@@ -35,17 +35,19 @@ def test_a_single_instance_gets_none_of_them(tmp_path):
     assert not HA_KEYS & generated_keys(tmp_path, {})
 
 
-def run_patroni_sh(tmp_path: Path, values, keys: list[str]) -> subprocess.CompletedProcess:
-    """patroni.sh up to its exec, with a Secret folder holding `keys` (a stub stands in for Patroni)."""
+def run_patroni_sh(tmp_path: Path, values, keys: list[str], member: str = "postgres-1") -> subprocess.CompletedProcess:
+    """patroni.sh up to its exec, with a Secret folder holding `keys` (a stub stands in for
+    Patroni and prints what it was given)."""
     secrets, run, bin_dir = tmp_path / "secrets", tmp_path / "run", tmp_path / "bin"
     for folder in (secrets, run, bin_dir):
         folder.mkdir(exist_ok=True)
     for key in keys:
         (secrets / key).write_text("secret")
-    (bin_dir / "patroni").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "patroni").write_text('#!/bin/sh\necho "$@"\n')
     (bin_dir / "patroni").chmod(0o755)
     env = {**pgenv.pod_environment(values.postgres), "PG_SECRETS_DIR": str(secrets), "PG_RUN_DIR": str(run),
-           "PG_PATRONI_CONFIG": str(tmp_path / "patroni.yaml"), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+           "PG_PATRONI_CONFIG": str(tmp_path / "patroni.yaml"), "PATH": f"{bin_dir}:/usr/bin:/bin",
+           "PATRONI_NAME": member, "PG_BOOTSTRAP_MEMBER": contract.BOOTSTRAP_MEMBER}
     return subprocess.run(["bash", str(PATRONI_SH)], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -71,3 +73,13 @@ def test_rotate_adds_each_ha_key_to_a_single_instances_secrets(tmp_path):
     after = yaml.safe_load((out / "postgres-secrets.yaml").read_text())["data"]
     assert set(after) == set(before) | HA_KEYS
     assert {k: v for k, v in after.items() if k in before} == before  # nothing else changed
+
+
+def test_only_the_first_member_reads_the_bootstrap_section(tmp_path):
+    # Patroni merges the files of a folder: patroni.yaml and bootstrap.yaml for postgres-0 only.
+    values = parse_values(HA)
+    keys = secretgen.password_keys(values.postgres)
+    first = run_patroni_sh(tmp_path, values, keys, member=contract.BOOTSTRAP_MEMBER)
+    other = run_patroni_sh(tmp_path, values, keys, member="postgres-1")
+    assert (first.returncode, first.stdout) == (0, f"{tmp_path}\n")
+    assert (other.returncode, other.stdout) == (0, f"{tmp_path / 'patroni.yaml'}\n")

@@ -80,3 +80,39 @@ def test_network_policy_needs_the_api_server_addresses():
     values["postgres"]["ha"]["apiServerCidrs"] = ["10.96.0.1/32"]
     assert parse_values(values).postgres.ha.api_server_cidrs == ["10.96.0.1/32"]
 
+
+
+def test_the_ha_image_may_be_pinned_by_digest_alone():
+    digest = "sha256:" + "c" * 64
+    image = {"repository": "ghcr.io/example/postgres-patroni", "digest": digest}
+    values = parse_values({"postgres": {"replicas": 3, "ha": {"image": image}}})
+    assert values.postgres.ha.image.reference == f"ghcr.io/example/postgres-patroni@{digest}"
+
+
+def test_an_image_with_neither_tag_nor_digest_is_refused():
+    with pytest.raises(ValuesError, match=r"postgres\.ha\.image\.tag: required unless digest is set"):
+        parse_values({"postgres": {"replicas": 3, "ha": {"image": {"repository": "ghcr.io/example/pg"}}}})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"ttl": 99999999999999999999}, r"postgres\.ha\.ttl: Input should be less than or equal to 3600"),
+    ({"ttl": 3601}, r"postgres\.ha\.ttl: Input should be less than or equal to 3600"),
+    ({"ttl": True}, r"postgres\.ha\.ttl: Input should be a valid integer"),
+    ({"ttl": "30"}, r"postgres\.ha\.ttl: Input should be a valid integer"),
+    ({"retryTimeout": 2}, r"postgres\.ha\.retryTimeout: Input should be greater than or equal to 3"),
+    ({"primaryStartTimeout": 3601}, r"postgres\.ha\.primaryStartTimeout: Input should be less than or equal to 3600"),
+    ({"maximumLagOnFailover": 2**63}, r"postgres\.ha\.maximumLagOnFailover: Input should be less than or equal to 9223372036854775807"),
+    ({"apiServerPort": True}, r"postgres\.ha\.apiServerPort: Input should be a valid integer"),
+    ({"synchronousMode": False, "synchronousModeStrict": True},
+     r"postgres\.ha\.synchronousModeStrict: true needs synchronousMode: true"),
+    ({"synchronousMode": 1}, r"postgres\.ha\.synchronousMode: Input should be a valid boolean"),
+])
+def test_ha_counts_and_durations_are_bounded_by_what_patroni_takes(settings, message):
+    with pytest.raises(ValuesError, match=message):
+        parse_values(ha(**settings))
+
+
+def test_the_application_role_cannot_be_the_replication_role():
+    with pytest.raises(ValuesError, match=r"postgres\.username: 'replicator' is also Patroni's replication role: "
+                                          r"every role needs its own name"):
+        parse_values({"postgres": {"replicas": 2, "username": "replicator", "ha": {"image": IMAGE}}})

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from pgbundle import contract
-from pgbundle.values.fields import ImageValues
+from pgbundle.values.fields import PostgresImageValues
 from pgbundle.workstation import patroni_venv
 
 TOP = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_hadolint_catches_an_unpinned_package(tmp_path):
 
 
 def test_image_is_the_default_postgres_image_plus_patroni():
-    assert instructions("FROM") == [ImageValues().reference]
+    assert instructions("FROM") == [PostgresImageValues().reference]
 
 
 def test_image_installs_the_requirements_the_tests_run():

@@ -70,6 +70,15 @@ def test_up_refuses_a_state_whose_dist_holds_other_files(base):
     assert snapshot(state) == before
 
 
+def test_down_on_a_folder_holding_no_state_is_an_error(base):
+    empty = base / "empty"
+    empty.mkdir()
+    for folder in (empty, base / "missing"):
+        result = local("down", "--state", str(folder))
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"error: --state: {folder} holds no local pod or cluster: nothing to stop"
+
+
 # --- a running state ------------------------------------------------------------------
 
 @pytest.fixture

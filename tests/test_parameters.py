@@ -7,6 +7,7 @@ import pytest
 
 from pgbundle.values.load import ValuesError, parse_values
 from pgbundle.values import parameters
+from pgbundle.values.fields import SUPPORTED_MAJORS, tag_major
 
 
 def problems(params: dict, tag: str | None = None) -> list[str]:
@@ -112,8 +113,30 @@ def test_names_follow_the_image_major(tag, name, accepted):
     assert (problems({name: value}, tag) == []) == accepted
 
 
-def test_a_major_without_a_list_cannot_take_parameters():
-    assert problems({"jit": False}, "19.0") == [
-        "postgres.config.parameters.jit: cannot be checked for the image's PostgreSQL major '19' (from "
-        "postgres.image.tag); parameters are checked for majors 15, 16, 17, 18"]
-    assert problems({}, "19.0") == []
+@pytest.mark.parametrize("tag", ["19.0", "9.6", "14.12-bookworm"])
+def test_an_unsupported_major_is_refused_once_whatever_the_parameters(tag):
+    refused = [f"postgres.image.tag: {tag!r} is PostgreSQL {tag_major(tag)}, which the product does not run: "
+               "use a major from 15 to 18"]
+    assert problems({"jit": False}, tag) == refused
+    assert problems({}, tag) == refused
+
+
+def test_a_stated_major_chooses_the_parameter_list():
+    digest = "sha256:" + "a" * 64
+    image = {"tag": "bookworm", "digest": digest, "major": 15}
+    parse_values({"postgres": {"image": image, "config": {"parameters": {"promote_trigger_file": "/tmp/p"}}}})
+    with pytest.raises(ValuesError, match=r"promote_trigger_file: not a parameter of PostgreSQL 18"):
+        parse_values({"postgres": {"image": {**image, "major": 18},
+                                   "config": {"parameters": {"promote_trigger_file": "/tmp/p"}}}})
+
+
+def test_a_list_value_is_one_error_line():
+    assert problems({"random_page_cost": [1]}) == [
+        "postgres.config.parameters.random_page_cost: [1] is a list: a setting takes a string, a number or a boolean"]
+
+
+def test_every_supported_major_has_its_lists():
+    # The majors the values accept are exactly those the parameter check can check.
+    assert set(parameters.LISTS_FOR_MAJOR) == {str(m) for m in SUPPORTED_MAJORS}
+    assert all((parameters.LISTS / f"{name}.json").is_file() for names in parameters.LISTS_FOR_MAJOR.values()
+               for name in names)

@@ -38,7 +38,7 @@ def test_role_defaults_are_api_forges():
 
 
 def test_migrator_name_must_differ_from_the_others():
-    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ.*'appowner'.*'appowner'"):
+    with pytest.raises(ValuesError, match=r"postgres\.migratorUsername: 'appowner' is also ownerUsername: every role"):
         parse_values(pg(migratorUsername="appowner"))
 
 
@@ -53,7 +53,7 @@ def test_one_temporal_role_may_own_and_log_in():
 
 
 def test_temporal_roles_must_differ_from_the_application_roles():
-    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ"):
+    with pytest.raises(ValuesError, match=r"postgres\.temporal\.ownerUsername: 'appowner' is also ownerUsername"):
         parse_values(pg(temporal={"enabled": True, "ownerUsername": "appowner"}))
 
 
@@ -149,7 +149,7 @@ def test_role_name_must_not_be_reserved():
 
 
 def test_role_names_must_differ():
-    with pytest.raises(ValuesError, match=r"postgres\.username: the role names must all differ"):
+    with pytest.raises(ValuesError, match=r"postgres\.ownerUsername: 'appowner' is also username"):
         parse_values(pg(username="appowner"))
 
 
@@ -387,3 +387,57 @@ def test_a_utf8_byte_order_mark_is_fine(tmp_path):
     values = tmp_path / "values.yaml"
     values.write_bytes(b"\xef\xbb\xbfpostgres:\n  database: bom\n")
     assert load_values(values).postgres.database == "bom"
+
+
+# --- values that would pass and break the database (issue 19) -----------------------
+
+HA_IMAGE = {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1.0.0"}
+
+
+@pytest.mark.parametrize(("postgres", "message"), [
+    ({"replicas": True}, r"postgres\.replicas: Input should be a valid integer \(received True\)"),
+    ({"replicas": "2"}, r"postgres\.replicas: Input should be a valid integer \(received '2'\)"),
+    ({"replicas": 1.0}, r"postgres\.replicas: Input should be a valid integer"),
+    ({"config": {"maxConnections": True}}, r"postgres\.config\.maxConnections: Input should be a valid integer"),
+    ({"backup": {"retention": {"count": True}}}, r"postgres\.backup\.retention\.count: Input should be a valid integer"),
+    ({"backup": {"compression": False}}, r"postgres\.backup\.compression: Input should be a valid integer"),
+    ({"tls": {"enabled": "yes"}}, r"postgres\.tls\.enabled: Input should be a valid boolean"),
+    ({"podDisruptionBudget": {"minAvailable": True}}, r"postgres\.podDisruptionBudget\.minAvailable: Input should be a valid integer"),
+    ({"replicas": 100000, "ha": {"image": HA_IMAGE}}, r"postgres\.replicas: 100000 is above 10: .*WAL senders"),
+    ({"replicas": 11, "ha": {"image": HA_IMAGE}}, r"postgres\.replicas: 11 is above 10"),
+    ({"username": "replicator"}, r"postgres\.username: 'replicator' is also Patroni's replication role"),
+    ({"ownerUsername": "rewinder"}, r"postgres\.ownerUsername: 'rewinder' is also Patroni's rewind role"),
+    ({"migratorUsername": "replicator", "replicas": 2, "ha": {"image": HA_IMAGE}},
+     r"postgres\.migratorUsername: 'replicator' is also Patroni's replication role"),
+    ({"readOnlyUsername": "appmigrator"}, r"postgres\.migratorUsername: 'appmigrator' is also readOnlyUsername"),
+    ({"temporal": {"enabled": True, "username": "appuser"}}, r"postgres\.temporal\.username: 'appuser' is also username"),
+    ({"temporal": {"enabled": True, "previousUsername": "replicator"}},
+     r"postgres\.temporal\.previousUsername: 'replicator' is also Patroni's replication role"),
+    ({"database": "temporal", "temporal": {"enabled": True}}, r"postgres\.database: 'temporal' is a Temporal database"),
+    ({"database": "temporal_visibility", "temporal": {"enabled": True}}, r"postgres\.database: 'temporal_visibility' is a Temporal database"),
+    ({"database": "template1"}, r"postgres\.database: 'template1' is a PostgreSQL template database"),
+    ({"image": {"tag": "9.6"}}, r"postgres\.image\.tag: '9\.6' is PostgreSQL 9, which the product does not run: use a major from 15 to 18"),
+    ({"image": {"tag": "19.0-trixie"}}, r"postgres\.image\.tag: '19\.0-trixie' is PostgreSQL 19"),
+    ({"image": {"tag": "bookworm", "digest": "sha256:" + "a" * 64}}, r"postgres\.image\.major: required: the tag 'bookworm' names no PostgreSQL major"),
+    ({"image": {"tag": "bookworm", "major": 14}}, r"postgres\.image\.major: 14 is PostgreSQL 14, which the product does not run"),
+    ({"image": {"major": 16}}, r"postgres\.image\.major: 16 contradicts tag '17\.6-bookworm'"),
+    ({"image": {"tag": "bookworm", "major": True}}, r"postgres\.image\.major: Input should be a valid integer"),
+    ({"config": {"parameters": {"random_page_cost": {"a": 1}}}}, r"postgres\.config\.parameters\.random_page_cost: \{'a': 1\} is a dict"),
+])
+def test_values_that_would_break_the_database_are_refused(postgres, message):
+    with pytest.raises(ValuesError, match=message) as raised:
+        parse_values(pg(**postgres))
+    assert len(str(raised.value).splitlines()) == 2  # one problem, one line
+
+
+def test_a_list_parameter_value_is_one_line_naming_key_value_and_type():
+    with pytest.raises(ValuesError) as raised:
+        parse_values(pg(config={"parameters": {"random_page_cost": [1]}}))
+    assert str(raised.value).splitlines()[1:] == [
+        "  - postgres.config.parameters.random_page_cost: [1] is a list: a setting takes a string, a number or a boolean"]
+
+
+def test_a_digest_with_a_tag_naming_no_major_takes_the_stated_major():
+    digest = "sha256:" + "b" * 64
+    image = parse_values(pg(image={"tag": "bookworm", "digest": digest, "major": 16})).postgres.image
+    assert (image.reference, image.major_version) == (f"postgres@{digest}", "16")

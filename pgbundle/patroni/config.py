@@ -19,6 +19,8 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pgbundle.contract import REPLICATION_ROLE, REWIND_ROLE, SUPERUSER_ROLE
+
 # Settings Patroni accepts only from the cluster-wide (DCS) configuration: in a
 # member's own `postgresql.parameters` it drops them silently. They must be
 # equal on every member anyway (a standby refuses to start with a smaller
@@ -75,11 +77,11 @@ class TlsFiles:
 class Users:
     """Role names Patroni uses; passwords come from PASSWORD_ENV."""
 
-    superuser: str = "postgres"
+    superuser: str = SUPERUSER_ROLE
     """Left out: postgres (peer over the socket inside the pod)."""
-    replication: str = "replicator"
+    replication: str = REPLICATION_ROLE
     """LOGIN REPLICATION only; streams WAL and clones members. Left out: replicator."""
-    rewind: str = "rewinder"
+    rewind: str = REWIND_ROLE
     """May run the four functions pg_rewind needs, nothing else. Left out: rewinder."""
     restapi: str = "patroni"
     """Basic-auth user of the REST API's unsafe endpoints. Left out: patroni."""
@@ -253,6 +255,14 @@ def render(spec: PatroniSpec) -> dict:
         # No watchdog device in a pod; the leader lock's ttl does the fencing.
         "watchdog": {"mode": "off"},
     }
+
+
+def split_bootstrap(config: dict) -> tuple[dict, dict]:
+    """(`config` less its `bootstrap` section, that section alone): Patroni merges
+    the files of a folder, so the first member reads both and the others only
+    the first, and never initialize a cluster."""
+    rest = copy.deepcopy(config)
+    return rest, {"bootstrap": rest.pop("bootstrap")}
 
 
 def with_member(config: dict, member: Member) -> dict:

@@ -11,7 +11,7 @@ import re
 import zoneinfo
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from pgbundle.values.names import DNS1123_LABEL, ImageRepository, ImageTag
@@ -20,6 +20,12 @@ from pgbundle.values.quantity import cpu_cores, memory_bytes
 _PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PG_MEMORY = re.compile(r"^[0-9]+(B|kB|MB|GB|TB)$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The tag's leading number: `17.6-bookworm` and `17` name PostgreSQL 17, `bookworm` names none.
+_TAG_MAJOR = re.compile(r"([0-9]+)(?:[.-]|$)")
+
+# PostgreSQL majors the product runs: the start scripts, the parameter lists
+# (pgbundle/values/parameters.py) and the tests cover these and no others.
+SUPPORTED_MAJORS = (15, 16, 17, 18)
 
 
 def _dns1123_label(value: str) -> str:
@@ -49,6 +55,18 @@ def _pg_identifier(value: str) -> str:
     if value == "postgres" or value.startswith("pg_"):
         raise ValueError(f"{value!r} is reserved by PostgreSQL: choose another name")
     return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.fullmatch(value):
+        raise ValueError(f"{value!r} must look like sha256:<64 hex digits>")
+    return value
+
+
+def tag_major(tag: str | None) -> int | None:
+    """The PostgreSQL major an image tag names (`17.6-bookworm` -> 17), or None."""
+    found = _TAG_MAJOR.match(tag or "")
+    return int(found.group(1)) if found else None
 
 
 def _storage(value: str) -> str:
@@ -83,13 +101,15 @@ StorageSize = Annotated[str, AfterValidator(_storage)]
 MemoryQuantity = Annotated[str, AfterValidator(_memory)]
 CpuQuantity = Annotated[str, AfterValidator(_cpu)]
 PgMemory = Annotated[str, AfterValidator(_pg_memory)]
+Digest = Annotated[str, AfterValidator(_digest)]
 
 
 class Values(BaseModel):
-    """Base of every values model: camelCase keys, no unknown keys, immutable."""
+    """Base of every values model: camelCase keys, no unknown keys, immutable,
+    strict types (YAML's `true` is not the integer 1, nor `"5"` the number 5)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=True
     )
 
 
@@ -120,19 +140,20 @@ TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 class ImageValues(Values):
-    repository: ImageRepository = "postgres"
-    """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
-    tag: ImageTag = "17.6-bookworm"
-    """Image tag, pinned to a full minor version. Left out: 17.6-bookworm."""
-    digest: str | None = None
+    """An image, with the same rules wherever the values name one: a repository and
+    a pinned tag, a digest, or both (then the digest is pulled)."""
+
+    repository: ImageRepository
+    tag: ImageTag | None = None
+    digest: Digest | None = None
     """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
 
     @model_validator(mode="after")
-    def _check(self) -> ImageValues:
+    def _pinned(self) -> ImageValues:
         if self.tag == "latest":
             raise ValueError("tag: 'latest' is not reproducible: pin a full version such as 17.6-bookworm")
-        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
-            raise ValueError(f"digest: {self.digest!r} must look like sha256:<64 hex digits>")
+        if self.tag is None and self.digest is None:
+            raise ValueError("tag: required unless digest is set: pin the image by a tag, a digest or both")
         return self
 
     @property
@@ -141,10 +162,52 @@ class ImageValues(Values):
             return f"{self.repository}@{self.digest}"
         return f"{self.repository}:{self.tag}"
 
+
+def image_reference(text: str) -> ImageValues:
+    """An image as a command line names it (`repo:tag`, `repo@sha256:...` or both), held to
+    the values' rules; ValueError says what is wrong."""
+    rest, at, digest = text.partition("@")
+    repository, colon, tag = rest.rpartition(":")
+    if not colon or "/" in tag:  # no tag: that colon, if any, is a registry's port
+        repository, tag = rest, ""
+    try:
+        return ImageValues.model_validate({"repository": repository, "tag": tag or None, "digest": digest if at else None})
+    except ValidationError as err:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
+
+
+class PostgresImageValues(ImageValues):
+    repository: ImageRepository = "postgres"
+    """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
+    tag: ImageTag = "17.6-bookworm"
+    """Image tag, pinned to a full minor version; it names the PostgreSQL major (and the
+    objects' version label) even when a digest is set. Left out: 17.6-bookworm."""
+    major: int | None = None
+    """The image's PostgreSQL major (15 to 18), required when the tag names none (a
+    digest with a tag such as `bookworm`); it must agree with a tag that names one.
+    Left out: read from the tag."""
+
+    @model_validator(mode="after")
+    def _supported_major(self) -> PostgresImageValues:
+        named = tag_major(self.tag)
+        if self.major is None and named is None:
+            raise ValueError(
+                f"major: required: the tag {self.tag!r} names no PostgreSQL major (17.6-bookworm names 17); "
+                f"state the image's major, one of {', '.join(map(str, SUPPORTED_MAJORS))}")
+        if self.major is not None and named is not None and self.major != named:
+            raise ValueError(f"major: {self.major} contradicts tag {self.tag!r}, which names PostgreSQL {named}")
+        major, key = (self.major, "major") if self.major is not None else (named, "tag")
+        if major not in SUPPORTED_MAJORS:
+            shown = self.major if key == "major" else self.tag
+            raise ValueError(
+                f"{key}: {shown!r} is PostgreSQL {major}, which the product does not run: use a major from "
+                f"{SUPPORTED_MAJORS[0]} to {SUPPORTED_MAJORS[-1]}")
+        return self
+
     @property
     def major_version(self) -> str:
-        """The PostgreSQL major version the tag names (`17.6-bookworm` -> `17`)."""
-        return re.split(r"[.-]", self.tag, maxsplit=1)[0]
+        """The PostgreSQL major version (`17.6-bookworm` -> `17`)."""
+        return str(self.major if self.major is not None else tag_major(self.tag))
 
 
 class ResourceAmounts(Values):

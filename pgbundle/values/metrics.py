@@ -15,7 +15,7 @@ class ExporterImageValues(ImageValues):
     repository: ImageRepository = "quay.io/prometheuscommunity/postgres-exporter"
     """Exporter image repository. Left out: the Prometheus community image."""
     tag: ImageTag = EXPORTER_VERSION
-    """Exporter image tag. Left out: the version every metric name in
+    """Exporter image tag (also the objects' version label, so never null). Left out: the version every metric name in
     pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
 
 

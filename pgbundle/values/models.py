@@ -11,16 +11,16 @@ backup, metrics) in modules of their own beside this one.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PlainValidator, model_validator
 
-from pgbundle.contract import MONITORING_ROLE
+from pgbundle.contract import MONITORING_ROLE, REPLICATION_ROLE, REWIND_ROLE, TEMPORAL_DATABASES
 from pgbundle.values.backup import BackupValues
 from pgbundle.values.fields import (
     Cidr,
     DnsLabel,
-    ImageValues,
+    PostgresImageValues,
     PgMemory,
     PgName,
     ResourcesValues,
@@ -96,7 +96,14 @@ class LoggingValues(Values):
     """Days of log files kept when `toFile` is true. Left out: 7."""
 
 
-ParameterValue = str | int | float | bool
+def _parameter_value(value: object) -> str | int | float | bool:
+    # One check instead of a union, so that a list or a mapping gets one error line, not one per member.
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{value!r} is a {type(value).__name__}: a setting takes a string, a number or a boolean")
+    return value
+
+
+ParameterValue = Annotated[str | int | float | bool, PlainValidator(_parameter_value)]
 
 
 class ConfigValues(Values):
@@ -150,12 +157,22 @@ class TemporalValues(Values):
 
 
 
+# PostgreSQL's (and Patroni's) default max_wal_senders and max_replication_slots
+# are 10: a primary with 9 standbys, one of them being rebuilt by pg_basebackup
+# (two WAL senders), uses all 10. (The TLS Secret's four names per member stay far
+# below Kubernetes' 1 MiB Secret limit at this size.)
+MAX_REPLICAS = 10
+# Databases every PostgreSQL cluster has: the application database cannot be one.
+_TEMPLATE_DATABASES = ("template0", "template1")
+
+
 class PostgresValues(Values):
-    image: ImageValues = Field(default_factory=ImageValues)
+    image: PostgresImageValues = Field(default_factory=PostgresImageValues)
     replicas: int = Field(default=1, ge=1)
-    """Database pods. 1: a single PostgreSQL. 2 or more: a Patroni cluster with
-    streaming replication and automatic failover (3 recommended; needs `ha.image`).
-    Left out: 1."""
+    """Database pods. 1: a single PostgreSQL. 2 to 10: a Patroni cluster with
+    streaming replication and automatic failover (3 recommended; needs `ha.image`);
+    10 because the primary's default 10 WAL senders must serve every standby and a
+    member being rebuilt. Left out: 1."""
     database: PgName = "appdb"
     """Application database. Left out: appdb."""
     schema_: PgName = Field(default="app", alias="schema")
@@ -195,6 +212,11 @@ class PostgresValues(Values):
 
     @model_validator(mode="after")
     def _check(self) -> PostgresValues:
+        if self.replicas > MAX_REPLICAS:
+            raise ValueError(
+                f"replicas: {self.replicas} is above {MAX_REPLICAS}: the primary serves each standby with one of its "
+                f"{MAX_REPLICAS} WAL senders (max_wal_senders, also Patroni's max_replication_slots) and a member "
+                "being rebuilt with two; use 3 (recommended) to 10")
         if self.replicas > 1:
             if self.ha.image is None:
                 raise ValueError(
@@ -208,14 +230,8 @@ class PostgresValues(Values):
                     "ha.apiServerCidrs: required with networkPolicy.enabled and replicas >= 2: Patroni keeps its "
                     "leader lock in the Kubernetes API; list the API server's addresses (kubectl get endpoints "
                     "kubernetes -n default)")
-        roles = [self.username, self.owner_username, self.read_only_username, self.migrator_username]
-        if self.temporal.enabled:
-            # One role may both own and use the Temporal databases (the single-role model).
-            roles += sorted({self.temporal.username, self.temporal.owner_username})
-            if self.temporal.previous_username is not None:
-                roles.append(self.temporal.previous_username)
-        if len(set(roles)) != len(roles):
-            raise ValueError(f"username: the role names must all differ, got {roles}")
+        self._roles_distinct()
+        self._databases_distinct()
         pdb = self.pod_disruption_budget
         if pdb.enabled and pdb.min_available > self.replicas:
             raise ValueError(
@@ -234,6 +250,35 @@ class PostgresValues(Values):
         self.tuning  # noqa: B018 - raises "config: ..." naming the fields when they do not fit
         return self
 
+
+    def _roles_distinct(self) -> None:
+        """Every role gets its own name: a shared one would merge two roles' rights
+        (an application role that is Patroni's replication role, say)."""
+        taken = {"Patroni's replication role": REPLICATION_ROLE, "Patroni's rewind role": REWIND_ROLE}
+        configured = {"username": self.username, "ownerUsername": self.owner_username,
+                      "readOnlyUsername": self.read_only_username, "migratorUsername": self.migrator_username}
+        if self.temporal.enabled:
+            configured |= {"temporal.username": self.temporal.username,
+                           "temporal.ownerUsername": self.temporal.owner_username,
+                           "temporal.previousUsername": self.temporal.previous_username}
+        owners = {role: key for key, role in taken.items()}
+        for key, role in configured.items():
+            if role is None:
+                continue
+            # One role may both own and use the Temporal databases (the single-role model).
+            single_role = {key, owners.get(role)} == {"temporal.username", "temporal.ownerUsername"}
+            if role in owners and not single_role:
+                raise ValueError(f"{key}: {role!r} is also {owners[role]}: every role needs its own name; "
+                                 f"choose another for {key}")
+            owners.setdefault(role, key)
+
+    def _databases_distinct(self) -> None:
+        if self.database in _TEMPLATE_DATABASES:
+            raise ValueError(f"database: {self.database!r} is a PostgreSQL template database; choose another name")
+        if self.temporal.enabled and self.database in TEMPORAL_DATABASES:
+            raise ValueError(
+                f"database: {self.database!r} is a Temporal database (temporal.enabled creates "
+                f"{' and '.join(TEMPORAL_DATABASES)}): choose another name for the application database")
 
     @model_validator(mode="after")
     def _monitoring_role_free(self) -> PostgresValues:
@@ -290,7 +335,7 @@ class PostgresValues(Values):
             return list(self.backup.databases)
         found = [self.database]
         if self.temporal.enabled:
-            found += ["temporal", "temporal_visibility"]
+            found += list(TEMPORAL_DATABASES)
         return found
 
 

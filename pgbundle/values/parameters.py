@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgbundle.values.fields import SUPPORTED_MAJORS, tag_major
+
 LISTS = Path(__file__).with_name("pg_settings")
 # Image major -> the shipped lists that must all accept a setting.
 LISTS_FOR_MAJOR = {"15": ("15",), "16": ("15", "17"), "17": ("17",), "18": ("18",)}
@@ -236,16 +238,23 @@ def problems(major: str, parameters: Mapping[object, object], *, field: str = "p
 
 def problems_in(values: Mapping[str, object]) -> list[str]:
     """`problems` for a values mapping (merged into the defaults, not validated yet):
-    the major is the one the image tag names. Anything malformed is left to the model."""
+    the major is `postgres.image.major`, else the one the image tag names. Anything
+    malformed, and a major the product does not run, is left to the model."""
     postgres = values.get("postgres")
     if not isinstance(postgres, Mapping):
         return []
     config, image = postgres.get("config"), postgres.get("image")
     parameters = config.get("parameters") if isinstance(config, Mapping) else None
-    tag = image.get("tag") if isinstance(image, Mapping) else None
-    if not isinstance(parameters, Mapping) or not parameters or not isinstance(tag, str):
+    if not isinstance(parameters, Mapping) or not parameters or not isinstance(image, Mapping):
         return []
-    return problems(re.split(r"[.-]", tag, maxsplit=1)[0], parameters)
+    major, tag = image.get("major"), image.get("tag")
+    if major is None and isinstance(tag, str):
+        major, field = tag_major(tag), "postgres.image.tag"
+    else:
+        field = "postgres.image.major"
+    if type(major) is not int or major not in SUPPORTED_MAJORS:
+        return []
+    return problems(str(major), parameters, image=field)
 
 
 def memory_range(name: str) -> tuple[int, int]:

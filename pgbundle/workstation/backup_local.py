@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ def project_client_certificate(pod: LocalPod, pod_spec: dict, secrets_dir: Path)
     try:
         files = localsecrets.payload(sources[0], localsecrets.read_manifests(secrets_dir))
     except localsecrets.SecretVolumeError as err:
-        raise LocalJobError(f"{err} (run `python main.py secrets generate --out {secrets_dir}`)") from None
+        raise LocalJobError(f"{err} (run `python main.py secrets generate --out {shlex.quote(str(secrets_dir))}`)") from None
     localsecrets.project(pod.host_path(CLIENT_TLS_DIR), files, gid=pod.gid)
 
 
@@ -98,7 +99,7 @@ def job_environment(pod: LocalPod, container: dict) -> dict[str, str]:
     folder and the Service replaced by the local pod's address."""
     port = pod.status().get("port")
     if pod.pid() is None or not port:
-        raise LocalJobError(f"the local database is not running: run `python main.py local up --state {pod.state}`")
+        raise LocalJobError(f"the local database is not running: run `python main.py local up --state {shlex.quote(str(pod.state))}`")
     env = pod.host_environment(container)
     # The server certificate names localhost (not the address): verify-full checks
     # PGHOST, PGHOSTADDR only says where to connect.

@@ -13,13 +13,18 @@ data and run folders.
 State folder:
   pod/                   the local pod runner's state: dist/, root/ (mounted files), pki/
   etcd/                  etcd's data folder and etcd.log
-  members/postgres-N/    data/ (the volume), run/ (socket, pgpass), patroni.yaml, patroni.log
+  members/postgres-N/    data/ (the volume), run/ (socket, pgpass), patroni.yaml,
+                         bootstrap.yaml, patroni.log
   cluster.json           ports and pids of what runs
 
-`up` starts what is not running (etcd, then each missing member in order, as
-the StatefulSet restarts a pod), `status` asks Patroni's REST API, `down`
-stops everything it started, including a postmaster left behind by a killed
-Patroni.
+`up` starts what is not running: etcd, then every missing member at once, as
+the StatefulSet's pod management policy (Parallel) starts pods, so a full stop
+comes back as it does in a cluster. On a running cluster it starts the missing
+members and rewrites nothing; values that would change the manifests are
+refused. A stopped single pod's state folder becomes a cluster's, its data
+postgres-0's (the PVC that pod keeps). `status` checks the processes, then
+asks Patroni's REST API; `down` stops everything it started, including a
+postmaster left behind by a killed Patroni.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import signal
 import ssl
 import subprocess
-import time
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -75,14 +81,42 @@ class MemberStatus:
     port: int
     api_port: int
     role: str | None
-    """leader, sync_standby or replica (Patroni's words); None when it does not answer."""
-    state: str | None
-    """running, streaming, starting, stopped...; None when it does not answer."""
+    """leader, sync_standby or replica (Patroni's words); None when its Patroni does not run
+    or the DCS does not list it."""
+    state: str
+    """Patroni's word (running, streaming, starting...) while its Patroni runs; else
+    stopped, or orphaned when its postmaster outlived Patroni."""
     timeline: int | None
     lag: int | None
     """Bytes behind the leader (replicas)."""
     patroni_pid: int | None
     postmaster_pid: int | None
+
+
+POD_FOLDER = "pod"
+
+
+def down_command(state: Path) -> str:
+    return f"`local down --state {shlex.quote(str(state))}`"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.yaml"))}
+
+
+def _leader(members: list[MemberStatus]) -> MemberStatus | None:
+    return next((m for m in members if m.role == "leader" and m.state == "running"), None)
+
+
+def _cluster_state(members: list[MemberStatus]) -> str:
+    """ready (a leader, every other member streaming), degraded (a leader), starting
+    (a Patroni runs), orphaned (only postmasters run) or stopped."""
+    leader = _leader(members)
+    if leader is not None:
+        return "ready" if all(m.state == "streaming" for m in members if m is not leader) else "degraded"
+    if any(m.patroni_pid for m in members):
+        return "starting"
+    return "orphaned" if any(m.postmaster_pid for m in members) else "stopped"
 
 
 def _wait(condition, timeout: float, what: str, interval: float = 0.2):
@@ -94,7 +128,7 @@ class LocalCluster:
 
     def __init__(self, state: Path) -> None:
         self.state = state.resolve()
-        self.pod = PrimaryPod(self.state / "pod", self)
+        self.pod = PrimaryPod(self.state / POD_FOLDER, self)
         self.etcd_dir = self.state / "etcd"
         self.members_dir = self.state / "members"
         self.state_file = self.state / "cluster.json"
@@ -115,10 +149,11 @@ class LocalCluster:
     def _record(self, data: dict) -> None:
         self.state_file.write_text(json.dumps(data, indent=1))
 
-    @property
-    def config_path(self) -> str:
-        """Where the pod finds Patroni's configuration (from its ConfigMap)."""
-        return f"{contract.PATRONI_CONFIG_DIR}/{contract.PATRONI_CONFIG_FILE}"
+    @staticmethod
+    def cluster_of(folder: Path) -> Path | None:
+        """The cluster state folder `folder` is the shared pod folder of, if it is one."""
+        parent = folder.resolve().parent
+        return parent if folder.resolve().name == POD_FOLDER and LocalCluster.holds_cluster(parent) else None
 
     def member_dir(self, name: str) -> Path:
         return self.members_dir / name
@@ -136,16 +171,26 @@ class LocalCluster:
 
     def prepare(self, values: ChartValues, synthesize: Synthesize) -> None:
         """Lay out the shared pod files and write each member's configuration
-        (postgres.replicas members)."""
+        (postgres.replicas members). While a member runs, only check that the
+        values make the manifests it runs (`up` then starts the missing ones)."""
         members = values.postgres.replicas
         if members < 2:
+            known = len(self.recorded()["members"])
+            if known:
+                raise ClusterError(f"postgres.replicas: {members}, but {self.state} holds a cluster of {known} "
+                                   "members: pass its values with --values")
             raise ClusterError(f"postgres.replicas: {members}; a cluster needs at least 2")
+        if self.running_members():
+            self._check_manifests(values, synthesize)
+            return
+        self._adopt_single_pod()
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o711)
         # The files every pod mounts: the scripts, Patroni's configuration, the
         # Secrets (generated once, kept after), the certificates.
         self.pod.prepare(values, synthesize)
-        config = yaml.safe_load(self.pod.host_path(self.config_path).read_text())
+        documents = {file: yaml.safe_load(self.pod.host_path(f"{contract.PATRONI_CONFIG_DIR}/{file}").read_text())
+                     for file in (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE)}
         recorded = self.recorded()
         recorded.setdefault("etcd", {"client_port": free_port(), "peer_port": free_port()})
         names = [f"{contract.STATEFULSET}-{n}" for n in range(members)]
@@ -156,11 +201,52 @@ class LocalCluster:
                 self.pod._mkdir(Path(self._mapper(name)(pod_dir)))
             member = patroni_config.Member(name=name, host=HOST, listen=HOST, port=ports["port"],
                                            api_port=ports["api_port"])
-            local = self._localize(patroni_config.with_member(config, member), name)
+            local = self._localize(patroni_config.with_member(documents[contract.PATRONI_CONFIG_FILE], member), name)
+            local["postgresql"]["bin_dir"] = postgres_bindir()  # the image's binaries are this machine's
             local = patroni_config.with_etcd3(local, [f"{HOST}:{recorded['etcd']['client_port']}"])
-            self.pod._write(self.config_file(name), yaml.safe_dump(local, sort_keys=False).encode(), 0o644)
+            # Beside it, as in the pod's folder: patroni.sh lets only the first member read it.
+            bootstrap = self._localize(documents[contract.PATRONI_BOOTSTRAP_FILE], name)
+            for file, document in ((contract.PATRONI_CONFIG_FILE, local), (contract.PATRONI_BOOTSTRAP_FILE, bootstrap)):
+                self.pod._write(self.member_dir(name) / file, yaml.safe_dump(document, sort_keys=False).encode(), 0o644)
         recorded["members"] = {name: recorded["members"][name] for name in names}
         self._record(recorded)
+
+    def running_members(self) -> list[str]:
+        """Members with a Patroni or a postmaster running."""
+        return [name for name in self.recorded()["members"] if self.patroni_pid(name) or self.postmaster_pid(name)]
+
+    def _check_manifests(self, values: ChartValues, synthesize: Synthesize) -> None:
+        """Refuse values that would change what the running members run: in a cluster
+        that is a rolling update, here it needs a `down` first."""
+        with tempfile.TemporaryDirectory() as scratch:
+            synthesize(values, Path(scratch))
+            if _files(Path(scratch)) != _files(self.pod.dist):
+                raise ClusterError(f"the cluster in {self.state} runs with other manifests than these values make: "
+                                   f"run {down_command(self.state)} first")
+
+    def _adopt_single_pod(self) -> None:
+        """A single pod's state folder becomes this cluster's, as scaling the StatefulSet
+        from 1 does: the data volume becomes postgres-0's (which keeps its claim and
+        PGDATA), the other files (Secrets, CA, manifests, log) the shared pod folder's.
+        A running pod is refused before anything changes."""
+        single = LocalPod(self.state)
+        if self.holds_cluster(self.state) or not single.root.exists():
+            return
+        running = single.pid() or single.postmaster()
+        if running is not None:
+            raise ClusterError(f"a single pod runs in {self.state} (pid {running}): run {down_command(self.state)} "
+                               "first; `local up` with these values then makes its data postgres-0's")
+        volume = single.host_path(contract.DATA_MOUNT)
+        first = self.member_dir(contract.BOOTSTRAP_MEMBER)
+        self.pod._mkdir(first, 0o755)
+        if volume.exists():
+            volume.rename(first / "data")
+        self.pod.state.mkdir()
+        self.pod.state.chmod(0o711)  # as LocalPod.prepare makes it: the pod's user must reach root/
+        single.pod_file.unlink(missing_ok=True)  # the stopped pod's pid and port
+        for entry in single._entries():
+            if (self.state / entry).exists():
+                (self.state / entry).rename(self.pod.state / entry)
 
     def _mapper(self, name: str):
         """Pod path -> this machine's path for member `name`: its volume and run
@@ -176,8 +262,7 @@ class LocalCluster:
         return map_path
 
     def _localize(self, config: dict, name: str) -> dict:
-        """Every absolute path in `config` mapped for member `name`; the image's
-        PostgreSQL binaries become this machine's."""
+        """Every absolute path in `config` mapped for member `name`."""
         map_path = self._mapper(name)
 
         def walk(node):
@@ -189,9 +274,7 @@ class LocalCluster:
                 return map_path(node)
             return node
 
-        result = walk(config)
-        result["postgresql"]["bin_dir"] = postgres_bindir()
-        return result
+        return walk(config)
 
     def environment(self, name: str) -> dict[str, str]:
         """The container's environment for member `name`: paths mapped, its port,
@@ -204,6 +287,7 @@ class LocalCluster:
             if value is None or "$(" in value:
                 continue  # the pod's name and addresses: in the member's configuration here
             env[item["name"]] = map_path(value) if value.startswith("/") else value
+        env["PATRONI_NAME"] = name  # the pod's name, from the downward API in a cluster
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
         env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
@@ -223,8 +307,10 @@ class LocalCluster:
 
     def patroni_pid(self, name: str) -> int | None:
         pid = self.recorded()["members"].get(name, {}).get("pid")
-        # The start script's command line until it execs Patroni, then Patroni's.
-        return pid if processes.running(pid, str(self.config_file(name)), str(self._start_script)) else None
+        # The start script's command line until it execs Patroni, then Patroni's: its
+        # configuration file, or for the first member the folder (a whole argument).
+        markers = (str(self.config_file(name)), f"{self.member_dir(name)}\0", str(self._start_script))
+        return pid if processes.running(pid, *markers) else None
 
     def postmaster_pid(self, name: str) -> int | None:
         return processes.postmaster(self.data_dir(name))
@@ -261,44 +347,33 @@ class LocalCluster:
         if not patroni_venv.installed():
             raise ClusterError(f"Patroni is not installed in {patroni_venv.VENV}: run `make test` or "
                                "`python -m pgbundle.workstation.patroni_venv`")
+        statefulset = self.pod.manifests().get("StatefulSet", contract.STATEFULSET)
+        policy = statefulset["spec"].get("podManagementPolicy", "OrderedReady")  # Kubernetes' default
+        if policy != contract.HA_POD_MANAGEMENT_POLICY:
+            raise ClusterError(f"podManagementPolicy {policy} in {self.pod.dist}: the runner starts members "
+                               f"together, as {contract.HA_POD_MANAGEMENT_POLICY} does")
         if self.etcd_pid() is None:
             self._start_etcd()
-        # One at a time, each ready before the next, as the StatefulSet's
-        # OrderedReady does: postgres-0 bootstraps (or adopts an existing data
-        # directory) before any other member could race it to initialize.
-        deadline = time.monotonic() + timeout
+        # Together, as the StatefulSet starts its pods: after a full stop only the
+        # last leader or its synchronous standby may take the lock, whichever
+        # member that is. Only postgres-0 may initialize a cluster (patroni.sh).
         for name in self.recorded()["members"]:
             if self.patroni_pid(name) is None:
                 self.start_member(name)
-                self._wait_ready(name, deadline)
-        self.wait_healthy(max(deadline - time.monotonic(), 10))
+        self.wait_healthy(timeout)
         return self.connection_info()
-
-    def _wait_ready(self, name: str, deadline: float) -> None:
-        """Until Patroni's readiness endpoint answers 200 (the pod's readiness probe)."""
-
-        def ready() -> bool:
-            if self.patroni_pid(name) is None:
-                raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
-            try:
-                return self.api(name, "/readiness")[0] == 200
-            except OSError:
-                return False
-
-        _wait(ready, max(deadline - time.monotonic(), 1), f"member {name} ready", interval=0.3)
 
     def wait_healthy(self, timeout: float = 180) -> list[MemberStatus]:
         """Until one member leads and every other one streams from it."""
 
         def healthy():
             members = self.status()
-            leaders = [m for m in members if m.role == "leader" and m.state == "running"]
-            followers = [m for m in members if m.role != "leader"]
-            if len(leaders) == 1 and all(m.state == "streaming" for m in followers):
+            if _cluster_state(members) == "ready":
                 return members
-            for name in self.recorded()["members"]:
-                if self.patroni_pid(name) is None:
-                    raise ClusterError(f"member {name} stopped; log {self.log_file(name)}:\n{self.log_tail(name)}")
+            for member in members:
+                if member.patroni_pid is None:
+                    raise ClusterError(f"member {member.name} stopped; log {self.log_file(member.name)}:\n"
+                                       + self.log_tail(member.name))
             return None
 
         return _wait(healthy, timeout, "a leader with every other member streaming", interval=0.5)
@@ -345,11 +420,14 @@ class LocalCluster:
                               env=env, capture_output=True, text=True, timeout=timeout)
 
     def status(self) -> list[MemberStatus]:
-        """Every member as Patroni's /cluster sees it (asked of the first member that answers)."""
+        """Every member: its processes, and while its Patroni runs, what Patroni's
+        /cluster says of it (asked of the first running member that answers). The
+        DCS names a killed leader until its lock expires: the processes decide."""
         recorded = self.recorded()["members"]
+        pids = {name: (self.patroni_pid(name), self.postmaster_pid(name)) for name in recorded}
         cluster: dict = {}
         for name in recorded:
-            if self.patroni_pid(name) is None:
+            if pids[name][0] is None:
                 continue
             try:
                 code, body = self.api(name, "/cluster")
@@ -360,18 +438,30 @@ class LocalCluster:
                 break
         result = []
         for name, ports in recorded.items():
-            seen = cluster.get(name, {})
+            patroni, postmaster = pids[name]
+            seen = cluster.get(name, {}) if patroni is not None else {}
+            if patroni is not None:
+                state = seen.get("state", "starting")  # running, but not (yet) in the DCS
+            else:
+                state = "stopped" if postmaster is None else "orphaned"
             lag = seen.get("lag")
             result.append(MemberStatus(
                 name=name, host=HOST, port=ports["port"], api_port=ports["api_port"],
-                role=seen.get("role"), state=seen.get("state"), timeline=seen.get("timeline"),
-                lag=lag if isinstance(lag, int) else None,
-                patroni_pid=self.patroni_pid(name), postmaster_pid=self.postmaster_pid(name),
+                role=seen.get("role"), state=state, timeline=seen.get("timeline"),
+                lag=lag if isinstance(lag, int) else None, patroni_pid=patroni, postmaster_pid=postmaster,
             ))
         return result
 
+    def summary(self) -> dict:
+        """`local status` for a cluster: the single pod's keys (state, and the pid and
+        port of the leader, as clients reach it) plus every member."""
+        members = self.status()
+        leader = _leader(members)
+        return {"state": _cluster_state(members), "pid": leader.patroni_pid if leader else None,
+                "port": leader.port if leader else None, "members": [member.__dict__ for member in members]}
+
     def leader(self) -> MemberStatus | None:
-        return next((m for m in self.status() if m.role == "leader" and m.state == "running"), None)
+        return _leader(self.status())
 
     # --- connection details ------------------------------------------------------
 

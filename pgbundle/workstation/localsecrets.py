@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,7 +38,7 @@ def read_manifests(folder: Path) -> dict[str, dict[str, bytes]]:
     secrets: dict[str, dict[str, bytes]] = {}
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
     if not files:
-        raise SecretVolumeError(f"{folder} holds no Secret manifests: run `python main.py secrets generate --out {folder}`")
+        raise SecretVolumeError(f"{folder} holds no Secret manifests: run `python main.py secrets generate --out {shlex.quote(str(folder))}`")
     for path in files:
         for document in yaml.safe_load_all(path.read_text()):
             if not document or document.get("kind") != "Secret":

@@ -16,21 +16,22 @@ the passwords Secret through `secretKeyRef`.
 from __future__ import annotations
 
 import os
-import re
+import shlex
 import subprocess
 
 import cdk8s
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from constructs.migrate import MigrationJob
 from pgbundle import contract
 from pgbundle.app import migration_job_props
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import database_url
+from pgbundle.values.fields import DnsLabel, image_reference
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Checks the Job breaks on purpose, with the reason (checkov reads these annotations).
 SECRET_ENV_SKIP = ("CKV_K8S_35=the password reaches the tool as PGPASSWORD, which libpq and "
                    "SQLAlchemy-style tools read; a password file would need a mode and owner "
@@ -47,12 +48,18 @@ class MigrateError(Exception):
 def check_request(values: ChartValues, *, image: str, command: list[str], name: str, uid: int,
                   client_secret: str | None) -> None:
     """Refuse what would not make a usable Job, before any YAML is made."""
-    if not image or any(c.isspace() for c in image):
-        raise MigrateError(f"--image: {image!r} is not an image reference such as registry/app:1.2.3")
+    try:
+        image_reference(image)
+    except ValueError as err:
+        raise MigrateError(f"--image: {image!r} is not an image reference: {err}") from None
     if not command:
         raise MigrateError("COMMAND: missing; put the migration command after `--`, e.g. -- alembic upgrade head")
-    if not _DNS_LABEL.match(name):
-        raise MigrateError(f"--name: {name!r} is not a DNS-1123 label (lower-case letters, digits, '-')")
+    for option, value in (("--name", name), ("--client-secret", client_secret)):
+        if value is not None:
+            try:
+                TypeAdapter(DnsLabel).validate_python(value)
+            except ValidationError as err:
+                raise MigrateError(f"{option}: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     if not 1 <= uid <= 2**31 - 1:
         raise MigrateError(f"--uid: {uid} is not allowed: use a non-root uid, 1 to 2147483647")
     pg = values.postgres
@@ -88,7 +95,7 @@ def local_environment(pod: LocalPod, job: dict) -> dict[str, str]:
     verified, and DATABASE_URL rebuilt from the result."""
     port = pod.status().get("port")
     if pod.pid() is None or not port:
-        raise LocalPodError(f"the local database is not running: run `python main.py local up --state {pod.state}`")
+        raise LocalPodError(f"the local database is not running: run `python main.py local up --state {shlex.quote(str(pod.state))}`")
     secrets = pod.host_path(contract.SECRETS_DIR)
     env = {}
     for item in container(job["spec"]["template"]["spec"], contract.MIGRATE_CONTAINER)["env"]:
@@ -110,6 +117,11 @@ def run_local(pod: LocalPod, values: ChartValues, command: list[str]) -> int:
     """Run `command` here with the environment the Job would give it; its exit status."""
     if not command:
         raise MigrateError("COMMAND: missing; put the migration command after `--`, e.g. -- alembic upgrade head")
-    job = yaml.safe_load(migrate_manifest(values, image="local", command=command, client_secret="local"))
+    job = yaml.safe_load(migrate_manifest(values, image="local:local", command=command, client_secret="local"))
     env = {**os.environ, **local_environment(pod, job)}
-    return subprocess.run(command, env=env, cwd=pod.state).returncode
+    try:
+        return subprocess.run(command, env=env, cwd=pod.state).returncode
+    except FileNotFoundError:
+        raise MigrateError(f"COMMAND: {command[0]!r} was not found: give a program on PATH or its path") from None
+    except PermissionError:
+        raise MigrateError(f"COMMAND: {command[0]!r} cannot be run (not executable, or a folder)") from None

@@ -11,7 +11,7 @@ import re
 import cdk8s
 
 from constructs.restore_job import RestoreJob
-from pgbundle.app import DEFAULT_RESTORE_JOBS, restore_job_props
+from pgbundle.app import DEFAULT_RESTORE_JOBS, MAX_RESTORE_JOBS, restore_job_props
 from pgbundle.values.models import ChartValues
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -30,11 +30,15 @@ def check_request(backup: str, databases: list[str], jobs: int) -> None:
             f"--backup: {backup!r} is not a backup set name: use the directory name of a set "
             "on the backup volume, such as 20260101T020000Z (see README.md, 'Backups and restores')"
         )
-    for database in databases:
+    for index, database in enumerate(databases):
         if not _DATABASE.match(database):
             raise RestoreError(f"--database: {database!r} is not a database name (lower-case letters, digits, '_')")
-    if jobs < 1:
-        raise RestoreError(f"--jobs: {jobs} is not allowed: use 1 or more parallel jobs")
+        if database in databases[:index]:
+            raise RestoreError(f"--database: {database!r} is given twice: name each database once")
+    if not 1 <= jobs <= MAX_RESTORE_JOBS:
+        raise RestoreError(
+            f"--jobs: {jobs} is not allowed: use 1 (the default: each database in one transaction, all or nothing) "
+            f"to {MAX_RESTORE_JOBS} (parallel workers, each a connection and a CPU; faster, not atomic)")
 
 
 def restore_manifest(values: ChartValues, *, backup: str, databases: list[str],

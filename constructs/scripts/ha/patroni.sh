@@ -15,7 +15,7 @@ fail() {
 }
 
 : "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}"
-: "${PG_SCRIPTS_DIR:?}" "${PG_REQUIRED_KEYS:?}"
+: "${PG_SCRIPTS_DIR:?}" "${PG_REQUIRED_KEYS:?}" "${PATRONI_NAME:?}" "${PG_BOOTSTRAP_MEMBER:?}"
 
 # The Secret's keys these values need (PG_REQUIRED_KEYS, from pgbundle/contract.py).
 for key in $PG_REQUIRED_KEYS; do
@@ -44,4 +44,13 @@ if [[ -n ${PG_TLS_DIR:-} ]]; then
     bash "$PG_SCRIPTS_DIR/cert-watch.sh" "$$" &
 fi
 
-exec patroni "$PG_PATRONI_CONFIG"
+# Members start together (the StatefulSet's Parallel policy), so only the first
+# may initialize a cluster: it alone reads the folder, whose bootstrap.yaml
+# Patroni merges into patroni.yaml. The others have no bootstrap section: they
+# never run initdb, they wait for a leader and clone it. Otherwise an empty
+# member could start a new, empty cluster while postgres-0 adopts existing data.
+config=$PG_PATRONI_CONFIG
+if [[ $PATRONI_NAME == "$PG_BOOTSTRAP_MEMBER" ]]; then
+    config=$(dirname "$PG_PATRONI_CONFIG")
+fi
+exec patroni "$config"
