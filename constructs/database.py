@@ -66,6 +66,11 @@ class PitrPodProps(BaseModel):
     """The S3 repository's keys, mounted at contract.PITR_S3_SECRET_DIR. Left out: no S3 repository."""
     s3_ca: SecretFiles | None = None
     """The S3 endpoint's CA as ca.crt, at contract.PITR_S3_CA_DIR. Left out: the system CAs."""
+    server_environment: dict[str, str]
+    """What the `pgbackrest` sidecar (pgBackRest's TLS server for the backup jobs)
+    adds to the database container's environment (required)."""
+    server_resources: Resources
+    """Requests and limits of the sidecar: it reads and compresses the files of a backup (required)."""
 
 
 class DatabaseProps(BaseModel):
@@ -136,8 +141,8 @@ HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
                        *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
-# What the database container runs of them (start.sh sources pitr-env.sh).
-PITR_DATABASE_SCRIPTS = ("pitr-env.sh",)
+# What the database pod runs of them (start.sh sources pitr-env.sh; the sidecar runs pitr-server.sh).
+PITR_DATABASE_SCRIPTS = ("pitr-env.sh", "pitr-server.sh")
 
 
 def pod_scripts(ha: bool = False, pitr: bool = False) -> dict[str, str]:
@@ -341,6 +346,32 @@ class Database(Construct):
             subjects=[k8s.Subject(kind="ServiceAccount", name=contract.SERVICE_ACCOUNT, namespace=props.namespace)],
         )
 
+    @staticmethod
+    def _pitr_server(props: DatabaseProps, pitr: PitrPodProps, env: list[k8s.EnvVar],
+                     mounts: list[k8s.VolumeMount]) -> k8s.Container:
+        """The `pgbackrest` sidecar: pgBackRest's TLS server, with the database
+        container's environment and volumes (PGDATA, the socket, the certificates)
+        but not its Secrets beyond them: the repositories' secrets stay with the jobs."""
+        server_mounts = [m for m in mounts if m.mount_path not in (
+            contract.SECRETS_DIR, contract.PITR_S3_SECRET_DIR, contract.PITR_S3_CA_DIR, contract.BACKUP_DIR,
+            contract.PITR_REPO_DIR)]
+        ping = k8s.Probe(exec=k8s.ExecAction(command=["pgbackrest", "server-ping", "localhost"]),
+                         period_seconds=10, timeout_seconds=5, failure_threshold=3)
+        return k8s.Container(
+            name=contract.PGBACKREST_SERVER_CONTAINER,
+            image=props.image,
+            image_pull_policy=props.image_pull_policy,
+            command=["bash", f"{contract.SCRIPTS_DIR}/pitr-server.sh"],
+            env=[*env, *(k8s.EnvVar(name=k, value=v) for k, v in pitr.server_environment.items())],
+            ports=[k8s.ContainerPort(name=contract.PGBACKREST_PORT_NAME, container_port=contract.PGBACKREST_PORT,
+                                     protocol="TCP")],
+            resources=resource_requirements(pitr.server_resources),
+            readiness_probe=ping,
+            liveness_probe=ping,
+            volume_mounts=server_mounts,
+            security_context=restricted_container(contract.POSTGRES_UID),
+        )
+
     def _meta(self, props: DatabaseProps, name: str) -> k8s.ObjectMeta:
         return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
@@ -425,6 +456,7 @@ class Database(Construct):
             **probes,
         )
         sidecar = ExporterSidecar(self, "exporter", props=props.exporter) if props.exporter else None
+        pitr_server = [self._pitr_server(props, pitr, env, mounts)] if pitr is not None else []
         return k8s.PodSpec(
             service_account_name=contract.SERVICE_ACCOUNT,
             # Patroni keeps its leader lock in the API server: only the HA pods get a token.
@@ -438,6 +470,6 @@ class Database(Construct):
             termination_grace_period_seconds=120,
             security_context=restricted_pod(uid),
             # The metrics sidecar (when enabled) shares the pod for the Unix socket.
-            containers=[container, *(sidecar.containers if sidecar else [])],
+            containers=[container, *pitr_server, *(sidecar.containers if sidecar else [])],
             volumes=[*volumes, *(sidecar.volumes if sidecar else [])],
         )

@@ -6,7 +6,9 @@ Two policies, both default-deny in both directions for the pods they select:
   other database pods; ingress on the metrics port only from the configured
   scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
-  database pods on 5432. Without it, a namespace-wide default-deny egress rule
+  database pods on 5432.
+- `postgres-pitr-backup` (PITR backup pods, with PITR): no ingress; egress only to
+  DNS, the database pods' pgBackRest port (which admits only them) and the S3 repository. Without it, a namespace-wide default-deny egress rule
   from the platform team would silently break every backup.
 """
 
@@ -51,6 +53,10 @@ class NetworkIsolationProps(BaseModel):
     """Where the S3 repository answers (point-in-time recovery); the database pods' egress to it. Left out: none."""
     object_store_port: int = 443
     """The S3 endpoint's port for that egress. Left out: 443."""
+    pitr_backup: bool = False
+    """The PITR backup jobs reach pgBackRest's TLS server on the database pods
+    (only they may), and their own policy lets them reach it, DNS and the S3
+    repository. Left out: no PITR."""
 
 
 def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
@@ -102,6 +108,11 @@ class NetworkIsolation(Construct):
         if props.replicas > 1:
             # Streaming replication: standbys connect to the primary.
             ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=member_ports))
+        pitr_backup_selector = contract.selector_labels(contract.PITR_BACKUP_COMPONENT)
+        if props.pitr_backup:
+            ingress.append(k8s.NetworkPolicyIngressRule(
+                from_=[k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=pitr_backup_selector))],
+                ports=[_tcp(contract.PGBACKREST_PORT)]))
         if props.scrapers:
             ingress.append(
                 # Patroni's REST API serves its metrics; its unsafe endpoints need the password.
@@ -136,3 +147,20 @@ class NetworkIsolation(Construct):
                 egress=[dns_egress, database_egress],
             ),
         )
+        if props.pitr_backup:
+            k8s.KubeNetworkPolicy(
+                self,
+                "pitr-backup-network-policy",
+                metadata=k8s.ObjectMeta(
+                    name=contract.PITR_BACKUP_NETWORK_POLICY,
+                    namespace=props.namespace,
+                    labels={**props.labels, "app.kubernetes.io/component": contract.PITR_BACKUP_COMPONENT},
+                ),
+                spec=k8s.NetworkPolicySpec(
+                    pod_selector=k8s.LabelSelector(match_labels=pitr_backup_selector),
+                    policy_types=["Ingress", "Egress"],
+                    egress=[dns_egress,
+                            k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PGBACKREST_PORT)]),
+                            *object_store_egress],
+                ),
+            )

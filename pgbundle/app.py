@@ -19,9 +19,10 @@ from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniSc
 from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
+from constructs.pitr_backup import PitrBackup, PitrBackupProps
 from constructs.restore_job import RestoreJobProps
 from pgbundle import contract
-from pgbundle.k8s.jobs import JobPodProps
+from pgbundle.k8s.jobs import JobPodProps, SecretMount
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
@@ -141,7 +142,10 @@ def pitr_pod_props(pg: PostgresValues) -> PitrPodProps:
         repo_claim=_volume(volume) if volume.enabled and volume.claim == "own" else None,
         s3_credentials=SecretFiles(secret_name=s3.existing_secret, items=dict(zip(keys, keys))) if s3.enabled else None,
         s3_ca=SecretFiles(secret_name=s3.ca_secret, items={contract.CA_CERT_FILE: contract.CA_CERT_FILE})
-        if s3.enabled and s3.ca_secret is not None else None)
+        if s3.enabled and s3.ca_secret is not None else None,
+        server_environment=pgbackrest.server_environment(pg),
+        # The server reads and compresses a backup's files: sized like the backup job.
+        server_resources=resources(pg.backup.resources))
 
 
 def config_files(pg: PostgresValues) -> dict[str, str]:
@@ -172,9 +176,9 @@ def database_props(values: ChartValues) -> DatabaseProps:
         config_files=config_files(pg),
         environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
         data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
-        # The CA is only required when client certificates are verified, or
-        # members verify each other (HA).
-        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None)),
+        # The CA is only required when client certificates are verified: by
+        # PostgreSQL, by the other members (HA) or by pgBackRest's server (PITR).
+        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None or pg.pitr.enabled)),
         tls=tls_files(pg) if pg.tls.enabled else None,
         backups=_volume(backups, backups.access_mode) if backups.enabled else None,
         # With Patroni, one member at a time: a drain never takes the primary and its synchronous standby together.
@@ -249,6 +253,46 @@ def backup_props(values: ChartValues) -> BackupProps:
                           backups_read_only=False))
 
 
+def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
+    """The PITR backup CronJobs: pitr-backup.sh in the PITR image, the repositories
+    mounted as the database pod has them, the database reached over TLS only."""
+    pg, namespace = values.postgres, values.global_.namespace
+    pitr = pg.pitr
+    volume, s3 = pitr.repos.volume, pitr.repos.s3
+    on_backups = volume.enabled and volume.claim == "backups"
+    pod_props = pitr_pod_props(pg)
+    secret_mounts = [SecretMount(name=name, path=path, files=files) for name, path, files in (
+        ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
+        ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None]
+    # The pg_dump job's Certificate issues the same Secret when it exists.
+    certificate = None
+    if uses_cert_manager(pg) and not (pg.backup.enabled and pg.ca.verify_clients):
+        certificate = client_certificate_props(namespace, contract.object_labels(contract.PITR_BACKUP_COMPONENT,
+                                                                                 pg.image.tag), pg)
+
+    def pod(kind: str) -> JobPodProps:
+        assert pg.ha.image is not None  # the values require it with PITR
+        return JobPodProps(
+            image=pg.ha.image.reference, container=contract.PITR_BACKUP_CONTAINER, script="pitr-backup.sh",
+            args=[kind], environment=pgbackrest.backup_job_environment(pg, namespace),
+            password=SecretFiles(secret_name=pg.secrets.existing_secret,
+                                 items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
+            resources=resources(pg.backup.resources), backups=on_backups, backups_read_only=False, config=True,
+            claims={contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {},
+            secret_mounts=secret_mounts, ca=ca_files(pg), client_tls=client_tls_files(pg),
+            # A ReadWriteOnce repository volume attaches only on the database pod's node.
+            near_database=volume.enabled and (volume.claim == "own" or pg.persistence.backups.access_mode == "ReadWriteOnce"),
+            image_pull_policy=values.global_.image_pull_policy, service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
+
+    schedules = pitr.schedules
+    return PitrBackupProps(
+        namespace=namespace, version=pg.image.tag, full_schedule=schedules.full, time_zone=schedules.time_zone,
+        timeout_minutes=pg.backup.timeout_minutes, full_pod=pod("full"),
+        differential_schedule=schedules.differential,
+        differential_pod=pod(schedules.differential_type) if schedules.differential is not None else None,
+        client_certificate=certificate)
+
+
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
                       jobs: int = DEFAULT_RESTORE_JOBS) -> RestoreJobProps:
     pg = values.postgres
@@ -292,7 +336,7 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
         api_server_port=pg.ha.api_server_port,
         object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
-        object_store_port=pg.pitr.repos.s3.port)
+        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -345,6 +389,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
         Backup(cdk8s.Chart(app, contract.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
+    if pg.pitr.enabled:
+        PitrBackup(cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True), "pitr-backup",
+                   props=pitr_backup_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.

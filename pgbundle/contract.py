@@ -15,7 +15,9 @@ NAMESPACE_CHART = "00-namespace"
 DATABASE_CHART = "10-postgres"
 BACKUP_CHART = "20-backup"
 METRICS_CHART = "20-metrics"
-CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART))
+PITR_BACKUP_CHART = "20-pitr-backup"
+CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART,
+                                                          PITR_BACKUP_CHART))
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
@@ -188,6 +190,19 @@ PITR_S3_SECRET_DIR = "/etc/postgres/pitr-s3"
 PITR_S3_CA_DIR = "/etc/postgres/pitr-s3-ca"
 S3_KEY_ID_KEY = "access-key-id"  # keys of pitr.repos.s3.existingSecret
 S3_KEY_SECRET_KEY = "secret-access-key"
+# The scheduled backups (CronJobs postgres-pitr-full and -diff) reach the database
+# pod's pgBackRest TLS server (sidecar `pgbackrest`, mutual TLS: it admits only the
+# jobs' client certificate, CN the read-only role, for the stanza); no PGDATA in the job.
+PGBACKREST_SERVER_CONTAINER = "pgbackrest"
+PGBACKREST_PORT = 8432
+PGBACKREST_PORT_NAME = "pgbackrest"
+PITR_BACKUP_COMPONENT = "pitr-backup"  # the backup jobs' pods; only they reach PGBACKREST_PORT
+PITR_BACKUP_CONTAINER = "pitr-backup"
+PITR_BACKUP_SERVICE_ACCOUNT = "postgres-pitr-backup"
+PITR_BACKUP_NETWORK_POLICY = "postgres-pitr-backup"
+PITR_FULL_CRONJOB = "postgres-pitr-full"
+PITR_DIFF_CRONJOB = "postgres-pitr-diff"
+PITR_JOB_RUN_DIR = f"{TMP_DIR}/pgbackrest"  # the job's locks and conf.d (no run volume there)
 
 
 def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, cipher: bool = False) -> list[str]:

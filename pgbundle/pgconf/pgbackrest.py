@@ -85,3 +85,48 @@ def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
         if pitr.repos.s3.ca_secret is not None:
             env[f"PGBACKREST_REPO{n}_STORAGE_CA_FILE"] = f"{contract.PITR_S3_CA_DIR}/{contract.CA_CERT_FILE}"
     return env
+
+
+# The TLS server's listen address and port: the local pod runner binds them to
+# loopback and a free port instead.
+SERVER_ADDRESS_ENV = "PGBACKREST_TLS_SERVER_ADDRESS"
+SERVER_PORT_ENV = "PGBACKREST_TLS_SERVER_PORT"
+# Where the backup job finds the TLS server: the local runner points it at its own.
+PG_HOST_ENV = "PGBACKREST_PG1_HOST"
+PG_HOST_PORT_ENV = "PGBACKREST_PG1_HOST_PORT"
+
+
+def server_environment(postgres: PostgresValues) -> dict[str, str]:
+    """What the sidecar's `pgbackrest server` adds to the database container's
+    environment: TLS with the server's certificate, and mutual TLS that admits only
+    the backup jobs' client certificate (CN the read-only role) to the stanza."""
+    return {
+        SERVER_ADDRESS_ENV: "*",
+        SERVER_PORT_ENV: str(contract.PGBACKREST_PORT),
+        "PGBACKREST_TLS_SERVER_CERT_FILE": f"{contract.TLS_DIR}/{contract.TLS_CERT_FILE}",
+        "PGBACKREST_TLS_SERVER_KEY_FILE": f"{contract.TLS_DIR}/{contract.TLS_KEY_FILE}",
+        "PGBACKREST_TLS_SERVER_CA_FILE": f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
+        "PGBACKREST_TLS_SERVER_AUTH": f"{postgres.read_only_username}={contract.PITR_STANZA}",
+    }
+
+
+def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str, str]:
+    """The backup CronJobs' environment: the repositories as the database container
+    has them (the job writes to them), and the database reached through the TLS
+    server of its first pod (pg1-host-type=tls) with the job's client certificate.
+    PGDATA, PGPORT and PG_RUN_DIR are the database pod's: the server reads them."""
+    return {
+        "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
+        "PGDATA": contract.PGDATA,
+        "PGPORT": str(contract.PORT),
+        "PG_RUN_DIR": contract.RUN_DIR,
+        **pitr_environment(postgres),
+        "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PITR_JOB_RUN_DIR}/conf.d",
+        "PGBACKREST_LOCK_PATH": contract.PITR_JOB_RUN_DIR,
+        PG_HOST_ENV: f"{contract.BOOTSTRAP_MEMBER}.{contract.HEADLESS_SERVICE}.{namespace}.svc",
+        "PGBACKREST_PG1_HOST_TYPE": "tls",
+        PG_HOST_PORT_ENV: str(contract.PGBACKREST_PORT),
+        "PGBACKREST_PG1_HOST_CERT_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_CERT_FILE}",
+        "PGBACKREST_PG1_HOST_KEY_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}",
+        "PGBACKREST_PG1_HOST_CA_FILE": f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
+    }

@@ -304,6 +304,9 @@ class PostgresValues(Values):
                 "ha.image: required with pitr.enabled: true: the official postgres image has no pgBackRest. "
                 "Build image/Dockerfile (it carries Patroni and pgBackRest) and push it (README, \"High "
                 "availability\"), then set postgres.ha.image.repository and tag")
+        if not self.tls.enabled:
+            raise ValueError("pitr.enabled: true needs tls.enabled: true: the backup jobs reach pgBackRest in the "
+                             "database pod over mutual TLS (its server certificate, their client certificate)")
         if self.replicas > 1:
             raise ValueError(f"pitr.enabled: true is not available with replicas: {self.replicas} yet (archiving "
                              "from the Patroni primary is not built); use replicas: 1 or pitr.enabled: false")
@@ -327,6 +330,13 @@ class PostgresValues(Values):
         """Memory and worker settings derived from the limits (computed once)."""
         return derive_tuning(self.config, memory_limit=self.resources.limits.memory,
                              cpu_limit=self.resources.limits.cpu, data_size=self.persistence.data.size)
+
+    @property
+    def job_client_certificate(self) -> bool:
+        """A job presents the read-only role's client certificate: the pg_dump job
+        when the server verifies clients, the PITR backup jobs always (mutual TLS
+        with pgBackRest's server). One Secret, `backup.clientCertificate.existingSecret`."""
+        return self.tls.enabled and ((self.ca.verify_clients and self.backup.enabled) or self.pitr.enabled)
 
     @property
     def backup_databases(self) -> list[str]:

@@ -6,8 +6,9 @@ Writes Kubernetes Secret manifests into a folder that git ignores (default
   postgres-secrets.yaml  every password the values require (start.sh refuses to start without one)
   postgres-tls.yaml      server.key + server.crt for every Service and pod name (not with cert-manager)
   postgres-ca.yaml       ca.crt: the CA bundle clients and the server trust (not with cert-manager)
-  postgres-backup-tls.yaml  tls.crt + tls.key: the backup job's client certificate for the
-                         read-only role, when clients are verified (not with cert-manager)
+  postgres-backup-tls.yaml  tls.crt + tls.key: the backup jobs' client certificate for the
+                         read-only role, when clients are verified or PITR is on (pgBackRest's
+                         TLS server admits only it) (not with cert-manager)
   ca.key, ca.crt         the CA's private key (never applied to the cluster: kubectl
                          apply -f DIR reads only .yaml/.yml/.json) and the bundle, for
                          clients' sslrootcert and for issuing the next certificates
@@ -66,9 +67,9 @@ def generates_certificates(postgres: PostgresValues) -> bool:
 
 
 def generates_client_certificate(postgres: PostgresValues) -> bool:
-    """The backup job's client certificate comes from here when the server demands
-    one, the job exists, and this generator (not cert-manager) holds the CA."""
-    return generates_certificates(postgres) and postgres.ca.verify_clients and postgres.backup.enabled
+    """The backup jobs' client certificate comes from here when a job presents one
+    (PostgresValues.job_client_certificate) and this generator (not cert-manager) holds the CA."""
+    return generates_certificates(postgres) and postgres.job_client_certificate
 
 
 def server_dns_names(values: ChartValues) -> list[str]:
@@ -211,7 +212,7 @@ def plan_all(values: ChartValues) -> Plan:
         plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     elif pg.tls.enabled:
         issued = pg.tls.existing_secret + " (and its ca.crt)"
-        if pg.ca.verify_clients and pg.backup.enabled:
+        if pg.job_client_certificate:
             issued += f" and {pg.backup.client_certificate.existing_secret}"
         plan.notes.append(f"cert-manager issues {issued}: no TLS, CA or client-certificate Secret written")
     s3 = pg.pitr.repos.s3
