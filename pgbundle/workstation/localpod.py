@@ -42,6 +42,7 @@ from pathlib import Path
 from pgbundle import contract
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.pgconf.pgbackrest import SERVER_ADDRESS_ENV, SERVER_PORT_ENV
 from pgbundle.synth.output import OutputError, check_replaceable
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation import localsecrets, pki, processes
@@ -99,6 +100,8 @@ class LocalPod:
         self.root = self.state / "root"
         self.pki = self.state / "pki"
         self.log_file = self.state / "pod.log"
+        # The `pgbackrest` sidecar's own log, as a cluster keeps each container's apart.
+        self.server_log_file = self.state / "pgbackrest-server.log"
         self.pod_file = self.state / "pod.json"
         self._process: subprocess.Popen | None = None
         if os.geteuid() == 0:
@@ -114,7 +117,7 @@ class LocalPod:
 
     def _entries(self) -> set[str]:
         """What a state folder holds: another folder is refused, not taken over."""
-        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.pod_file)}
+        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file)}
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -188,7 +191,7 @@ class LocalPod:
         _, main = self._container(self.manifests())
         env = self.host_environment(main)
         env[LISTEN_ENV] = HOST
-        env[PORT_ENV] = str(self._recorded().get("port") or env[PORT_ENV])
+        env[PORT_ENV] = str(self.recorded().get("port") or env[PORT_ENV])
         env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
         return env
 
@@ -311,7 +314,7 @@ class LocalPod:
 
     # --- run -----------------------------------------------------------------
 
-    def _recorded(self) -> dict:
+    def recorded(self) -> dict:
         try:
             return json.loads(self.pod_file.read_text())
         except FileNotFoundError:
@@ -319,7 +322,7 @@ class LocalPod:
 
     def pid(self) -> int | None:
         """The running start script's pid, or None."""
-        pid = self._recorded().get("pid")
+        pid = self.recorded().get("pid")
         if pid is None:
             return None
         if self._process is not None and self._process.pid == pid:
@@ -372,7 +375,7 @@ class LocalPod:
         The port: `port`, else the one this state had before (clients keep their
         connection strings across restarts), else a free one."""
         self._refuse_if_running()
-        port = port or self._recorded().get("port")
+        port = port or self.recorded().get("port")
         if port is None:
             port = free_port()
         elif not port_is_free(port):
@@ -399,7 +402,36 @@ class LocalPod:
             if time.monotonic() > deadline:
                 raise LocalPodError(f"not ready after {timeout:.0f}s; log {self.log_file}:\n" + self.log_tail())
             time.sleep(0.2)
+        server_port = self._start_pgbackrest_server()
+        if server_port is not None:
+            self.pod_file.write_text(json.dumps({**self.recorded(), "pgbackrest_port": server_port}))
         return self.connection_info()
+
+    def _start_pgbackrest_server(self, timeout: float = 30) -> int | None:
+        """The `pgbackrest` sidecar (PITR) as the StatefulSet runs it, on 127.0.0.1 at
+        a free port: the backup jobs' way to the data. Its environment holds PGDATA,
+        so `stop` ends it with the pod's other processes. None without PITR."""
+        pod, _ = self._container(self.manifests())
+        sidecars = [c for c in pod["containers"] if c["name"] == contract.PGBACKREST_SERVER_CONTAINER]
+        if not sidecars:
+            return None
+        port = free_port()
+        env = {**self.host_environment(sidecars[0]), SERVER_ADDRESS_ENV: HOST, SERVER_PORT_ENV: str(port),
+               "PATH": self.environment()["PATH"]}
+        with open(self.server_log_file, "ab") as log:
+            server = subprocess.Popen(self.host_command(sidecars[0]), env=env, cwd=self.state, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=log, start_new_session=True, **self.user_options())
+
+        def answers() -> bool:
+            if server.poll() is not None:
+                log = self.server_log_file.read_text(errors="replace").splitlines()[-20:]
+                raise LocalPodError(f"pgbackrest server exited with status {server.returncode}; log "
+                                    f"{self.server_log_file}:\n" + "\n".join(log))
+            return subprocess.run(["pgbackrest", "server-ping", "localhost"], env=env, cwd=self.state,
+                                  capture_output=True, **self.user_options()).returncode == 0
+
+        processes.wait(answers, timeout, "pgbackrest server answering", error=LocalPodError)
+        return port
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -460,4 +492,4 @@ class LocalPod:
             # A server whose start script died: `down` stops it.
             pid = self.postmaster()
             state = "stopped" if pid is None else "orphaned"
-        return {"state": state, "pid": pid, "port": self._recorded().get("port")}
+        return {"state": state, "pid": pid, "port": self.recorded().get("port")}

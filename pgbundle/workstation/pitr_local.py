@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pgbundle import contract
-from pgbundle.pgconf.pgbackrest import repo_numbers, volume_repo_dir
+from pgbundle.manifests import container
+from pgbundle.pgconf.env import PORT_ENV
+from pgbundle.pgconf.pgbackrest import PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, volume_repo_dir
 from pgbundle.values.models import ChartValues
+from pgbundle.workstation.backup_local import install_client_certificate
 from pgbundle.workstation.localpod import LocalPod, LocalPodError, Synthesize
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -78,6 +82,34 @@ def backup(pod: LocalPod, values: ChartValues, kind: str) -> dict:
         taken.append({"repo": repo, "label": newest["label"], "start": _iso(newest["timestamp"]["start"]),
                       "stop": _iso(newest["timestamp"]["stop"])})
     return {"type": kind, "taken": taken, "backups": len(backups(pod))}
+
+
+def scheduled_backup(pod: LocalPod, values: ChartValues, kind: str = "full",
+                     env_overrides: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the PITR backup CronJob's container (postgres-pitr-full, or -diff for
+    `diff`/`incr`) as the cluster runs it: its command and environment from the
+    synthesized CronJob, paths mapped into the state folder, the database pod's
+    pgBackRest server at localhost and the port `local up` recorded, the client
+    certificate issued for the read-only role from the pod's CA. The job's own
+    lock and conf.d folders are its /tmp, not the database container's."""
+    _require_pitr(values)
+    port = pod.recorded().get("pgbackrest_port")
+    if pod.pid() is None or port is None:
+        raise LocalPodError(f"not running: `local up --state {pod.state}` first")
+    name = contract.PITR_FULL_CRONJOB if kind == "full" else contract.PITR_DIFF_CRONJOB
+    cronjob = pod.manifests().find("CronJob", name)
+    if cronjob is None:
+        raise PitrRequestError(f"CronJob {name} is not in {pod.dist}")
+    job = container(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"], contract.PITR_BACKUP_CONTAINER)
+    install_client_certificate(pod, values.postgres.read_only_username)
+    tmp = pod.host_path(contract.TMP_DIR)
+    pod._mkdir(tmp)
+    # PGPORT is the database pod's (pgBackRest's server connects with it): the local pod's own port.
+    env = {**pod.host_environment(job), PG_HOST_ENV: "localhost", PG_HOST_PORT_ENV: str(port),
+           PORT_ENV: str(pod.recorded()["port"]),
+           "PATH": pod.environment()["PATH"], "HOME": str(tmp), **(env_overrides or {})}
+    return subprocess.run(pod.host_command(job), env=env, cwd=pod.state, capture_output=True, text=True,
+                          start_new_session=True, **pod.user_options())
 
 
 def _iso(epoch: int) -> str:
