@@ -56,7 +56,7 @@ def test_the_job_has_no_data_volume_and_reaches_the_database_over_tls(origin):
 
 
 def test_the_scheduled_full_backup_lands_in_the_repository(origin, full):
-    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full repos=1 ")
+    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full repos=1 verified=yes ")
     taken = pitr_local.backups(origin)
     assert [b["type"] for b in taken] == ["full"] and taken[0]["error"] is False
 
@@ -95,3 +95,19 @@ def test_a_client_certificate_of_another_name_is_refused(origin, full, values):
     })
     assert done.returncode != 0 and "access denied" in done.stdout
     assert [b["type"] for b in pitr_local.backups(origin)] == ["full"]
+
+
+def test_verify_after_the_backup_fails_the_run_on_a_damaged_repository(origin, full, values):
+    """Last in this module: it damages the repository."""
+    repo = origin.host_path(contract.PITR_BACKUPS_REPO_DIR)
+    label = pitr_local.backups(origin)[0]["label"]
+    backup_dir = repo / "backup" / contract.PITR_STANZA / label
+    victim = max((p for p in backup_dir.rglob("*") if p.is_file() and not p.name.startswith("backup.manifest")),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    done = pitr_local.scheduled_backup(origin, values, "incr")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("pitr-backup.sh: verify repo1 failed: invalid")
+    assert "pitr backup complete" not in done.stdout
