@@ -253,6 +253,17 @@ def backup_props(values: ChartValues) -> BackupProps:
                           backups_read_only=False))
 
 
+def pitr_backup_schedules(pg: PostgresValues) -> tuple[tuple[str, int], ...]:
+    """Each PITR backup CronJob with the longest time between two of its runs (none without PITR)."""
+    if not pg.pitr.enabled:
+        return ()
+    schedules = pg.pitr.schedules
+    found = [(contract.PITR_FULL_CRONJOB, longest_interval_seconds(schedules.full))]
+    if schedules.differential is not None:
+        found.append((contract.PITR_DIFF_CRONJOB, longest_interval_seconds(schedules.differential)))
+    return tuple(found)
+
+
 def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
     """The PITR backup CronJobs: pitr-backup.sh in the PITR image, the repositories
     mounted as the database pod has them, the database reached over TLS only."""
@@ -348,7 +359,8 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
-            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled)
+            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
+            pitr_backups=pitr_backup_schedules(pg))
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
     if pg.replicas > 1:

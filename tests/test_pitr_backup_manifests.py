@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 
+import promql_parser
 import pytest
 import yaml
 from cryptography import x509
@@ -82,3 +83,20 @@ def test_cert_manager_issues_the_client_certificate_once(tmp_path, verify_client
 def test_pitr_without_tls_is_refused():
     with pytest.raises(ValuesError, match=r"pitr.enabled: true needs tls.enabled: true"):
         parse_values(values(tls={"enabled": False}))
+
+
+def test_backup_age_alert_per_cronjob_with_its_own_interval(tmp_path):
+    import re
+
+    document = values(metrics={"prometheusRule": {"enabled": True}})
+    rules = synth(tmp_path, document).get("PrometheusRule", contract.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]
+    (rule,) = [r for r in rules if r["alert"] == "PostgresPitrBackupTooOld"]
+    promql_parser.parse(rule["expr"])  # valid PromQL
+    # Weekly full backups: 1.5 weeks; Monday-Saturday differentials: 1.5 x the 2 days from Saturday to Monday.
+    assert f'cronjob="{contract.PITR_FULL_CRONJOB}"}} > 907200' in rule["expr"]
+    assert f'cronjob="{contract.PITR_DIFF_CRONJOB}"}} > 259200' in rule["expr"]
+    headings = re.findall(r"^### (Postgres\w+)\s*$", (TOP / "README.md").read_text(), flags=re.M)
+    assert "PostgresPitrBackupTooOld" in headings
+    off = synth(tmp_path / "off", {"postgres": {"metrics": {"prometheusRule": {"enabled": True}}}})
+    assert "PostgresPitrBackupTooOld" not in {
+        r["alert"] for r in off.get("PrometheusRule", contract.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]}
