@@ -52,6 +52,13 @@ patroni: .venv/.installed
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 	@$(PY) -m pgbundle.workstation.patroni_venv >/dev/null
 
+# The pooler tests run PgBouncer >= 1.21 (the image's version): Debian 13 has it
+# as a package; on Debian 12 (1.18) it is built from Debian 13's source package
+# into /opt/pgbundle (pgbundle/workstation/pgbouncer_install.py says why).
+.PHONY: pgbouncer
+pgbouncer: .venv/.installed
+	@$(PY) -m pgbundle.workstation.pgbouncer_install >/dev/null
+
 # Validate the values first: `cdk8s synth` empties dist/ before it runs the app,
 # so bad input must be caught before it starts.
 .PHONY: synth
@@ -84,17 +91,19 @@ pgbackrest:
 	    $$(apt-cache show nginx-light >/dev/null 2>&1 && echo nginx-light || echo nginx) >/dev/null; }
 
 .PHONY: test
-test: setup postgres etcd patroni pgbackrest
+test: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) -m pytest
 
 .PHONY: bench
-bench: setup postgres etcd patroni pgbackrest
+bench: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
+	$(PY) bench/upgrade.py
 	$(PY) bench/failover.py
 	$(PY) bench/pitr.py
+	$(PY) bench/pooler.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
 # from every real server this machine has: Debian's own (15 on Debian 12, 17 on

@@ -63,6 +63,8 @@ class ServerCertificateProps(CertificateProps):
     """Subject alternative names, in order; the first is also the common name."""
     key_algorithm: Literal["ECDSA"] = "ECDSA"
     """Private key algorithm; P-256, a new key at every renewal."""
+    client_auth: bool = False
+    """Also a client certificate (the pooler presents it to the database). Left out: server only."""
 
 
 def _certificate(scope: Construct, *, name: str, namespace: str, labels: dict[str, str], secret_name: str,
@@ -107,7 +109,7 @@ class ServerCertificate(Construct):
         _certificate(self, name=props.name, namespace=props.namespace, labels=props.labels,
                      secret_name=props.secret_name, common_name=props.dns_names[0], dns_names=props.dns_names,
                      issuer_ref=props.issuer_ref, duration=props.duration, renew_before=props.renew_before,
-                     usages=SERVER_USAGES)
+                     usages=SERVER_USAGES + (["CLIENT_AUTH"] if props.client_auth else []))
 
 
 class ClientCertificateProps(CertificateProps):

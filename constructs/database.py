@@ -134,7 +134,8 @@ PATRONI_RULES = (
 
 # The scripts the database container runs. Only these roll the database pod when
 # they change; the backup and restore scripts share the ConfigMap but not the pod.
-DATABASE_SCRIPTS = ("start.sh", "probe.sh", "run-init.sh", "init.sql", "init-temporal.sql", "cert-watch.sh")
+DATABASE_SCRIPTS = ("start.sh", "probe.sh", "run-init.sh", "init.sql", "init-temporal.sql", "cert-watch.sh",
+                    "check-major.sh")
 # What the HA container runs instead of start.sh and probe.sh (Patroni starts the
 # server, its REST API answers the probes).
 HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",

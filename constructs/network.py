@@ -5,6 +5,9 @@ Two policies, both default-deny in both directions for the pods they select:
   peers, from this project's backup and migration pods and (with several replicas) from the
   other database pods; ingress on the metrics port only from the configured
   scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
+- `postgres-pooler` (PgBouncer pods, when the pooler is on): ingress on 5432
+  from the same application peers; egress only to DNS and to the database pods
+  on 5432. The database policy admits the pooler pods on 5432.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
   database pods on 5432.
 - `postgres-pitr-backup` (PITR backup pods, with PITR): no ingress; egress only to
@@ -57,6 +60,8 @@ class NetworkIsolationProps(BaseModel):
     """The PITR backup jobs reach pgBackRest's TLS server on the database pods
     (only they may), and their own policy lets them reach it, DNS and the S3
     repository. Left out: no PITR."""
+    pooler: bool = False
+    """PgBouncer runs in front of the database: its own policy, and the database admits it. Left out: no pooler."""
 
 
 def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
@@ -100,7 +105,11 @@ class NetworkIsolation(Construct):
         # This project's own jobs: backups, and the schema-migration Job (`migrate-manifest`).
         migrate_selector = contract.selector_labels(contract.MIGRATE_COMPONENT)
         migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=migrate_selector))
-        ingress.append(k8s.NetworkPolicyIngressRule(from_=[backup, migrate], ports=[_tcp(contract.PORT)]))
+        own_clients = [backup, migrate]
+        pooler_selector = contract.selector_labels(contract.POOLER_COMPONENT)
+        if props.pooler:
+            own_clients.append(k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=pooler_selector)))
+        ingress.append(k8s.NetworkPolicyIngressRule(from_=own_clients, ports=[_tcp(contract.PORT)]))
         member_ports = [_tcp(contract.PORT)]
         if props.patroni_api_port is not None:
             # Patroni asks the other members' REST API before a failover.
@@ -132,6 +141,21 @@ class NetworkIsolation(Construct):
                         *object_store_egress],
             ),
         )
+        if props.pooler:
+            k8s.KubeNetworkPolicy(
+                self,
+                "pooler-network-policy",
+                metadata=k8s.ObjectMeta(name=contract.POOLER, namespace=props.namespace,
+                                        labels={**props.labels, "app.kubernetes.io/component": contract.POOLER_COMPONENT}),
+                spec=k8s.NetworkPolicySpec(
+                    pod_selector=k8s.LabelSelector(match_labels=pooler_selector),
+                    policy_types=["Ingress", "Egress"],
+                    # The application's peers, as the database admits them.
+                    ingress=[k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
+                             for rule in props.clients],
+                    egress=[dns_egress, database_egress],
+                ),
+            )
         k8s.KubeNetworkPolicy(
             self,
             "backup-network-policy",

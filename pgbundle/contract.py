@@ -16,8 +16,9 @@ DATABASE_CHART = "10-postgres"
 BACKUP_CHART = "20-backup"
 METRICS_CHART = "20-metrics"
 PITR_BACKUP_CHART = "20-pitr-backup"
-CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART,
-                                                          PITR_BACKUP_CHART))
+POOLER_CHART = "20-pooler"
+CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (
+    NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART, POOLER_CHART, PITR_BACKUP_CHART))
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
@@ -97,9 +98,10 @@ ROLE_PASSWORD_KEYS = {
     "PG_MIGRATOR_USER": MIGRATOR_PASSWORD_KEY,
     "PG_TEMPORAL_USER": TEMPORAL_PASSWORD_KEY,
     "PG_MONITORING_USER": MONITORING_PASSWORD_KEY,
+    "PG_POOLER_AUTH_USER": "postgres_pooler_auth_pw",
 }
 # Roles that exist only while a feature is on: role variable -> on/off variable.
-OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_METRICS"}
+OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_METRICS", "PG_POOLER_AUTH_USER": "PG_POOLER"}
 
 # File names inside the TLS and CA Secrets.
 TLS_CERT_FILE = "server.crt"
@@ -135,6 +137,11 @@ BACKUP_NETWORK_POLICY = "postgres-backup"
 BACKUP_CONTAINER = "backup"
 RESTORE_CONTAINER = "restore"
 RESTORE_JOB_PREFIX = "postgres-restore-"
+# The major-version upgrade Job (`upgrade-manifest`): postgres-upgrade-<new major>, on pod 0's data volume.
+UPGRADE_COMPONENT = "upgrade"
+UPGRADE_CONTAINER = "upgrade"
+UPGRADE_JOB_PREFIX = "postgres-upgrade-"
+FIRST_DATA_CLAIM = f"{DATA_CLAIM}-{STATEFULSET}-0"
 # Mount path of the backup job's client certificate (used when ca.verifyClients).
 CLIENT_TLS_DIR = "/etc/postgres/client-tls"
 CLIENT_TLS_VOLUME = "client-tls"
@@ -174,6 +181,30 @@ PATRONI_CONFIG_FILE = "patroni.yaml"  # what every member and patronictl read
 PATRONI_BOOTSTRAP_FILE = "bootstrap.yaml"
 BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 
+# Connection pooling (issue 21): PgBouncer in front of the Service `postgres`.
+# The version of the pinned image (ghcr.io/cloudnative-pg/pgbouncer: Debian 13's
+# package) and of the local build (pgbundle/workstation/pgbouncer_install.py).
+POOLER_VERSION = "1.24.1"
+POOLER_COMPONENT = "pooler"
+POOLER = "postgres-pooler"  # Deployment, Service, ServiceAccount, ConfigMap, PDB, NetworkPolicy
+POOLER_CONTAINER = "pgbouncer"
+POOLER_UID = 10002  # PgBouncer owns no file in its image: a fixed uid above the range of host users
+POOLER_CONFIG_FILE = "pgbouncer.ini"
+POOLER_HBA_FILE = "pg_hba.conf"  # beside pgbouncer.ini: who may log in through the pooler, and how
+POOLER_CONFIG_DIR = "/etc/pgbouncer"
+POOLER_SCRIPTS_DIR = "/opt/pgbouncer/scripts"
+POOLER_SECRETS_DIR = "/etc/pgbouncer-secrets"
+POOLER_TLS_DIR = "/etc/pgbouncer-tls"
+POOLER_CA_DIR = "/etc/pgbouncer-ca"
+POOLER_RUN_DIR = "/var/run/pgbouncer"  # memory-backed: the auth_file with the auth role's password
+POOLER_AUTH_FILE = "auth_file"
+# The login role PgBouncer looks up client secrets with: its one right is
+# EXECUTE on POOLER_AUTH_FUNCTION (SECURITY DEFINER) in the application database.
+POOLER_AUTH_ROLE = "pgbouncer_auth"
+POOLER_AUTH_SCHEMA = "pgbouncer"  # owned by the superuser; only the auth role may use it
+POOLER_AUTH_FUNCTION_NAME = "user_secret"
+POOLER_AUTH_FUNCTION = f"{POOLER_AUTH_SCHEMA}.{POOLER_AUTH_FUNCTION_NAME}"
+POOLER_PASSWORD_KEY = ROLE_PASSWORD_KEYS["PG_POOLER_AUTH_USER"]
 
 # Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster
 # inside every repository; the volume repository sits in a folder of the backups
@@ -205,10 +236,12 @@ PITR_DIFF_CRONJOB = "postgres-pitr-diff"
 PITR_JOB_RUN_DIR = f"{TMP_DIR}/pgbackrest"  # the job's locks and conf.d (no run volume there)
 
 
-def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, cipher: bool = False) -> list[str]:
+
+def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, pooler: bool = False,
+                  cipher: bool = False) -> list[str]:
     """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order
     (`cipher`: PITR's encryption passphrase)."""
-    optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics}
+    optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics, POOLER_PASSWORD_KEY: pooler}
     keys = [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
     keys += list(HA_PASSWORD_KEYS) if ha else []
     return keys + [CIPHER_PASS_KEY] if cipher else keys
@@ -243,6 +276,12 @@ def service_names(namespace: str) -> list[str]:
     names = [*_qualified(SERVICE, namespace), *_qualified(HEADLESS_SERVICE, namespace)]
     names += [f"*.{HEADLESS_SERVICE}.{namespace}.svc", f"*.{HEADLESS_SERVICE}.{namespace}.svc.cluster.local"]
     return names + ["localhost"]
+
+
+def pooler_dns_names(namespace: str) -> list[str]:
+    """The pooler certificate's names: its Service (short, namespaced, .svc, fully
+    qualified), and localhost (port-forward, local runner)."""
+    return [*_qualified(POOLER, namespace), "localhost"]
 
 
 def server_dns_names(namespace: str, replicas: int) -> list[str]:

@@ -28,6 +28,7 @@ import yaml
 from cryptography import x509
 
 import main
+from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
 from pgbundle import contract
 from pgbundle.monitoring.metric_catalog import METRICS
 from pgbundle.workstation import pki
@@ -35,15 +36,6 @@ from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
-
-MEMBERS = 3
-# Small enough for three servers next to the rest of the test suite. The runner
-# runs this machine's PostgreSQL and Patroni: the image is never pulled.
-VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},
-                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                     "limits": {"cpu": "1", "memory": "512Mi"}}}}
-APP_USER = "appuser"
-
 
 class FastWatchCluster(LocalCluster):
     """The runner with the certificate watcher polling every second instead of every 20."""
@@ -75,16 +67,6 @@ def cluster(started) -> LocalCluster:
     return started[0]
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
-
-
 def password(cluster: LocalCluster, user: str) -> str:
     return cluster.connection_info()["passwords"][user]
 
@@ -98,21 +80,6 @@ def connect(cluster: LocalCluster, member: MemberStatus | None = None, user: str
     if member is None:
         return psycopg.connect(cluster.dsn_all(), autocommit=True, **params)
     return psycopg.connect(host=member.host, port=member.port, autocommit=True, **params)
-
-
-def settled(cluster: LocalCluster, timeout: float = 120) -> tuple[MemberStatus, list[MemberStatus]]:
-    """Wait for one leader, one synchronous standby and every member streaming."""
-
-    def check():
-        members = cluster.status()
-        leaders = [m for m in members if m.role == "leader" and m.state == "running"]
-        standbys = [m for m in members if m.role != "leader"]
-        if (len(leaders) == 1 and len(standbys) == MEMBERS - 1 and all(m.state == "streaming" for m in standbys)
-                and [m.role for m in standbys].count("sync_standby") == 1):
-            return leaders[0], standbys
-        return None
-
-    return wait_for(check, timeout, "one leader, one synchronous standby, all streaming")
 
 
 def test_bootstrap_has_one_synchronous_standby_and_every_replica_streaming(cluster):

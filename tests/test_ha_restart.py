@@ -22,18 +22,14 @@ import pytest
 import yaml
 
 import main
+from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
 
 TOP = Path(main.__file__).resolve().parent
-MEMBERS = 3
 FIRST = "postgres-0"
-VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},
-                       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                     "limits": {"cpu": "1", "memory": "512Mi"}}}}
-APP_USER = "appuser"
 
 
 def local(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -64,31 +60,6 @@ def status(cluster: LocalCluster) -> dict:
     result = local("status", "--state", str(cluster.state))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
-
-
-def settled(cluster: LocalCluster, timeout: float = 120) -> tuple[MemberStatus, list[MemberStatus]]:
-    """One leader, one synchronous standby and every other member streaming."""
-
-    def check():
-        members = cluster.status()
-        leaders = [m for m in members if m.role == "leader" and m.state == "running"]
-        standbys = [m for m in members if m.role != "leader"]
-        if (len(leaders) == 1 and len(standbys) == MEMBERS - 1 and all(m.state == "streaming" for m in standbys)
-                and [m.role for m in standbys].count("sync_standby") == 1):
-            return leaders[0], standbys
-        return None
-
-    return wait_for(check, timeout, "one leader, one synchronous standby, all streaming")
 
 
 def connect(cluster: LocalCluster, member: MemberStatus) -> psycopg.Connection:

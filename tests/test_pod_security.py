@@ -21,6 +21,7 @@ from variants import POLICY_VARIANTS, synth_variant
 PRINTED_MANIFEST_COMMANDS = [
     ["restore-manifest", "--backup", "20260101T020000Z"],
     ["migrate-manifest", "--image", "ghcr.io/example/api:1.2.3", "--", "alembic", "upgrade", "head"],
+    ["upgrade-manifest", "--to-image", "postgres:18.1-bookworm"],
 ]
 
 

@@ -20,6 +20,7 @@ const KINDS = [
   ['', 'v1', 'PersistentVolumeClaim'],
   ['', 'v1', 'Service'],
   ['', 'v1', 'ServiceAccount'],
+  ['apps', 'v1', 'Deployment'],
   ['apps', 'v1', 'StatefulSet'],
   ['batch', 'v1', 'CronJob'],
   ['batch', 'v1', 'Job'],

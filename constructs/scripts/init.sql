@@ -2,7 +2,9 @@
 -- over the Unix socket. psql variables (-v): secrets_dir, database, schema,
 -- owner_user, app_user, read_only_user, migrator_user, temporal (on/off),
 -- temporal_user, temporal_owner, temporal_previous_user (may be empty),
--- metrics (on/off), monitoring_user.
+-- metrics (on/off), monitoring_user, pooler (on/off), pooler_auth_user,
+-- pooler_roles (the roles the pooler may look up, as an array literal),
+-- pooler_schema and pooler_function (the lookup function's schema and name).
 -- Creates what is missing, resets attributes and grants, and re-syncs every
 -- role's password from the Secret files (rotation = new Secret + restart).
 
@@ -95,6 +97,24 @@ WHERE member.rolname = :'monitoring_user' AND granted.rolname <> 'pg_monitor' \g
 SELECT format('ALTER ROLE %I NOLOGIN', :'monitoring_user')
 WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
 \endif
+-- The pooler's auth role: it logs in only to call the lookup function (below),
+-- is a member of nothing and owns nothing.
+\if :pooler
+\set pooler_auth_pw `cat :'secrets_dir'/postgres_pooler_auth_pw`
+SELECT format('CREATE ROLE %I', :'pooler_auth_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'pooler_auth_user') \gexec
+ALTER ROLE :"pooler_auth_user" LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD :'pooler_auth_pw';
+SELECT format('REVOKE %I FROM %I', granted.rolname, :'pooler_auth_user')
+FROM pg_auth_members m
+JOIN pg_roles granted ON granted.oid = m.roleid
+JOIN pg_roles member ON member.oid = m.member
+WHERE member.rolname = :'pooler_auth_user' \gexec
+\else
+-- Pooler turned off: a role left from before can no longer log in.
+SELECT format('ALTER ROLE %I NOLOGIN', :'pooler_auth_user')
+WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'pooler_auth_user') \gexec
+\endif
 -- Forget the passwords before anything else runs.
 \unset superuser_pw
 \unset owner_pw
@@ -103,6 +123,7 @@ WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitoring_user') \gexec
 \unset migrator_pw
 \unset temporal_pw
 \unset monitoring_pw
+\unset pooler_auth_pw
 
 -- Databases -----------------------------------------------------------------
 
@@ -117,6 +138,10 @@ REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"database" TO :"app_user";
 GRANT CONNECT ON DATABASE :"database" TO :"read_only_user";
 GRANT CONNECT ON DATABASE :"database" TO :"migrator_user";
+\if :pooler
+-- The pooler's auth role runs its lookup in the application database (auth_dbname).
+GRANT CONNECT ON DATABASE :"database" TO :"pooler_auth_user";
+\endif
 \if :metrics
 -- The exporter connects to the application database, where pg_stat_statements lives.
 GRANT CONNECT ON DATABASE :"database" TO :"monitoring_user";
@@ -185,6 +210,31 @@ ALTER SCHEMA public OWNER TO postgres;
 ALTER ROLE :"owner_user" IN DATABASE :"database" SET search_path = :"schema", public;
 ALTER ROLE :"migrator_user" IN DATABASE :"database" SET search_path = :"schema", public;
 ALTER ROLE :"migrator_user" IN DATABASE :"database" SET role = :'owner_user';
+
+-- The pooler's lookup (PgBouncer's auth_query): the name and SCRAM verifier of
+-- one role, answered only for the application's login roles listed in
+-- pooler_roles and never for a superuser, replication or BYPASSRLS role. The
+-- schema belongs to the superuser and only the auth role may use it; the
+-- function runs as its owner (it reads pg_authid) with a fixed search_path.
+-- Recreated on every start, so the list follows the values.
+\if :pooler
+CREATE SCHEMA IF NOT EXISTS :"pooler_schema" AUTHORIZATION postgres;
+ALTER SCHEMA :"pooler_schema" OWNER TO postgres;
+REVOKE ALL ON SCHEMA :"pooler_schema" FROM PUBLIC;
+GRANT USAGE ON SCHEMA :"pooler_schema" TO :"pooler_auth_user";
+SELECT format($create$
+CREATE OR REPLACE FUNCTION %I.%I(p_user text, OUT usename name, OUT passwd text)
+RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT a.rolname, a.rolpassword FROM pg_catalog.pg_authid a
+    WHERE a.rolname = p_user AND a.rolname = ANY (%L::name[])
+      AND a.rolcanlogin AND NOT a.rolsuper AND NOT a.rolreplication AND NOT a.rolbypassrls
+      AND a.rolpassword LIKE 'SCRAM-SHA-256$%%'
+$body$$create$, :'pooler_schema', :'pooler_function', :'pooler_roles') \gexec
+ALTER FUNCTION :"pooler_schema".:"pooler_function"(text) OWNER TO postgres;
+REVOKE ALL ON FUNCTION :"pooler_schema".:"pooler_function"(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION :"pooler_schema".:"pooler_function"(text) TO :"pooler_auth_user";
+\endif
 
 CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public;

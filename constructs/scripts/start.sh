@@ -32,6 +32,12 @@ fail() {
 : "${PG_TEMPORAL_USER:?}" "${PG_TEMPORAL_OWNER:?}"
 : "${PG_METRICS:?}" "${PG_MONITORING_USER:?}" "${PG_REQUIRED_KEYS:?}"
 
+# shellcheck source=check-major.sh
+source "$PG_SCRIPTS_DIR/check-major.sh"
+if ! refusal=$(data_major_mismatch); then
+    fail "$refusal"
+fi
+
 ready_marker="$PG_RUN_DIR/ready"
 # The run folder outlives a container restart inside the same pod: a stale marker would lie.
 rm -f "$ready_marker"

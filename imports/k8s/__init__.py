@@ -2083,6 +2083,252 @@ class CsiVolumeSource:
 
 
 @jsii.data_type(
+    jsii_type="k8s.DeploymentSpec",
+    jsii_struct_bases=[],
+    name_mapping={
+        "selector": "selector",
+        "template": "template",
+        "min_ready_seconds": "minReadySeconds",
+        "paused": "paused",
+        "progress_deadline_seconds": "progressDeadlineSeconds",
+        "replicas": "replicas",
+        "revision_history_limit": "revisionHistoryLimit",
+        "strategy": "strategy",
+    },
+)
+class DeploymentSpec:
+    def __init__(
+        self,
+        *,
+        selector: typing.Union["LabelSelector", typing.Dict[builtins.str, typing.Any]],
+        template: typing.Union["PodTemplateSpec", typing.Dict[builtins.str, typing.Any]],
+        min_ready_seconds: typing.Optional[jsii.Number] = None,
+        paused: typing.Optional[builtins.bool] = None,
+        progress_deadline_seconds: typing.Optional[jsii.Number] = None,
+        replicas: typing.Optional[jsii.Number] = None,
+        revision_history_limit: typing.Optional[jsii.Number] = None,
+        strategy: typing.Optional[typing.Union["DeploymentStrategy", typing.Dict[builtins.str, typing.Any]]] = None,
+    ) -> None:
+        '''DeploymentSpec is the specification of the desired behavior of the Deployment.
+
+        :param selector: Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. It must match the pod template's labels.
+        :param template: Template describes the pods that will be created. The only allowed template.spec.restartPolicy value is "Always".
+        :param min_ready_seconds: Minimum number of seconds for which a newly created pod should be ready without any of its container crashing, for it to be considered available. Defaults to 0 (pod will be considered available as soon as it is ready) Default: 0 (pod will be considered available as soon as it is ready)
+        :param paused: Indicates that the deployment is paused.
+        :param progress_deadline_seconds: The maximum time in seconds for a deployment to make progress before it is considered to be failed. The deployment controller will continue to process failed deployments and a condition with a ProgressDeadlineExceeded reason will be surfaced in the deployment status. Note that progress will not be estimated during the time a deployment is paused. Defaults to 600s. Default: 600s.
+        :param replicas: Number of desired pods. This is a pointer to distinguish between explicit zero and not specified. Defaults to 1. Default: 1.
+        :param revision_history_limit: The number of old ReplicaSets to retain to allow rollback. This is a pointer to distinguish between explicit zero and not specified. Defaults to 10. Default: 10.
+        :param strategy: The deployment strategy to use to replace existing pods with new ones.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec
+        '''
+        if isinstance(selector, dict):
+            selector = LabelSelector(**selector)
+        if isinstance(template, dict):
+            template = PodTemplateSpec(**template)
+        if isinstance(strategy, dict):
+            strategy = DeploymentStrategy(**strategy)
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__88d492f2893c840ec003d2ddba4caf15921d31465e62b8a4667d961a583e3504)
+            check_type(argname="argument selector", value=selector, expected_type=type_hints["selector"])
+            check_type(argname="argument template", value=template, expected_type=type_hints["template"])
+            check_type(argname="argument min_ready_seconds", value=min_ready_seconds, expected_type=type_hints["min_ready_seconds"])
+            check_type(argname="argument paused", value=paused, expected_type=type_hints["paused"])
+            check_type(argname="argument progress_deadline_seconds", value=progress_deadline_seconds, expected_type=type_hints["progress_deadline_seconds"])
+            check_type(argname="argument replicas", value=replicas, expected_type=type_hints["replicas"])
+            check_type(argname="argument revision_history_limit", value=revision_history_limit, expected_type=type_hints["revision_history_limit"])
+            check_type(argname="argument strategy", value=strategy, expected_type=type_hints["strategy"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {
+            "selector": selector,
+            "template": template,
+        }
+        if min_ready_seconds is not None:
+            self._values["min_ready_seconds"] = min_ready_seconds
+        if paused is not None:
+            self._values["paused"] = paused
+        if progress_deadline_seconds is not None:
+            self._values["progress_deadline_seconds"] = progress_deadline_seconds
+        if replicas is not None:
+            self._values["replicas"] = replicas
+        if revision_history_limit is not None:
+            self._values["revision_history_limit"] = revision_history_limit
+        if strategy is not None:
+            self._values["strategy"] = strategy
+
+    @builtins.property
+    def selector(self) -> "LabelSelector":
+        '''Label selector for pods.
+
+        Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment. It must match the pod template's labels.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#selector
+        '''
+        result = self._values.get("selector")
+        assert result is not None, "Required property 'selector' is missing"
+        return typing.cast("LabelSelector", result)
+
+    @builtins.property
+    def template(self) -> "PodTemplateSpec":
+        '''Template describes the pods that will be created.
+
+        The only allowed template.spec.restartPolicy value is "Always".
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#template
+        '''
+        result = self._values.get("template")
+        assert result is not None, "Required property 'template' is missing"
+        return typing.cast("PodTemplateSpec", result)
+
+    @builtins.property
+    def min_ready_seconds(self) -> typing.Optional[jsii.Number]:
+        '''Minimum number of seconds for which a newly created pod should be ready without any of its container crashing, for it to be considered available.
+
+        Defaults to 0 (pod will be considered available as soon as it is ready)
+
+        :default: 0 (pod will be considered available as soon as it is ready)
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#minReadySeconds
+        '''
+        result = self._values.get("min_ready_seconds")
+        return typing.cast(typing.Optional[jsii.Number], result)
+
+    @builtins.property
+    def paused(self) -> typing.Optional[builtins.bool]:
+        '''Indicates that the deployment is paused.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#paused
+        '''
+        result = self._values.get("paused")
+        return typing.cast(typing.Optional[builtins.bool], result)
+
+    @builtins.property
+    def progress_deadline_seconds(self) -> typing.Optional[jsii.Number]:
+        '''The maximum time in seconds for a deployment to make progress before it is considered to be failed.
+
+        The deployment controller will continue to process failed deployments and a condition with a ProgressDeadlineExceeded reason will be surfaced in the deployment status. Note that progress will not be estimated during the time a deployment is paused. Defaults to 600s.
+
+        :default: 600s.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#progressDeadlineSeconds
+        '''
+        result = self._values.get("progress_deadline_seconds")
+        return typing.cast(typing.Optional[jsii.Number], result)
+
+    @builtins.property
+    def replicas(self) -> typing.Optional[jsii.Number]:
+        '''Number of desired pods.
+
+        This is a pointer to distinguish between explicit zero and not specified. Defaults to 1.
+
+        :default: 1.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#replicas
+        '''
+        result = self._values.get("replicas")
+        return typing.cast(typing.Optional[jsii.Number], result)
+
+    @builtins.property
+    def revision_history_limit(self) -> typing.Optional[jsii.Number]:
+        '''The number of old ReplicaSets to retain to allow rollback.
+
+        This is a pointer to distinguish between explicit zero and not specified. Defaults to 10.
+
+        :default: 10.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#revisionHistoryLimit
+        '''
+        result = self._values.get("revision_history_limit")
+        return typing.cast(typing.Optional[jsii.Number], result)
+
+    @builtins.property
+    def strategy(self) -> typing.Optional["DeploymentStrategy"]:
+        '''The deployment strategy to use to replace existing pods with new ones.
+
+        :schema: io.k8s.api.apps.v1.DeploymentSpec#strategy
+        '''
+        result = self._values.get("strategy")
+        return typing.cast(typing.Optional["DeploymentStrategy"], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "DeploymentSpec(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
+    jsii_type="k8s.DeploymentStrategy",
+    jsii_struct_bases=[],
+    name_mapping={"rolling_update": "rollingUpdate", "type": "type"},
+)
+class DeploymentStrategy:
+    def __init__(
+        self,
+        *,
+        rolling_update: typing.Optional[typing.Union["RollingUpdateDeployment", typing.Dict[builtins.str, typing.Any]]] = None,
+        type: typing.Optional[builtins.str] = None,
+    ) -> None:
+        '''DeploymentStrategy describes how to replace existing pods with new ones.
+
+        :param rolling_update: Rolling update config params. Present only if DeploymentStrategyType = RollingUpdate.
+        :param type: Type of deployment. Can be "Recreate" or "RollingUpdate". Default is RollingUpdate. Default: RollingUpdate.
+
+        :schema: io.k8s.api.apps.v1.DeploymentStrategy
+        '''
+        if isinstance(rolling_update, dict):
+            rolling_update = RollingUpdateDeployment(**rolling_update)
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__47c8ed86524662fa654ab55acc09523cd7f42475f5339eab3418ffa208e11b45)
+            check_type(argname="argument rolling_update", value=rolling_update, expected_type=type_hints["rolling_update"])
+            check_type(argname="argument type", value=type, expected_type=type_hints["type"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {}
+        if rolling_update is not None:
+            self._values["rolling_update"] = rolling_update
+        if type is not None:
+            self._values["type"] = type
+
+    @builtins.property
+    def rolling_update(self) -> typing.Optional["RollingUpdateDeployment"]:
+        '''Rolling update config params.
+
+        Present only if DeploymentStrategyType = RollingUpdate.
+
+        :schema: io.k8s.api.apps.v1.DeploymentStrategy#rollingUpdate
+        '''
+        result = self._values.get("rolling_update")
+        return typing.cast(typing.Optional["RollingUpdateDeployment"], result)
+
+    @builtins.property
+    def type(self) -> typing.Optional[builtins.str]:
+        '''Type of deployment.
+
+        Can be "Recreate" or "RollingUpdate". Default is RollingUpdate.
+
+        :default: RollingUpdate.
+
+        :schema: io.k8s.api.apps.v1.DeploymentStrategy#type
+        '''
+        result = self._values.get("type")
+        return typing.cast(typing.Optional[builtins.str], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "DeploymentStrategy(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
     jsii_type="k8s.DownwardApiProjection",
     jsii_struct_bases=[],
     name_mapping={"items": "items"},
@@ -5115,6 +5361,135 @@ class KubeCronJobProps:
 
     def __repr__(self) -> str:
         return "KubeCronJobProps(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+class KubeDeployment(
+    _cdk8s_d3d9af27.ApiObject,
+    metaclass=jsii.JSIIMeta,
+    jsii_type="k8s.KubeDeployment",
+):
+    '''Deployment enables declarative updates for Pods and ReplicaSets.
+
+    :schema: io.k8s.api.apps.v1.Deployment
+    '''
+
+    def __init__(
+        self,
+        scope: "_constructs_77d1e7e8.Construct",
+        id: builtins.str,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        spec: typing.Optional[typing.Union["DeploymentSpec", typing.Dict[builtins.str, typing.Any]]] = None,
+    ) -> None:
+        '''Defines a "io.k8s.api.apps.v1.Deployment" API object.
+
+        :param scope: the scope in which to define this object.
+        :param id: a scope-local name for the object.
+        :param metadata: Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata
+        :param spec: Specification of the desired behavior of the Deployment.
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__5e1e2a79d85486449fa0833d4177ee006fe290e62f76e13917ded50a2b61ba2d)
+            check_type(argname="argument scope", value=scope, expected_type=type_hints["scope"])
+            check_type(argname="argument id", value=id, expected_type=type_hints["id"])
+        props = KubeDeploymentProps(metadata=metadata, spec=spec)
+
+        jsii.create(self.__class__, self, [scope, id, props])
+
+    @jsii.member(jsii_name="manifest")
+    @builtins.classmethod
+    def manifest(
+        cls,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        spec: typing.Optional[typing.Union["DeploymentSpec", typing.Dict[builtins.str, typing.Any]]] = None,
+    ) -> typing.Any:
+        '''Renders a Kubernetes manifest for "io.k8s.api.apps.v1.Deployment".
+
+        This can be used to inline resource manifests inside other objects (e.g. as templates).
+
+        :param metadata: Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata
+        :param spec: Specification of the desired behavior of the Deployment.
+        '''
+        props = KubeDeploymentProps(metadata=metadata, spec=spec)
+
+        return typing.cast(typing.Any, jsii.sinvoke(cls, "manifest", [props]))
+
+    @jsii.member(jsii_name="toJson")
+    def to_json(self) -> typing.Any:
+        '''Renders the object to Kubernetes JSON.'''
+        return typing.cast(typing.Any, jsii.invoke(self, "toJson", []))
+
+    @jsii.python.classproperty
+    @jsii.member(jsii_name="GVK")
+    def GVK(cls) -> "_cdk8s_d3d9af27.GroupVersionKind":
+        '''Returns the apiVersion and kind for "io.k8s.api.apps.v1.Deployment".'''
+        return typing.cast("_cdk8s_d3d9af27.GroupVersionKind", jsii.sget(cls, "GVK"))
+
+
+@jsii.data_type(
+    jsii_type="k8s.KubeDeploymentProps",
+    jsii_struct_bases=[],
+    name_mapping={"metadata": "metadata", "spec": "spec"},
+)
+class KubeDeploymentProps:
+    def __init__(
+        self,
+        *,
+        metadata: typing.Optional[typing.Union["ObjectMeta", typing.Dict[builtins.str, typing.Any]]] = None,
+        spec: typing.Optional[typing.Union["DeploymentSpec", typing.Dict[builtins.str, typing.Any]]] = None,
+    ) -> None:
+        '''Deployment enables declarative updates for Pods and ReplicaSets.
+
+        :param metadata: Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata
+        :param spec: Specification of the desired behavior of the Deployment.
+
+        :schema: io.k8s.api.apps.v1.Deployment
+        '''
+        if isinstance(metadata, dict):
+            metadata = ObjectMeta(**metadata)
+        if isinstance(spec, dict):
+            spec = DeploymentSpec(**spec)
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__3f938ae7726ab98563b8c569f39380bdfb08ba493b5b18b7911fc99dd59fca9d)
+            check_type(argname="argument metadata", value=metadata, expected_type=type_hints["metadata"])
+            check_type(argname="argument spec", value=spec, expected_type=type_hints["spec"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {}
+        if metadata is not None:
+            self._values["metadata"] = metadata
+        if spec is not None:
+            self._values["spec"] = spec
+
+    @builtins.property
+    def metadata(self) -> typing.Optional["ObjectMeta"]:
+        '''Standard object's metadata.
+
+        More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata
+
+        :schema: io.k8s.api.apps.v1.Deployment#metadata
+        '''
+        result = self._values.get("metadata")
+        return typing.cast(typing.Optional["ObjectMeta"], result)
+
+    @builtins.property
+    def spec(self) -> typing.Optional["DeploymentSpec"]:
+        '''Specification of the desired behavior of the Deployment.
+
+        :schema: io.k8s.api.apps.v1.Deployment#spec
+        '''
+        result = self._values.get("spec")
+        return typing.cast(typing.Optional["DeploymentSpec"], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "KubeDeploymentProps(%s)" % ", ".join(
             k + "=" + repr(v) for k, v in self._values.items()
         )
 
@@ -11996,6 +12371,73 @@ class RoleRef:
 
 
 @jsii.data_type(
+    jsii_type="k8s.RollingUpdateDeployment",
+    jsii_struct_bases=[],
+    name_mapping={"max_surge": "maxSurge", "max_unavailable": "maxUnavailable"},
+)
+class RollingUpdateDeployment:
+    def __init__(
+        self,
+        *,
+        max_surge: typing.Optional["IntOrString"] = None,
+        max_unavailable: typing.Optional["IntOrString"] = None,
+    ) -> None:
+        '''Spec to control the desired behavior of rolling update.
+
+        :param max_surge: The maximum number of pods that can be scheduled above the desired number of pods. Value can be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). This can not be 0 if MaxUnavailable is 0. Absolute number is calculated from percentage by rounding up. Defaults to 25%. Example: when this is set to 30%, the new ReplicaSet can be scaled up immediately when the rolling update starts, such that the total number of old and new pods do not exceed 130% of desired pods. Once old pods have been killed, new ReplicaSet can be scaled up further, ensuring that total number of pods running at any time during the update is at most 130% of desired pods. Default: 25%. Example: when this is set to 30%, the new ReplicaSet can be scaled up immediately when the rolling update starts, such that the total number of old and new pods do not exceed 130% of desired pods. Once old pods have been killed, new ReplicaSet can be scaled up further, ensuring that total number of pods running at any time during the update is at most 130% of desired pods.
+        :param max_unavailable: The maximum number of pods that can be unavailable during the update. Value can be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). Absolute number is calculated from percentage by rounding down. This can not be 0 if MaxSurge is 0. Defaults to 25%. Example: when this is set to 30%, the old ReplicaSet can be scaled down to 70% of desired pods immediately when the rolling update starts. Once new pods are ready, old ReplicaSet can be scaled down further, followed by scaling up the new ReplicaSet, ensuring that the total number of pods available at all times during the update is at least 70% of desired pods. Default: 25%. Example: when this is set to 30%, the old ReplicaSet can be scaled down to 70% of desired pods immediately when the rolling update starts. Once new pods are ready, old ReplicaSet can be scaled down further, followed by scaling up the new ReplicaSet, ensuring that the total number of pods available at all times during the update is at least 70% of desired pods.
+
+        :schema: io.k8s.api.apps.v1.RollingUpdateDeployment
+        '''
+        if __debug__:
+            type_hints = cached_type_hints(_typecheckingstub__8a2a897588ced8e993501e8a731a38dd93a578e6bdfbc01a36044482c0ac6796)
+            check_type(argname="argument max_surge", value=max_surge, expected_type=type_hints["max_surge"])
+            check_type(argname="argument max_unavailable", value=max_unavailable, expected_type=type_hints["max_unavailable"])
+        self._values: typing.Dict[builtins.str, typing.Any] = {}
+        if max_surge is not None:
+            self._values["max_surge"] = max_surge
+        if max_unavailable is not None:
+            self._values["max_unavailable"] = max_unavailable
+
+    @builtins.property
+    def max_surge(self) -> typing.Optional["IntOrString"]:
+        '''The maximum number of pods that can be scheduled above the desired number of pods.
+
+        Value can be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). This can not be 0 if MaxUnavailable is 0. Absolute number is calculated from percentage by rounding up. Defaults to 25%. Example: when this is set to 30%, the new ReplicaSet can be scaled up immediately when the rolling update starts, such that the total number of old and new pods do not exceed 130% of desired pods. Once old pods have been killed, new ReplicaSet can be scaled up further, ensuring that total number of pods running at any time during the update is at most 130% of desired pods.
+
+        :default: 25%. Example: when this is set to 30%, the new ReplicaSet can be scaled up immediately when the rolling update starts, such that the total number of old and new pods do not exceed 130% of desired pods. Once old pods have been killed, new ReplicaSet can be scaled up further, ensuring that total number of pods running at any time during the update is at most 130% of desired pods.
+
+        :schema: io.k8s.api.apps.v1.RollingUpdateDeployment#maxSurge
+        '''
+        result = self._values.get("max_surge")
+        return typing.cast(typing.Optional["IntOrString"], result)
+
+    @builtins.property
+    def max_unavailable(self) -> typing.Optional["IntOrString"]:
+        '''The maximum number of pods that can be unavailable during the update.
+
+        Value can be an absolute number (ex: 5) or a percentage of desired pods (ex: 10%). Absolute number is calculated from percentage by rounding down. This can not be 0 if MaxSurge is 0. Defaults to 25%. Example: when this is set to 30%, the old ReplicaSet can be scaled down to 70% of desired pods immediately when the rolling update starts. Once new pods are ready, old ReplicaSet can be scaled down further, followed by scaling up the new ReplicaSet, ensuring that the total number of pods available at all times during the update is at least 70% of desired pods.
+
+        :default: 25%. Example: when this is set to 30%, the old ReplicaSet can be scaled down to 70% of desired pods immediately when the rolling update starts. Once new pods are ready, old ReplicaSet can be scaled down further, followed by scaling up the new ReplicaSet, ensuring that the total number of pods available at all times during the update is at least 70% of desired pods.
+
+        :schema: io.k8s.api.apps.v1.RollingUpdateDeployment#maxUnavailable
+        '''
+        result = self._values.get("max_unavailable")
+        return typing.cast(typing.Optional["IntOrString"], result)
+
+    def __eq__(self, rhs: typing.Any) -> builtins.bool:
+        return isinstance(rhs, self.__class__) and rhs._values == self._values
+
+    def __ne__(self, rhs: typing.Any) -> builtins.bool:
+        return not (rhs == self)
+
+    def __repr__(self) -> str:
+        return "RollingUpdateDeployment(%s)" % ", ".join(
+            k + "=" + repr(v) for k, v in self._values.items()
+        )
+
+
+@jsii.data_type(
     jsii_type="k8s.RollingUpdateStatefulSetStrategy",
     jsii_struct_bases=[],
     name_mapping={"max_unavailable": "maxUnavailable", "partition": "partition"},
@@ -15980,6 +16422,8 @@ __all__ = [
     "ContainerResizePolicy",
     "CronJobSpec",
     "CsiVolumeSource",
+    "DeploymentSpec",
+    "DeploymentStrategy",
     "DownwardApiProjection",
     "DownwardApiVolumeFile",
     "DownwardApiVolumeSource",
@@ -16011,6 +16455,8 @@ __all__ = [
     "KubeConfigMapProps",
     "KubeCronJob",
     "KubeCronJobProps",
+    "KubeDeployment",
+    "KubeDeploymentProps",
     "KubeJob",
     "KubeJobProps",
     "KubeNamespace",
@@ -16085,6 +16531,7 @@ __all__ = [
     "ResourceFieldSelector",
     "ResourceRequirements",
     "RoleRef",
+    "RollingUpdateDeployment",
     "RollingUpdateStatefulSetStrategy",
     "ScaleIoVolumeSource",
     "SeLinuxOptions",
@@ -16311,6 +16758,28 @@ def _typecheckingstub__65e9dfb99794038b02bcf5d69b1da24f041cc9f271cf98f603749465f
     node_publish_secret_ref: typing.Optional[typing.Union[LocalObjectReference, typing.Dict[builtins.str, typing.Any]]] = None,
     read_only: typing.Optional[builtins.bool] = None,
     volume_attributes: typing.Optional[typing.Mapping[builtins.str, builtins.str]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__88d492f2893c840ec003d2ddba4caf15921d31465e62b8a4667d961a583e3504(
+    *,
+    selector: typing.Union[LabelSelector, typing.Dict[builtins.str, typing.Any]],
+    template: typing.Union[PodTemplateSpec, typing.Dict[builtins.str, typing.Any]],
+    min_ready_seconds: typing.Optional[jsii.Number] = None,
+    paused: typing.Optional[builtins.bool] = None,
+    progress_deadline_seconds: typing.Optional[jsii.Number] = None,
+    replicas: typing.Optional[jsii.Number] = None,
+    revision_history_limit: typing.Optional[jsii.Number] = None,
+    strategy: typing.Optional[typing.Union[DeploymentStrategy, typing.Dict[builtins.str, typing.Any]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__47c8ed86524662fa654ab55acc09523cd7f42475f5339eab3418ffa208e11b45(
+    *,
+    rolling_update: typing.Optional[typing.Union[RollingUpdateDeployment, typing.Dict[builtins.str, typing.Any]]] = None,
+    type: typing.Optional[builtins.str] = None,
 ) -> None:
     """Type checking stubs"""
     pass
@@ -16628,6 +17097,24 @@ def _typecheckingstub__8c260e3c5e7fe913831f1f3fd5594cf9e987523fa1fe919b7bd14b383
     *,
     metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
     spec: typing.Optional[typing.Union[CronJobSpec, typing.Dict[builtins.str, typing.Any]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__5e1e2a79d85486449fa0833d4177ee006fe290e62f76e13917ded50a2b61ba2d(
+    scope: _constructs_77d1e7e8.Construct,
+    id: builtins.str,
+    *,
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    spec: typing.Optional[typing.Union[DeploymentSpec, typing.Dict[builtins.str, typing.Any]]] = None,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__3f938ae7726ab98563b8c569f39380bdfb08ba493b5b18b7911fc99dd59fca9d(
+    *,
+    metadata: typing.Optional[typing.Union[ObjectMeta, typing.Dict[builtins.str, typing.Any]]] = None,
+    spec: typing.Optional[typing.Union[DeploymentSpec, typing.Dict[builtins.str, typing.Any]]] = None,
 ) -> None:
     """Type checking stubs"""
     pass
@@ -17360,6 +17847,14 @@ def _typecheckingstub__34728caa2c65a1bce45499a1f4530a2e2966d14ff7e6d57ddbf874c83
     api_group: builtins.str,
     kind: builtins.str,
     name: builtins.str,
+) -> None:
+    """Type checking stubs"""
+    pass
+
+def _typecheckingstub__8a2a897588ced8e993501e8a731a38dd93a578e6bdfbc01a36044482c0ac6796(
+    *,
+    max_surge: typing.Optional[IntOrString] = None,
+    max_unavailable: typing.Optional[IntOrString] = None,
 ) -> None:
     """Type checking stubs"""
     pass

@@ -37,10 +37,16 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_TEMPORAL_OWNER": postgres.temporal.owner_username,
         "PG_METRICS": "on" if postgres.metrics.enabled else "off",
         "PG_MONITORING_USER": contract.MONITORING_ROLE,
+        "PG_POOLER": "on" if postgres.pooler.enabled else "off",
+        "PG_POOLER_AUTH_USER": contract.POOLER_AUTH_ROLE,
+        "PG_POOLER_AUTH_SCHEMA": contract.POOLER_AUTH_SCHEMA,
+        "PG_POOLER_AUTH_FUNCTION": contract.POOLER_AUTH_FUNCTION_NAME,
+        # The roles whose SCRAM verifiers the pooler's auth function returns (a PostgreSQL array).
+        "PG_POOLER_ROLES": "{" + ",".join(postgres.pooler_roles) + "}",
         # The passwords Secret keys the script refuses to start without: listed once, here.
         "PG_REQUIRED_KEYS": " ".join(contract.password_keys(
             temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled, ha=postgres.replicas > 1,
-            cipher=postgres.pitr.cipher)),
+            pooler=postgres.pooler.enabled, cipher=postgres.pitr.cipher)),
     }
     if postgres.pitr.enabled:
         env.update(pitr_environment(postgres))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import cdk8s
 
+from pgbundle.contract import POOLER_COMPONENT
 from pgbundle.k8s.objects import api_objects
 
 # Kinds whose pods checkov scans, with the path from the object to its pod template.
@@ -88,21 +89,34 @@ def _isolated(doc: dict, template: dict, policies: list[dict]) -> bool:
     )
 
 
-# (check id, does the workload break it?, why that is right for this project).
+# What the image-pinning reasons name for a pod, by its component label: the
+# values field of its image and what restarts while the registry is away.
+# Every other workload runs the database's image.
+_IMAGE_OWNERS: dict[str, tuple[str, str]] = {POOLER_COMPONENT: ("postgres.pooler.image.digest", "the pooler")}
+_DATABASE_IMAGE = ("postgres.image.digest", "the database")
+
+
+def _image_owner(template: dict) -> tuple[str, str]:
+    component = ((template.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component", "")
+    return _IMAGE_OWNERS.get(component, _DATABASE_IMAGE)
+
+
+# (check id, does the workload break it?, why that is right for this project:
+# {field} and {workload} name the pod's image field and its kind of pod).
 SkipRule = tuple[str, Callable[[dict, dict, list[dict]], bool], str]
 SKIP_RULES: list[SkipRule] = [
     (
         "CKV_K8S_43",
         lambda doc, t, p: any("@" not in c.get("image", "") for c in all_containers(t["spec"])),
-        "the image is pinned to a full version tag; set postgres.image.digest to pin it by digest",
+        "the image is pinned to a full version tag; set {field} to pin it by digest",
     ),
     (
         "CKV_K8S_15",
         lambda doc, t, p: any(
             "@" not in c.get("image", "") and c.get("imagePullPolicy") != "Always" for c in all_containers(t["spec"])
         ),
-        "the image is pinned to a full version tag; IfNotPresent lets the database restart while the "
-        "registry is unreachable (set postgres.image.digest, or global.imagePullPolicy: Always, to pass)",
+        "the image is pinned to a full version tag; IfNotPresent lets {workload} restart while the "
+        "registry is unreachable (set {field}, or global.imagePullPolicy: Always, to pass)",
     ),
     (
         "CKV_K8S_40",
@@ -130,7 +144,9 @@ def checkov_skips(doc: dict, policies: list[dict]) -> dict[str, str]:
     template = pod_template(doc)
     if template is None:
         return {}
-    found = [f"{check}={reason}" for check, breaks, reason in SKIP_RULES if breaks(doc, template, policies)]
+    field, workload = _image_owner(template)
+    found = [f"{check}={reason.format(field=field, workload=workload)}"
+             for check, breaks, reason in SKIP_RULES if breaks(doc, template, policies)]
     return {f"{SKIP_ANNOTATION_PREFIX}{n}": text for n, text in enumerate(found, start=1)}
 
 

@@ -15,7 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PlainValidator, model_validator
 
-from pgbundle.contract import MONITORING_ROLE, REPLICATION_ROLE, REWIND_ROLE, TEMPORAL_DATABASES
+from pgbundle.contract import (
+    MONITORING_ROLE,
+    POOLER_AUTH_ROLE,
+    REPLICATION_ROLE,
+    REWIND_ROLE,
+    TEMPORAL_DATABASES,
+)
 from pgbundle.values.backup import BackupValues
 from pgbundle.values.fields import (
     Cidr,
@@ -32,6 +38,7 @@ from pgbundle.values.metrics import MetricsValues
 from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
 from pgbundle.values.pitr import PITR_OWNED_PARAMETERS, PitrValues
+from pgbundle.values.pooler import PoolerValues, connection_budget_error
 from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
 from pgbundle.values.tuning import Tuning, derive_tuning
 
@@ -203,6 +210,8 @@ class PostgresValues(Values):
     """High availability with Patroni, used when replicas >= 2."""
     pitr: PitrValues = Field(default_factory=PitrValues)
     """Point-in-time recovery with pgBackRest (pgbundle/values/pitr.py). Left out: off."""
+    pooler: PoolerValues = Field(default_factory=PoolerValues)
+    """PgBouncer in front of the database. Left out: off."""
     allowed_cidrs: list[Cidr] = Field(
         default=["0.0.0.0/0", "::/0"], min_length=1
     )
@@ -247,9 +256,20 @@ class PostgresValues(Values):
             )
         if not self.tls.enabled and self.tls.cert_manager.enabled:
             raise ValueError("tls.certManager.enabled: true needs tls.enabled: true (cert-manager issues the server certificate)")
+        if self.pooler.enabled:
+            self._check_pooler()
         self.tuning  # noqa: B018 - raises "config: ..." naming the fields when they do not fit
         return self
 
+    def _check_pooler(self) -> None:
+        if not self.tls.enabled:
+            raise ValueError("pooler.enabled: true needs tls.enabled: true (the pooler serves TLS and verifies "
+                             "the database's certificate)")
+        error = connection_budget_error(
+            self.pooler, databases=len(self.pooler_databases), max_connections=self.config.max_connections,
+            parameters=dict(self.config.parameters), metrics=self.metrics.enabled, replicas=self.replicas)
+        if error is not None:
+            raise ValueError(f"pooler.{error}")
 
     def _roles_distinct(self) -> None:
         """Every role gets its own name: a shared one would merge two roles' rights
@@ -291,6 +311,8 @@ class PostgresValues(Values):
         for key, role in taken.items():
             if self.metrics.enabled and role == MONITORING_ROLE:
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
+            if role == POOLER_AUTH_ROLE:
+                raise ValueError(f"{key}: {role!r} is the pooler's auth role; choose another name")
         return self
 
 
@@ -337,6 +359,19 @@ class PostgresValues(Values):
         when the server verifies clients, the PITR backup jobs always (mutual TLS
         with pgBackRest's server). One Secret, `backup.clientCertificate.existingSecret`."""
         return self.tls.enabled and ((self.ca.verify_clients and self.backup.enabled) or self.pitr.enabled)
+
+    @property
+    def pooler_databases(self) -> list[str]:
+        """The databases the pooler serves: the application's, and Temporal's when enabled."""
+        return [self.database, *(TEMPORAL_DATABASES if self.temporal.enabled else ())]
+
+    @property
+    def pooler_roles(self) -> list[str]:
+        """The login roles the pooler's auth function admits: the application's
+        runtime and read-only roles, and Temporal's. Never the superuser, the
+        replication, rewind or monitoring roles; nor the migration role, whose
+        Job connects to the database directly."""
+        return [self.username, self.read_only_username, *([self.temporal.username] if self.temporal.enabled else [])]
 
     @property
     def backup_databases(self) -> list[str]:

@@ -12,6 +12,10 @@ State folder:
   pki/       the CA (its key never enters the pod) and a client certificate
   pod.log    the start script's stdout and stderr (the container log)
   pod.json   pid and port of the running start script
+  server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
+             folders of the binaries it runs on, first found first
+             (pgbundle/workstation/upgrade_local.py); without them, this
+             machine's PostgreSQL (pg_config)
 
 Secret files that exist are kept, so a state folder can be restarted with its
 data, and a test can rotate a password by replacing its file before `up`; a
@@ -103,6 +107,8 @@ class LocalPod:
         # The `pgbackrest` sidecar's own log, as a cluster keeps each container's apart.
         self.server_log_file = self.state / "pgbackrest-server.log"
         self.pod_file = self.state / "pod.json"
+        self.server_file = self.state / "server.json"
+        self.server_dir = self.state / "postgres"
         self._process: subprocess.Popen | None = None
         if os.geteuid() == 0:
             user = pwd.getpwnam(RUN_USER)
@@ -117,7 +123,8 @@ class LocalPod:
 
     def _entries(self) -> set[str]:
         """What a state folder holds: another folder is refused, not taken over."""
-        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file)}
+        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file,
+                                 self.server_file, self.server_dir)}
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -192,8 +199,19 @@ class LocalPod:
         env = self.host_environment(main)
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded().get("port") or env[PORT_ENV])
-        env["PATH"] = f"{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["PATH"] = ":".join([*self.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
+
+    def _server(self) -> dict:
+        try:
+            return json.loads(self.server_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def bin_path(self) -> list[str]:
+        """The folders of the PostgreSQL binaries this state runs on: those `local upgrade`
+        recorded, else the machine's."""
+        return self._server().get("path") or [postgres_bindir()]
 
     # --- prepare -------------------------------------------------------------
 
@@ -242,7 +260,8 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, cipher=pg.pitr.cipher)
+            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, pooler=True,
+                                          cipher=pg.pitr.cipher)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:

@@ -97,7 +97,7 @@ def new_ca(common_name: str = "postgres-ca", days: int = 3650, algorithm: str = 
     return KeyPair(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _leaf(ca: KeyPair, common_name: str, usage: x509.ObjectIdentifier, days: int,
+def _leaf(ca: KeyPair, common_name: str, usages: list[x509.ObjectIdentifier], days: int,
           names: list[str], addresses: list[str], algorithm: str = "ECDSA-P256") -> KeyPair:
     key = _new_key(algorithm)
     rsa_key = isinstance(key, rsa.RSAPrivateKey)
@@ -112,7 +112,7 @@ def _leaf(ca: KeyPair, common_name: str, usage: x509.ObjectIdentifier, days: int
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
             critical=False,
@@ -127,13 +127,15 @@ def _leaf(ca: KeyPair, common_name: str, usage: x509.ObjectIdentifier, days: int
 
 
 def server_certificate(ca: KeyPair, names: list[str], addresses: list[str], days: int = 825,
-                       algorithm: str = "ECDSA-P256") -> KeyPair:
-    """A TLS server certificate for the DNS `names` and IP `addresses`, signed by `ca`."""
+                       algorithm: str = "ECDSA-P256", client_auth: bool = False) -> KeyPair:
+    """A TLS server certificate for the DNS `names` and IP `addresses`, signed by
+    `ca`; with `client_auth`, also good as a client certificate (the pooler's)."""
     if not names:
         raise ValueError("names: a server certificate needs at least one DNS name")
-    return _leaf(ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, days, names, addresses, algorithm)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, *([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else [])]
+    return _leaf(ca, names[0], usages, days, names, addresses, algorithm)
 
 
 def client_certificate(ca: KeyPair, user: str, days: int = 825, algorithm: str = "ECDSA-P256") -> KeyPair:
     """A TLS client certificate for the database role `user` (its common name), signed by `ca`."""
-    return _leaf(ca, user, ExtendedKeyUsageOID.CLIENT_AUTH, days, [], [], algorithm)
+    return _leaf(ca, user, [ExtendedKeyUsageOID.CLIENT_AUTH], days, [], [], algorithm)

@@ -9,6 +9,9 @@ Writes Kubernetes Secret manifests into a folder that git ignores (default
   postgres-backup-tls.yaml  tls.crt + tls.key: the backup jobs' client certificate for the
                          read-only role, when clients are verified or PITR is on (pgBackRest's
                          TLS server admits only it) (not with cert-manager)
+  postgres-pooler-tls.yaml  tls.crt + tls.key: the pooler's certificate (its Service's names; also
+                         its client certificate towards the database), when the pooler is on
+                         (not with cert-manager)
   ca.key, ca.crt         the CA's private key (never applied to the cluster: kubectl
                          apply -f DIR reads only .yaml/.yml/.json) and the bundle, for
                          clients' sslrootcert and for issuing the next certificates
@@ -58,7 +61,7 @@ def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
     replicas >= 2, patroni.sh) requires."""
     return contract.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
-                                ha=postgres.replicas > 1, cipher=postgres.pitr.cipher)
+                                ha=postgres.replicas > 1, pooler=postgres.pooler.enabled, cipher=postgres.pitr.cipher)
 
 
 def generates_certificates(postgres: PostgresValues) -> bool:
@@ -163,13 +166,26 @@ def _client(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
     return {contract.CLIENT_CERT_FILE: pair.cert_pem, contract.CLIENT_KEY_FILE: pair.key_pem}
 
 
+def _pooler(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
+    """The pooler's certificate: a server certificate for its Service that it also
+    presents to the database as a client (ca.verifyClients)."""
+    generator = values.postgres.tls.generator
+    pair = pki.server_certificate(ca, contract.pooler_dns_names(values.global_.namespace), [],
+                                  days=generator.server_validity_days, algorithm=generator.key_algorithm,
+                                  client_auth=True)
+    return {contract.CLIENT_CERT_FILE: pair.cert_pem, contract.CLIENT_KEY_FILE: pair.key_pem}
+
+
 def _certificate_files(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
-    """Manifests of every certificate the CA issues: the server's, and the backup
-    job's when clients are verified. Issued together, so that after a new CA
+    """Manifests of every certificate the CA issues: the server's, the pooler's
+    when it is on, and the backup job's when clients are verified. Issued together, so that after a new CA
     (`--rotate ca`) one `--rotate tls` moves both to it before `--prune-ca`."""
     pg = values.postgres
     files = {manifest_file(pg.tls.existing_secret): _dump(
         secret_manifest(values, pg.tls.existing_secret, _server(values, ca)))}
+    if pg.pooler.enabled:
+        name = pg.pooler.tls.existing_secret
+        files[manifest_file(name)] = _dump(secret_manifest(values, name, _pooler(values, ca), "kubernetes.io/tls"))
     if generates_client_certificate(pg):
         files.update(_client_file(values, ca))
     return files
@@ -212,6 +228,8 @@ def plan_all(values: ChartValues) -> Plan:
         plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     elif pg.tls.enabled:
         issued = pg.tls.existing_secret + " (and its ca.crt)"
+        if pg.pooler.enabled:
+            issued += f", {pg.pooler.tls.existing_secret}"
         if pg.job_client_certificate:
             issued += f" and {pg.backup.client_certificate.existing_secret}"
         plan.notes.append(f"cert-manager issues {issued}: no TLS, CA or client-certificate Secret written")

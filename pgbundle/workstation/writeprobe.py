@@ -20,8 +20,11 @@ TABLE = "write_probe"
 
 
 class WriteProbe:
-    def __init__(self, conninfo: str, user: str, password: str, interval: float = 0.05) -> None:
+    def __init__(self, conninfo: str, user: str, password: str, interval: float = 0.05,
+                 table: str = TABLE) -> None:
+        """`table`: its own for each of two probes writing at once (their ids would collide)."""
         self.conninfo = conninfo
+        self.table = table
         self.user = user
         self.password = password
         self.interval = interval
@@ -36,8 +39,8 @@ class WriteProbe:
 
     def start(self) -> WriteProbe:
         with self._connect() as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
-            self._next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {TABLE}").fetchone()[0]
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+            self._next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.table}").fetchone()[0]
         self._thread = threading.Thread(target=self._run, name="write-probe", daemon=True)
         self._thread.start()
         return self
@@ -50,7 +53,7 @@ class WriteProbe:
             try:
                 if conn is None:
                     conn = self._connect()
-                conn.execute(f"INSERT INTO {TABLE} (id) VALUES (%s)", (row_id,))
+                conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s)", (row_id,))
                 self.acknowledged.append((row_id, time.monotonic()))
             except psycopg.Error:
                 self.errors += 1
@@ -80,5 +83,5 @@ class WriteProbe:
 
     def lost(self, conn: psycopg.Connection) -> list[int]:
         """Acknowledged ids that `conn`'s database does not have."""
-        present = {row[0] for row in conn.execute(f"SELECT id FROM {TABLE}")}
+        present = {row[0] for row in conn.execute(f"SELECT id FROM {self.table}")}
         return [row_id for row_id, _ in self.acknowledged if row_id not in present]

@@ -15,7 +15,14 @@ fail() {
 }
 
 : "${PG_SECRETS_DIR:?}" "${PG_RUN_DIR:?}" "${PG_PATRONI_CONFIG:?}"
-: "${PG_SCRIPTS_DIR:?}" "${PG_REQUIRED_KEYS:?}" "${PATRONI_NAME:?}" "${PG_BOOTSTRAP_MEMBER:?}"
+: "${PG_SCRIPTS_DIR:?}" "${PG_REQUIRED_KEYS:?}" "${PATRONI_NAME:?}" "${PG_BOOTSTRAP_MEMBER:?}" "${PGDATA:?}"
+
+# Data of another major: one clear line instead of Patroni's crash loop (check-major.sh).
+# shellcheck source=../check-major.sh
+source "$PG_SCRIPTS_DIR/check-major.sh"
+if ! refusal=$(data_major_mismatch); then
+    fail "$refusal"
+fi
 
 # The Secret's keys these values need (PG_REQUIRED_KEYS, from pgbundle/contract.py).
 for key in $PG_REQUIRED_KEYS; do

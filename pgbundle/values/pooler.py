@@ -1,0 +1,143 @@
+"""`postgres.pooler`: PgBouncer in front of the database (Deployment and Service
+`postgres-pooler`), and the connection budget it must fit in."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pgbundle.contract import POOLER_VERSION
+from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
+from pgbundle.values.names import ImageRepository, ImageTag
+
+
+class PoolerImageValues(ImageValues):
+    repository: ImageRepository = "ghcr.io/cloudnative-pg/pgbouncer"
+    """PgBouncer image. Left out: the CloudNativePG project's image (Debian's
+    pgbouncer package on debian-slim, maintained for their Pooler resource; the
+    command line is set here, so only /usr/bin/pgbouncer and bash are used)."""
+    tag: ImageTag = POOLER_VERSION
+    """Image tag. Left out: the PgBouncer version the local tests run
+    (contract.POOLER_VERSION); at least 1.21 is needed (prepared statements in
+    transaction mode, auth_dbname)."""
+
+
+class PoolerResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
+    """Scheduling requests of each pooler pod. Left out: 50m CPU, 64Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="1000m", memory="256Mi")
+    """Limits of each pooler pod (PgBouncer is single-threaded: one CPU is its
+    ceiling). Left out: 1000m CPU, 256Mi memory."""
+
+
+class PoolerPdbValues(Values):
+    enabled: bool = True
+    min_available: int = Field(default=1, ge=0)
+    """Pooler pods kept through voluntary disruptions. Left out: 1."""
+
+
+class PoolerTlsValues(Values):
+    existing_secret: DnsLabel = "postgres-pooler-tls"
+    """Secret with the pooler's certificate and key (keys tls.crt, tls.key; names
+    include the Service postgres-pooler). `secrets generate` or cert-manager (with
+    tls.certManager.enabled) writes it. Left out: postgres-pooler-tls."""
+
+
+class PoolerValues(Values):
+    enabled: bool = False
+    """Run PgBouncer (Deployment and Service `postgres-pooler` on 5432) in front of
+    the Service `postgres`. Left out: false."""
+    replicas: int = Field(default=2, ge=1)
+    """Pooler pods. Left out: 2 (one may be drained while the other serves)."""
+    image: PoolerImageValues = Field(default_factory=PoolerImageValues)
+    pool_mode: Literal["session", "transaction"] = "transaction"
+    """`transaction`: a server connection serves one transaction at a time, so
+    session state (SET, advisory locks, LISTEN, temporary tables) does not survive
+    between transactions (README, "Connection pooling"). `session`: one server
+    connection per client for its whole session. Left out: transaction."""
+    default_pool_size: int = Field(default=20, ge=1)
+    """Server connections per database and role, in each pooler pod. Left out: 20."""
+    min_pool_size: int = Field(default=0, ge=0)
+    """Server connections kept open even when idle. Left out: 0."""
+    reserve_pool_size: int = Field(default=0, ge=0)
+    """Extra server connections a pool may open when clients have waited
+    `reserve_pool_timeout` (5 s). Left out: 0."""
+    max_db_connections: int = Field(default=30, ge=1)
+    """Server connections to one database, all its roles together, in each pooler
+    pod: the figure the connection budget counts. Left out: 30."""
+    max_client_conn: int = Field(default=1000, ge=1, le=50000)
+    """Client connections each pooler pod accepts. Left out: 1000."""
+    max_prepared_statements: int = Field(default=200, ge=0)
+    """Protocol-level prepared statements PgBouncer tracks per server connection,
+    so drivers that prepare (psycopg 3, asyncpg, JDBC) work in transaction mode;
+    0 turns the tracking off. Left out: 200."""
+    query_wait_timeout: int = Field(default=120, ge=0)
+    """Seconds a client may wait for a server connection before it is
+    disconnected (0: forever). Left out: 120."""
+    client_idle_timeout: int = Field(default=0, ge=0)
+    """Seconds an idle client stays connected (0: forever). Left out: 0."""
+    idle_transaction_timeout: int = Field(default=0, ge=0)
+    """Seconds a client may sit idle inside a transaction (0: forever). Left out: 0."""
+    server_idle_timeout: int = Field(default=600, ge=0)
+    """Seconds an unused server connection is kept. Left out: 600."""
+    server_lifetime: int = Field(default=3600, ge=0)
+    """Seconds after which an unused server connection is closed and replaced.
+    Left out: 3600."""
+    resources: PoolerResourcesValues = Field(default_factory=PoolerResourcesValues)
+    pod_disruption_budget: PoolerPdbValues = Field(default_factory=PoolerPdbValues)
+    anti_affinity: Literal["preferred", "required"] = "preferred"
+    """Spread the pooler pods over nodes: preferred, or required (never two on one
+    node). Left out: preferred."""
+    tls: PoolerTlsValues = Field(default_factory=PoolerTlsValues)
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolerValues:
+        if self.min_pool_size > self.default_pool_size:
+            raise ValueError(f"minPoolSize: {self.min_pool_size} is above defaultPoolSize {self.default_pool_size}")
+        pdb = self.pod_disruption_budget
+        if self.enabled and pdb.enabled and pdb.min_available > self.replicas:
+            raise ValueError(f"podDisruptionBudget.minAvailable: {pdb.min_available} is above replicas "
+                             f"({self.replicas}): the budget could never be met; use at most {self.replicas}")
+        return self
+
+
+# Connections this product's own roles may hold beside the pooler's: one each for
+# the backup job, the migration Job and the exporter sidecar, and Patroni's
+# (its loop and its REST API) on each HA member.
+OWN_CONNECTIONS = {"backup job": 1, "migration job": 1}
+EXPORTER_CONNECTIONS = 1
+PATRONI_CONNECTIONS = 2
+# PostgreSQL's defaults for the slots ordinary roles cannot take.
+DEFAULT_SUPERUSER_RESERVED = 3
+DEFAULT_RESERVED = 0
+# A rolling update starts one new pooler pod before an old one stops.
+ROLLING_SURGE = 1
+
+
+def connection_budget_error(pooler: PoolerValues, *, databases: int, max_connections: int,
+                            parameters: dict[str, object], metrics: bool, replicas: int) -> str | None:
+    """Why the pooler pods could open more server connections than PostgreSQL
+    admits, naming the numbers; None when they fit."""
+    reserved = {"superuser_reserved_connections": int(str(parameters.get("superuser_reserved_connections",
+                                                                         DEFAULT_SUPERUSER_RESERVED))),
+                "reserved_connections": int(str(parameters.get("reserved_connections", DEFAULT_RESERVED)))}
+    own = dict(OWN_CONNECTIONS)
+    if metrics:
+        own["exporter"] = EXPORTER_CONNECTIONS
+    if replicas > 1:
+        own["Patroni"] = PATRONI_CONNECTIONS
+    admitted = max_connections - sum(reserved.values()) - sum(own.values())
+    pods = pooler.replicas + ROLLING_SURGE
+    wanted = pods * databases * pooler.max_db_connections
+    if wanted <= admitted:
+        return None
+    fits = max(admitted // (pods * databases), 0)
+    return (
+        f"maxDbConnections: {pods} pooler pods (replicas {pooler.replicas} + {ROLLING_SURGE} during a rolling "
+        f"update) x {databases} database(s) x {pooler.max_db_connections} server connections = {wanted}, above "
+        f"the {admitted} the database admits (config.maxConnections {max_connections} - "
+        + " - ".join(f"{n} {k}" for k, n in reserved.items())
+        + " - " + " - ".join(f"{n} {k}" for k, n in own.items())
+        + f"); use maxDbConnections {fits} or less, fewer replicas, or raise config.maxConnections"
+    )

@@ -1,0 +1,270 @@
+"""The pooler's values, its pgbouncer.ini and its objects: off by default, the
+connection budget refused with its numbers, TLS and SCRAM on both sides in the
+file, and a Deployment that is restricted, spread, probed and rolled on change."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Manifests
+from netpol import Pod, allowed, pod_from_template
+from pgbundle import contract
+from pgbundle.pgconf import pgbouncer
+from pgbundle.synth.gitops import SYNC_WAVE_ANNOTATION
+from pgbundle.synth.policy import pod_template
+from pgbundle.values.load import ValuesError, parse_values
+from pss import violations
+from variants import synth_variant
+
+NAMESPACE = "api-forge-prod"
+ON = {"postgres": {"pooler": {"enabled": True}}}
+
+
+def pooler_values(**pooler) -> dict:
+    return {"postgres": {"pooler": {"enabled": True, **pooler}}}
+
+
+def ini(values: dict) -> dict[str, str]:
+    """The [pgbouncer] section of the pod's pgbouncer.ini, parsed."""
+    text = pgbouncer.render_pgbouncer_ini(parse_values(values).postgres, pgbouncer.pod_site(NAMESPACE))
+    section = text.split("[pgbouncer]\n", 1)[1]
+    return dict(line.split(" = ", 1) for line in section.splitlines() if " = " in line)
+
+
+def databases(values: dict) -> list[str]:
+    text = pgbouncer.render_pgbouncer_ini(parse_values(values).postgres, pgbouncer.pod_site(NAMESPACE))
+    block = text.split("[databases]\n", 1)[1].split("\n\n", 1)[0]
+    return block.splitlines()
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory) -> Manifests:
+    return synth_variant("production", tmp_path_factory.mktemp("production"))
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory) -> Manifests:
+    return synth_variant("ha", tmp_path_factory.mktemp("ha"))
+
+
+# --- values ----------------------------------------------------------------------------
+
+
+def test_off_by_default(source_dist):
+    assert parse_values({}).postgres.pooler.enabled is False
+    assert not [d for d in source_dist.docs if d["metadata"]["name"] == contract.POOLER]
+
+
+def test_budget_error_names_the_numbers():
+    with pytest.raises(ValuesError) as err:
+        parse_values(pooler_values(maxDbConnections=70))
+    text = str(err.value)
+    assert "postgres.pooler.maxDbConnections: 3 pooler pods (replicas 2 + 1 during a rolling update)" in text
+    assert "x 1 database(s) x 70 server connections = 210, above the 194 the database admits" in text
+    assert "config.maxConnections 200 - 3 superuser_reserved_connections - 0 reserved_connections" in text
+    assert "use maxDbConnections 64 or less" in text
+
+
+def test_budget_counts_temporal_databases_reserved_slots_and_patroni():
+    # 64 fits one database; Temporal's two more do not.
+    parse_values(pooler_values(maxDbConnections=64))
+    with pytest.raises(ValuesError, match=r"x 3 database\(s\) x 64 server connections = 576"):
+        parse_values({"postgres": {"pooler": {"enabled": True, "maxDbConnections": 64}, "temporal": {"enabled": True}}})
+    with pytest.raises(ValuesError, match=r"- 10 superuser_reserved_connections"):
+        parse_values({"postgres": {"pooler": {"enabled": True, "maxDbConnections": 64},
+                                   "config": {"parameters": {"superuser_reserved_connections": 10}}}})
+
+
+def test_budget_is_not_checked_while_the_pooler_is_off():
+    assert parse_values({"postgres": {"pooler": {"maxDbConnections": 1000}}}).postgres.pooler.max_db_connections == 1000
+
+
+def test_pooler_needs_tls():
+    with pytest.raises(ValuesError, match=r"postgres\.pooler\.enabled: true needs tls\.enabled: true"):
+        parse_values({"postgres": {"pooler": {"enabled": True}, "tls": {"enabled": False}}})
+
+
+@pytest.mark.parametrize(("pooler", "message"), [
+    ({"poolMode": "statement"}, r"poolMode"),
+    ({"minPoolSize": 30}, r"minPoolSize: 30 is above defaultPoolSize 20"),
+    ({"replicas": 0}, r"replicas"),
+    ({"podDisruptionBudget": {"minAvailable": 3}}, r"minAvailable: 3 is above replicas \(2\)"),
+    ({"image": {"tag": "latest"}}, r"latest"),
+])
+def test_bad_pooler_values(pooler, message):
+    with pytest.raises(ValuesError, match=message):
+        parse_values(pooler_values(**pooler))
+
+
+def test_no_role_may_take_the_auth_roles_name():
+    with pytest.raises(ValuesError, match=r"postgres\.readOnlyUsername: 'pgbouncer_auth' is the pooler's auth role"):
+        parse_values({"postgres": {"readOnlyUsername": "pgbouncer_auth"}})
+
+
+# --- pgbouncer.ini ---------------------------------------------------------------------
+
+
+def test_ini_authenticates_with_scram_through_the_auth_function():
+    settings = ini(ON)
+    assert settings["auth_type"] == "hba"
+    assert settings["auth_hba_file"] == f"{contract.POOLER_CONFIG_DIR}/{contract.POOLER_HBA_FILE}"
+    assert settings["auth_user"] == contract.POOLER_AUTH_ROLE
+    assert settings["auth_query"] == f"SELECT usename, passwd FROM {contract.POOLER_AUTH_FUNCTION}($1)"
+    assert settings["auth_dbname"] == "appdb"
+    assert settings["auth_file"] == f"{contract.POOLER_RUN_DIR}/{contract.POOLER_AUTH_FILE}"
+
+
+def test_ini_requires_tls_on_both_sides():
+    settings = ini(ON)
+    assert settings["client_tls_sslmode"] == "require"
+    assert settings["server_tls_sslmode"] == "verify-full"
+    for side in ("client", "server"):
+        assert settings[f"{side}_tls_protocols"] == "tlsv1.2,tlsv1.3"
+        # The database's own suites: AEAD only.
+        assert all("GCM" in c or "CHACHA20" in c for c in settings[f"{side}_tls_ciphers"].split(":"))
+    assert "server_tls_cert_file" not in settings
+
+
+def test_ini_verifies_clients_and_presents_a_certificate_when_the_database_does():
+    settings = ini({"postgres": {"pooler": {"enabled": True}, "ca": {"verifyClients": True}}})
+    assert settings["client_tls_sslmode"] == "verify-ca"
+    assert settings["server_tls_cert_file"] == settings["client_tls_cert_file"]
+    assert settings["server_tls_key_file"] == settings["client_tls_key_file"]
+
+
+def test_ini_follows_the_pool_values():
+    settings = ini(pooler_values(poolMode="session", defaultPoolSize=7, maxDbConnections=9, maxClientConn=321,
+                                 maxPreparedStatements=0, queryWaitTimeout=15))
+    assert (settings["pool_mode"], settings["default_pool_size"], settings["max_db_connections"],
+            settings["max_client_conn"], settings["max_prepared_statements"], settings["query_wait_timeout"]) == (
+        "session", "7", "9", "321", "0", "15")
+
+
+def test_ini_reaches_the_primary_by_a_name_its_certificate_holds():
+    assert databases(ON) == [f"appdb = host=postgres.{NAMESPACE}.svc port=5432 dbname=appdb"]
+    assert f"postgres.{NAMESPACE}.svc" in contract.server_dns_names(NAMESPACE, 1)
+    temporal = databases({"postgres": {"pooler": {"enabled": True, "maxDbConnections": 20}, "temporal": {"enabled": True}}})
+    assert [line.split(" ")[0] for line in temporal] == ["appdb", "temporal", "temporal_visibility"]
+
+
+# --- objects ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["production", "ha"])
+def test_objects_of_the_examples(request, variant):
+    m = request.getfixturevalue(variant)
+    deployment = m.get("Deployment", contract.POOLER)
+    assert deployment["spec"]["replicas"] == 2
+    assert m.get("Service", contract.POOLER)["spec"]["ports"] == [
+        {"name": "postgresql", "port": 5432, "targetPort": "postgresql"}]
+    assert m.get("PodDisruptionBudget", contract.POOLER)["spec"]["minAvailable"] == 1
+    config = m.get("ConfigMap", contract.POOLER)["data"]
+    assert "auth_query" in config[contract.POOLER_CONFIG_FILE]
+    template = pod_template(deployment)
+    assert violations(template) == []
+    (container,) = template["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["image"] == f"ghcr.io/cloudnative-pg/pgbouncer:{contract.POOLER_VERSION}"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == ["bash", f"{contract.POOLER_SCRIPTS_DIR}/pooler-probe.sh"]
+    assert template["spec"]["automountServiceAccountToken"] is False
+
+
+def test_checkov_skips_name_the_poolers_image(production):
+    skips = production.get("Deployment", contract.POOLER)["metadata"]["annotations"]
+    reasons = {v.split("=", 1)[0]: v.split("=", 1)[1] for k, v in skips.items() if k.startswith("checkov.io/skip")}
+    # uid 10002 and no token: only the image pinning applies to the pooler.
+    assert set(reasons) == {"CKV_K8S_43", "CKV_K8S_15"}
+    for reason in reasons.values():
+        assert "postgres.pooler.image.digest" in reason
+        assert "database" not in reason and "postgres.image.digest" not in reason
+
+
+def test_anti_affinity_preferred_or_required(production, ha):
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in pod_template(
+        production.get("Deployment", contract.POOLER))["spec"]["affinity"]["podAntiAffinity"]
+    required = pod_template(ha.get("Deployment", contract.POOLER))["spec"]["affinity"]["podAntiAffinity"]
+    assert required["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_a_config_change_rolls_the_pods(synth):
+    def checksum(values: dict) -> str:
+        return pod_template(synth(values).get("Deployment", contract.POOLER))["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum(ON) != checksum(pooler_values(defaultPoolSize=5))
+    assert checksum(ON) == checksum(pooler_values(replicas=3))
+
+
+def test_the_pooler_comes_after_the_database(production):
+    def wave(kind: str, name: str) -> int:
+        return int(production.get(kind, name)["metadata"]["annotations"][SYNC_WAVE_ANNOTATION])
+
+    assert wave("Deployment", contract.POOLER) > wave("StatefulSet", contract.STATEFULSET)
+    assert wave("ConfigMap", contract.POOLER) < wave("Deployment", contract.POOLER)
+
+
+def test_network_application_to_pooler_to_database(production):
+    rules = [d for d in production.docs if d["kind"] == "NetworkPolicy"]
+    pooler = pod_from_template(NAMESPACE, pod_template(production.get("Deployment", contract.POOLER)))
+    db = pod_from_template(NAMESPACE, pod_template(production.get("StatefulSet", contract.STATEFULSET)))
+    app = Pod(NAMESPACE, {"app.kubernetes.io/component": "application"})
+    unrelated = Pod(NAMESPACE, {"app.kubernetes.io/name": "something-else"})
+    dns = Pod("kube-system", {"k8s-app": "kube-dns"})
+    assert allowed(rules, app, pooler, 5432)
+    assert not allowed(rules, unrelated, pooler, 5432)
+    assert not allowed(rules, app, pooler, 6432)
+    assert allowed(rules, pooler, db, 5432)
+    assert not allowed(rules, pooler, db, contract.METRICS_PORT)
+    assert allowed(rules, pooler, dns, 53, "UDP")
+    assert not allowed(rules, pooler, unrelated, 5432)
+    assert not allowed(rules, pooler, app, 8080)
+
+
+# --- secrets and certificates ------------------------------------------------------------
+
+
+def test_secrets_generate_writes_the_auth_password_and_the_pooler_certificate():
+    import base64
+
+    import yaml
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from pgbundle.workstation import secretgen
+
+    plan = secretgen.plan_all(parse_values(ON))
+    passwords = yaml.safe_load(plan.files["postgres-secrets.yaml"])["data"]
+    assert contract.POOLER_PASSWORD_KEY in passwords
+    tls = yaml.safe_load(plan.files["postgres-pooler-tls.yaml"])
+    assert tls["type"] == "kubernetes.io/tls"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(tls["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == contract.pooler_dns_names(NAMESPACE)
+    assert "postgres-pooler" in names and f"postgres-pooler.{NAMESPACE}.svc" in names
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    # Without the pooler, neither.
+    off = secretgen.plan_all(parse_values({}))
+    assert "postgres-pooler-tls.yaml" not in off.files
+    assert contract.POOLER_PASSWORD_KEY not in yaml.safe_load(off.files["postgres-secrets.yaml"])["data"]
+
+
+def test_cert_manager_issues_the_pooler_certificate(synth):
+    m = synth({"postgres": {"pooler": {"enabled": True}, "tls": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "internal-ca", "kind": "ClusterIssuer"}}}}})
+    spec = m.get("Certificate", "postgres-pooler-tls")["spec"]
+    assert spec["secretName"] == "postgres-pooler-tls"
+    assert spec["dnsNames"] == contract.pooler_dns_names(NAMESPACE)
+    assert set(spec["usages"]) == {"server auth", "client auth", "digital signature"}
+    # The CA comes from the TLS Secret's ca.crt, as the database's clients get it.
+    volumes = {v["name"]: v for v in pod_template(m.get("Deployment", contract.POOLER))["spec"]["volumes"]}
+    assert volumes["ca"]["secret"]["secretName"] == "postgres-tls"
+
+
+def test_the_database_checks_the_auth_password_only_with_the_pooler(synth):
+    def required(values: dict) -> str:
+        env = pod_template(synth(values).get("StatefulSet", "postgres"))["spec"]["containers"][0]["env"]
+        return {e["name"]: e.get("value") for e in env}["PG_REQUIRED_KEYS"]
+
+    assert contract.POOLER_PASSWORD_KEY in required(ON).split()
+    assert contract.POOLER_PASSWORD_KEY not in required({}).split()
