@@ -81,18 +81,28 @@ imports: .venv/.installed node_modules/.installed
 	rm -rf imports
 	tools/cdk8s-import
 
+# The point-in-time recovery tests run Debian's pgBackRest, and an S3 server
+# (moto, from requirements.txt) behind Debian's nginx for TLS: nginx-light on
+# Debian 12; Debian 13 ships only the one nginx package.
+.PHONY: pgbackrest
+pgbackrest:
+	@command -v pgbackrest >/dev/null && command -v nginx >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest \
+	    $$(apt-cache show nginx-light >/dev/null 2>&1 && echo nginx-light || echo nginx) >/dev/null; }
+
 .PHONY: test
-test: setup postgres etcd patroni pgbouncer
+test: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) -m pytest
 
 .PHONY: bench
-bench: setup postgres etcd patroni pgbouncer
+bench: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) bench/synth.py
 	$(PY) bench/pgbench.py
 	$(PY) bench/policy.py
 	$(PY) bench/backup.py
 	$(PY) bench/upgrade.py
 	$(PY) bench/failover.py
+	$(PY) bench/pitr.py
 	$(PY) bench/pooler.py
 
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),

@@ -73,29 +73,38 @@ class Backup(Construct):
             # The job's client certificate from the same issuer as the server's: with
             # cert-manager on, `secrets generate` writes no CA to sign one with.
             ClientCertificate(self, "client-certificate", props=props.client_certificate)
-        k8s.KubeCronJob(
-            self,
-            "cronjob",
-            metadata=meta(contract.BACKUP_CRONJOB),
-            spec=k8s.CronJobSpec(
-                schedule=props.schedule,
-                time_zone=props.time_zone,
-                suspend=props.suspend,
-                concurrency_policy="Forbid",
-                starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
-                successful_jobs_history_limit=SUCCESSFUL_JOBS_HISTORY,
-                failed_jobs_history_limit=FAILED_JOBS_HISTORY,
-                job_template=k8s.JobTemplateSpec(
-                    metadata=k8s.ObjectMeta(labels=self.labels),
-                    spec=k8s.JobSpec(
-                        backoff_limit=BACKOFF_LIMIT,
-                        active_deadline_seconds=props.timeout_minutes * 60,
-                        ttl_seconds_after_finished=TTL_SECONDS_AFTER_FINISHED,
-                        template=k8s.PodTemplateSpec(
-                            metadata=k8s.ObjectMeta(labels=pod_labels),
-                            spec=job_pod_spec(props.pod),
-                        ),
+        backup_cronjob(self, "cronjob", name=contract.BACKUP_CRONJOB, namespace=props.namespace, labels=self.labels,
+                       pod_labels=pod_labels, schedule=props.schedule, time_zone=props.time_zone, suspend=props.suspend,
+                       timeout_minutes=props.timeout_minutes, pod=props.pod)
+
+
+def backup_cronjob(scope: Construct, id: str, *, name: str, namespace: str, labels: dict[str, str],
+                   pod_labels: dict[str, str], schedule: str, time_zone: str, suspend: bool, timeout_minutes: int,
+                   pod: JobPodProps) -> k8s.KubeCronJob:
+    """A backup CronJob: never two runs at once, a few retries, the newest jobs kept for their logs."""
+    return k8s.KubeCronJob(
+        scope,
+        id,
+        metadata=k8s.ObjectMeta(name=name, namespace=namespace, labels=labels),
+        spec=k8s.CronJobSpec(
+            schedule=schedule,
+            time_zone=time_zone,
+            suspend=suspend,
+            concurrency_policy="Forbid",
+            starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
+            successful_jobs_history_limit=SUCCESSFUL_JOBS_HISTORY,
+            failed_jobs_history_limit=FAILED_JOBS_HISTORY,
+            job_template=k8s.JobTemplateSpec(
+                metadata=k8s.ObjectMeta(labels=labels),
+                spec=k8s.JobSpec(
+                    backoff_limit=BACKOFF_LIMIT,
+                    active_deadline_seconds=timeout_minutes * 60,
+                    ttl_seconds_after_finished=TTL_SECONDS_AFTER_FINISHED,
+                    template=k8s.PodTemplateSpec(
+                        metadata=k8s.ObjectMeta(labels=pod_labels),
+                        spec=job_pod_spec(pod),
                     ),
                 ),
             ),
-        )
+        ),
+    )

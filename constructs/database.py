@@ -53,6 +53,26 @@ class HaProps(BaseModel):
     """Never schedule two members on one node. Left out: preferred only."""
 
 
+class PitrPodProps(BaseModel):
+    """What point-in-time recovery adds to the database pod (its settings travel in
+    `config_files` and `environment`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo_claim: VolumeClaimProps | None = None
+    """The PVC postgres-pitr holding the volume repository. Left out: none (the
+    repository is on postgres-backups, or there is only the S3 one)."""
+    s3_credentials: SecretFiles | None = None
+    """The S3 repository's keys, mounted at contract.PITR_S3_SECRET_DIR. Left out: no S3 repository."""
+    s3_ca: SecretFiles | None = None
+    """The S3 endpoint's CA as ca.crt, at contract.PITR_S3_CA_DIR. Left out: the system CAs."""
+    server_environment: dict[str, str]
+    """What the `pgbackrest` sidecar (pgBackRest's TLS server for the backup jobs)
+    adds to the database container's environment (required)."""
+    server_resources: Resources
+    """Requests and limits of the sidecar: it reads and compresses the files of a backup (required)."""
+
+
 class DatabaseProps(BaseModel):
     """What the Database construct needs."""
 
@@ -88,6 +108,8 @@ class DatabaseProps(BaseModel):
     """maxUnavailable of the PodDisruptionBudget, instead of minAvailable. Left out: none."""
     exporter: ExporterSidecarProps | None = None
     """The metrics exporter sidecar. Left out: none."""
+    pitr: PitrPodProps | None = None
+    """Point-in-time recovery: its scripts, volume and Secrets. Left out: off."""
     replicas: int = 1
     """Database pods. Left out: 1."""
     image_pull_policy: str = "IfNotPresent"
@@ -100,6 +122,8 @@ class DatabaseProps(BaseModel):
 # The HA scripts live apart so the single instance's ConfigMap stays as it is;
 # in the pod they sit beside the others (a ConfigMap key cannot hold a folder).
 HA_SCRIPTS = SCRIPTS / "ha"
+# Likewise the point-in-time recovery scripts, shipped only when it is on.
+PITR_SCRIPTS = SCRIPTS / "pitr"
 # Patroni keeps its leader lock, configuration and member state in ConfigMaps
 # it creates and labels its pods with their role (Patroni's kubernetes/patroni_k8s.yaml).
 PATRONI_RULES = (
@@ -118,10 +142,14 @@ HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
                        *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
-def pod_scripts(ha: bool = False) -> dict[str, str]:
+# What the database pod runs of them (start.sh sources pitr-env.sh; the sidecar runs pitr-server.sh).
+PITR_DATABASE_SCRIPTS = ("pitr-env.sh", "pitr-server.sh")
+
+
+def pod_scripts(ha: bool = False, pitr: bool = False) -> dict[str, str]:
     """The pod's scripts, keyed by file name, as shipped in the scripts ConfigMap
-    (with `ha`, Patroni's too)."""
-    folders = (SCRIPTS, HA_SCRIPTS) if ha else (SCRIPTS,)
+    (with `ha`, Patroni's too; with `pitr`, pgBackRest's)."""
+    folders = (SCRIPTS, *((HA_SCRIPTS,) if ha else ()), *((PITR_SCRIPTS,) if pitr else ()))
     files = sorted(p for folder in folders for p in folder.iterdir() if p.is_file())
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(files, key=lambda p: p.name)}
 
@@ -153,8 +181,10 @@ class Database(Construct):
         ha = props.ha
         # Patroni writes its own postgresql.conf and pg_hba.conf from its configuration.
         config_files = props.config_files if ha is None else ha.patroni_files
-        scripts = pod_scripts(ha=ha is not None)
+        scripts = pod_scripts(ha=ha is not None, pitr=props.pitr is not None)
         run_scripts = DATABASE_SCRIPTS if ha is None else HA_DATABASE_SCRIPTS
+        if props.pitr is not None:
+            run_scripts += PITR_DATABASE_SCRIPTS
 
         k8s.KubeServiceAccount(
             self,
@@ -177,6 +207,11 @@ class Database(Construct):
                 metadata=self._meta(props, contract.BACKUP_CLAIM),
                 spec=_claim_spec(props.backups),
             )
+
+        if props.pitr is not None and props.pitr.repo_claim is not None:
+            k8s.KubePersistentVolumeClaim(
+                self, "pitr-repo", metadata=self._meta(props, contract.PITR_CLAIM),
+                spec=_claim_spec(props.pitr.repo_claim))
 
         ports = [k8s.ServicePort(name=contract.PORT_NAME, port=contract.PORT, target_port=k8s.IntOrString.from_string(contract.PORT_NAME))]
         # With Patroni, the Service reaches the primary only; read-only clients may use the replicas.
@@ -312,6 +347,32 @@ class Database(Construct):
             subjects=[k8s.Subject(kind="ServiceAccount", name=contract.SERVICE_ACCOUNT, namespace=props.namespace)],
         )
 
+    @staticmethod
+    def _pitr_server(props: DatabaseProps, pitr: PitrPodProps, env: list[k8s.EnvVar],
+                     mounts: list[k8s.VolumeMount]) -> k8s.Container:
+        """The `pgbackrest` sidecar: pgBackRest's TLS server, with the database
+        container's environment and volumes (PGDATA, the socket, the certificates)
+        but not its Secrets beyond them: the repositories' secrets stay with the jobs."""
+        server_mounts = [m for m in mounts if m.mount_path not in (
+            contract.SECRETS_DIR, contract.PITR_S3_SECRET_DIR, contract.PITR_S3_CA_DIR, contract.BACKUP_DIR,
+            contract.PITR_REPO_DIR)]
+        ping = k8s.Probe(exec=k8s.ExecAction(command=["pgbackrest", "server-ping", "localhost"]),
+                         period_seconds=10, timeout_seconds=5, failure_threshold=3)
+        return k8s.Container(
+            name=contract.PGBACKREST_SERVER_CONTAINER,
+            image=props.image,
+            image_pull_policy=props.image_pull_policy,
+            command=["bash", f"{contract.SCRIPTS_DIR}/pitr-server.sh"],
+            env=[*env, *(k8s.EnvVar(name=k, value=v) for k, v in pitr.server_environment.items())],
+            ports=[k8s.ContainerPort(name=contract.PGBACKREST_PORT_NAME, container_port=contract.PGBACKREST_PORT,
+                                     protocol="TCP")],
+            resources=resource_requirements(pitr.server_resources),
+            readiness_probe=ping,
+            liveness_probe=ping,
+            volume_mounts=server_mounts,
+            security_context=restricted_container(contract.POSTGRES_UID),
+        )
+
     def _meta(self, props: DatabaseProps, name: str) -> k8s.ObjectMeta:
         return k8s.ObjectMeta(name=name, namespace=props.namespace, labels=self.labels)
 
@@ -351,6 +412,17 @@ class Database(Construct):
                 k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=contract.BACKUP_CLAIM))
             )
 
+        pitr = props.pitr
+        if pitr is not None and pitr.repo_claim is not None:
+            mounts.append(k8s.VolumeMount(name="pitr-repo", mount_path=contract.PITR_REPO_DIR))
+            volumes.append(k8s.Volume(
+                name="pitr-repo", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=contract.PITR_CLAIM)))
+        for name, path, files in (("pitr-s3", contract.PITR_S3_SECRET_DIR, pitr and pitr.s3_credentials),
+                                  ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pitr and pitr.s3_ca)):
+            if files:
+                mounts.append(k8s.VolumeMount(name=name, mount_path=path, read_only=True))
+                volumes.append(secret_volume(name, files))
+
         def probe(kind: str, period: int, failures: int) -> k8s.Probe:
             return k8s.Probe(
                 exec=k8s.ExecAction(command=["bash", f"{contract.SCRIPTS_DIR}/probe.sh", kind]),
@@ -385,6 +457,7 @@ class Database(Construct):
             **probes,
         )
         sidecar = ExporterSidecar(self, "exporter", props=props.exporter) if props.exporter else None
+        pitr_server = [self._pitr_server(props, pitr, env, mounts)] if pitr is not None else []
         return k8s.PodSpec(
             service_account_name=contract.SERVICE_ACCOUNT,
             # Patroni keeps its leader lock in the API server: only the HA pods get a token.
@@ -398,6 +471,6 @@ class Database(Construct):
             termination_grace_period_seconds=120,
             security_context=restricted_pod(uid),
             # The metrics sidecar (when enabled) shares the pod for the Unix socket.
-            containers=[container, *(sidecar.containers if sidecar else [])],
+            containers=[container, *pitr_server, *(sidecar.containers if sidecar else [])],
             volumes=[*volumes, *(sidecar.volumes if sidecar else [])],
         )

@@ -9,7 +9,9 @@ Two policies, both default-deny in both directions for the pods they select:
   from the same application peers; egress only to DNS and to the database pods
   on 5432. The database policy admits the pooler pods on 5432.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
-  database pods on 5432. Without it, a namespace-wide default-deny egress rule
+  database pods on 5432.
+- `postgres-pitr-backup` (PITR backup pods, with PITR): no ingress; egress only to
+  DNS, the database pods' pgBackRest port (which admits only them) and the S3 repository. Without it, a namespace-wide default-deny egress rule
   from the platform team would silently break every backup.
 """
 
@@ -50,6 +52,14 @@ class NetworkIsolationProps(BaseModel):
     """Where the Kubernetes API server answers (Patroni's leader lock); egress to them. Left out: none."""
     api_server_port: int = 443
     """The API server's port for that egress. Left out: 443."""
+    object_store_cidrs: list[str] = []
+    """Where the S3 repository answers (point-in-time recovery); the database pods' egress to it. Left out: none."""
+    object_store_port: int = 443
+    """The S3 endpoint's port for that egress. Left out: 443."""
+    pitr_backup: bool = False
+    """The PITR backup jobs reach pgBackRest's TLS server on the database pods
+    (only they may), and their own policy lets them reach it, DNS and the S3
+    repository. Left out: no PITR."""
     pooler: bool = False
     """PgBouncer runs in front of the database: its own policy, and the database admits it. Left out: no pooler."""
 
@@ -83,6 +93,10 @@ class NetworkIsolation(Construct):
         api_egress = [k8s.NetworkPolicyEgressRule(
             to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in props.api_server_cidrs],
             ports=[_tcp(props.api_server_port)])] if props.api_server_cidrs else []
+        # WAL archiving and backups to the S3 repository.
+        object_store_egress = [k8s.NetworkPolicyEgressRule(
+            to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in props.object_store_cidrs],
+            ports=[_tcp(props.object_store_port)])] if props.object_store_cidrs else []
 
         ingress = [
             k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
@@ -103,6 +117,11 @@ class NetworkIsolation(Construct):
         if props.replicas > 1:
             # Streaming replication: standbys connect to the primary.
             ingress.append(k8s.NetworkPolicyIngressRule(from_=[database], ports=member_ports))
+        pitr_backup_selector = contract.selector_labels(contract.PITR_BACKUP_COMPONENT)
+        if props.pitr_backup:
+            ingress.append(k8s.NetworkPolicyIngressRule(
+                from_=[k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=pitr_backup_selector))],
+                ports=[_tcp(contract.PGBACKREST_PORT)]))
         if props.scrapers:
             ingress.append(
                 # Patroni's REST API serves its metrics; its unsafe endpoints need the password.
@@ -118,7 +137,8 @@ class NetworkIsolation(Construct):
                 pod_selector=k8s.LabelSelector(match_labels=props.database_selector),
                 policy_types=["Ingress", "Egress"],
                 ingress=ingress,
-                egress=[dns_egress, k8s.NetworkPolicyEgressRule(to=[database], ports=member_ports), *api_egress],
+                egress=[dns_egress, k8s.NetworkPolicyEgressRule(to=[database], ports=member_ports), *api_egress,
+                        *object_store_egress],
             ),
         )
         if props.pooler:
@@ -151,3 +171,20 @@ class NetworkIsolation(Construct):
                 egress=[dns_egress, database_egress],
             ),
         )
+        if props.pitr_backup:
+            k8s.KubeNetworkPolicy(
+                self,
+                "pitr-backup-network-policy",
+                metadata=k8s.ObjectMeta(
+                    name=contract.PITR_BACKUP_NETWORK_POLICY,
+                    namespace=props.namespace,
+                    labels={**props.labels, "app.kubernetes.io/component": contract.PITR_BACKUP_COMPONENT},
+                ),
+                spec=k8s.NetworkPolicySpec(
+                    pod_selector=k8s.LabelSelector(match_labels=pitr_backup_selector),
+                    policy_types=["Ingress", "Egress"],
+                    egress=[dns_egress,
+                            k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PGBACKREST_PORT)]),
+                            *object_store_egress],
+                ),
+            )

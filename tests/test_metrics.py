@@ -236,7 +236,7 @@ def metric_names(expr: str) -> set[str]:
 
 def all_alerts(replicas: int = 2) -> list[alerts.Alert]:
     return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True,
-                                           synchronous_mode=replicas > 1))
+                                           synchronous_mode=replicas > 1, wal_archiving=True))
 
 
 def dashboard_queries(model: dict) -> list[str]:
@@ -301,7 +301,7 @@ HA_ALERTS = {"PostgresNoPrimary", "PostgresMemberNotStreaming", "PostgresFailove
 
 
 def test_replication_lag_alert_only_with_replicas():
-    assert {a.name for a in all_alerts(replicas=2)} == REQUIRED_ALERTS | HA_ALERTS
+    assert {a.name for a in all_alerts(replicas=2)} == REQUIRED_ALERTS | HA_ALERTS | {"PostgresWalArchivingFailing"}
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 
 

@@ -152,3 +152,40 @@ def test_ip_block_mixed_with_selectors_is_refused():
     peer = {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {"matchLabels": {"a": "b"}}}
     with pytest.raises(ValuesError, match=r"ipBlock cannot be combined with podSelector or namespaceSelector"):
         parse_values({"postgres": {"metrics": {"scrapers": [peer]}}})
+
+
+@pytest.fixture(scope="module")
+def pitr_policy(tmp_path_factory) -> Manifests:
+    """PITR with both repositories and the NetworkPolicy on."""
+    import copy
+
+    import main
+    from variants import VARIANTS
+
+    values = copy.deepcopy(VARIANTS["pitr"])
+    values["postgres"]["networkPolicy"] = {"enabled": True}
+    values["postgres"]["pitr"]["repos"]["s3"]["egressCidrs"] = ["10.20.0.0/16"]
+    out = tmp_path_factory.mktemp("pitr-policy")
+    main.synthesize(parse_values(values, "pitr+networkPolicy"), out)
+    return Manifests(out)
+
+
+def test_only_the_pitr_backup_jobs_reach_the_pgbackrest_port(pitr_policy):
+    from pgbundle.contract import PGBACKREST_PORT, PITR_DIFF_CRONJOB, PITR_FULL_CRONJOB
+
+    db, rules = database(pitr_policy), policies(pitr_policy)
+    jobs = {doc["metadata"]["name"]: pod_from_template(NAMESPACE, pod_template(doc))
+            for doc in pitr_policy.docs if doc["kind"] == "CronJob"}
+    assert set(jobs) == {BACKUP_CRONJOB, PITR_FULL_CRONJOB, PITR_DIFF_CRONJOB}
+    for name in (PITR_FULL_CRONJOB, PITR_DIFF_CRONJOB):
+        assert allowed(rules, jobs[name], db, PGBACKREST_PORT)
+        assert allowed(rules, jobs[name], KUBE_DNS, 53, "UDP")
+        # Nothing else: not PostgreSQL's port, not other pods.
+        assert not allowed(rules, jobs[name], db, PORT)
+        assert not allowed(rules, jobs[name], APP, 8080)
+        assert not allowed(rules, APP, jobs[name], 8080)
+    for other in (APP, BACKUP, UNRELATED, APP_ELSEWHERE, SCRAPER, db):
+        assert not allowed(rules, other, db, PGBACKREST_PORT)
+    # The S3 repository's addresses: an egress rule to them on the endpoint's port.
+    pitr_egress = pitr_policy.get("NetworkPolicy", "postgres-pitr-backup")["spec"]["egress"]
+    assert {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 9000}]} in pitr_egress

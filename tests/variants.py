@@ -35,6 +35,13 @@ VARIANTS: dict[str, dict] = {
         "backup": {"schedule": "30 3 * * 0", "timeZone": "Europe/Berlin", "retention": {"count": 14, "days": 30},
                    "compression": 6, "suspend": True, "databases": ["appdb"], "timeoutMinutes": 60}}},
     "backup-off": {"postgres": {"backup": {"enabled": False}}},
+    # Point-in-time recovery with both repositories: its own PVC and an S3 bucket with a private CA.
+    "pitr": {"postgres": {
+        "ha": {"image": {"repository": "ghcr.io/example/api-forge-postgres/postgres-patroni", "tag": "v1.0.0"}},
+        "pitr": {"enabled": True, "repos": {
+            "volume": {"claim": "own", "size": "50Gi"},
+            "s3": {"enabled": True, "bucket": "pg-backups", "endpoint": "minio.storage.svc:9000", "uriStyle": "path",
+                   "caSecret": "minio-ca"}}}}},
 }
 
 # The policy gates also cover an image pinned by digest: checkov's CKV_K8S_43 and

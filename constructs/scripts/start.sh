@@ -68,6 +68,21 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
         --encoding=UTF8 --locale=C.UTF-8 --no-instructions 2>&1 | log_lines initdb
 fi
 
+pitr=""
+if [[ -n ${PGBACKREST_STANZA:-} ]]; then
+    # Point-in-time recovery: archive_command (pgBackRest) inherits these settings.
+    pitr=on
+    # shellcheck source=pitr-env.sh
+    source "$PG_SCRIPTS_DIR/pitr-env.sh"
+    pitr_write_secrets
+fi
+# A restored data folder (pgBackRest wrote recovery.signal) replays WAL to its
+# target and is promoted before init.sql may write.
+recovering=""
+if [[ -e "$PGDATA/recovery.signal" ]]; then
+    recovering=on
+fi
+
 options=(
     -D "$PGDATA"
     -c "config_file=$PG_CONFIG_DIR/postgresql.conf"
@@ -139,6 +154,9 @@ finish() {
     if [[ -n $cleaner ]]; then
         kill "$cleaner" 2>/dev/null || true
     fi
+    if [[ -n ${pitr_retry:-} ]]; then
+        kill "$pitr_retry" 2>/dev/null || true
+    fi
 }
 trap finish EXIT
 
@@ -161,12 +179,44 @@ until pg_isready -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres; do
     sleep 0.2
 done
 
+if [[ -n $recovering ]]; then
+    log "recovering from the archive to the restore target"
+    until [[ $(psql -X -At -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
+        -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do
+        if ! kill -0 "$postmaster" 2>/dev/null; then
+            status=0
+            wait_postmaster || status=$?
+            fail "PostgreSQL stopped during recovery with status $status"
+        fi
+        sleep 0.2
+    done
+    log "recovery finished: promoted"
+fi
+
 log "PostgreSQL accepts connections: running init.sql"
 bash "$PG_SCRIPTS_DIR/run-init.sh" 2>&1 | log_lines init.sql || {
     kill -INT "$postmaster" 2>/dev/null || true
     wait_postmaster || true
     fail "init.sql failed: PostgreSQL stopped"
 }
+
+# The stanza is created (or found valid) in every repository at each start; an
+# unreachable repository must not keep the database down: WAL waits in pg_wal
+# and the stanza is retried.
+pitr_retry=""
+stanza_create() {
+    pgbackrest --log-level-console=info stanza-create 2>&1 | log_lines pgbackrest
+}
+if [[ -n $pitr ]] && ! stanza_create; then
+    log "pgBackRest stanza-create failed: archiving waits; retrying every 30 s"
+    (
+        trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
+        until sleep 30 & wait $! && stanza_create; do
+            log "pgBackRest stanza-create failed again"
+        done
+    ) &
+    pitr_retry=$!
+fi
 
 touch "$ready_marker"
 log "ready"

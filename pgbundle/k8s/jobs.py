@@ -13,6 +13,19 @@ from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricte
 from pgbundle.k8s.quantity import quantity
 
 
+class SecretMount(BaseModel):
+    """A further Secret volume of a job pod."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """Volume name (required)."""
+    path: str
+    """Mount path (required)."""
+    files: SecretFiles
+    """The Secret and its items (required)."""
+
+
 class JobPodProps(BaseModel):
     """One job pod running a script against the database."""
 
@@ -24,10 +37,12 @@ class JobPodProps(BaseModel):
     """Container name (required)."""
     script: str
     """File name in the scripts ConfigMap (required)."""
+    args: list[str] = []
+    """The script's arguments. Left out: none."""
     environment: dict[str, str]
     """The script's environment (required)."""
-    password: SecretFiles
-    """The one password key the script reads (required)."""
+    password: SecretFiles | None
+    """The one password key the script reads (required; None: it reads none)."""
     resources: Resources
     """Requests and limits (required)."""
     backups_read_only: bool
@@ -36,6 +51,14 @@ class JobPodProps(BaseModel):
     """The CA as ca.crt, to check the server's certificate. Left out: no TLS."""
     client_tls: SecretFiles | None = None
     """The job's client certificate as tls.crt/tls.key. Left out: none (clients are not verified)."""
+    backups: bool = True
+    """Mount the backup volume. Left out: true."""
+    config: bool = False
+    """Mount the database's ConfigMap postgres-config (pgbackrest.conf). Left out: false."""
+    claims: dict[str, str] = {}
+    """Further PVCs: mount path -> claim name (volume `claim-<claim name>`). Left out: none."""
+    secret_mounts: list[SecretMount] = []
+    """Further Secret volumes. Left out: none."""
     near_database: bool = False
     """Schedule next to the database pod (a ReadWriteOnce backup volume). Left out: anywhere."""
     image_pull_policy: str = "IfNotPresent"
@@ -47,20 +70,29 @@ class JobPodProps(BaseModel):
 def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
     """A restricted pod running one script against the database."""
     uid = contract.POSTGRES_UID
-    mounts = [
-        k8s.VolumeMount(name="scripts", mount_path=contract.SCRIPTS_DIR, read_only=True),
-        k8s.VolumeMount(name="secrets", mount_path=contract.SECRETS_DIR, read_only=True),
-        k8s.VolumeMount(name="backups", mount_path=contract.BACKUP_DIR, read_only=props.backups_read_only),
-        k8s.VolumeMount(name="tmp", mount_path=contract.TMP_DIR),
-    ]
-    volumes = [
-        k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-            name=contract.SCRIPTS_CONFIG_MAP, default_mode=contract.SCRIPT_FILE_MODE)),
-        secret_volume("secrets", props.password),
-        k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
-            claim_name=contract.BACKUP_CLAIM, read_only=props.backups_read_only)),
-        k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("256Mi"))),
-    ]
+    mounts = [k8s.VolumeMount(name="scripts", mount_path=contract.SCRIPTS_DIR, read_only=True)]
+    volumes = [k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
+        name=contract.SCRIPTS_CONFIG_MAP, default_mode=contract.SCRIPT_FILE_MODE))]
+    if props.password is not None:
+        mounts.append(k8s.VolumeMount(name="secrets", mount_path=contract.SECRETS_DIR, read_only=True))
+        volumes.append(secret_volume("secrets", props.password))
+    if props.backups:
+        mounts.append(k8s.VolumeMount(name="backups", mount_path=contract.BACKUP_DIR, read_only=props.backups_read_only))
+        volumes.append(k8s.Volume(name="backups", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+            claim_name=contract.BACKUP_CLAIM, read_only=props.backups_read_only)))
+    mounts.append(k8s.VolumeMount(name="tmp", mount_path=contract.TMP_DIR))
+    volumes.append(k8s.Volume(name="tmp", empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity("256Mi"))))
+    if props.config:
+        mounts.append(k8s.VolumeMount(name="config", mount_path=contract.CONFIG_DIR, read_only=True))
+        volumes.append(k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(
+            name=contract.CONFIG_MAP, default_mode=contract.CONFIG_FILE_MODE)))
+    for path, claim in props.claims.items():
+        mounts.append(k8s.VolumeMount(name=f"claim-{claim}", mount_path=path))
+        volumes.append(k8s.Volume(name=f"claim-{claim}", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+            claim_name=claim)))
+    for secret in props.secret_mounts:
+        mounts.append(k8s.VolumeMount(name=secret.name, mount_path=secret.path, read_only=True))
+        volumes.append(secret_volume(secret.name, secret.files))
     if props.ca is not None:
         # Required: without the CA the server's certificate cannot be checked.
         mounts.append(k8s.VolumeMount(name="ca", mount_path=contract.CA_DIR, read_only=True))
@@ -90,7 +122,7 @@ def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
             name=props.container,
             image=props.image,
             image_pull_policy=props.image_pull_policy,
-            command=["bash", f"{contract.SCRIPTS_DIR}/{props.script}"],
+            command=["bash", f"{contract.SCRIPTS_DIR}/{props.script}", *props.args],
             env=[k8s.EnvVar(name=k, value=v) for k, v in props.environment.items()],
             resources=resource_requirements(props.resources),
             volume_mounts=mounts,

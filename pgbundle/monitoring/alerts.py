@@ -51,6 +51,11 @@ class AlertScope:
     """Longest time between two scheduled backup runs."""
     synchronous_mode: bool = False
     """Patroni keeps a synchronous standby (replicas >= 2): its absence is alerted."""
+    wal_archiving: bool = False
+    """WAL is archived (postgres.pitr): failing archiving is alerted."""
+    pitr_backups: tuple[tuple[str, int], ...] = ()
+    """The PITR backup CronJobs and the longest time between two of their runs:
+    a run that has not succeeded for 1.5 of those is alerted."""
 
     @property
     def exporter(self) -> str:
@@ -65,9 +70,16 @@ class AlertScope:
     def backup_claim(self) -> str:
         return f'namespace="{self.namespace}", persistentvolumeclaim="{contract.BACKUP_CLAIM}"'
 
-    @property
-    def cronjob(self) -> str:
-        return f'namespace="{self.namespace}", cronjob="{contract.BACKUP_CRONJOB}"'
+    def cronjob(self, name: str = contract.BACKUP_CRONJOB) -> str:
+        return f'namespace="{self.namespace}", cronjob="{name}"'
+
+
+def _not_succeeded_for(selector: str, seconds: int) -> str:
+    """A CronJob's last success is older than `seconds`; the second clause: one that
+    never succeeded has no last-success time, so its age counts from its creation."""
+    return (f"(time() - kube_cronjob_status_last_successful_time{{{selector}}} > {seconds}) "
+            f"or ((time() - kube_cronjob_created{{{selector}}} > {seconds}) "
+            f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{{{selector}}})")
 
 
 def alerts(scope: AlertScope) -> list[Alert]:
@@ -146,10 +158,7 @@ def alerts(scope: AlertScope) -> list[Alert]:
         ),
         Alert(
             "PostgresBackupTooOld",
-            # The second clause: a CronJob that never succeeded has no last-success time.
-            f"(time() - kube_cronjob_status_last_successful_time{{{scope.cronjob}}} > {stale_after}) "
-            f"or ((time() - kube_cronjob_created{{{scope.cronjob}}} > {stale_after}) "
-            f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{{{scope.cronjob}}})",
+            _not_succeeded_for(scope.cronjob(), stale_after),
             None,
             "critical",
             "No successful PostgreSQL backup for 1.5 schedule intervals",
@@ -180,6 +189,32 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "Backup volume " + contract.BACKUP_CLAIM + " has less than 15% free",
                 "Only {{ $value | humanizePercentage }} of " + contract.BACKUP_CLAIM
                 + " is free; the next backups may fail.",
+            )
+        )
+    if scope.wal_archiving:
+        found.append(
+            Alert(
+                "PostgresWalArchivingFailing",
+                f"increase(pg_stat_archiver_failed_count{{{ex}}}[10m]) > 0",
+                "10m",
+                "critical",
+                "WAL archiving to the pgBackRest repositories is failing",
+                "archive_command failed {{ $value }} times in 10 minutes: WAL piles up in pg_wal "
+                "(the data volume) and nothing after the last archived segment can be restored.",
+            )
+        )
+    if scope.pitr_backups:
+        found.append(
+            Alert(
+                "PostgresPitrBackupTooOld",
+                " or ".join(f"({_not_succeeded_for(scope.cronjob(name), int(interval * BACKUP_STALE_FACTOR))})"
+                            for name, interval in scope.pitr_backups),
+                None,
+                "critical",
+                "No successful pgBackRest backup ({{ $labels.cronjob }}) for 1.5 schedule intervals",
+                "The last successful run of CronJob {{ $labels.cronjob }} was {{ $value | humanizeDuration }} "
+                "ago: restores need ever longer WAL replay, and a failed verify (a damaged repository) "
+                "also stops the runs from succeeding.",
             )
         )
     if scope.replicas > 1:

@@ -32,6 +32,7 @@ METRICS: dict[str, str] = {
     "pg_locks_count": "postgres-exporter: locks (labels datname, mode)",
     "pg_database_size_bytes": "postgres-exporter: database",
     "pg_replication_lag_seconds": "postgres-exporter: replication (on standbys)",
+    "pg_stat_archiver_failed_count": "postgres-exporter: stat_archiver (failed archive_command runs)",
     # Patroni's REST API /metrics (replicas >= 2), checked against Patroni 4.1.5 in
     # tests/test_ha_cluster.py on every member.
     "patroni_primary": "patroni: 1 on the member that runs as the primary",

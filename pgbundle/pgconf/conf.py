@@ -82,6 +82,11 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
         "log_lock_waits": True,
         "log_temp_files": 0,
     })
+    if postgres.pitr.enabled:
+        # Every WAL segment goes to each repository; its paths and secrets come from
+        # the PGBACKREST_* environment the server inherits from the start script.
+        settings.update({"archive_mode": True, "archive_command": "pgbackrest archive-push %p",
+                         "archive_timeout": postgres.pitr.archive_timeout_seconds})
     if postgres.logging.to_file:
         # One file a day; the start script deletes files older than retentionDays.
         settings.update({"log_filename": "postgresql-%Y-%m-%d.log", "log_rotation_age": "1d", "log_rotation_size": 0})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from pgbundle import contract
+from pgbundle.pgconf.pgbackrest import pitr_environment
 from pgbundle.values.models import PostgresValues
 
 # Environment variables the start and probe scripts read. The local pod runner
@@ -45,8 +46,10 @@ def pod_environment(postgres: PostgresValues) -> dict[str, str]:
         # The passwords Secret keys the script refuses to start without: listed once, here.
         "PG_REQUIRED_KEYS": " ".join(contract.password_keys(
             temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled, ha=postgres.replicas > 1,
-            pooler=postgres.pooler.enabled)),
+            pooler=postgres.pooler.enabled, cipher=postgres.pitr.cipher)),
     }
+    if postgres.pitr.enabled:
+        env.update(pitr_environment(postgres))
     if postgres.temporal.previous_username is not None:
         env["PG_TEMPORAL_PREVIOUS_USER"] = postgres.temporal.previous_username
     if postgres.tls.enabled:

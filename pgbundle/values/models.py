@@ -37,6 +37,7 @@ from pgbundle.values.ha import HaValues
 from pgbundle.values.metrics import MetricsValues
 from pgbundle.values.names import StorageClass
 from pgbundle.values.network import NetworkPolicyValues
+from pgbundle.values.pitr import PITR_OWNED_PARAMETERS, PitrValues
 from pgbundle.values.pooler import PoolerValues, connection_budget_error
 from pgbundle.values.tls import CaValues, SecretsValues, TlsValues
 from pgbundle.values.tuning import Tuning, derive_tuning
@@ -207,6 +208,8 @@ class PostgresValues(Values):
     metrics: MetricsValues = Field(default_factory=MetricsValues)
     ha: HaValues = Field(default_factory=HaValues)
     """High availability with Patroni, used when replicas >= 2."""
+    pitr: PitrValues = Field(default_factory=PitrValues)
+    """Point-in-time recovery with pgBackRest (pgbundle/values/pitr.py). Left out: off."""
     pooler: PoolerValues = Field(default_factory=PoolerValues)
     """PgBouncer in front of the database. Left out: off."""
     allowed_cidrs: list[Cidr] = Field(
@@ -312,11 +315,50 @@ class PostgresValues(Values):
                 raise ValueError(f"{key}: {role!r} is the pooler's auth role; choose another name")
         return self
 
+
+    @model_validator(mode="after")
+    def _pitr_needs(self) -> PostgresValues:
+        pitr = self.pitr
+        if not pitr.enabled:
+            return self
+        if self.ha.image is None:
+            raise ValueError(
+                "ha.image: required with pitr.enabled: true: the official postgres image has no pgBackRest. "
+                "Build image/Dockerfile (it carries Patroni and pgBackRest) and push it (README, \"High "
+                "availability\"), then set postgres.ha.image.repository and tag")
+        if not self.tls.enabled:
+            raise ValueError("pitr.enabled: true needs tls.enabled: true: the backup jobs reach pgBackRest in the "
+                             "database pod over mutual TLS (its server certificate, their client certificate)")
+        if self.replicas > 1:
+            raise ValueError(f"pitr.enabled: true is not available with replicas: {self.replicas} yet (archiving "
+                             "from the Patroni primary is not built); use replicas: 1 or pitr.enabled: false")
+        if pitr.repos.volume.enabled and pitr.repos.volume.claim == "backups" and not self.persistence.backups.enabled:
+            raise ValueError(
+                "pitr.repos.volume.claim: backups needs persistence.backups.enabled: true; enable the volume "
+                "or use claim: own")
+        s3 = pitr.repos.s3
+        if s3.enabled and self.network_policy.enabled and not s3.egress_cidrs:
+            raise ValueError(
+                "pitr.repos.s3.egressCidrs: required with networkPolicy.enabled: the database pods archive WAL "
+                f"to {s3.endpoint}; list its addresses (CIDRs)")
+        owned = sorted(set(self.config.parameters) & PITR_OWNED_PARAMETERS)
+        if owned:
+            raise ValueError(f"config.parameters: {owned[0]} is set by pitr.enabled: true; remove it "
+                             "(archiveTimeoutSeconds sets archive_timeout)")
+        return self
+
     @cached_property
     def tuning(self) -> Tuning:
         """Memory and worker settings derived from the limits (computed once)."""
         return derive_tuning(self.config, memory_limit=self.resources.limits.memory,
                              cpu_limit=self.resources.limits.cpu, data_size=self.persistence.data.size)
+
+    @property
+    def job_client_certificate(self) -> bool:
+        """A job presents the read-only role's client certificate: the pg_dump job
+        when the server verifies clients, the PITR backup jobs always (mutual TLS
+        with pgBackRest's server). One Secret, `backup.clientCertificate.existingSecret`."""
+        return self.tls.enabled and ((self.ca.verify_clients and self.backup.enabled) or self.pitr.enabled)
 
     @property
     def pooler_databases(self) -> list[str]:

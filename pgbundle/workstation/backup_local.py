@@ -80,12 +80,17 @@ def _prepare_client_certificate(pod: LocalPod, env: dict[str, str]) -> None:
     """With client-certificate verification the job presents its own certificate
     (Secret postgres-backup-tls in a cluster). One projected from a Secret is
     used as it is; otherwise issue one from the local CA."""
-    if "PGSSLCERT" not in env:
-        return
+    if "PGSSLCERT" in env:
+        install_client_certificate(pod, env["PGUSER"])
+
+
+def install_client_certificate(pod: LocalPod, user: str) -> None:
+    """The job's client-certificate volume: as projected from a Secret, else issued
+    for `user` from the local CA."""
     folder = pod.host_path(CLIENT_TLS_DIR)
     if (folder / localsecrets.DATA_LINK).is_symlink():
         return
-    cert, key = pod.client_certificate(env["PGUSER"])
+    cert, key = pod.client_certificate(user)
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in ((cert, CLIENT_CERT_FILE), (key, CLIENT_KEY_FILE)):
         target = folder / name

@@ -46,6 +46,7 @@ from pathlib import Path
 from pgbundle import contract
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
+from pgbundle.pgconf.pgbackrest import SERVER_ADDRESS_ENV, SERVER_PORT_ENV
 from pgbundle.synth.output import OutputError, check_replaceable
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation import localsecrets, pki, processes
@@ -103,6 +104,8 @@ class LocalPod:
         self.root = self.state / "root"
         self.pki = self.state / "pki"
         self.log_file = self.state / "pod.log"
+        # The `pgbackrest` sidecar's own log, as a cluster keeps each container's apart.
+        self.server_log_file = self.state / "pgbackrest-server.log"
         self.pod_file = self.state / "pod.json"
         self.server_file = self.state / "server.json"
         self.server_dir = self.state / "postgres"
@@ -120,8 +123,8 @@ class LocalPod:
 
     def _entries(self) -> set[str]:
         """What a state folder holds: another folder is refused, not taken over."""
-        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.pod_file, self.server_file,
-                                 self.server_dir)}
+        return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file,
+                                 self.server_file, self.server_dir)}
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -195,7 +198,7 @@ class LocalPod:
         _, main = self._container(self.manifests())
         env = self.host_environment(main)
         env[LISTEN_ENV] = HOST
-        env[PORT_ENV] = str(self._recorded().get("port") or env[PORT_ENV])
+        env[PORT_ENV] = str(self.recorded().get("port") or env[PORT_ENV])
         env["PATH"] = ":".join([*self.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
@@ -257,7 +260,8 @@ class LocalPod:
         pg = values.postgres
 
         def passwords() -> dict[str, bytes]:
-            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, pooler=True)
+            keys = contract.password_keys(temporal=True, metrics=True, ha=pg.replicas > 1, pooler=True,
+                                          cipher=pg.pitr.cipher)
             return {key: pki.random_password().encode() for key in keys}
 
         def tls() -> dict[str, bytes]:
@@ -267,7 +271,19 @@ class LocalPod:
         def ca() -> dict[str, bytes]:
             return {contract.CA_CERT_FILE: self._ca().cert_pem}
 
-        return {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
+        def supplied(name: str) -> Callable[[], dict[str, bytes]]:
+            # Credentials of outside storage cannot be invented here.
+            def refuse() -> dict[str, bytes]:
+                raise LocalPodError(f"the Secret {name} (pitr.repos.s3) is not something the runner can make: "
+                                    f"pass --secrets DIR with a Secret manifest named {name} in it")
+            return refuse
+
+        sources = {pg.secrets.existing_secret: passwords, pg.tls.existing_secret: tls, pg.ca.existing_secret: ca}
+        s3 = pg.pitr.repos.s3
+        for name in (s3.existing_secret, s3.ca_secret):
+            if name is not None:
+                sources[name] = supplied(name)
+        return sources
 
     def _fill_secret(self, folder: Path, source: Callable[[], dict[str, bytes]]) -> None:
         # Files that exist are kept (a restart keeps its passwords, a test may have
@@ -317,7 +333,7 @@ class LocalPod:
 
     # --- run -----------------------------------------------------------------
 
-    def _recorded(self) -> dict:
+    def recorded(self) -> dict:
         try:
             return json.loads(self.pod_file.read_text())
         except FileNotFoundError:
@@ -325,7 +341,7 @@ class LocalPod:
 
     def pid(self) -> int | None:
         """The running start script's pid, or None."""
-        pid = self._recorded().get("pid")
+        pid = self.recorded().get("pid")
         if pid is None:
             return None
         if self._process is not None and self._process.pid == pid:
@@ -378,7 +394,7 @@ class LocalPod:
         The port: `port`, else the one this state had before (clients keep their
         connection strings across restarts), else a free one."""
         self._refuse_if_running()
-        port = port or self._recorded().get("port")
+        port = port or self.recorded().get("port")
         if port is None:
             port = free_port()
         elif not port_is_free(port):
@@ -405,7 +421,36 @@ class LocalPod:
             if time.monotonic() > deadline:
                 raise LocalPodError(f"not ready after {timeout:.0f}s; log {self.log_file}:\n" + self.log_tail())
             time.sleep(0.2)
+        server_port = self._start_pgbackrest_server()
+        if server_port is not None:
+            self.pod_file.write_text(json.dumps({**self.recorded(), "pgbackrest_port": server_port}))
         return self.connection_info()
+
+    def _start_pgbackrest_server(self, timeout: float = 30) -> int | None:
+        """The `pgbackrest` sidecar (PITR) as the StatefulSet runs it, on 127.0.0.1 at
+        a free port: the backup jobs' way to the data. Its environment holds PGDATA,
+        so `stop` ends it with the pod's other processes. None without PITR."""
+        pod, _ = self._container(self.manifests())
+        sidecars = [c for c in pod["containers"] if c["name"] == contract.PGBACKREST_SERVER_CONTAINER]
+        if not sidecars:
+            return None
+        port = free_port()
+        env = {**self.host_environment(sidecars[0]), SERVER_ADDRESS_ENV: HOST, SERVER_PORT_ENV: str(port),
+               "PATH": self.environment()["PATH"]}
+        with open(self.server_log_file, "ab") as log:
+            server = subprocess.Popen(self.host_command(sidecars[0]), env=env, cwd=self.state, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=log, start_new_session=True, **self.user_options())
+
+        def answers() -> bool:
+            if server.poll() is not None:
+                log = self.server_log_file.read_text(errors="replace").splitlines()[-20:]
+                raise LocalPodError(f"pgbackrest server exited with status {server.returncode}; log "
+                                    f"{self.server_log_file}:\n" + "\n".join(log))
+            return subprocess.run(["pgbackrest", "server-ping", "localhost"], env=env, cwd=self.state,
+                                  capture_output=True, **self.user_options()).returncode == 0
+
+        processes.wait(answers, timeout, "pgbackrest server answering", error=LocalPodError)
+        return port
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -466,4 +511,4 @@ class LocalPod:
             # A server whose start script died: `down` stops it.
             pid = self.postmaster()
             state = "stopped" if pid is None else "orphaned"
-        return {"state": state, "pid": pid, "port": self._recorded().get("port")}
+        return {"state": state, "pid": pid, "port": self.recorded().get("port")}

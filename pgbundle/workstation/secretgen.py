@@ -6,8 +6,9 @@ Writes Kubernetes Secret manifests into a folder that git ignores (default
   postgres-secrets.yaml  every password the values require (start.sh refuses to start without one)
   postgres-tls.yaml      server.key + server.crt for every Service and pod name (not with cert-manager)
   postgres-ca.yaml       ca.crt: the CA bundle clients and the server trust (not with cert-manager)
-  postgres-backup-tls.yaml  tls.crt + tls.key: the backup job's client certificate for the
-                         read-only role, when clients are verified (not with cert-manager)
+  postgres-backup-tls.yaml  tls.crt + tls.key: the backup jobs' client certificate for the
+                         read-only role, when clients are verified or PITR is on (pgBackRest's
+                         TLS server admits only it) (not with cert-manager)
   postgres-pooler-tls.yaml  tls.crt + tls.key: the pooler's certificate (its Service's names; also
                          its client certificate towards the database), when the pooler is on
                          (not with cert-manager)
@@ -60,7 +61,7 @@ def password_keys(postgres: PostgresValues) -> list[str]:
     """Keys of the passwords Secret, in a fixed order: the ones start.sh (or, with
     replicas >= 2, patroni.sh) requires."""
     return contract.password_keys(temporal=postgres.temporal.enabled, metrics=postgres.metrics.enabled,
-                                ha=postgres.replicas > 1, pooler=postgres.pooler.enabled)
+                                ha=postgres.replicas > 1, pooler=postgres.pooler.enabled, cipher=postgres.pitr.cipher)
 
 
 def generates_certificates(postgres: PostgresValues) -> bool:
@@ -69,9 +70,9 @@ def generates_certificates(postgres: PostgresValues) -> bool:
 
 
 def generates_client_certificate(postgres: PostgresValues) -> bool:
-    """The backup job's client certificate comes from here when the server demands
-    one, the job exists, and this generator (not cert-manager) holds the CA."""
-    return generates_certificates(postgres) and postgres.ca.verify_clients and postgres.backup.enabled
+    """The backup jobs' client certificate comes from here when a job presents one
+    (PostgresValues.job_client_certificate) and this generator (not cert-manager) holds the CA."""
+    return generates_certificates(postgres) and postgres.job_client_certificate
 
 
 def server_dns_names(values: ChartValues) -> list[str]:
@@ -229,14 +230,23 @@ def plan_all(values: ChartValues) -> Plan:
         issued = pg.tls.existing_secret + " (and its ca.crt)"
         if pg.pooler.enabled:
             issued += f", {pg.pooler.tls.existing_secret}"
-        if pg.ca.verify_clients and pg.backup.enabled:
+        if pg.job_client_certificate:
             issued += f" and {pg.backup.client_certificate.existing_secret}"
         plan.notes.append(f"cert-manager issues {issued}: no TLS, CA or client-certificate Secret written")
+    s3 = pg.pitr.repos.s3
+    if pg.pitr.enabled and s3.enabled:
+        plan.notes.append(f"the S3 keys are yours: create the Secret {s3.existing_secret} with the keys "
+                          f"{contract.S3_KEY_ID_KEY} and {contract.S3_KEY_SECRET_KEY}")
+    if pg.pitr.cipher:
+        plan.notes.append(f"keep a copy of {contract.CIPHER_PASS_KEY} outside the cluster: no PITR backup "
+                          "can be read without it")
     return plan
 
 
 def rotation_choices(postgres: PostgresValues) -> list[str]:
-    choices = password_keys(postgres)
+    # The PITR passphrase is never rotated: every backup and WAL file already in a
+    # repository can be read only with it.
+    choices = [key for key in password_keys(postgres) if key != contract.CIPHER_PASS_KEY]
     if generates_certificates(postgres):
         choices += [ROTATE_TLS, ROTATE_CA]
     if generates_client_certificate(postgres):

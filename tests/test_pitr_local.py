@@ -1,0 +1,147 @@
+"""Point-in-time recovery on real PostgreSQL and pgBackRest, through `local`:
+the volume repository in the state folder (examples/pitr.yaml, encrypted)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import log_records, restart
+from pgbundle import contract
+from pgbundle.workstation import pitr_local
+from pgbundle.workstation.localpod import LocalPod
+from pgbundle.values.load import parse_values
+from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
+
+VALUES_FILE = TOP / "examples" / "pitr.yaml"
+VALUES = yaml.safe_load(VALUES_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def origin(pods) -> LocalPod:
+    return pods("pitr", VALUES)
+
+
+@pytest.fixture(scope="module")
+def restored_states():
+    """New state folders for restores; each restored pod is stopped at the end."""
+    base = Path(tempfile.mkdtemp(prefix="pitr-restores-"))
+    base.chmod(0o711)
+    yield base
+    for state in base.iterdir():
+        LocalPod(state).stop()
+    shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def history(origin):
+    """A full backup, rows 1-2, a differential backup, row 3, the target, rows
+    4-6 after it; everything archived."""
+    full = cli_json("backup", "--state", str(origin.state), "--type", "full", values=VALUES_FILE)
+    commit_rows(origin, [1, 2])
+    diff = cli_json("backup", "--state", str(origin.state), "--type", "diff", values=VALUES_FILE)
+    target = commit_rows(origin, [3]) + timedelta(milliseconds=100)
+    wait_past(origin, target)
+    commit_rows(origin, [4, 5, 6])
+    archive_everything(origin)
+    return {"full": full, "diff": diff, "target": target}
+
+
+def test_backups_are_taken_and_typed(history):
+    assert (history["full"]["type"], history["diff"]["type"]) == ("full", "diff")
+    assert [t["repo"] for t in history["full"]["taken"]] == [1] and history["diff"]["backups"] == 2
+
+
+def test_a_target_after_the_last_archived_commit_fails_with_one_line_and_changes_nothing(origin, history,
+                                                                                       restored_states):
+    """Recovery stops at the first commit past the target: with none archived yet
+    (the next segment is archived within archiveTimeoutSeconds) it cannot."""
+    new = restored_states / "too-late"
+    late = (datetime.now(timezone.utc) - timedelta(milliseconds=200)).isoformat()
+    done = cli("restore", "--state", str(new), "--from", str(origin.state), "--time", late, values=VALUES_FILE)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"error: --time {late}: the archive holds no commit after it, so recovery "
+                                        "cannot tell it reached it; use --latest"]
+    assert not new.exists()
+
+
+def test_restore_to_a_time_has_exactly_the_rows_committed_before_it(origin, history, restored_states):
+    new = restored_states / "to-time"
+    info = cli_json("restore", "--state", str(new), "--from", str(origin.state), "--time", history["target"].isoformat(),
+                    values=VALUES_FILE)
+    assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}  # as `local up` prints
+    restored = LocalPod(new)
+    assert event_ids(restored) == [1, 2, 3]
+    assert event_ids(origin) == [1, 2, 3, 4, 5, 6]  # the old state is untouched and keeps running
+    # The restored pod archives on a new timeline into its own repository.
+    archive_everything(restored)
+    assert (new / "root" / contract.PITR_BACKUPS_REPO_DIR.lstrip("/") / "archive" / contract.PITR_STANZA).is_dir()
+
+
+def test_restore_to_the_latest_point_has_every_archived_row(origin, history, restored_states):
+    new = restored_states / "latest"
+    cli_json("restore", "--state", str(new), "--from", str(origin.state), "--latest", values=VALUES_FILE)
+    assert event_ids(LocalPod(new)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_target_before_the_oldest_backup_fails_with_one_line_and_changes_nothing(origin, history, restored_states):
+    new = restored_states / "too-early"
+    early = history["target"] - timedelta(days=1)
+    done = cli("restore", "--state", str(new), "--from", str(origin.state), "--time", early.isoformat(),
+               values=VALUES_FILE)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: --time {early.isoformat()} is before any restorable point: the oldest backup (")
+    assert not new.exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--time", "yesterday"], "is not a time"),
+    (["--time", "2026-01-01T00:00:00"], "has no time zone"),
+    (["--time", "2999-01-01T00:00:00+00:00"], "is in the future"),
+])
+def test_bad_targets_are_refused(origin, restored_states, args, expected):
+    new = restored_states / "bad"
+    done = cli("restore", "--state", str(new), "--from", str(origin.state), *args, values=VALUES_FILE)
+    assert done.returncode == 2 and expected in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not new.exists()
+
+
+def test_physical_backup_needs_pitr(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("{}\n")
+    done = cli("backup", "--state", str(tmp_path / "state"), "--type", "full", values=values)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: postgres.pitr.enabled is false")
+
+
+def test_a_restart_finds_the_stanza_and_archiving_goes_on(origin, history):
+    restart(origin)
+    created = [r["message"] for r in log_records(origin) if r.get("ps") == "pgbackrest"
+               and "stanza-create command end: completed successfully" in r["message"]]
+    assert len(created) == 2  # the first start and this one: idempotent
+    commit_rows(origin, [7])
+    archive_everything(origin)
+
+
+def test_verify_passes_then_finds_a_corrupt_file(origin, history):
+    """Last in this module: it damages the origin's repository."""
+    values = parse_values(VALUES)
+    assert pitr_local.verify(origin, values) == {"verified": [1]}
+    repo = origin.host_path(contract.PITR_BACKUPS_REPO_DIR)
+    backup_dir = repo / "backup" / contract.PITR_STANZA / history["full"]["taken"][0]["label"]
+    # The largest file of the full backup: a bundle of small files, or a table's file.
+    victim = max((p for p in backup_dir.rglob("*") if p.is_file() and not p.name.startswith("backup.manifest")),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    done = cli("verify", "--state", str(origin.state), values=VALUES_FILE)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: pgbackrest verify repo1: invalid ")
+    assert history["full"]["taken"][0]["label"] in done.stderr and len(done.stderr.splitlines()) == 1
