@@ -215,11 +215,13 @@ def test_network_policy_admits_the_configured_peers(synth):
 
 
 def test_rolling_checksum_covers_what_the_database_container_runs():
-    """Every script start.sh and probe.sh call, and what those call in turn (and
+    """Every script start.sh, probe.sh and the PITR sidecar call, and what those call in turn (and
     every file init.sql includes), is in the checksum; the backup scripts are
     not, so editing them does not restart the database. The PITR scripts (shipped
     only with PITR on) are covered when they are shipped."""
-    called, pending = set(), ["start.sh", "probe.sh"]
+    # The containers' entry points: the database's start and probe scripts, the
+    # pgbackrest sidecar's server (with PITR on).
+    called, pending = set(), ["start.sh", "probe.sh", "pitr-server.sh"]
     while pending:
         name = pending.pop()
         called.add(name)
