@@ -12,6 +12,8 @@ from pgbundle.values.network import NetworkPolicyPeer
 
 
 class ExporterImageValues(ImageValues):
+    """The postgres-exporter image."""
+
     repository: ImageRepository = "quay.io/prometheuscommunity/postgres-exporter"
     """Exporter image repository. Left out: the Prometheus community image."""
     tag: ImageTag = EXPORTER_VERSION
@@ -20,6 +22,8 @@ class ExporterImageValues(ImageValues):
 
 
 class ExporterResourcesValues(ResourcesValues):
+    """Requests and limits of the exporter sidecar."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="32Mi")
     """Scheduling requests of the exporter. Left out: 10m CPU, 32Mi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="250m", memory="128Mi")
@@ -27,6 +31,8 @@ class ExporterResourcesValues(ResourcesValues):
 
 
 class ServiceMonitorValues(Values):
+    """A Prometheus Operator ServiceMonitor for the exporter."""
+
     enabled: bool = False
     """Emit a Prometheus Operator ServiceMonitor for `postgres-metrics`. Left out:
     false, because a cluster without the ServiceMonitor CRD rejects the object."""
@@ -40,6 +46,8 @@ class ServiceMonitorValues(Values):
 
 
 class PrometheusRuleValues(Values):
+    """A Prometheus Operator PrometheusRule with the alerts."""
+
     enabled: bool = False
     """Emit a PrometheusRule with the alerts documented in the README runbook.
     Left out: false (needs the PrometheusRule CRD)."""
@@ -74,6 +82,8 @@ def _default_scrapers() -> list[NetworkPolicyPeer]:
 
 
 class MetricsValues(Values):
+    """Metrics: the postgres-exporter sidecar, its scrapers and the Prometheus objects."""
+
     enabled: bool = True
     """Run the postgres-exporter sidecar (role `monitoring`, password key
     `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:
