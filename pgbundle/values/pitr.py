@@ -213,7 +213,7 @@ class PitrSchedulesValues(Values):
     """Full backups, in `timeZone`. Left out: Sundays at 01:15."""
     differential: CronSchedule | None = "15 1 * * 1-6"
     """Backups of what changed since an earlier one (`differentialType`). Left out:
-    Monday to Saturday at 01:15 (a null also restores that default)."""
+    Monday to Saturday at 01:15; null: none (full backups only)."""
     differential_type: Literal["diff", "incr"] = "diff"
     """`diff`: changes since the last full backup (a restore reads two backups);
     `incr`: since the last backup of any type (smaller, a restore reads the chain).
