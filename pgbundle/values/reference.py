@@ -123,10 +123,11 @@ def bounds_text(field: FieldInfo) -> str:
                                         (annotated_types.Le, "<=", "le"), (annotated_types.Lt, "<", "lt")):
             if isinstance(rule, kind):
                 found.append(f"{symbol} {getattr(rule, attribute)}")
+        unit = "character" if without_none(field.annotation)[0] is str else "item"
         if isinstance(rule, annotated_types.MinLen):
-            found.append(f"at least {rule.min_length} item{'s' if rule.min_length != 1 else ''}")
+            found.append(f"at least {rule.min_length} {unit}{'s' if rule.min_length != 1 else ''}")
         if isinstance(rule, annotated_types.MaxLen):
-            found.append(f"at most {rule.max_length}")
+            found.append(f"at most {rule.max_length} {unit}s")
         pattern = getattr(rule, "pattern", None)
         if pattern:
             found.append(f"matches `{pattern}`")
