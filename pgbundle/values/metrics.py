@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pgbundle.contract import EXPORTER_VERSION
+from pgbundle.contract import EXPORTER_VERSION, RUNBOOK_PAGE
 from pgbundle.values.durations import prometheus_duration_seconds
 from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
 from pgbundle.values.names import ImageRepository, ImageTag, Labels, Printable
@@ -49,14 +49,15 @@ class PrometheusRuleValues(Values):
     """A Prometheus Operator PrometheusRule with the alerts."""
 
     enabled: bool = False
-    """Emit a PrometheusRule with the alerts documented in the README runbook.
+    """Emit a PrometheusRule with the alerts the runbook documents.
     Left out: false (needs the PrometheusRule CRD)."""
     labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects rules by.
     Left out: none."""
-    runbook_base_url: Printable = Field(default="README.md", min_length=1)
-    """Where the README is served; each alert's `runbook_url` is this plus
-    `#<alert name in lower case>`. Left out: README.md (relative)."""
+    runbook_base_url: Printable = Field(default=RUNBOOK_PAGE, min_length=1)
+    """Where the runbook page is served; each alert's `runbook_url` is this plus
+    `#<alert name in lower case>`. Left out: the page's path in the repository
+    (relative)."""
 
 
 class DashboardValues(Values):
