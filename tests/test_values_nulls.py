@@ -55,7 +55,7 @@ def test_every_refused_null_is_listed_beside_the_other_problems():
 
 
 def test_every_section_with_an_on_switch_names_it_in_the_refusal():
-    switched = [s.path for s in sections() if any(k.path == "enabled" for k in s.keys) and "[]" not in s.path]
+    switched = [s.path for s in sections() if any(k.name == "enabled" for k in s.keys) and "[]" not in s.path]
     assert "postgres.tls" in switched and "postgres.pitr.repos.s3" in switched
     for path in switched:
         data: dict = {}

@@ -28,7 +28,7 @@ def test_the_tool_writes_the_reference(tmp_path):
 
 
 def reference_paths() -> set[str]:
-    return {f"{s.path}.{k.path}" if s.path else k.path for s in sections() for k in s.keys}
+    return {f"{s.path}.{k.name}" if s.path else k.name for s in sections() for k in s.keys}
 
 
 def value_paths(data: object, where: str = "") -> set[str]:
@@ -51,7 +51,7 @@ def test_every_key_of_values_yaml_is_in_the_reference():
 
 
 def test_every_key_is_described():
-    undescribed = [f"{s.path}.{k.path}" for s in sections() for k in s.keys if not k.description]
+    undescribed = [f"{s.path}.{k.name}" for s in sections() for k in s.keys if not k.description]
     assert undescribed == []
 
 

@@ -164,7 +164,7 @@ def _prose(text: str | None) -> str:
 
 @dataclass(frozen=True)
 class Key:
-    path: str
+    name: str
     type: str
     default: str
     bounds: str
@@ -235,5 +235,5 @@ def render() -> str:
         for key in section.keys:
             kind = f"{key.type} ({key.bounds})" if key.bounds else key.type
             default = f"`{key.default}`" if key.default else ""
-            lines.append(f"| `{key.path}` | {_cell(kind)} | {_cell(default)} | {_cell(key.description)} |")
+            lines.append(f"| `{key.name}` | {_cell(kind)} | {_cell(default)} | {_cell(key.description)} |")
     return "\n".join(lines) + "\n"
