@@ -279,7 +279,7 @@ REQUIRED_ALERTS = {
 
 
 def runbook_text() -> str:
-    return (TOP / "README.md").read_text()
+    return (TOP / contract.RUNBOOK_PAGE).read_text()
 
 
 def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth):
@@ -292,7 +292,7 @@ def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth)
         assert annotations["summary"], rule["alert"]
         assert "{{ $value" in annotations["description"], rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
-        assert annotations["runbook_url"] == f"README.md#{rule['alert'].lower()}"
+        assert annotations["runbook_url"] == f"{contract.RUNBOOK_PAGE}#{rule['alert'].lower()}"
         assert rule["alert"].lower() in headings, f"no runbook section for {rule['alert']}"
 
 

@@ -1,7 +1,8 @@
 """The alerts an on-call engineer needs for the bundled PostgreSQL, as data.
 
-Each alert names its runbook section: README "Runbook" has a heading per alert,
-and `runbook_url` points at its anchor (the alert name in lower case). Every
+Each alert names its runbook section: the runbook page (contract.RUNBOOK_PAGE)
+has a heading per alert, and `runbook_url` points at its anchor (the alert name
+in lower case, GitHub's anchor of that heading). Every
 metric name used here must be listed in pgbundle/monitoring/metric_catalog.py.
 """
 

@@ -13,6 +13,8 @@ from pgbundle.values.names import ImageRepository, ImageTag
 
 
 class PoolerImageValues(ImageValues):
+    """The PgBouncer image."""
+
     repository: ImageRepository = "ghcr.io/cloudnative-pg/pgbouncer"
     """PgBouncer image. Left out: the CloudNativePG project's image (Debian's
     pgbouncer package on debian-slim, maintained for their Pooler resource; the
@@ -24,6 +26,8 @@ class PoolerImageValues(ImageValues):
 
 
 class PoolerResourcesValues(ResourcesValues):
+    """Requests and limits of each pooler pod."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
     """Scheduling requests of each pooler pod. Left out: 50m CPU, 64Mi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="1000m", memory="256Mi")
@@ -32,12 +36,17 @@ class PoolerResourcesValues(ResourcesValues):
 
 
 class PoolerPdbValues(Values):
+    """The pooler's PodDisruptionBudget."""
+
     enabled: bool = True
+    """Emit the pooler's PodDisruptionBudget. Left out: true."""
     min_available: int = Field(default=1, ge=0)
     """Pooler pods kept through voluntary disruptions. Left out: 1."""
 
 
 class PoolerTlsValues(Values):
+    """The pooler's server certificate."""
+
     existing_secret: DnsLabel = "postgres-pooler-tls"
     """Secret with the pooler's certificate and key (keys tls.crt, tls.key; names
     include the Service postgres-pooler). `secrets generate` or cert-manager (with
