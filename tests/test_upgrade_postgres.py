@@ -373,3 +373,19 @@ def test_upgrade_manifest_refuses_a_target_the_job_cannot_reach(image, said):
     refused = upgrade_manifest("--to-image", image)
     assert refused.returncode == 2 and refused.stdout == ""
     assert said in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_upgrade_manifest_for_a_patroni_cluster_is_the_same_job_on_postgres_0s_volume(base):
+    """README.md's Patroni runbook makes postgres-0 the last leader; the Job upgrades its volume."""
+    values = base / "values-ha.yaml"
+    values.write_text(yaml.safe_dump({"postgres": {"replicas": 3, "image": {"tag": "15.14-bookworm"},
+                                                   "ha": {"image": {"repository": "registry.example/pg-ha",
+                                                                    "tag": "15.14-bookworm"}}}}))
+    printed = upgrade_manifest("--values", str(values), "--to-image", "postgres:18.1-bookworm")
+    assert printed.returncode == 0, printed.stderr
+    job = yaml.safe_load(printed.stdout)
+    spec = job["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert (job["metadata"]["name"], claims) == ("postgres-upgrade-18", ["postgres-data-postgres-0"])
+    assert [c["image"] for c in spec["initContainers"]] == ["postgres:15.14-bookworm"]
+    assert [c["image"] for c in spec["containers"]] == ["postgres:18.1-bookworm"]
