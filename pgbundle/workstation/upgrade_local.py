@@ -20,6 +20,10 @@ clones them from the new leader with pg_basebackup) and the cluster's keys in
 etcd are removed with `patronictl remove` (the new data has a new system
 identifier; Patroni refuses to join data whose identifier differs from the
 DCS's), so the next `local up` starts postgres-0 as the leader on 18.
+
+With point-in-time recovery on (single instance), this machine's pgBackRest
+must be able to back up the new major, or the upgrade is refused before
+anything changes (check_pgbackrest).
 """
 
 from __future__ import annotations
@@ -108,6 +112,35 @@ def install_binaries(pod: LocalPod) -> Path:
     return wheel_bin
 
 
+def check_pgbackrest(pod: LocalPod, new_bindir: Path, to_major: int) -> None:
+    """With point-in-time recovery on, the upgraded data must be archived and backed
+    up by the same pgBackRest: it is asked to create a stanza for an empty cluster of
+    the new major (made here, offline) before anything changes. pgBackRest 2.45,
+    Debian 12's and the image's, refuses 18 ("unexpected control version")."""
+    if "PG_PITR_REPOS" not in pod.environment():
+        return
+    probe = pod.state / "pgbackrest-probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    pod._mkdir(probe)
+    try:
+        (probe / "pgbackrest.conf").write_text("")  # not /etc/pgbackrest.conf: only the options below
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        steps = ([str(new_bindir / "initdb"), "-D", str(probe / "data"), "--no-sync", "-A", "trust"],
+                 ["pgbackrest", f"--config={probe / 'pgbackrest.conf'}", "--stanza=probe",
+                  f"--pg1-path={probe / 'data'}", f"--repo1-path={probe / 'repo'}", f"--lock-path={probe}",
+                  "--log-level-file=off", "--log-level-console=error", "stanza-create", "--no-online"])
+        for argv in steps:
+            done = subprocess.run(argv, env=env, cwd=probe, capture_output=True, text=True, **pod.user_options())
+            if done.returncode != 0:
+                version = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True).stdout.strip()
+                said = " ".join((done.stdout + done.stderr).split())
+                raise LocalPodError(f"--to-major: {to_major}: postgres.pitr is on and {version or 'pgBackRest'} "
+                                    f"cannot back up PostgreSQL {to_major} ({argv[0].rsplit('/', 1)[-1]}: {said}); "
+                                    "install a pgBackRest that supports it first; nothing was changed")
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def run_upgrade_script(pod: LocalPod, env: dict[str, str], new_bindir: Path) -> list[str]:
     """upgrade.sh with the machine's binaries as the old ones; its output lines.
     A refusal raises with its `upgrade failed:` line first."""
@@ -151,7 +184,9 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
         return {"major": current, "upgraded": False, "data": str(pod.host_path(contract.PGDATA))}
     done = False
     try:
-        log = run_upgrade_script(pod, pod.environment(), install_binaries(pod))
+        new_bindir = install_binaries(pod)
+        check_pgbackrest(pod, new_bindir, to_major)
+        log = run_upgrade_script(pod, pod.environment(), new_bindir)
         record_server(pod, to_major)
         done = True
     finally:
