@@ -292,7 +292,8 @@ class LocalCluster:
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
         env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
-        env["PATH"] = ":".join([str(patroni_venv.VENV / "bin"), *self.pod.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
+        env["PATH"] = ":".join([str(patroni_venv.VENV / "bin"), *self.pod.bin_path(),
+                                "/usr/local/bin", "/usr/bin", "/bin"])
         env["HOME"] = str(self.member_dir(name))
         env["LANG"] = "C.UTF-8"
         return env
