@@ -111,11 +111,11 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
         if args.command == "upgrade":
-            from pgbundle.workstation.upgrade_local import upgrade
+            from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
             if LocalCluster.holds_cluster(args.state):
-                raise Failed("`local upgrade` upgrades a single-instance state; a cluster follows README.md, "
-                             "'Major-version upgrades', Patroni")
-            print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
+                print(json.dumps(upgrade_cluster(LocalCluster(args.state), args.to_major)))
+            else:
+                print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
             return
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values)

@@ -13,7 +13,7 @@ State folder:
   pod.log    the start script's stdout and stderr (the container log)
   pod.json   pid and port of the running start script
   server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
-             folders of the binaries it runs on, first found first
+             folder of the binaries it runs on, postgres/bin
              (pgbundle/workstation/upgrade_local.py); without them, this
              machine's PostgreSQL (pg_config)
 
