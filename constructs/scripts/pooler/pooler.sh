@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start PgBouncer with the rendered pgbouncer.ini. Its auth file holds one line,
-# the auth role's password from the Secret: PgBouncer logs in with it to look up
+# Start PgBouncer with the rendered pgbouncer.ini. Its auth file holds the auth
+# role's password from the Secret: PgBouncer logs in with it to look up
 # every other client's SCRAM verifier (auth_query), so no password list exists.
 # The file is written into the memory-backed run folder, readable by this user only.
 # With metrics on (PGB_STATS_USER), a second line: the metrics exporter's login to
