@@ -150,9 +150,13 @@ class NetworkIsolation(Construct):
                 spec=k8s.NetworkPolicySpec(
                     pod_selector=k8s.LabelSelector(match_labels=pooler_selector),
                     policy_types=["Ingress", "Egress"],
-                    # The application's peers, as the database admits them.
-                    ingress=[k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
-                             for rule in props.clients],
+                    # The application's peers, as the database admits them; the scrapers to
+                    # the exporter sidecar (it runs whenever metrics are on).
+                    ingress=[*(k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
+                               for rule in props.clients),
+                             *([k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers],
+                                                             ports=[_tcp(contract.POOLER_METRICS_PORT)])]
+                               if props.scrapers else [])],
                     egress=[dns_egress, database_egress],
                 ),
             )

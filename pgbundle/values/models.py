@@ -18,6 +18,7 @@ from pydantic import Field, PlainValidator, model_validator
 from pgbundle.contract import (
     MONITORING_ROLE,
     POOLER_AUTH_ROLE,
+    POOLER_STATS_USER,
     REPLICATION_ROLE,
     REWIND_ROLE,
     TEMPORAL_DATABASES,
@@ -332,6 +333,9 @@ class PostgresValues(Values):
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
             if role == POOLER_AUTH_ROLE:
                 raise ValueError(f"{key}: {role!r} is the pooler's auth role; choose another name")
+            # Its line in the pooler's auth file would shadow the database role's password.
+            if self.pooler.enabled and self.metrics.enabled and role == POOLER_STATS_USER:
+                raise ValueError(f"{key}: {role!r} is the pooler's metrics login; choose another name")
         return self
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pgbundle.contract import POOLER_VERSION
+from pgbundle.contract import POOLER_EXPORTER_VERSION, POOLER_VERSION
 from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
 from pgbundle.values.names import ImageRepository, ImageTag
 
@@ -33,6 +33,29 @@ class PoolerResourcesValues(ResourcesValues):
     limits: ResourceAmounts = ResourceAmounts(cpu="1000m", memory="256Mi")
     """Limits of each pooler pod (PgBouncer is single-threaded: one CPU is its
     ceiling). Left out: 1000m CPU, 256Mi memory."""
+
+
+class PoolerExporterImageValues(ImageValues):
+    repository: ImageRepository = "quay.io/prometheuscommunity/pgbouncer-exporter"
+    """The pooler's metrics exporter (prometheus-community's pgbouncer_exporter).
+    Left out: the Prometheus community image."""
+    tag: ImageTag = POOLER_EXPORTER_VERSION
+    """Exporter image tag. Left out: the version every pgbouncer_* name in
+    pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
+
+
+class PoolerExporterResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="16Mi")
+    """Scheduling requests of the exporter. Left out: 10m CPU, 16Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="100m", memory="64Mi")
+    """Limits of the exporter. Left out: 100m CPU, 64Mi memory."""
+
+
+class PoolerExporterValues(Values):
+    """The exporter sidecar of each pooler pod; it runs when postgres.metrics.enabled."""
+
+    image: PoolerExporterImageValues = Field(default_factory=PoolerExporterImageValues)
+    resources: PoolerExporterResourcesValues = Field(default_factory=PoolerExporterResourcesValues)
 
 
 class PoolerPdbValues(Values):
@@ -99,6 +122,9 @@ class PoolerValues(Values):
     """Spread the pooler pods over nodes: preferred, or required (never two on one
     node). Left out: preferred."""
     tls: PoolerTlsValues = Field(default_factory=PoolerTlsValues)
+    exporter: PoolerExporterValues = Field(default_factory=PoolerExporterValues)
+    """The pgbouncer_exporter sidecar (port 9127, Service postgres-pooler-metrics),
+    with postgres.metrics.enabled. Left out: the pinned image, 10m/16Mi, limits 100m/64Mi."""
 
     @model_validator(mode="after")
     def _check(self) -> PoolerValues:

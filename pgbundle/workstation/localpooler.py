@@ -54,7 +54,8 @@ class LocalPooler:
         loopback, and the database at its local address (an IP its certificate holds)."""
         pod_site = pgbouncer.pod_site("local")
         paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
-                 for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert")}
+                 for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert",
+                               "socket_dir", "stats_password_file", "stats_passfile")}
         return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
                                     server_port=self.database_port or self.pod.connection_info()["port"], **paths)
 
@@ -96,9 +97,13 @@ class LocalPooler:
         site = self._site(port)
         self.pod._write(Path(site.config), pgbouncer.render_pgbouncer_ini(values.postgres, site).encode(),
                         contract.CONFIG_FILE_MODE)
-        self.pod._write(Path(site.hba), pgbouncer.render_pooler_hba().encode(), contract.CONFIG_FILE_MODE)
-        password = self.pod.host_path(f"{contract.SECRETS_DIR}/{contract.POOLER_PASSWORD_KEY}").read_bytes()
-        self.pod._write(Path(site.password_file), password, 0o600)
+        metrics = pgbouncer.metrics_on(values.postgres)
+        self.pod._write(Path(site.hba), pgbouncer.render_pooler_hba(metrics=metrics).encode(), contract.CONFIG_FILE_MODE)
+        secrets = {site.password_file: contract.POOLER_PASSWORD_KEY}
+        if metrics:
+            secrets[site.stats_password_file] = contract.POOLER_STATS_PASSWORD_KEY
+        for path, key in secrets.items():
+            self.pod._write(Path(path), self.pod.host_path(f"{contract.SECRETS_DIR}/{key}").read_bytes(), 0o600)
         ca = self.pod.host_path(f"{contract.CA_DIR}/{contract.CA_CERT_FILE}").read_bytes()
         self.pod._write(Path(site.ca_cert), ca, 0o644)
         pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace),
