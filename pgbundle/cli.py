@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pgbundle import contract
 from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.pgconf.env import DEFAULT_DRIVER, URL_SCHEMES
 from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
@@ -145,7 +146,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
         elif args.command == "migrate":
-            status = run_local(pod, ctx.values(args), args.argv)
+            status = run_local(pod, ctx.values(args), args.argv, args.driver)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
         elif args.from_state is not None:
@@ -227,13 +228,19 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _driver_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--driver", choices=list(URL_SCHEMES), default=DEFAULT_DRIVER,
+                        help="the client driver DATABASE_URL names: libpq (postgresql://, the default), psycopg2 "
+                             "(postgresql+psycopg2://, SQLAlchemy 2.0's default) or psycopg (postgresql+psycopg://)")
+
+
 def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
 
     try:
         sys.stdout.write(migrate_manifest(ctx.values(args), image=args.image, command=args.argv, name=args.name,
                                           argo_presync=args.argo_presync, uid=args.uid,
-                                          client_secret=args.client_secret))
+                                          client_secret=args.client_secret, driver=args.driver))
     except MigrateError as err:
         raise BadInput(str(err)) from None
 
@@ -293,6 +300,7 @@ def parser() -> argparse.ArgumentParser:
                            help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
+    _driver_argument(run)
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
     lift = pod.add_parser("upgrade", help="upgrade a stopped state's data to a new PostgreSQL major in place "
                                           "(the upgrade Job's script); print JSON")
@@ -333,6 +341,7 @@ def parser() -> argparse.ArgumentParser:
                          help=f"uid/gid the container runs as (default {contract.MIGRATE_UID})")
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
+    _driver_argument(migrate)
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
 
     upgrade = commands.add_parser("upgrade-manifest", parents=[values],
