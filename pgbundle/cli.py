@@ -90,15 +90,13 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
-    from pgbundle.workstation import backup_local
+    from pgbundle.workstation import backup_local, pitr_local
+    from pgbundle.workstation.cluster import LocalCluster
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
     from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
-
-    from pgbundle.workstation.cluster import LocalCluster
-
-    from pgbundle.workstation import pitr_local
+    from pgbundle.workstation.upgrade_local import upgrade
 
     if args.command == "restore" and (args.backup is None) == (args.from_state is None):
         args.parser.error("give either --backup NAME (a logical set) or --from OLD with --time or --latest (PITR)")
@@ -112,7 +110,6 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
         if args.command == "upgrade":
-            from pgbundle.workstation.upgrade_local import upgrade
             if LocalCluster.holds_cluster(args.state):
                 raise Failed("`local upgrade` upgrades a single-instance state; a cluster follows README.md, "
                              "'Major-version upgrades', Patroni")
