@@ -329,10 +329,11 @@ def upgrade_job_props(values: ChartValues, *, new_image: str, new_tag: str, new_
 
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
                         argo_presync: bool = False, client_secret: str | None = None,
-                        annotations: dict[str, str] | None = None) -> MigrationJobProps:
+                        annotations: dict[str, str] | None = None,
+                        driver: str = env.DEFAULT_DRIVER) -> MigrationJobProps:
     """The schema-migration Job: the application's image as the migration role.
     `client_secret` is the Secret with its client certificate (tls.crt, tls.key),
-    mounted only when the server verifies clients."""
+    mounted only when the server verifies clients; `driver` picks DATABASE_URL's scheme."""
     pg = values.postgres
     client_tls = None
     if pg.tls.enabled and pg.ca.verify_clients and client_secret is not None:
@@ -340,7 +341,7 @@ def migration_job_props(values: ChartValues, *, name: str, image: str, command: 
         client_tls = SecretFiles(secret_name=client_secret, items=dict(zip(names, names)))
     return MigrationJobProps(
         namespace=values.global_.namespace, name=name, version=pg.image.tag, image=image, command=command,
-        environment=env.migration_environment(pg), password_secret=pg.secrets.existing_secret,
+        environment=env.migration_environment(pg, driver), password_secret=pg.secrets.existing_secret,
         password_key=contract.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
         client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pgbundle import contract
 from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.pgconf.env import DEFAULT_DRIVER, URL_SCHEMES
 from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
@@ -89,15 +90,13 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
-    from pgbundle.workstation import backup_local
+    from pgbundle.workstation import backup_local, pitr_local
+    from pgbundle.workstation.cluster import LocalCluster
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
     from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
-
-    from pgbundle.workstation.cluster import LocalCluster
-
-    from pgbundle.workstation import pitr_local
+    from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
 
     if args.command == "restore" and (args.backup is None) == (args.from_state is None):
         args.parser.error("give either --backup NAME (a logical set) or --from OLD with --time or --latest (PITR)")
@@ -111,7 +110,6 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
         if args.command == "upgrade":
-            from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
             if LocalCluster.holds_cluster(args.state):
                 print(json.dumps(upgrade_cluster(LocalCluster(args.state), args.to_major)))
             else:
@@ -145,7 +143,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
         elif args.command == "migrate":
-            status = run_local(pod, ctx.values(args), args.argv)
+            status = run_local(pod, ctx.values(args), args.argv, args.driver)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
         elif args.from_state is not None:
@@ -227,13 +225,19 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _driver_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--driver", choices=list(URL_SCHEMES), default=DEFAULT_DRIVER,
+                        help="the client driver DATABASE_URL names: libpq (postgresql://, the default), psycopg2 "
+                             "(postgresql+psycopg2://, SQLAlchemy 2.0's default) or psycopg (postgresql+psycopg://)")
+
+
 def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
 
     try:
         sys.stdout.write(migrate_manifest(ctx.values(args), image=args.image, command=args.argv, name=args.name,
                                           argo_presync=args.argo_presync, uid=args.uid,
-                                          client_secret=args.client_secret))
+                                          client_secret=args.client_secret, driver=args.driver))
     except MigrateError as err:
         raise BadInput(str(err)) from None
 
@@ -293,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
                            help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND here with the migration Job's environment, against the local pod")
+    _driver_argument(run)
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
     lift = pod.add_parser("upgrade", help="upgrade a stopped state's data to a new PostgreSQL major in place "
                                           "(the upgrade Job's script); print JSON")
@@ -333,6 +338,7 @@ def parser() -> argparse.ArgumentParser:
                          help=f"uid/gid the container runs as (default {contract.MIGRATE_UID})")
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
+    _driver_argument(migrate)
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
 
     upgrade = commands.add_parser("upgrade-manifest", parents=[values],

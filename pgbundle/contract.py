@@ -107,6 +107,9 @@ OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_M
 TLS_CERT_FILE = "server.crt"
 TLS_KEY_FILE = "server.key"
 CA_CERT_FILE = "ca.crt"
+# The same CA bundle under the keys api-forge's own Temporal Deployment and schema Job
+# mount from the CA Secret (SQL_CA, TLS_CA_FILE), so they start unchanged.
+CA_CERT_ALIASES = ("ca-bundle.crt", "root-ca.crt")
 # Keys of the backup job's client-certificate Secret (postgres-backup-tls), the
 # same whether `secrets generate` or cert-manager writes it; also the file names
 # the job sees.

@@ -59,14 +59,15 @@ class LocalPooler:
         return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
                                     server_port=self.database_port or self.pod.connection_info()["port"], **paths)
 
-    def _recorded(self) -> dict:
+    def recorded(self) -> dict:
+        """What the last start of PgBouncer recorded (pid, port), as LocalPod.recorded(); empty when none."""
         try:
             return json.loads(self.pid_file.read_text())
         except FileNotFoundError:
             return {}
 
     def pid(self) -> int | None:
-        pid = self._recorded().get("pid")
+        pid = self.recorded().get("pid")
         # A recycled pid would not name this state's files.
         return pid if processes.running(pid, str(self.pod.host_path(contract.POOLER_CONFIG_DIR)),
                                         str(self.pod.host_path(contract.POOLER_SCRIPTS_DIR))) else None
@@ -74,7 +75,7 @@ class LocalPooler:
     def environment(self) -> dict[str, str]:
         env = self.pod.host_environment(self._container())
         env["PGB_PROBE_HOST"] = HOST
-        env["PGB_PROBE_PORT"] = str(self._recorded()["port"])
+        env["PGB_PROBE_PORT"] = str(self.recorded()["port"])
         env["PATH"] = f"{pgbouncer_install.binary().parent}:/usr/local/bin:/usr/bin:/bin"
         return env
 
@@ -84,7 +85,7 @@ class LocalPooler:
             raise LocalPodError(f"the pooler already runs (pid {self.pid()}): run `local down` first")
         if not pgbouncer_install.installed():
             raise LocalPodError(f"PgBouncer {contract.POOLER_VERSION} is not installed: run `make pgbouncer`")
-        port = port or self._recorded().get("port") or free_port()
+        port = port or self.recorded().get("port") or free_port()
         self.pid_file.write_text(json.dumps({"port": port}))
         main = self._container()
         config_map = self.pod.manifests().get("ConfigMap", contract.POOLER)["data"]
@@ -138,7 +139,7 @@ class LocalPooler:
 
     def connection_info(self) -> dict:
         """{host, port, dsn}: the dsn as an application uses it (TLS verified against the pod's CA)."""
-        port = self._recorded()["port"]
+        port = self.recorded()["port"]
         info = self.pod.connection_info()
         role = self.pod.environment()["PG_APP_USER"]
         dsn = (f"postgresql://{role}@{HOST}:{port}/{info['database']}"
