@@ -42,7 +42,7 @@ def s_client(pod: LocalPod, *options: str) -> str:
     """What `openssl s_client` prints when it opens TLS to the pod with these options."""
     info = pod.connection_info()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
+        ["openssl", "s_client", "-connect", f"{info['hostaddr']}:{info['port']}", "-starttls", "postgres", *options],
         input="", capture_output=True, text=True, timeout=30,
     )
     return result.stdout + result.stderr
@@ -87,7 +87,7 @@ def handshake(pod: LocalPod, *options: str) -> str:
     """What `openssl s_client` reports for one TLS handshake with the server (after PostgreSQL's SSLRequest)."""
     info = pod.connection_info()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
+        ["openssl", "s_client", "-connect", f"{info['hostaddr']}:{info['port']}", "-starttls", "postgres", *options],
         input="", capture_output=True, text=True, timeout=30,
     )
     return result.stdout + result.stderr
