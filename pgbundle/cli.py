@@ -183,14 +183,14 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
     """The values file for a command on a state: the one `local up` used there
     (remembered in the state) unless this `up` starts a stopped or new state; a
-    PITR restore into a new state takes the lost one's. Another file given with
-    --values is refused rather than mixed with what runs."""
+    PITR restore into a new state without --values takes the lost one's. Another
+    file given with --values is refused rather than mixed with what runs."""
     remembered = pod.remembered_values()
-    if remembered is None and args.command == "restore" and args.backup is None:
-        remembered = _state_pod(args.from_state).remembered_values()
+    given = getattr(args, "values", None)
+    if remembered is None and args.command == "restore" and args.backup is None and given is None:
+        return _state_pod(args.from_state).remembered_values() or ctx.values_path(args)
     if remembered is None or (args.command == "up" and not _runs(args.state)):
         return ctx.values_path(args)
-    given = getattr(args, "values", None)
     if given is not None and Path(given).resolve() != remembered:
         raise BadInput(f"--values: {given} is not {remembered}, the values file `local up` used for {args.state}: "
                        f"leave --values out, or run `local down` first and then `local up --values {given}`")
