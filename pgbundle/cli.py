@@ -189,11 +189,14 @@ def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
     given = getattr(args, "values", None)
     if remembered is None and args.command == "restore" and args.backup is None and given is None:
         return _state_pod(args.from_state).remembered_values() or ctx.values_path(args)
-    if remembered is None or (args.command == "up" and not _runs(args.state)):
+    if remembered is None:
         return ctx.values_path(args)
+    if args.command == "up" and not _runs(args.state):
+        return Path(given) if given is not None else remembered
     if given is not None and Path(given).resolve() != remembered:
-        raise BadInput(f"--values: {given} is not {remembered}, the values file `local up` used for {args.state}: "
-                       f"leave --values out, or run `local down` first and then `local up --values {given}`")
+        # Failed, not BadInput: the same file is right for another state.
+        raise Failed(f"--values: {given} is not {remembered}, the values file `local up` used for {args.state}: "
+                     f"leave --values out, or run `local down` first and then `local up --values {given}`")
     return remembered
 
 

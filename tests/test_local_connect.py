@@ -98,7 +98,7 @@ def test_other_values_than_the_states_are_refused_in_one_line(production):
     other = TOP / "examples" / "ha.yaml"
     for command in (["backup"], ["restore", "--backup", "20260101T020000Z"], ["migrate", "--", "true"]):
         refused = cli("local", command[0], "--state", str(state), "--values", str(other), *command[1:])
-        assert refused.returncode == 2
+        assert refused.returncode == 1
         assert refused.stderr == (f"error: --values: {other} is not {PRODUCTION}, the values file `local up` used "
                                   f"for {state}: leave --values out, or run `local down` first and then "
                                   f"`local up --values {other}`\n")
@@ -140,3 +140,16 @@ def test_a_backup_set_restores_into_another_state(production, base):
     finally:
         cli("local", "down", "--state", str(new))
         assert LocalPod(new).leftovers() == []
+
+
+def test_up_again_without_values_restarts_with_the_states_values(production):
+    state, info = production
+    assert cli("local", "down", "--state", str(state)).returncode == 0
+    # values.yaml (the default) has no pooler and no client certificates: the production values must come back.
+    again = cli("local", "up", "--state", str(state))
+    assert again.returncode == 0, again.stderr
+    restarted = json.loads(again.stdout)
+    assert restarted["port"] == info["port"] and "pooler" in restarted
+    assert restarted["client_certificates"] == info["client_certificates"]
+    assert subprocess.run(["psql", restarted["dsn"]["appuser"], "-Atc", "SELECT 1"], capture_output=True,
+                          timeout=30).returncode == 0

@@ -486,7 +486,8 @@ def test_cli_up_status_down():
         up = local("up")
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
-        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert set(info) == {"host", "hostaddr", "port", "database", "sslrootcert", "passwords", "dsn",
+                             "DATABASE_URL"}
         assert set(info["passwords"]) == {"postgres", "appowner", "appuser", "backupuser", "appmigrator", "monitoring"}
         assert json.loads(local("status").stdout)["state"] == "ready"
         with psycopg.connect(host=info["host"], port=info["port"], dbname=info["database"], user="appuser",

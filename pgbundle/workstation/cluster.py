@@ -473,7 +473,8 @@ class LocalCluster:
         """A libpq connection string over every member that reaches whichever accepts writes."""
         members = self.recorded()["members"].values()
         # The name the certificate holds, the address to connect to (as the single pod's dsn).
-        return (f"host={','.join(HOST_NAME for _ in members)} hostaddr={','.join(HOST for _ in members)} port={','.join(str(m['port']) for m in members)} "
+        return (f"host={','.join(HOST_NAME for _ in members)} hostaddr={','.join(HOST for _ in members)} "
+                f"port={','.join(str(m['port']) for m in members)} "
                 f"dbname={self.pod.environment()['PG_DATABASE']} target_session_attrs=read-write "
                 f"sslmode=verify-full sslrootcert={self.pod.sslrootcert} connect_timeout=2")
 

@@ -63,6 +63,8 @@ HOST_NAME = "localhost"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
 SUPERUSER = "postgres"
 Synthesize = Callable[[ChartValues, Path], None]
+# What LocalPooler (localpooler.py) keeps in the state folder: a state with the pooler on restarts.
+POOLER_FILES = {"pooler.json", "pooler.log"}
 
 
 class LocalPodError(Exception):
@@ -133,7 +135,7 @@ class LocalPod:
     def _entries(self) -> set[str]:
         """What a state folder holds: another folder is refused, not taken over."""
         return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file,
-                                 self.server_file, self.server_dir, self.values_record)}
+                                 self.server_file, self.server_dir, self.values_record)} | POOLER_FILES
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
