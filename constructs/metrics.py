@@ -84,6 +84,9 @@ class MetricsProps(BaseModel):
     """The Grafana dashboard ConfigMap. Left out: none."""
     patroni: PatroniScrapeProps | None = None
     """Scrape Patroni's metrics too. Left out: no Patroni."""
+    pooler_selector: dict[str, str] | None = None
+    """Labels that select the pooler pods, whose exporter sidecar the Service
+    postgres-pooler-metrics reaches. Left out: no pooler."""
 
 
 class Metrics(Construct):
@@ -114,6 +117,18 @@ class Metrics(Construct):
                 ],
             ),
         )
+
+        if props.pooler_selector is not None:
+            # Same labels and port name as postgres-metrics: the ServiceMonitor's one
+            # endpoint scrapes both, and the `service` label tells them apart.
+            k8s.KubeService(
+                self,
+                "pooler-service",
+                metadata=self._meta(props, contract.POOLER_METRICS_SERVICE),
+                spec=k8s.ServiceSpec(type="ClusterIP", selector=props.pooler_selector, ports=[k8s.ServicePort(
+                    name=contract.METRICS_PORT_NAME, port=contract.POOLER_METRICS_PORT,
+                    target_port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME))]),
+            )
 
         sm = props.service_monitor
         if sm is not None:

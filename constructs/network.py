@@ -150,41 +150,37 @@ class NetworkIsolation(Construct):
                 spec=k8s.NetworkPolicySpec(
                     pod_selector=k8s.LabelSelector(match_labels=pooler_selector),
                     policy_types=["Ingress", "Egress"],
-                    # The application's peers, as the database admits them.
-                    ingress=[k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
-                             for rule in props.clients],
+                    # The application's peers, as the database admits them; the scrapers to
+                    # the exporter sidecar (it runs whenever metrics are on).
+                    ingress=[*(k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in rule], ports=[_tcp(contract.PORT)])
+                               for rule in props.clients),
+                             *([k8s.NetworkPolicyIngressRule(from_=[_peer(peer) for peer in props.scrapers],
+                                                             ports=[_tcp(contract.POOLER_METRICS_PORT)])]
+                               if props.scrapers else [])],
                     egress=[dns_egress, database_egress],
                 ),
             )
+        self._job_policy("backup-network-policy", props, name=contract.BACKUP_NETWORK_POLICY,
+                         component=contract.BACKUP_COMPONENT, egress=[dns_egress, database_egress])
+        if props.pitr_backup:
+            self._job_policy("pitr-backup-network-policy", props, name=contract.PITR_BACKUP_NETWORK_POLICY,
+                             component=contract.PITR_BACKUP_COMPONENT, egress=[
+                                 dns_egress,
+                                 k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PGBACKREST_PORT)]),
+                                 *object_store_egress])
+
+    def _job_policy(self, id: str, props: NetworkIsolationProps, *, name: str, component: str,
+                    egress: list[k8s.NetworkPolicyEgressRule]) -> None:
+        """A backup job's policy: its pods (selected by component) reach only `egress`."""
         k8s.KubeNetworkPolicy(
             self,
-            "backup-network-policy",
-            metadata=k8s.ObjectMeta(
-                name=contract.BACKUP_NETWORK_POLICY,
-                namespace=props.namespace,
-                labels={**props.labels, "app.kubernetes.io/component": contract.BACKUP_COMPONENT},
-            ),
+            id,
+            metadata=k8s.ObjectMeta(name=name, namespace=props.namespace,
+                                    labels={**props.labels, "app.kubernetes.io/component": component}),
             spec=k8s.NetworkPolicySpec(
-                pod_selector=k8s.LabelSelector(match_labels=backup_selector),
+                pod_selector=k8s.LabelSelector(match_labels=contract.selector_labels(component)),
                 # Nothing connects to a backup job: no ingress rule denies all ingress.
                 policy_types=["Ingress", "Egress"],
-                egress=[dns_egress, database_egress],
+                egress=egress,
             ),
         )
-        if props.pitr_backup:
-            k8s.KubeNetworkPolicy(
-                self,
-                "pitr-backup-network-policy",
-                metadata=k8s.ObjectMeta(
-                    name=contract.PITR_BACKUP_NETWORK_POLICY,
-                    namespace=props.namespace,
-                    labels={**props.labels, "app.kubernetes.io/component": contract.PITR_BACKUP_COMPONENT},
-                ),
-                spec=k8s.NetworkPolicySpec(
-                    pod_selector=k8s.LabelSelector(match_labels=pitr_backup_selector),
-                    policy_types=["Ingress", "Egress"],
-                    egress=[dns_egress,
-                            k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PGBACKREST_PORT)]),
-                            *object_store_egress],
-                ),
-            )

@@ -49,12 +49,34 @@ class PoolerProps(BaseModel):
     """The pooler's certificate and key as tls.crt/tls.key (required)."""
     ca: SecretFiles
     """The CA as ca.crt: the database's certificate is checked against it (required)."""
+    exporter: PoolerExporterProps | None = None
+    """The metrics exporter sidecar. Left out: none (metrics off)."""
     pdb_min_available: int | None = None
     """minAvailable of the PodDisruptionBudget. Left out: no budget."""
     required_anti_affinity: bool = False
     """Never two pooler pods on one node. Left out: preferred only."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy. Left out: IfNotPresent."""
+
+
+class PoolerExporterProps(BaseModel):
+    """The pgbouncer_exporter sidecar: it reads PgBouncer's admin console over the
+    Unix socket as the stats user."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image: str
+    """Image reference of the exporter (required)."""
+    resources: Resources
+    """Requests and limits of the exporter (required)."""
+
+
+def exporter_connection() -> str:
+    """The exporter's connection to the admin console (lib/pq key=value form): the
+    socket PgBouncer listens on beside its TCP port; the password from the pgpass
+    file pooler.sh writes there."""
+    return (f"host={contract.POOLER_SOCKET_DIR} port={contract.PORT} dbname={contract.POOLER_ADMIN_DATABASE} "
+            f"user={contract.POOLER_STATS_USER} sslmode=disable")
 
 
 def pooler_scripts() -> dict[str, str]:
@@ -143,12 +165,30 @@ class Pooler(Construct):
                 k8s.VolumeMount(name="tls", mount_path=contract.POOLER_TLS_DIR, read_only=True),
                 k8s.VolumeMount(name="ca", mount_path=contract.POOLER_CA_DIR, read_only=True),
                 k8s.VolumeMount(name="run", mount_path=contract.POOLER_RUN_DIR),
+                *([k8s.VolumeMount(name="socket", mount_path=contract.POOLER_SOCKET_DIR)] if props.exporter else []),
             ],
             security_context=restricted_container(uid),
         )
         config_items = [k8s.KeyToPath(key=name, path=name)
                         for name in (contract.POOLER_CONFIG_FILE, contract.POOLER_HBA_FILE)]
         script_items = [k8s.KeyToPath(key=name, path=name) for name in pooler_scripts()]
+        containers = [container]
+        volumes = [
+            k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(
+                name=contract.POOLER, items=config_items, default_mode=CONFIG_FILE_MODE)),
+            k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
+                name=contract.POOLER, items=script_items, default_mode=SCRIPT_FILE_MODE)),
+            secret_volume("secrets", props.password),
+            secret_volume("tls", props.tls),
+            secret_volume("ca", props.ca),
+            # The auth file (a password): in memory, never on the node's disk.
+            k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=quantity("1Mi"))),
+        ]
+        if props.exporter is not None:
+            containers.append(self._exporter(props.exporter, props.image_pull_policy))
+            # The Unix socket: a folder of its own, so the exporter never sees the auth file.
+            volumes.append(k8s.Volume(name="socket", empty_dir=k8s.EmptyDirVolumeSource(
+                medium="Memory", size_limit=quantity("1Mi"))))
         return k8s.PodSpec(
             service_account_name=contract.POOLER,
             automount_service_account_token=False,
@@ -160,17 +200,33 @@ class Pooler(Construct):
             # PgBouncer's SIGTERM waits for its clients to leave; after this the kubelet ends it.
             termination_grace_period_seconds=30,
             security_context=restricted_pod(uid),
-            containers=[container],
-            volumes=[
-                k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(
-                    name=contract.POOLER, items=config_items, default_mode=CONFIG_FILE_MODE)),
-                k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-                    name=contract.POOLER, items=script_items, default_mode=SCRIPT_FILE_MODE)),
-                secret_volume("secrets", props.password),
-                secret_volume("tls", props.tls),
-                secret_volume("ca", props.ca),
-                # The auth file (a password): in memory, never on the node's disk.
-                k8s.Volume(name="run", empty_dir=k8s.EmptyDirVolumeSource(medium="Memory",
-                                                                          size_limit=quantity("1Mi"))),
+            containers=containers,
+            volumes=volumes,
+        )
+
+    @staticmethod
+    def _exporter(props: PoolerExporterProps, image_pull_policy: str) -> k8s.Container:
+        def probe(failures: int) -> k8s.Probe:
+            # The landing page, not /metrics: a probe must not query PgBouncer.
+            return k8s.Probe(
+                http_get=k8s.HttpGetAction(path="/", port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME)),
+                period_seconds=10, timeout_seconds=5, failure_threshold=failures)
+
+        return k8s.Container(
+            name=contract.POOLER_EXPORTER_CONTAINER,
+            image=props.image,
+            image_pull_policy=image_pull_policy,
+            args=[f"--web.listen-address=:{contract.POOLER_METRICS_PORT}", "--log.format=json"],
+            env=[
+                k8s.EnvVar(name="PGBOUNCER_EXPORTER_CONNECTION_STRING", value=exporter_connection()),
+                k8s.EnvVar(name="PGPASSFILE", value=contract.POOLER_STATS_PASSFILE),
             ],
+            ports=[k8s.ContainerPort(name=contract.METRICS_PORT_NAME, container_port=contract.POOLER_METRICS_PORT,
+                                     protocol="TCP")],
+            resources=resource_requirements(props.resources),
+            readiness_probe=probe(3), liveness_probe=probe(6),
+            # Read-only is enough to connect to a socket.
+            volume_mounts=[k8s.VolumeMount(name="socket", mount_path=contract.POOLER_SOCKET_DIR, read_only=True)],
+            # PgBouncer's uid: the pgpass file is its, mode 0600 (contract.POOLER_STATS_PASSFILE).
+            security_context=restricted_container(contract.POOLER_UID),
         )

@@ -20,7 +20,7 @@ from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pitr_backup import PitrBackup, PitrBackupProps
-from constructs.pooler import Pooler, PoolerProps
+from constructs.pooler import Pooler, PoolerExporterProps, PoolerProps
 from constructs.restore_job import RestoreJobProps
 from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
@@ -329,10 +329,11 @@ def upgrade_job_props(values: ChartValues, *, new_image: str, new_tag: str, new_
 
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,
                         argo_presync: bool = False, client_secret: str | None = None,
-                        annotations: dict[str, str] | None = None) -> MigrationJobProps:
+                        annotations: dict[str, str] | None = None,
+                        driver: str = env.DEFAULT_DRIVER) -> MigrationJobProps:
     """The schema-migration Job: the application's image as the migration role.
     `client_secret` is the Secret with its client certificate (tls.crt, tls.key),
-    mounted only when the server verifies clients."""
+    mounted only when the server verifies clients; `driver` picks DATABASE_URL's scheme."""
     pg = values.postgres
     client_tls = None
     if pg.tls.enabled and pg.ca.verify_clients and client_secret is not None:
@@ -340,7 +341,7 @@ def migration_job_props(values: ChartValues, *, name: str, image: str, command: 
         client_tls = SecretFiles(secret_name=client_secret, items=dict(zip(names, names)))
     return MigrationJobProps(
         namespace=values.global_.namespace, name=name, version=pg.image.tag, image=image, command=command,
-        environment=env.migration_environment(pg), password_secret=pg.secrets.existing_secret,
+        environment=env.migration_environment(pg, driver), password_secret=pg.secrets.existing_secret,
         password_key=contract.MIGRATOR_PASSWORD_KEY, ca=ca_files(pg) if pg.tls.enabled else None,
         client_tls=client_tls, uid=uid, argo_presync=argo_presync, annotations=annotations or {})
 
@@ -366,13 +367,17 @@ def pooler_props(values: ChartValues) -> PoolerProps:
     pg, namespace = values.postgres, values.global_.namespace
     pooler = pg.pooler
     site = pgbouncer.pod_site(namespace)
-    key = contract.POOLER_PASSWORD_KEY
+    metrics = pgbouncer.metrics_on(pg)
+    keys = [contract.POOLER_PASSWORD_KEY, *([contract.POOLER_STATS_PASSWORD_KEY] if metrics else [])]
+    exporter = PoolerExporterProps(image=pooler.exporter.image.reference,
+                                   resources=resources(pooler.exporter.resources)) if metrics else None
     return PoolerProps(
         namespace=namespace, image=pooler.image.reference, version=pooler.image.tag, replicas=pooler.replicas,
-        config=pgbouncer.render_pgbouncer_ini(pg, site), hba=pgbouncer.render_pooler_hba(), environment=pgbouncer.pooler_environment(site),
+        config=pgbouncer.render_pgbouncer_ini(pg, site), hba=pgbouncer.render_pooler_hba(metrics=metrics),
+        environment=pgbouncer.pooler_environment(site, metrics=metrics),
         resources=resources(pooler.resources),
-        password=SecretFiles(secret_name=pg.secrets.existing_secret, items={key: key}),
-        tls=pooler_tls_files(pg), ca=ca_files(pg),
+        password=SecretFiles(secret_name=pg.secrets.existing_secret, items={key: key for key in keys}),
+        tls=pooler_tls_files(pg), ca=ca_files(pg), exporter=exporter,
         pdb_min_available=pooler.pod_disruption_budget.min_available if pooler.pod_disruption_budget.enabled else None,
         required_anti_affinity=pooler.anti_affinity == "required", image_pull_policy=values.global_.image_pull_policy)
 
@@ -405,7 +410,7 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
-            pitr_backups=pitr_backup_schedules(pg))
+            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
     if pg.replicas > 1:
@@ -416,14 +421,16 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     if board.enabled:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
-        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1),
+        dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1,
+                                                                          pooler=pg.pooler.enabled),
                                          namespace=board.namespace,
                                          labels=board.labels)
     return MetricsProps(
         namespace=namespace, database_selector=database.selector, version=metrics.image.tag,
         service_monitor=ServiceMonitorProps(interval=sm.interval, scrape_timeout=sm.scrape_timeout, labels=sm.labels)
         if sm.enabled else None,
-        prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni)
+        prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni,
+        pooler_selector=contract.selector_labels(contract.POOLER_COMPONENT) if pg.pooler.enabled else None)
 
 
 # --- composition -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pgbundle import contract
 from pgbundle.app import DEFAULT_RESTORE_JOBS
+from pgbundle.pgconf.env import DEFAULT_DRIVER, URL_SCHEMES
 from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
@@ -93,15 +94,13 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
-    from pgbundle.workstation import backup_local
+    from pgbundle.workstation import backup_local, pitr_local
+    from pgbundle.workstation.cluster import LocalCluster
     from pgbundle.workstation.localpod import LocalPod, LocalPodError
     from pgbundle.workstation.localpooler import LocalPooler
     from pgbundle.workstation.migrate_manifest import MigrateError, run_local
     from pgbundle.workstation.restore_manifest import RestoreError
-
-    from pgbundle.workstation.cluster import LocalCluster
-
-    from pgbundle.workstation import pitr_local
+    from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
 
     pitr = args.command == "restore" and args.backup is None
     if args.command == "restore" and args.backup is None and args.from_state is None:
@@ -129,11 +128,10 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
                 raise Failed(f"patronictl exited with status {status}")
             return
         if args.command == "upgrade":
-            from pgbundle.workstation.upgrade_local import upgrade
             if LocalCluster.holds_cluster(args.state):
-                raise Failed("`local upgrade` upgrades a single-instance state; a cluster follows README.md, "
-                             "'Major-version upgrades', Patroni")
-            print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
+                print(json.dumps(upgrade_cluster(LocalCluster(args.state), args.to_major)))
+            else:
+                print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
             return
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
             _cluster(ctx, args, LocalCluster(args.state), values, values_path)
@@ -164,7 +162,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
         elif args.command == "migrate":
-            status = run_local(pod, values, args.argv)
+            status = run_local(pod, values, args.argv, args.driver)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
         elif pitr:
@@ -301,13 +299,19 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _driver_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--driver", choices=list(URL_SCHEMES), default=DEFAULT_DRIVER,
+                        help="the client driver DATABASE_URL names: libpq (postgresql://, the default), psycopg2 "
+                             "(postgresql+psycopg2://, SQLAlchemy 2.0's default) or psycopg (postgresql+psycopg://)")
+
+
 def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
 
     try:
         sys.stdout.write(migrate_manifest(ctx.values(args), image=args.image, command=args.argv, name=args.name,
                                           argo_presync=args.argo_presync, uid=args.uid,
-                                          client_secret=args.client_secret))
+                                          client_secret=args.client_secret, driver=args.driver))
     except MigrateError as err:
         raise BadInput(str(err)) from None
 
@@ -370,6 +374,7 @@ def parser() -> argparse.ArgumentParser:
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND in the current folder with the migration Job's environment, against the "
                               "local pod")
+    _driver_argument(run)
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
     ctl = pod.add_parser("patronictl", usage="%(prog)s --state DIR -- ARGS...",
                          help="run patronictl against the local cluster (replicas >= 2) with a member's configuration "
@@ -414,6 +419,7 @@ def parser() -> argparse.ArgumentParser:
                          help=f"uid/gid the container runs as (default {contract.MIGRATE_UID})")
     migrate.add_argument("--client-secret", help="Secret with the Job's client certificate (tls.crt, tls.key); "
                                                  "required when postgres.ca.verifyClients is true")
+    _driver_argument(migrate)
     migrate.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
 
     upgrade = commands.add_parser("upgrade-manifest", parents=[values],

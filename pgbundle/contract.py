@@ -107,6 +107,9 @@ OPTIONAL_ROLES = {"PG_TEMPORAL_USER": "PG_TEMPORAL", "PG_MONITORING_USER": "PG_M
 TLS_CERT_FILE = "server.crt"
 TLS_KEY_FILE = "server.key"
 CA_CERT_FILE = "ca.crt"
+# The same CA bundle under the keys api-forge's own Temporal Deployment and schema Job
+# mount from the CA Secret (SQL_CA, TLS_CA_FILE), so they start unchanged.
+CA_CERT_ALIASES = ("ca-bundle.crt", "root-ca.crt")
 # Keys of the backup job's client-certificate Secret (postgres-backup-tls), the
 # same whether `secrets generate` or cert-manager writes it; also the file names
 # the job sees.
@@ -120,6 +123,10 @@ METRICS_PORT_NAME = "metrics"
 METRICS_SERVICE = "postgres-metrics"
 SERVICE_MONITOR = "postgres"
 PROMETHEUS_RULE = "postgres"
+# The Markdown page (from the repository's top) with a heading per alert; each
+# alert's runbook_url is `metrics.prometheusRule.runbookBaseUrl` (this page by
+# default) plus `#` and the heading's anchor. Moving the runbook is this one line.
+RUNBOOK_PAGE = "README.md"
 DASHBOARD_CONFIG_MAP = "postgres-dashboard"
 MONITORING_ROLE = "monitoring"  # LOGIN, member of pg_monitor only
 # postgres-exporter release (the image tag's default) whose collectors
@@ -205,6 +212,24 @@ POOLER_AUTH_SCHEMA = "pgbouncer"  # owned by the superuser; only the auth role m
 POOLER_AUTH_FUNCTION_NAME = "user_secret"
 POOLER_AUTH_FUNCTION = f"{POOLER_AUTH_SCHEMA}.{POOLER_AUTH_FUNCTION_NAME}"
 POOLER_PASSWORD_KEY = ROLE_PASSWORD_KEYS["PG_POOLER_AUTH_USER"]
+# The pooler's metrics (with postgres.metrics): prometheus-community's pgbouncer_exporter
+# beside PgBouncer, reading its admin console as POOLER_STATS_USER, a PgBouncer-only
+# login (stats_users: SHOW commands only; no PostgreSQL role) whose password is a key
+# of the passwords Secret. It connects over a Unix socket in a folder only the two
+# containers share. pgbundle/monitoring/metric_catalog.py was checked against
+# POOLER_EXPORTER_VERSION's collector.go.
+POOLER_EXPORTER_CONTAINER = "pgbouncer-exporter"
+POOLER_EXPORTER_VERSION = "v0.12.1"
+POOLER_METRICS_PORT = 9127  # the exporter's default
+POOLER_METRICS_SERVICE = "postgres-pooler-metrics"
+POOLER_STATS_USER = "pgbouncer_stats"
+POOLER_STATS_PASSWORD_KEY = "postgres_pooler_stats_pw"
+POOLER_ADMIN_DATABASE = "pgbouncer"  # PgBouncer's admin console
+POOLER_SOCKET_DIR = "/var/run/pgbouncer-socket"
+# The stats user's password as a pgpass file in the socket's folder, written by
+# pooler.sh, mode 0600: lib/pq (the exporter's driver) ignores a group-readable
+# one, which every Secret file is under fsGroup. Hence the exporter runs as POOLER_UID.
+POOLER_STATS_PASSFILE = f"{POOLER_SOCKET_DIR}/pgpass"
 
 # Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster
 # inside every repository; the volume repository sits in a folder of the backups
@@ -243,6 +268,7 @@ def password_keys(*, temporal: bool, metrics: bool, ha: bool = False, pooler: bo
     (`cipher`: PITR's encryption passphrase)."""
     optional = {TEMPORAL_PASSWORD_KEY: temporal, MONITORING_PASSWORD_KEY: metrics, POOLER_PASSWORD_KEY: pooler}
     keys = [SUPERUSER_PASSWORD_KEY, *(k for k in ROLE_PASSWORD_KEYS.values() if optional.get(k, True))]
+    keys += [POOLER_STATS_PASSWORD_KEY] if pooler and metrics else []
     keys += list(HA_PASSWORD_KEYS) if ha else []
     return keys + [CIPHER_PASS_KEY] if cipher else keys
 

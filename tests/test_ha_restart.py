@@ -15,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -23,13 +25,14 @@ import yaml
 
 import main
 from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
+from pgbundle import contract
 from pgbundle.workstation.cluster import LocalCluster, MemberStatus
 from pgbundle.workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
 
 TOP = Path(main.__file__).resolve().parent
-FIRST = "postgres-0"
+FIRST = contract.BOOTSTRAP_MEMBER  # the member that adopts existing data; the leadership moves off it
 
 
 def local(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -142,31 +145,46 @@ def test_down_on_the_clusters_pod_folder_is_refused_and_stops_nothing(cluster):
     assert {m.name: m.patroni_pid for m in cluster.status()} == before
 
 
-def test_full_stop_after_a_switchover_comes_back_whole(cluster):
-    lead_elsewhere(cluster)
+T = TypeVar("T")
+
+
+def stop_while_writing(cluster: LocalCluster, stop: Callable[[WriteProbe], T]) -> tuple[WriteProbe, T]:
+    """Writes go on while `stop` stops every member; the probe (stopped) and what `stop` returned."""
     writes = probe(cluster)
     try:
         wait_for(lambda: len(writes.acknowledged) >= 20, 30, "writes before the stop")
-        down = local("down", "--state", str(cluster.state))  # postgres-0 first, while writes go on
+        stopped = stop(writes)
     finally:
         writes.stop()
+    return writes, stopped
+
+
+def come_back(cluster: LocalCluster, writes: WriteProbe, stop: str) -> MemberStatus:
+    """`local up` after a full stop; the leader once every member is back whole."""
+    moment = time.monotonic()
+    again = up(cluster)
+    assert again.returncode == 0, again.stderr
+    leader = assert_back(cluster, writes)
+    print(f"{stop}: `local up` back in {time.monotonic() - moment:.1f}s")
+    return leader
+
+
+def test_full_stop_after_a_switchover_comes_back_whole(cluster):
+    lead_elsewhere(cluster)
+    # postgres-0 first, while writes go on
+    writes, down = stop_while_writing(cluster, lambda _: local("down", "--state", str(cluster.state)))
     assert down.returncode == 0, down.stderr
     stopped = status(cluster)
     assert (stopped["state"], stopped["pid"], stopped["port"]) == ("stopped", None, None)
     assert [(m["name"], m["role"], m["state"]) for m in stopped["members"]] == [
         (f"postgres-{n}", None, "stopped") for n in range(MEMBERS)]
-    moment = time.monotonic()
-    again = up(cluster)
-    assert again.returncode == 0, again.stderr
-    assert_back(cluster, writes)
-    print(f"full stop with `local down`: `local up` back in {time.monotonic() - moment:.1f}s")
+    come_back(cluster, writes, "full stop with `local down`")
 
 
 def test_full_stop_with_the_leader_stopped_last_comes_back_on_that_leader(cluster):
     leader = lead_elsewhere(cluster)
-    writes = probe(cluster)
-    try:
-        wait_for(lambda: len(writes.acknowledged) >= 20, 30, "writes before the stop")
+
+    def leader_last(writes: WriteProbe) -> None:
         for member in sorted((m for m in cluster.status() if m.name != leader.name), key=lambda m: m.name,
                              reverse=True):
             cluster.stop_member(member.name)
@@ -174,30 +192,21 @@ def test_full_stop_with_the_leader_stopped_last_comes_back_on_that_leader(cluste
         alone = time.monotonic()
         wait_for(lambda: writes.acknowledged_since(alone) >= 20, 60, "writes on the leader alone")
         cluster.stop_member(leader.name)
-    finally:
-        writes.stop()
+
+    writes, _ = stop_while_writing(cluster, leader_last)
     assert status(cluster)["state"] == "stopped"
-    moment = time.monotonic()
-    again = up(cluster)
-    assert again.returncode == 0, again.stderr
-    assert assert_back(cluster, writes).name == leader.name
-    print(f"full stop, leader last: `local up` back in {time.monotonic() - moment:.1f}s")
+    assert come_back(cluster, writes, "full stop, leader last").name == leader.name
 
 
 def test_full_stop_by_kill_9_of_every_member_comes_back_whole(cluster):
     # A zone outage: every member's Patroni and PostgreSQL gone at once, the DCS
     # still naming the old leader until its lock expires.
     lead_elsewhere(cluster)
-    writes = probe(cluster)
-    try:
-        wait_for(lambda: len(writes.acknowledged) >= 20, 30, "writes before the crash")
+
+    def kill_every_member(_: WriteProbe) -> None:
         for member in cluster.status():
             cluster.kill_member(member.name)
-    finally:
-        writes.stop()
+
+    writes, _ = stop_while_writing(cluster, kill_every_member)
     assert status(cluster)["state"] == "stopped"
-    moment = time.monotonic()
-    again = up(cluster)
-    assert again.returncode == 0, again.stderr
-    assert_back(cluster, writes)
-    print(f"full stop by kill -9: `local up` back in {time.monotonic() - moment:.1f}s")
+    come_back(cluster, writes, "full stop by kill -9")

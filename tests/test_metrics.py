@@ -234,9 +234,14 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def all_alerts(replicas: int = 2) -> list[alerts.Alert]:
+def all_alerts(replicas: int = 2, pooler: bool = True) -> list[alerts.Alert]:
     return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True,
-                                           synchronous_mode=replicas > 1, wal_archiving=True))
+                                           synchronous_mode=replicas > 1, wal_archiving=True, pooler=pooler))
+
+
+def full_dashboard() -> dict:
+    """Every row: Patroni's and the pooler's too."""
+    return json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True))
 
 
 def dashboard_queries(model: dict) -> list[str]:
@@ -256,7 +261,7 @@ def test_every_alert_expression_uses_catalogued_metrics():
 
 
 def test_every_dashboard_query_uses_catalogued_metrics():
-    queries = dashboard_queries(json.loads(dashboard.dashboard_json("ns")))
+    queries = dashboard_queries(full_dashboard())
     assert len(queries) >= 15
     for query in queries:
         assert metric_names(query) <= METRICS.keys(), query
@@ -265,7 +270,7 @@ def test_every_dashboard_query_uses_catalogued_metrics():
 def test_catalogue_has_no_unused_names():
     """Every listed name is used somewhere, so the list stays the truth about our queries."""
     used = set().union(*(metric_names(a.expr) for a in all_alerts()),
-                       *(metric_names(q) for q in dashboard_queries(json.loads(dashboard.dashboard_json("ns")))))
+                       *(metric_names(q) for q in dashboard_queries(full_dashboard())))
     assert used == METRICS.keys()
 
 
@@ -279,7 +284,7 @@ REQUIRED_ALERTS = {
 
 
 def runbook_text() -> str:
-    return (TOP / "README.md").read_text()
+    return (TOP / contract.RUNBOOK_PAGE).read_text()
 
 
 def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth):
@@ -292,7 +297,7 @@ def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth)
         assert annotations["summary"], rule["alert"]
         assert "{{ $value" in annotations["description"], rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
-        assert annotations["runbook_url"] == f"README.md#{rule['alert'].lower()}"
+        assert annotations["runbook_url"] == f"{contract.RUNBOOK_PAGE}#{rule['alert'].lower()}"
         assert rule["alert"].lower() in headings, f"no runbook section for {rule['alert']}"
 
 
@@ -300,8 +305,13 @@ def test_prometheus_rule_carries_every_alert_with_annotations_and_runbook(synth)
 HA_ALERTS = {"PostgresNoPrimary", "PostgresMemberNotStreaming", "PostgresFailover", "PostgresNoSynchronousStandby"}
 
 
+# PgBouncer's alerts (postgres.pooler).
+POOLER_ALERTS = {"PostgresPoolerDown", "PostgresPoolerClientsWaiting", "PostgresPoolerSaturated"}
+
+
 def test_replication_lag_alert_only_with_replicas():
-    assert {a.name for a in all_alerts(replicas=2)} == REQUIRED_ALERTS | HA_ALERTS | {"PostgresWalArchivingFailing"}
+    assert {a.name for a in all_alerts(replicas=2)} == (REQUIRED_ALERTS | HA_ALERTS | POOLER_ALERTS
+                                                         | {"PostgresWalArchivingFailing"})
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 
 

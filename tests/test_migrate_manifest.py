@@ -14,6 +14,7 @@ import cdk8s
 import kubernetes_validate
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from conftest import construct_chart, container
 from constructs.migrate import MigrationJob, MigrationJobProps
@@ -69,6 +70,26 @@ def test_database_url_names_everything_but_the_password():
     assert (url.scheme, url.username, url.password, url.hostname, url.port, url.path) == (
         "postgresql", "appmigrator", None, "postgres", 5432, "/appdb")
     assert parse_qs(url.query) == {"sslmode": ["verify-full"], "sslrootcert": ["/etc/postgres/ca/ca.crt"]}
+
+
+@pytest.mark.parametrize(("driver", "scheme", "sqlalchemy_driver"), [
+    ("libpq", "postgresql", "psycopg2"),  # SQLAlchemy 2.0's default for postgresql:// (2.1's: psycopg)
+    ("psycopg2", "postgresql+psycopg2", "psycopg2"),
+    ("psycopg", "postgresql+psycopg", "psycopg"),
+])
+def test_database_url_names_the_driver_asked_for(driver, scheme, sqlalchemy_driver):
+    url = env(job(driver=driver))["DATABASE_URL"]
+    assert urlsplit(url).scheme == scheme
+    # the query is libpq's whatever the driver: both drivers hand it to libpq
+    assert parse_qs(urlsplit(url).query) == {"sslmode": ["verify-full"], "sslrootcert": ["/etc/postgres/ca/ca.crt"]}
+    assert make_url(url).get_dialect().driver == sqlalchemy_driver
+
+
+def test_cli_refuses_a_driver_it_does_not_know():
+    result = subprocess.run([sys.executable, "main.py", "migrate-manifest", "--image", IMAGE, "--driver", "asyncpg",
+                             "--", "alembic", "upgrade", "head"], capture_output=True, text=True, cwd=TOP)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "argument --driver: invalid choice: 'asyncpg' (choose from 'libpq', 'psycopg2', 'psycopg')" in result.stderr
 
 
 def test_only_the_ca_is_mounted_where_libpq_looks_for_it():

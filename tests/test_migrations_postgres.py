@@ -214,6 +214,23 @@ def test_local_migrate_runs_a_command_with_the_jobs_environment(pod):
     assert placement(pod, "from_cli") == ("app", "appowner")
 
 
+# SQLAlchemy 2.0 (api-forge's pin) with DATABASE_URL alone, as Alembic's env.py uses it.
+SQLALCHEMY_CLIENT = """
+import os, sqlalchemy
+engine = sqlalchemy.create_engine(os.environ["DATABASE_URL"])
+with engine.connect() as conn:
+    print(engine.dialect.driver, *conn.execute(sqlalchemy.text("SELECT session_user, current_user")).one())
+"""
+
+
+def test_local_migrate_gives_sqlalchemy_the_driver_asked_for(pod):
+    result = subprocess.run(
+        [sys.executable, str(Path(main.__file__)), "local", "migrate", "--state", str(pod.state), "--driver", "psycopg",
+         "--", sys.executable, "-c", SQLALCHEMY_CLIENT], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["psycopg", "appmigrator", "appowner"]  # over verify-full TLS: the URL's sslmode
+
+
 def test_local_migrate_passes_the_commands_exit_status(pod):
     result = subprocess.run(
         [sys.executable, str(Path(main.__file__)), "local", "migrate", "--state", str(pod.state), "--",

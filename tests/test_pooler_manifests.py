@@ -162,7 +162,9 @@ def test_objects_of_the_examples(request, variant):
     assert "auth_query" in config[contract.POOLER_CONFIG_FILE]
     template = pod_template(deployment)
     assert violations(template) == []
-    (container,) = template["spec"]["containers"]
+    # PgBouncer, and the exporter beside it (metrics are on in the examples).
+    container, exporter = template["spec"]["containers"]
+    assert exporter["name"] == contract.POOLER_EXPORTER_CONTAINER
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["image"] == f"ghcr.io/cloudnative-pg/pgbouncer:{contract.POOLER_VERSION}"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -268,3 +270,82 @@ def test_the_database_checks_the_auth_password_only_with_the_pooler(synth):
 
     assert contract.POOLER_PASSWORD_KEY in required(ON).split()
     assert contract.POOLER_PASSWORD_KEY not in required({}).split()
+
+
+# --- metrics: the exporter sidecar ------------------------------------------------------
+
+
+def test_exporter_sidecar_pinned_restricted_and_reading_the_admin_console_over_the_socket(production):
+    template = pod_template(production.get("Deployment", contract.POOLER))
+    assert violations(template) == []
+    bouncer, exporter = template["spec"]["containers"]
+    assert exporter["image"] == f"quay.io/prometheuscommunity/pgbouncer-exporter:{contract.POOLER_EXPORTER_VERSION}"
+    assert exporter["securityContext"]["readOnlyRootFilesystem"] is True
+    # PgBouncer's uid: the pgpass file pooler.sh writes is that user's, mode 0600.
+    assert exporter["securityContext"]["runAsUser"] == contract.POOLER_UID
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9127, "protocol": "TCP"}]
+    env = {e["name"]: e for e in exporter["env"]}
+    dsn = dict(part.split("=", 1) for part in env["PGBOUNCER_EXPORTER_CONNECTION_STRING"]["value"].split())
+    assert dsn == {"host": contract.POOLER_SOCKET_DIR, "port": "5432", "dbname": "pgbouncer",
+                   "user": contract.POOLER_STATS_USER, "sslmode": "disable"}
+    # The password: a file pooler.sh writes from the Secret, never a value in the manifest.
+    assert set(env) == {"PGBOUNCER_EXPORTER_CONNECTION_STRING", "PGPASSFILE"}
+    assert env["PGPASSFILE"]["value"] == f"{contract.POOLER_SOCKET_DIR}/pgpass"
+    # The exporter shares the socket's folder only: never the auth file, the Secrets or the keys.
+    assert [m["mountPath"] for m in exporter["volumeMounts"]] == [contract.POOLER_SOCKET_DIR]
+    assert {"mountPath": contract.POOLER_SOCKET_DIR, "name": "socket"} in bouncer["volumeMounts"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["socket"]["emptyDir"]["medium"] == "Memory"
+    assert [i["key"] for i in volumes["secrets"]["secret"]["items"]] == [
+        contract.POOLER_PASSWORD_KEY, contract.POOLER_STATS_PASSWORD_KEY]
+    ini_text = production.get("ConfigMap", contract.POOLER)["data"][contract.POOLER_CONFIG_FILE]
+    assert f"unix_socket_dir = {contract.POOLER_SOCKET_DIR}" in ini_text
+    assert f"stats_users = {contract.POOLER_STATS_USER}" in ini_text
+
+
+def test_metrics_off_leaves_the_pooler_without_exporter_socket_or_stats_user(synth):
+    m = synth({"postgres": {"pooler": {"enabled": True}, "metrics": {"enabled": False}}})
+    template = pod_template(m.get("Deployment", contract.POOLER))
+    assert [c["name"] for c in template["spec"]["containers"]] == [contract.POOLER_CONTAINER]
+    assert "socket" not in {v["name"] for v in template["spec"]["volumes"]}
+    config = m.get("ConfigMap", contract.POOLER)["data"]
+    assert "unix_socket_dir = \n" in config[contract.POOLER_CONFIG_FILE]
+    assert "stats_users" not in config[contract.POOLER_CONFIG_FILE]
+    assert contract.POOLER_STATS_USER not in config[contract.POOLER_HBA_FILE]
+    assert m.find("Service", contract.POOLER_METRICS_SERVICE) is None
+
+
+def test_pooler_metrics_service_is_scraped_by_the_service_monitor(synth):
+    m = synth({"postgres": {"pooler": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}}})
+    service = m.get("Service", contract.POOLER_METRICS_SERVICE)
+    assert service["spec"]["selector"] == m.get("Deployment", contract.POOLER)["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9127, "targetPort": "metrics"}]
+    monitor = m.get("ServiceMonitor", contract.SERVICE_MONITOR)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
+    # ...and not the pooler's own Service, which would be scraped on 5432.
+    assert not monitor["spec"]["selector"]["matchLabels"].items() <= m.get(
+        "Service", contract.POOLER)["metadata"]["labels"].items()
+
+
+def test_network_admits_scrapers_to_the_pooler_exporter_only(production):
+    rules = [d for d in production.docs if d["kind"] == "NetworkPolicy"]
+    pooler = pod_from_template(NAMESPACE, pod_template(production.get("Deployment", contract.POOLER)))
+    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"},
+                     {"kubernetes.io/metadata.name": "monitoring"})
+    app = Pod(NAMESPACE, {"app.kubernetes.io/component": "application"})
+    assert allowed(rules, prometheus, pooler, contract.POOLER_METRICS_PORT)
+    assert not allowed(rules, app, pooler, contract.POOLER_METRICS_PORT)
+    assert not allowed(rules, prometheus, pooler, 5432)
+
+
+def test_the_stats_password_key_only_with_pooler_and_metrics():
+    keys = contract.password_keys
+    assert contract.POOLER_STATS_PASSWORD_KEY in keys(temporal=False, metrics=True, pooler=True)
+    assert contract.POOLER_STATS_PASSWORD_KEY not in keys(temporal=False, metrics=False, pooler=True)
+    assert contract.POOLER_STATS_PASSWORD_KEY not in keys(temporal=False, metrics=True, pooler=False)
+
+
+def test_the_stats_login_name_is_reserved():
+    with pytest.raises(ValuesError, match=r"postgres\.username: 'pgbouncer_stats' is the pooler's metrics login"):
+        parse_values({"postgres": {"username": "pgbouncer_stats", "pooler": {"enabled": True}}})

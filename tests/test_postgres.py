@@ -191,6 +191,21 @@ def test_appuser_may_use_tables_the_owner_creates(pod):
         assert conn.execute("SELECT count(*) FROM owned_by_owner").fetchone() == (1,)
 
 
+@pytest.mark.parametrize(("statement", "message"), [
+    ("TRUNCATE app.migrated", "permission denied for table migrated"),
+    ("CREATE TABLE app.referrer (id int REFERENCES app.migrated (id))", "permission denied for table migrated"),
+    ("CREATE TRIGGER t BEFORE INSERT ON app.migrated FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+     "permission denied for table migrated"),
+    ("SELECT setval('app.migrated_id_seq', 100)", "permission denied for sequence migrated_id_seq"),
+])
+def test_appuser_holds_row_privileges_only_on_migrated_tables(pod, statement, message):
+    as_owner(pod, "CREATE TABLE IF NOT EXISTS app.migrated (id serial PRIMARY KEY)")
+    with connect(pod, "appuser") as conn:
+        conn.execute("INSERT INTO migrated DEFAULT VALUES")  # nextval: USAGE is enough
+        with pytest.raises(DENIED, match=f"^{message}"):
+            conn.execute(statement)
+
+
 @pytest.mark.parametrize(("statement", "error"), [
     ("DROP SCHEMA app CASCADE", "must be owner of schema app"),
     ("DROP DATABASE appdb", "must be owner of database appdb"),
@@ -341,6 +356,33 @@ def test_restart_runs_init_again_and_changes_nothing(pods):
     assert sum(1 for r in log_records(pod) if r.get("ps") == "start.sh" and r["message"] == "ready") == 2
     with connect(pod, "appuser") as conn:
         assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
+
+
+def test_restart_revokes_what_earlier_versions_granted_appuser(pods):
+    pod = pods("least-privilege")
+    as_owner(pod, "CREATE TABLE app.old (id serial PRIMARY KEY)",
+             # what init.sql granted before: on existing objects and by default
+             "GRANT TRUNCATE, REFERENCES, TRIGGER ON app.old TO appuser",
+             "GRANT UPDATE ON app.old_id_seq TO appuser",
+             "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT TRUNCATE, REFERENCES, TRIGGER ON TABLES TO appuser",
+             "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT UPDATE ON SEQUENCES TO appuser")
+    with connect(pod, "appuser") as conn:
+        conn.execute("CREATE TABLE app.own (id int)")
+    restart(pod)
+    as_owner(pod, "CREATE TABLE app.new (id serial PRIMARY KEY)")
+    query = ("SELECT array_agg(a.privilege_type ORDER BY a.privilege_type) FROM pg_class c, aclexplode(c.relacl) a "
+             "WHERE c.oid = %s::regclass AND a.grantee = 'appuser'::regrole")
+    with connect(pod, "postgres") as conn:
+        held = {name: conn.execute(query, (name,)).fetchone()[0]
+                for name in ("app.old", "app.new", "app.old_id_seq", "app.new_id_seq", "app.own")}
+        owner_holds = conn.execute("SELECT array_agg(a.privilege_type ORDER BY a.privilege_type) "
+                                   "FROM aclexplode(acldefault('r', 'appuser'::regrole)) a").fetchone()[0]
+    rows = ["DELETE", "INSERT", "SELECT", "UPDATE"]
+    assert held == {"app.old": rows, "app.new": rows, "app.old_id_seq": ["SELECT", "USAGE"],
+                    "app.new_id_seq": ["SELECT", "USAGE"],
+                    # its own table keeps what an owner holds: it could grant that to itself anyway
+                    "app.own": owner_holds}
+    assert {"TRUNCATE", "REFERENCES", "TRIGGER"} <= set(owner_holds)
 
 
 def test_password_rotation_takes_effect_on_restart(pods):

@@ -12,7 +12,6 @@ then the upgrade, then its re-run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -374,3 +373,40 @@ def test_upgrade_manifest_refuses_a_target_the_job_cannot_reach(image, said):
     refused = upgrade_manifest("--to-image", image)
     assert refused.returncode == 2 and refused.stdout == ""
     assert said in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_upgrade_manifest_for_a_patroni_cluster_is_the_same_job_on_postgres_0s_volume(base):
+    """README.md's Patroni runbook makes postgres-0 the last leader; the Job upgrades its volume."""
+    values = base / "values-ha.yaml"
+    values.write_text(yaml.safe_dump({"postgres": {"replicas": 3, "image": {"tag": "15.14-bookworm"},
+                                                   "ha": {"image": {"repository": "registry.example/pg-ha",
+                                                                    "tag": "15.14-bookworm"}}}}))
+    printed = upgrade_manifest("--values", str(values), "--to-image", "postgres:18.1-bookworm")
+    assert printed.returncode == 0, printed.stderr
+    job = yaml.safe_load(printed.stdout)
+    spec = job["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert (job["metadata"]["name"], claims) == ("postgres-upgrade-18", ["postgres-data-postgres-0"])
+    assert [c["image"] for c in spec["initContainers"]] == ["postgres:15.14-bookworm"]
+    assert [c["image"] for c in spec["containers"]] == ["postgres:18.1-bookworm"]
+
+
+def test_with_pitr_on_a_pgbackrest_that_cannot_back_up_18_stops_the_upgrade_before_anything_changes(pods):
+    """pgBackRest 2.45 (Debian 12's, the image's) refuses PostgreSQL 18: upgrading
+    would leave a database that is neither archived nor backed up."""
+    values = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())
+    pod = pods("pitr-upgrade", values)
+    with superuser(pod) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT generate_series(1, 100) AS id")
+    assert pod.stop() == 0
+    refused = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+    assert refused.returncode == 1
+    (line,) = refused.stderr.splitlines()
+    version = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert line.startswith(f"error: --to-major: 18: postgres.pitr is on and {version} cannot back up "
+                           "PostgreSQL 18 (pgbackrest: ERROR: [046]: unexpected control version = 1800")
+    assert line.endswith("install a pgBackRest that supports it first; nothing was changed")
+    assert data_major(pod) == OLD_MAJOR and not pod.server_file.exists() and not pod.server_dir.exists()
+    pod.start()
+    with superuser(pod) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 100

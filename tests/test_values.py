@@ -236,12 +236,11 @@ def test_mappings_merge_at_any_depth_and_lists_replace():
     assert dns.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "kube-system"}
 
 
-def test_null_drops_a_default_as_in_helm():
+def test_null_means_none_where_the_model_takes_none():
     dns = {"namespaceSelector": None, "podSelector": None, "ipBlock": {"cidr": "10.96.0.10/32"}}
     values = parse_values(pg(networkPolicy={"dns": dns}))
     assert values.postgres.network_policy.dns.ip_block.cidr == "10.96.0.10/32"
     assert values.postgres.network_policy.dns.pod_selector is None
-    assert parse_values(pg(resources=None)).postgres.resources.limits.memory == "4Gi"
 
 
 def test_null_for_an_unknown_key_is_still_an_unknown_key():

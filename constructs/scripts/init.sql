@@ -175,10 +175,20 @@ REVOKE ALL ON SCHEMA :"schema" FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA :"schema" TO :"app_user";
 GRANT USAGE ON SCHEMA :"schema" TO :"read_only_user";
 
--- Existing objects.
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
-    ON ALL TABLES IN SCHEMA :"schema" TO :"app_user";
-GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA :"schema" TO :"app_user";
+-- Existing objects. The application role reads and writes rows and draws
+-- sequence values, nothing more: TRUNCATE, REFERENCES and TRIGGER on tables
+-- and UPDATE (setval) on sequences belong to migrations. Earlier versions
+-- granted them; they are revoked from every object the role does not own
+-- (what it owns, it may grant itself anyway).
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA :"schema" TO :"app_user";
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"app_user";
+SELECT format('REVOKE %s ON %s %s FROM %I',
+              CASE c.relkind WHEN 'S' THEN 'UPDATE' ELSE 'TRUNCATE, REFERENCES, TRIGGER' END,
+              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, :'app_user')
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_roles owner_ ON owner_.oid = c.relowner
+WHERE n.nspname = :'schema' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND owner_.rolname <> :'app_user' \gexec
 GRANT SELECT ON ALL TABLES IN SCHEMA :"schema" TO :"read_only_user";
 GRANT SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"read_only_user";
 
@@ -188,10 +198,14 @@ GRANT SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"read_only_user";
 SELECT format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT %s ON %s TO %I',
               creator, :'schema', grant_.privileges, grant_.objects, grant_.grantee)
 FROM unnest(ARRAY[:'owner_user', 'postgres']) AS creator,
-     (VALUES ('SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER', 'TABLES', :'app_user'),
-             ('USAGE, SELECT, UPDATE', 'SEQUENCES', :'app_user'),
+     (VALUES ('SELECT, INSERT, UPDATE, DELETE', 'TABLES', :'app_user'),
+             ('USAGE, SELECT', 'SEQUENCES', :'app_user'),
              ('SELECT', 'TABLES', :'read_only_user'),
              ('SELECT', 'SEQUENCES', :'read_only_user')) AS grant_(privileges, objects, grantee) \gexec
+SELECT format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I REVOKE %s ON %s FROM %I',
+              creator, :'schema', revoke_.privileges, revoke_.objects, :'app_user')
+FROM unnest(ARRAY[:'owner_user', 'postgres']) AS creator,
+     (VALUES ('TRUNCATE, REFERENCES, TRIGGER', 'TABLES'), ('UPDATE', 'SEQUENCES')) AS revoke_(privileges, objects) \gexec
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_user" IN SCHEMA :"schema"
     GRANT SELECT ON TABLES TO :"read_only_user";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"app_user" IN SCHEMA :"schema"

@@ -170,26 +170,31 @@ wait_postmaster() {
     wait "$postmaster"
 }
 
-until pg_isready -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres; do
-    if ! kill -0 "$postmaster" 2>/dev/null; then
-        status=0
-        wait_postmaster || status=$?
-        fail "PostgreSQL stopped during startup with status $status"
-    fi
-    sleep 0.2
-done
-
-if [[ -n $recovering ]]; then
-    log "recovering from the archive to the restore target"
-    until [[ $(psql -X -At -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
-        -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do
+# Poll until the command given succeeds; a server that stops meanwhile ends
+# the start, naming the phase and the server's exit status.
+wait_while_postmaster_lives() {
+    local phase=$1 status=0
+    shift
+    until "$@"; do
         if ! kill -0 "$postmaster" 2>/dev/null; then
-            status=0
             wait_postmaster || status=$?
-            fail "PostgreSQL stopped during recovery with status $status"
+            fail "PostgreSQL stopped during $phase with status $status"
         fi
         sleep 0.2
     done
+}
+accepts_connections() {
+    pg_isready -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres
+}
+promoted() {
+    [[ $(psql -X -At -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres \
+        -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]
+}
+
+wait_while_postmaster_lives startup accepts_connections
+if [[ -n $recovering ]]; then
+    log "recovering from the archive to the restore target"
+    wait_while_postmaster_lives recovery promoted
     log "recovery finished: promoted"
 fi
 

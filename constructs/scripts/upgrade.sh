@@ -36,6 +36,10 @@ new_data="$PGDATA.upgrade-$new_major"
 old_kept="$PGDATA.old-$old_major"
 socket_dir="$PG_UPGRADE_WORK"
 port=50432
+# The data's own postgresql.conf may name what only the database pod has (Patroni
+# writes one: a log folder on the pod's run volume, the TLS files, archiving): every
+# server this script and pg_upgrade start runs without them, on a socket only.
+server_options="-c logging_collector=off -c ssl=off -c archive_mode=off"
 # Local connections are `peer` (start.sh's initdb): the OS user is the bootstrap superuser.
 superuser=$(id -un)
 (( new_major > old_major )) || fail "the new binaries are PostgreSQL $new_major, not newer than the old ones ($old_major)"
@@ -69,7 +73,7 @@ with_server() {  # with_server BINDIR DATA COMMAND...: run COMMAND against a soc
     local bindir=$1 data=$2 status=0
     shift 2
     "$bindir/pg_ctl" start -w -s -D "$data" -l "$PG_UPGRADE_WORK/server.log" \
-        -o "-c listen_addresses= -c port=$port -c unix_socket_directories=$socket_dir" >/dev/null ||
+        -o "-c listen_addresses= -c port=$port -c unix_socket_directories=$socket_dir $server_options" >/dev/null ||
         fail "the PostgreSQL $(major_of "$bindir") server did not start on $data: $(reason "$PG_UPGRADE_WORK/server.log")"
     "$@" || status=$?
     "$bindir/pg_ctl" stop -w -s -m fast -D "$data" || fail "the server on $data did not stop"
@@ -148,7 +152,7 @@ else
 
     upgrade=("$PG_NEW_BINDIR/pg_upgrade" --old-bindir="$PG_OLD_BINDIR" --new-bindir="$PG_NEW_BINDIR"
         --old-datadir="$PGDATA" --new-datadir="$new_data" --username="$superuser" --socketdir="$socket_dir"
-        --old-port="$port" --new-port="$port")
+        --old-port="$port" --new-port="$port" --old-options="$server_options" --new-options="$server_options")
     if ! "${upgrade[@]}" --check --link >"$PG_UPGRADE_WORK/check.log" 2>&1; then
         cat "$PG_UPGRADE_WORK/check.log" >&2
         show_reports

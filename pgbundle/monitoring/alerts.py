@@ -1,7 +1,8 @@
 """The alerts an on-call engineer needs for the bundled PostgreSQL, as data.
 
-Each alert names its runbook section: README "Runbook" has a heading per alert,
-and `runbook_url` points at its anchor (the alert name in lower case). Every
+Each alert names its runbook section: the runbook page (contract.RUNBOOK_PAGE)
+has a heading per alert, and `runbook_url` points at its anchor (the alert name
+in lower case, GitHub's anchor of that heading). Every
 metric name used here must be listed in pgbundle/monitoring/metric_catalog.py.
 """
 
@@ -25,6 +26,9 @@ LONG_TRANSACTION_SECONDS = 1800
 REPLICATION_LAG_SECONDS = 60
 ROLLBACK_RATIO = 0.1
 ROLLBACKS_PER_SECOND_FLOOR = 1  # below this a high ratio is noise (a few scripted rollbacks)
+# The pooler's clients: the oldest waiting one (PgBouncer's query_wait_timeout, 120 s
+# by default, disconnects it eventually; long before that the application is slow).
+POOLER_WAIT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,17 @@ class AlertScope:
     pitr_backups: tuple[tuple[str, int], ...] = ()
     """The PITR backup CronJobs and the longest time between two of their runs:
     a run that has not succeeded for 1.5 of those is alerted."""
+    pooler: bool = False
+    """PgBouncer runs (postgres.pooler) with its exporter: its alerts too."""
 
     @property
     def exporter(self) -> str:
         # The Prometheus Operator labels every series with the Service it scraped.
         return f'namespace="{self.namespace}", service="{contract.METRICS_SERVICE}"'
+
+    @property
+    def pooler_exporter(self) -> str:
+        return f'namespace="{self.namespace}", service="{contract.POOLER_METRICS_SERVICE}"'
 
     @property
     def data_claims(self) -> str:
@@ -217,6 +227,8 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "also stops the runs from succeeding.",
             )
         )
+    if scope.pooler:
+        found += _pooler_alerts(scope.pooler_exporter)
     if scope.replicas > 1:
         found.append(
             Alert(
@@ -270,6 +282,45 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 )
             )
     return found
+
+
+def _pooler_alerts(px: str) -> list[Alert]:
+    """PgBouncer's, from its exporter sidecar (one series per pooler pod)."""
+    pool = "namespace, pod, database, user"
+    return [
+        Alert(
+            "PostgresPoolerDown",
+            # pgbouncer_up: the exporter cannot read PgBouncer's admin console; up: the
+            # exporter is not scraped; absent: no pooler pod is left at all.
+            f"(pgbouncer_up{{{px}}} == 0) or (up{{{px}}} == 0) or absent(up{{{px}}})",
+            "1m",
+            "critical",
+            "Connection pooler {{ $labels.namespace }}/{{ $labels.pod }} is down",
+            "PgBouncer does not answer its exporter (value {{ $value }}) for 1 minute: clients of the "
+            "Service " + contract.POOLER + " lose this pod's share of connections, or all of them.",
+        ),
+        Alert(
+            "PostgresPoolerClientsWaiting",
+            f"max by ({pool}) (pgbouncer_pools_client_maxwait_seconds{{{px}}}) > {POOLER_WAIT_SECONDS}",
+            "2m",
+            "warning",
+            "Clients of pool {{ $labels.database }}/{{ $labels.user }} wait for a server connection",
+            "The oldest waiting client of {{ $labels.database }}/{{ $labels.user }} on {{ $labels.pod }} has waited "
+            "{{ $value }} s for a server connection; at query_wait_timeout PgBouncer disconnects it.",
+        ),
+        Alert(
+            "PostgresPoolerSaturated",
+            # Clients queue while the pool has no idle server connection: every one it may
+            # open (default_pool_size, max_db_connections) is busy.
+            f"(sum by ({pool}) (pgbouncer_pools_client_waiting_connections{{{px}}}) > 0) "
+            f"and on ({pool}) (sum by ({pool}) (pgbouncer_pools_server_idle_connections{{{px}}}) == 0)",
+            "5m",
+            "warning",
+            "Pool {{ $labels.database }}/{{ $labels.user }} is saturated",
+            "{{ $value }} clients of {{ $labels.database }}/{{ $labels.user }} on {{ $labels.pod }} wait while "
+            "every server connection of the pool is busy, for 5 minutes.",
+        ),
+    ]
 
 
 def rule_groups(scope: AlertScope, runbook_base_url: str) -> list[dict]:

@@ -60,10 +60,46 @@ def _patroni_row(board: dash.Dashboard, ex: str) -> dash.Dashboard:
     )
 
 
-def build(namespace: str, ha: bool = False) -> dash.Dashboard:
+def _pooler_row(board: dash.Dashboard, namespace: str) -> dash.Dashboard:
+    """Panels from the pooler pods' exporter: clients served and waiting, server connections, throughput."""
+    px = f'namespace="{namespace}", service="{contract.POOLER_METRICS_SERVICE}"'
+    rate = "$__rate_interval"
+    return (
+        board.with_row(dash.Row("Connection pooler (PgBouncer)"))
+        .with_panel(_timeseries("Pooler up (per pod)", "short",
+                                _query(f"max by (pod) (pgbouncer_up{{{px}}})", "{{pod}}"), width=8))
+        .with_panel(_timeseries(
+            "Client connections", "short",
+            _query(f"sum by (database) (pgbouncer_pools_client_active_connections{{{px}}})", "active {{database}}"),
+            _query(f"sum by (database) (pgbouncer_pools_client_waiting_connections{{{px}}})", "waiting {{database}}",
+                   "B"), width=8))
+        .with_panel(_timeseries(
+            "Longest client wait", "s",
+            _query(f"max by (database, user) (pgbouncer_pools_client_maxwait_seconds{{{px}}})", "{{database}}/{{user}}"),
+            width=8))
+        .with_panel(_timeseries(
+            "Server connections (per pod) and the pod's limit", "short",
+            _query(f"sum by (pod, database) (pgbouncer_pools_server_active_connections{{{px}}})", "active {{pod}} {{database}}"),
+            _query(f"sum by (pod, database) (pgbouncer_pools_server_idle_connections{{{px}}})", "idle {{pod}} {{database}}", "B"),
+            _query(f"max by (database) (pgbouncer_databases_max_connections{{{px}}})", "max_db_connections {{database}}",
+                   "C"),
+            _query(f"max by (database) (pgbouncer_databases_current_connections{{{px}}})", "busiest pod {{database}}",
+                   "D")))
+        .with_panel(_timeseries(
+            "Transactions through the pooler, and client wait per transaction", "short",
+            _query(f"sum by (database) (rate(pgbouncer_stats_totals_sql_transactions_pooled_total{{{px}}}[{rate}]))",
+                   "transactions/s {{database}}"),
+            _query(f"sum by (database) (rate(pgbouncer_stats_totals_client_wait_seconds_total{{{px}}}[{rate}])) "
+                   f"/ sum by (database) (rate(pgbouncer_stats_totals_sql_transactions_pooled_total{{{px}}}[{rate}]))",
+                   "wait s/transaction {{database}}", "B")))
+    )
+
+
+def build(namespace: str, ha: bool = False, pooler: bool = False) -> dash.Dashboard:
     ex = f'namespace="{namespace}", service="{contract.METRICS_SERVICE}"'
     board = _build(namespace, ex)
-    return _patroni_row(board, ex) if ha else board
+    board = _patroni_row(board, ex) if ha else board
+    return _pooler_row(board, namespace) if pooler else board
 
 
 def _build(namespace: str, ex: str) -> dash.Dashboard:
@@ -196,10 +232,10 @@ def _build(namespace: str, ex: str) -> dash.Dashboard:
     )
 
 
-def dashboard_json(namespace: str, ha: bool = False) -> str:
+def dashboard_json(namespace: str, ha: bool = False, pooler: bool = False) -> str:
     """The dashboard as the JSON Grafana's sidecar loads (stable key order); with
-    `ha`, Patroni's panels too."""
-    model = build(namespace, ha).build()
+    `ha`, Patroni's panels too; with `pooler`, PgBouncer's."""
+    model = build(namespace, ha, pooler).build()
     # Grafana keys panel state by id: give each panel (rows too) its own.
     for number, panel in enumerate(model.panels, start=1):
         panel.id_val = number

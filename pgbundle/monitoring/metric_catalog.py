@@ -15,6 +15,22 @@ KUBE_STATE_METRICS_VERSION = "v2.x (checked against v2.13)"
 # Collectors the exporter runs beyond its defaults; names listed below depend on them.
 EXTRA_COLLECTORS = ("stat_statements", "database_wraparound")
 
+# pgbouncer_exporter (contract.POOLER_EXPORTER_VERSION, collector.go): each metric is
+# a column of an admin-console SHOW command, named pgbouncer_<list>_<its mapping>.
+# name -> (SHOW command, column); tests/test_pooler_metrics.py runs each command
+# as the exporter's stats user against the real PgBouncer and finds each column.
+POOLER_COLUMNS: dict[str, tuple[str, str]] = {
+    "pgbouncer_pools_client_active_connections": ("POOLS", "cl_active"),
+    "pgbouncer_pools_client_waiting_connections": ("POOLS", "cl_waiting"),
+    "pgbouncer_pools_client_maxwait_seconds": ("POOLS", "maxwait"),
+    "pgbouncer_pools_server_active_connections": ("POOLS", "sv_active"),
+    "pgbouncer_pools_server_idle_connections": ("POOLS", "sv_idle"),
+    "pgbouncer_databases_current_connections": ("DATABASES", "current_connections"),
+    "pgbouncer_databases_max_connections": ("DATABASES", "max_connections"),
+    "pgbouncer_stats_totals_sql_transactions_pooled_total": ("STATS_TOTALS", "xact_count"),
+    "pgbouncer_stats_totals_client_wait_seconds_total": ("STATS_TOTALS", "wait_time"),
+}
+
 # name -> "source: collector" (the flag that must stay enabled for it to exist)
 METRICS: dict[str, str] = {
     # Prometheus itself, for every scrape target.
@@ -45,6 +61,9 @@ METRICS: dict[str, str] = {
     "pg_stat_statements_seconds_total": "postgres-exporter: stat_statements",
     "pg_database_wraparound_age_datfrozenxid_seconds": "postgres-exporter: database_wraparound "
     "(despite the suffix: age(datfrozenxid) in transactions)",
+    # pgbouncer_exporter beside PgBouncer (postgres.pooler with metrics on).
+    "pgbouncer_up": "pgbouncer-exporter: 1 when the last scrape's SHOW commands succeeded",
+    **{name: f"pgbouncer-exporter: SHOW {command} column {column}" for name, (command, column) in POOLER_COLUMNS.items()},
     # kubelet (cAdvisor endpoint scraped by kube-prometheus).
     "kubelet_volume_stats_available_bytes": "kubelet: volume stats (label persistentvolumeclaim)",
     "kubelet_volume_stats_capacity_bytes": "kubelet: volume stats",

@@ -124,15 +124,23 @@ URL_QUERY = {"PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert", "PGSSLCERT"
 MIGRATE_APPLICATION_NAME = "migrate"  # pg_stat_activity.application_name of the migration Job's sessions
 
 
-def database_url(env: dict[str, str]) -> str:
+# The URL's scheme per client driver. A plain `postgresql://` is what libpq itself
+# (psql, psycopg.connect) takes, but SQLAlchemy reads it as its default driver:
+# psycopg2 up to 2.0, psycopg (3) from 2.1. Both drivers are libpq, so both take
+# the query's sslmode, sslrootcert, sslcert and sslkey as they are.
+URL_SCHEMES = {"libpq": "postgresql", "psycopg2": "postgresql+psycopg2", "psycopg": "postgresql+psycopg"}
+DEFAULT_DRIVER = "libpq"
+
+
+def database_url(env: dict[str, str], driver: str = DEFAULT_DRIVER) -> str:
     """A libpq/SQLAlchemy URL from libpq variables, without a password: libpq
-    (and asyncpg) take the password a connection string lacks from PGPASSWORD."""
+    takes the password a connection string lacks from PGPASSWORD."""
     query = {name: env[var] for var, name in URL_QUERY.items() if var in env}
-    return (f"postgresql://{quote(env['PGUSER'], safe='')}@{env['PGHOST']}:{env['PGPORT']}/"
+    return (f"{URL_SCHEMES[driver]}://{quote(env['PGUSER'], safe='')}@{env['PGHOST']}:{env['PGPORT']}/"
             f"{quote(env['PGDATABASE'], safe='')}?{urlencode(query, safe='/')}")
 
 
-def migration_environment(pg: PostgresValues) -> dict[str, str]:
+def migration_environment(pg: PostgresValues, driver: str = DEFAULT_DRIVER) -> dict[str, str]:
     """The migration Job's environment but the password (PGPASSWORD, from the
     Secret): libpq variables, PGOPTIONS and DATABASE_URL. PGOPTIONS repeats what
     the migration role's own settings do at connect (act as the owner, the
@@ -144,5 +152,5 @@ def migration_environment(pg: PostgresValues) -> dict[str, str]:
         "PGAPPNAME": MIGRATE_APPLICATION_NAME,
         "PGOPTIONS": f"-c role={pg.owner_username} -c search_path={pg.schema_},public",
     })
-    env["DATABASE_URL"] = database_url(env)
+    env["DATABASE_URL"] = database_url(env, driver)
     return env

@@ -8,6 +8,8 @@ from pgbundle.values.cron import CronSchedule
 from pgbundle.values.fields import DnsLabel, PgName, ResourceAmounts, ResourcesValues, TimeZone, Values
 
 class RetentionValues(Values):
+    """How many dumps the backup job keeps."""
+
     count: int = 7
     """Backup sets kept: after a verified run, all but the newest `count` are
     deleted. 1 to 1000. Left out: 7."""
@@ -30,6 +32,8 @@ class RetentionValues(Values):
 
 
 class BackupResourcesValues(ResourcesValues):
+    """Requests and limits of the backup job's container."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="250m", memory="256Mi")
     """Scheduling requests of the backup pod. Left out: 250m CPU, 256Mi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="1Gi")
@@ -38,6 +42,8 @@ class BackupResourcesValues(ResourcesValues):
 
 
 class ClientCertificateValues(Values):
+    """The backup job's client certificate, used when the server verifies clients."""
+
     existing_secret: DnsLabel = "postgres-backup-tls"
     """Secret (type kubernetes.io/tls: `tls.crt`, `tls.key`) with the backup job's
     client certificate, signed by the CA in `ca.existingSecret`. Mounted only when
@@ -45,6 +51,8 @@ class ClientCertificateValues(Values):
 
 
 class BackupValues(Values):
+    """Logical backups: a CronJob dumping each database to the volume `postgres-backups`."""
+
     enabled: bool = True
     """Emit the CronJob `postgres-backup` (needs `persistence.backups.enabled`).
     Left out: true."""

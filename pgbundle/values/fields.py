@@ -109,7 +109,8 @@ class Values(BaseModel):
     strict types (YAML's `true` is not the integer 1, nor `"5"` the number 5)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=True
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=True,
+        use_attribute_docstrings=True,
     )
 
 
@@ -145,6 +146,7 @@ class ImageValues(Values):
 
     repository: ImageRepository
     tag: ImageTag | None = None
+    """Image tag, pinned (never `latest`). Required unless `digest` is set."""
     digest: Digest | None = None
     """`sha256:...` digest; when set it is used instead of the tag. Left out: the tag."""
 
@@ -177,6 +179,8 @@ def image_reference(text: str) -> ImageValues:
 
 
 class PostgresImageValues(ImageValues):
+    """The database image (the official `postgres` image unless `ha.image` is needed)."""
+
     repository: ImageRepository = "postgres"
     """Image repository. Left out: the official `postgres` image (Debian, uid 999)."""
     tag: ImageTag = "17.6-bookworm"
@@ -211,11 +215,17 @@ class PostgresImageValues(ImageValues):
 
 
 class ResourceAmounts(Values):
+    """A CPU and a memory amount (Kubernetes quantities)."""
+
     cpu: CpuQuantity
+    """CPU, such as 500m or 2."""
     memory: MemoryQuantity
+    """Memory, such as 1Gi or 512Mi."""
 
 
 class ResourcesValues(Values):
+    """Requests and limits of the database container."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="500m", memory="1Gi")
     """Scheduling requests. Left out: 500m CPU, 1Gi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="2000m", memory="4Gi")

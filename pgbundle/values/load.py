@@ -1,7 +1,7 @@
 """Reading a values file: YAML (pgbundle/values/source.py), merged into the
-defaults as Helm does (merge.py), validation into the model and of
-config.parameters (parameters.py), errors that name the field and the fix, and
-warnings about settings that work but deserve a look."""
+defaults as Helm does (merge.py), a null where the model takes none refused
+(nulls.py), validation into the model and of config.parameters
+(parameters.py), errors that name the field and the fix, and warnings about settings that work but deserve a look."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from pgbundle.values.merge import merge
 from pgbundle.values.models import ChartValues
+from pgbundle.values.nulls import null_problems
 from pgbundle.values.parameters import problems_in as parameter_problems
 from pgbundle.values.source import SourceError, read_values_file
 
@@ -28,10 +29,15 @@ _RETIRED_KEYS = {
 }
 
 
-def _describe(error: dict) -> str:
+def _location(loc: tuple) -> str:
     location = ""
-    for part in error["loc"]:
+    for part in loc:
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
+    return location
+
+
+def _describe(error: dict) -> str:
+    location = _location(error["loc"])
     if error["type"] == "extra_forbidden":
         retired = _RETIRED_KEYS.get(tuple(str(p) for p in error["loc"]))
         if retired:
@@ -55,12 +61,15 @@ def parse_values(data: object, source: str = "values") -> ChartValues:
         data = {}
     if not isinstance(data, dict):
         raise ValuesError(f"{source}: the top level must be a mapping with keys global and postgres")
+    nulls = null_problems(data)
     data = merge(_defaults(), data)
-    problems = parameter_problems(data)
+    problems = list(nulls.values()) + parameter_problems(data)
     try:
         values = ChartValues.model_validate(data)
     except ValidationError as err:
-        problems = [_describe(e) for e in err.errors()] + problems
+        # A refused null is reported once, by null_problems, not again as a type error.
+        errors = [e for e in err.errors() if _location(e["loc"]) not in nulls]
+        problems = [_describe(e) for e in errors] + problems
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise ValuesError(f"{source} is not valid:\n{listed}")

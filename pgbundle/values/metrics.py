@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pgbundle.contract import EXPORTER_VERSION
+from pgbundle.contract import EXPORTER_VERSION, RUNBOOK_PAGE
 from pgbundle.values.durations import prometheus_duration_seconds
 from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
 from pgbundle.values.names import ImageRepository, ImageTag, Labels, Printable
@@ -12,6 +12,8 @@ from pgbundle.values.network import NetworkPolicyPeer
 
 
 class ExporterImageValues(ImageValues):
+    """The postgres-exporter image."""
+
     repository: ImageRepository = "quay.io/prometheuscommunity/postgres-exporter"
     """Exporter image repository. Left out: the Prometheus community image."""
     tag: ImageTag = EXPORTER_VERSION
@@ -20,6 +22,8 @@ class ExporterImageValues(ImageValues):
 
 
 class ExporterResourcesValues(ResourcesValues):
+    """Requests and limits of the exporter sidecar."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="32Mi")
     """Scheduling requests of the exporter. Left out: 10m CPU, 32Mi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="250m", memory="128Mi")
@@ -27,6 +31,8 @@ class ExporterResourcesValues(ResourcesValues):
 
 
 class ServiceMonitorValues(Values):
+    """A Prometheus Operator ServiceMonitor for the exporter."""
+
     enabled: bool = False
     """Emit a Prometheus Operator ServiceMonitor for `postgres-metrics`. Left out:
     false, because a cluster without the ServiceMonitor CRD rejects the object."""
@@ -40,15 +46,18 @@ class ServiceMonitorValues(Values):
 
 
 class PrometheusRuleValues(Values):
+    """A Prometheus Operator PrometheusRule with the alerts."""
+
     enabled: bool = False
-    """Emit a PrometheusRule with the alerts documented in the README runbook.
+    """Emit a PrometheusRule with the alerts the runbook documents.
     Left out: false (needs the PrometheusRule CRD)."""
     labels: Labels = {}
     """Extra labels, e.g. the `release` label your Prometheus selects rules by.
     Left out: none."""
-    runbook_base_url: Printable = Field(default="README.md", min_length=1)
-    """Where the README is served; each alert's `runbook_url` is this plus
-    `#<alert name in lower case>`. Left out: README.md (relative)."""
+    runbook_base_url: Printable = Field(default=RUNBOOK_PAGE, min_length=1)
+    """Where the runbook page is served; each alert's `runbook_url` is this plus
+    `#<alert name in lower case>`. Left out: the page's path in the repository
+    (relative)."""
 
 
 class DashboardValues(Values):
@@ -74,6 +83,8 @@ def _default_scrapers() -> list[NetworkPolicyPeer]:
 
 
 class MetricsValues(Values):
+    """Metrics: the postgres-exporter sidecar, its scrapers and the Prometheus objects."""
+
     enabled: bool = True
     """Run the postgres-exporter sidecar (role `monitoring`, password key
     `postgres_monitoring_pw`) and the Service `postgres-metrics` on 9187. Left out:

@@ -18,6 +18,7 @@ from pydantic import Field, PlainValidator, model_validator
 from pgbundle.contract import (
     MONITORING_ROLE,
     POOLER_AUTH_ROLE,
+    POOLER_STATS_USER,
     REPLICATION_ROLE,
     REWIND_ROLE,
     TEMPORAL_DATABASES,
@@ -47,6 +48,8 @@ from pgbundle.values.tuning import Tuning, derive_tuning
 
 
 class GlobalValues(Values):
+    """Settings of every object the app emits."""
+
     namespace: DnsLabel = "api-forge-prod"
     """Namespace of every object. Left out: api-forge-prod."""
     create_namespace: bool = True
@@ -69,6 +72,8 @@ class VolumeValues(Values):
 
 
 class DataVolumeValues(VolumeValues):
+    """The data volume of each database pod (a PVC per replica)."""
+
     size: StorageSize = "20Gi"
     """Size of each replica's data volume. Left out: 20Gi."""
 
@@ -83,6 +88,8 @@ class DataVolumeValues(VolumeValues):
 
 
 class BackupVolumeValues(VolumeValues):
+    """The volume `postgres-backups` the backup job writes to."""
+
     size: StorageSize = "40Gi"
     """Size of the backup volume `postgres-backups`. Left out: 40Gi."""
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
@@ -91,11 +98,15 @@ class BackupVolumeValues(VolumeValues):
 
 
 class PersistenceValues(Values):
+    """The PersistentVolumeClaims: the database's data and the backups'."""
+
     data: DataVolumeValues = Field(default_factory=DataVolumeValues)
     backups: BackupVolumeValues = Field(default_factory=BackupVolumeValues)
 
 
 class LoggingValues(Values):
+    """Where PostgreSQL's log goes."""
+
     to_file: bool = False
     """Also keep log files on the data volume. Left out: JSON lines on stderr only,
     which the cluster's log pipeline collects."""
@@ -114,6 +125,8 @@ ParameterValue = Annotated[str | int | float | bool, PlainValidator(_parameter_v
 
 
 class ConfigValues(Values):
+    """postgresql.conf: the memory settings are derived from the memory limit unless set here."""
+
     max_connections: int = Field(default=200, ge=10, le=10000)
     """`max_connections`. Left out: 200, as in the old chart."""
     shared_buffers: PgMemory | None = None
@@ -131,13 +144,18 @@ class ConfigValues(Values):
 
 
 class PodDisruptionBudgetValues(Values):
+    """The PodDisruptionBudget of the database pods."""
+
     enabled: bool = True
+    """Emit the PodDisruptionBudget `postgres`. Left out: true."""
     min_available: int = Field(default=1, ge=0)
     """Pods kept through voluntary disruptions. Left out: 1."""
 
 
 
 class TemporalValues(Values):
+    """Databases and roles for Temporal (`temporal`, `temporal_visibility`)."""
+
     enabled: bool = False
     """Create the `temporal` and `temporal_visibility` databases. Left out: false."""
     username: PgName = "temporaluser"
@@ -174,6 +192,8 @@ _TEMPLATE_DATABASES = ("template0", "template1")
 
 
 class PostgresValues(Values):
+    """The database: image, roles, resources, storage and every feature around it."""
+
     image: PostgresImageValues = Field(default_factory=PostgresImageValues)
     replicas: int = Field(default=1, ge=1)
     """Database pods. 1: a single PostgreSQL. 2 to 10: a Patroni cluster with
@@ -313,6 +333,9 @@ class PostgresValues(Values):
                 raise ValueError(f"{key}: {role!r} is the metrics exporter's role; choose another name")
             if role == POOLER_AUTH_ROLE:
                 raise ValueError(f"{key}: {role!r} is the pooler's auth role; choose another name")
+            # Its line in the pooler's auth file would shadow the database role's password.
+            if self.pooler.enabled and self.metrics.enabled and role == POOLER_STATS_USER:
+                raise ValueError(f"{key}: {role!r} is the pooler's metrics login; choose another name")
         return self
 
 

@@ -13,9 +13,14 @@ from pgbundle.values.names import LabelKey, Labels, LabelValue
 
 
 class LabelSelectorRequirement(Values):
+    """One expression of a label selector, as Kubernetes spells it."""
+
     key: LabelKey
+    """The label the expression tests."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How: In and NotIn take values, Exists and DoesNotExist none."""
     values: list[LabelValue] = []
+    """The values In or NotIn compare with."""
 
     @model_validator(mode="after")
     def _values_fit_the_operator(self) -> LabelSelectorRequirement:
@@ -27,13 +32,21 @@ class LabelSelectorRequirement(Values):
         return self
 
 class LabelSelector(Values):
+    """Kubernetes' label selector: every label in `matchLabels` and every expression must match."""
+
     match_labels: Labels = {}
+    """Labels a pod (or namespace) must carry. Left out: none."""
     match_expressions: list[LabelSelectorRequirement] = []
+    """Expressions a pod's (or namespace's) labels must match. Left out: none."""
 
 
 class IpBlock(Values):
+    """Addresses a peer may use, in CIDR form."""
+
     cidr: Cidr
+    """The network admitted."""
     except_: list[Cidr] = Field(default=[], alias="except")
+    """Networks inside `cidr` that are not admitted. Left out: none."""
 
     @model_validator(mode="after")
     def _exceptions_inside(self) -> IpBlock:
@@ -45,6 +58,8 @@ class IpBlock(Values):
 
 
 class NetworkPolicyPeer(Values):
+    """A NetworkPolicy peer: pods (`podSelector`, `namespaceSelector`) or addresses (`ipBlock`), never both."""
+
     pod_selector: LabelSelector | None = None
     namespace_selector: LabelSelector | None = None
     ip_block: IpBlock | None = None
@@ -60,11 +75,17 @@ class NetworkPolicyPeer(Values):
 
 
 class NetworkPolicyPort(Values):
+    """A port of an ingress rule: only the database port is allowed."""
+
     protocol: Literal["TCP"] = "TCP"
+    """Left out: TCP, the only protocol PostgreSQL speaks."""
     port: int | str = 5432
+    """5432 or its name `postgresql`. Left out: 5432."""
 
 
 class NetworkPolicyIngressRule(Values):
+    """Peers admitted to the database port."""
+
     from_: list[NetworkPolicyPeer] = Field(alias="from", min_length=1)
     ports: list[NetworkPolicyPort] = [NetworkPolicyPort()]
 
@@ -96,6 +117,8 @@ def _default_dns() -> NetworkPolicyPeer:
 
 
 class NetworkPolicyValues(Values):
+    """The database pods' NetworkPolicy."""
+
     enabled: bool = False
     """Emit a NetworkPolicy that admits only the listed peers (and this project's
     own backup pods, and `metrics.scrapers` on 9187). Left out: false; enable it in production."""

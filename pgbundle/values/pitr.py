@@ -87,6 +87,8 @@ DEFAULT_COMPRESSION_LEVEL = {"zst": 3, "lz4": 1, "gz": 6, "bz2": 9}
 
 
 class VolumeRepoValues(Values):
+    """A pgBackRest repository on a volume in the namespace."""
+
     enabled: bool = True
     """Keep a repository on a volume in the namespace (fast restores; lost with the
     namespace's storage: add an S3 repository for off-site copies). Left out: true."""
@@ -100,6 +102,8 @@ class VolumeRepoValues(Values):
 
 
 class S3RepoValues(Values):
+    """A pgBackRest repository in an S3-compatible bucket."""
+
     enabled: bool = False
     """Keep a repository in an S3-compatible bucket (off-site copies, disaster
     recovery). Left out: false."""
@@ -139,11 +143,15 @@ class S3RepoValues(Values):
 
 
 class ReposValues(Values):
+    """Where pgBackRest keeps backups and archived WAL: a volume, an S3 bucket or both."""
+
     volume: VolumeRepoValues = Field(default_factory=VolumeRepoValues)
     s3: S3RepoValues = Field(default_factory=S3RepoValues)
 
 
 class EncryptionValues(Values):
+    """Client-side encryption of the repositories."""
+
     enabled: bool = True
     """Encrypt every repository client-side (aes-256-cbc) with the passphrase in
     the passwords Secret's key `pgbackrest_cipher_pass`. Keep a copy of it outside
@@ -151,6 +159,8 @@ class EncryptionValues(Values):
 
 
 class CompressionValues(Values):
+    """Compression of backups and archived WAL."""
+
     type: Literal["zst", "lz4", "gz", "bz2", "none"] = "zst"
     """Compression of backups and archived WAL. Left out: zst (fast, and about as
     small as gz)."""
@@ -175,6 +185,8 @@ class CompressionValues(Values):
 
 
 class PitrRetentionValues(Values):
+    """How many pgBackRest backups each repository keeps."""
+
     full: int = 2
     """Full backups kept in each repository, with the WAL that restores any point
     since the oldest of them; an older full backup, the differential and
@@ -195,11 +207,13 @@ class PitrRetentionValues(Values):
 
 
 class PitrSchedulesValues(Values):
+    """When the pgBackRest backup CronJobs run."""
+
     full: CronSchedule = "15 1 * * 0"
     """Full backups, in `timeZone`. Left out: Sundays at 01:15."""
     differential: CronSchedule | None = "15 1 * * 1-6"
     """Backups of what changed since an earlier one (`differentialType`). Left out:
-    Monday to Saturday at 01:15 (a null also restores that default)."""
+    Monday to Saturday at 01:15; null: none (full backups only)."""
     differential_type: Literal["diff", "incr"] = "diff"
     """`diff`: changes since the last full backup (a restore reads two backups);
     `incr`: since the last backup of any type (smaller, a restore reads the chain).

@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pgbundle.contract import POOLER_VERSION
+from pgbundle.contract import POOLER_EXPORTER_VERSION, POOLER_VERSION
 from pgbundle.values.fields import DnsLabel, ImageValues, ResourceAmounts, ResourcesValues, Values
 from pgbundle.values.names import ImageRepository, ImageTag
 
 
 class PoolerImageValues(ImageValues):
+    """The PgBouncer image."""
+
     repository: ImageRepository = "ghcr.io/cloudnative-pg/pgbouncer"
     """PgBouncer image. Left out: the CloudNativePG project's image (Debian's
     pgbouncer package on debian-slim, maintained for their Pooler resource; the
@@ -24,6 +26,8 @@ class PoolerImageValues(ImageValues):
 
 
 class PoolerResourcesValues(ResourcesValues):
+    """Requests and limits of each pooler pod."""
+
     requests: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
     """Scheduling requests of each pooler pod. Left out: 50m CPU, 64Mi memory."""
     limits: ResourceAmounts = ResourceAmounts(cpu="1000m", memory="256Mi")
@@ -31,13 +35,41 @@ class PoolerResourcesValues(ResourcesValues):
     ceiling). Left out: 1000m CPU, 256Mi memory."""
 
 
+class PoolerExporterImageValues(ImageValues):
+    repository: ImageRepository = "quay.io/prometheuscommunity/pgbouncer-exporter"
+    """The pooler's metrics exporter (prometheus-community's pgbouncer_exporter).
+    Left out: the Prometheus community image."""
+    tag: ImageTag = POOLER_EXPORTER_VERSION
+    """Exporter image tag. Left out: the version every pgbouncer_* name in
+    pgbundle/monitoring/metric_catalog.py was checked against; another tag may rename metrics."""
+
+
+class PoolerExporterResourcesValues(ResourcesValues):
+    requests: ResourceAmounts = ResourceAmounts(cpu="10m", memory="16Mi")
+    """Scheduling requests of the exporter. Left out: 10m CPU, 16Mi memory."""
+    limits: ResourceAmounts = ResourceAmounts(cpu="100m", memory="64Mi")
+    """Limits of the exporter. Left out: 100m CPU, 64Mi memory."""
+
+
+class PoolerExporterValues(Values):
+    """The exporter sidecar of each pooler pod; it runs when postgres.metrics.enabled."""
+
+    image: PoolerExporterImageValues = Field(default_factory=PoolerExporterImageValues)
+    resources: PoolerExporterResourcesValues = Field(default_factory=PoolerExporterResourcesValues)
+
+
 class PoolerPdbValues(Values):
+    """The pooler's PodDisruptionBudget."""
+
     enabled: bool = True
+    """Emit the pooler's PodDisruptionBudget. Left out: true."""
     min_available: int = Field(default=1, ge=0)
     """Pooler pods kept through voluntary disruptions. Left out: 1."""
 
 
 class PoolerTlsValues(Values):
+    """The pooler's server certificate."""
+
     existing_secret: DnsLabel = "postgres-pooler-tls"
     """Secret with the pooler's certificate and key (keys tls.crt, tls.key; names
     include the Service postgres-pooler). `secrets generate` or cert-manager (with
@@ -90,6 +122,9 @@ class PoolerValues(Values):
     """Spread the pooler pods over nodes: preferred, or required (never two on one
     node). Left out: preferred."""
     tls: PoolerTlsValues = Field(default_factory=PoolerTlsValues)
+    exporter: PoolerExporterValues = Field(default_factory=PoolerExporterValues)
+    """The pgbouncer_exporter sidecar (port 9127, Service postgres-pooler-metrics),
+    with postgres.metrics.enabled. Left out: the pinned image, 10m/16Mi, limits 100m/64Mi."""
 
     @model_validator(mode="after")
     def _check(self) -> PoolerValues:

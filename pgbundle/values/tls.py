@@ -93,6 +93,8 @@ class GeneratorValues(Values):
 
 
 class TlsValues(Values):
+    """TLS of the database server."""
+
     enabled: bool = True
     """Serve TLS (1.2+) and reject every non-TLS TCP connection. Left out: true."""
     existing_secret: DnsLabel = "postgres-tls"
@@ -107,6 +109,8 @@ class TlsValues(Values):
 
 
 class CaValues(Values):
+    """The CA the server trusts for client certificates."""
+
     existing_secret: DnsLabel = "postgres-ca"
     """Secret with `ca.crt`, the CA that signed the server and client certificates.
     Left out: postgres-ca."""
@@ -116,6 +120,8 @@ class CaValues(Values):
 
 
 class SecretsValues(Values):
+    """The Secret with the role passwords."""
+
     existing_secret: DnsLabel = "postgres-secrets"
     """Secret holding the role passwords. Left out: postgres-secrets."""
 

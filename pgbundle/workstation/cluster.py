@@ -49,7 +49,7 @@ from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation import etcd, patroni_venv, processes
-from pgbundle.workstation.localpod import HOST, HOST_NAME, LocalPod, LocalPodError, Synthesize, free_port, postgres_bindir
+from pgbundle.workstation.localpod import HOST, HOST_NAME, LocalPod, LocalPodError, Synthesize, free_port
 
 
 class ClusterError(LocalPodError):
@@ -202,7 +202,8 @@ class LocalCluster:
             member = patroni_config.Member(name=name, host=HOST, listen=HOST, port=ports["port"],
                                            api_port=ports["api_port"])
             local = self._localize(patroni_config.with_member(documents[contract.PATRONI_CONFIG_FILE], member), name)
-            local["postgresql"]["bin_dir"] = postgres_bindir()  # the image's binaries are this machine's
+            # The image's binaries: this machine's, or after `local upgrade` the one folder holding the new major's.
+            local["postgresql"]["bin_dir"] = self.pod.bin_path()[0]
             local = patroni_config.with_etcd3(local, [f"{HOST}:{recorded['etcd']['client_port']}"])
             # Beside it, as in the pod's folder: patroni.sh lets only the first member read it.
             bootstrap = self._localize(documents[contract.PATRONI_BOOTSTRAP_FILE], name)
@@ -291,7 +292,8 @@ class LocalCluster:
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
         env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
-        env["PATH"] = f"{patroni_venv.VENV / 'bin'}:{postgres_bindir()}:/usr/local/bin:/usr/bin:/bin"
+        env["PATH"] = ":".join([str(patroni_venv.VENV / "bin"), *self.pod.bin_path(),
+                                "/usr/local/bin", "/usr/bin", "/bin"])
         env["HOME"] = str(self.member_dir(name))
         env["LANG"] = "C.UTF-8"
         return env
@@ -412,16 +414,34 @@ class LocalCluster:
     def api_password(self) -> str:
         return (self.pod.host_path(contract.SECRETS_DIR) / contract.PATRONI_API_PASSWORD_KEY).read_text().strip()
 
-    def patronictl(self, *args: str, timeout: float | None = 120, capture: bool = True) -> subprocess.CompletedProcess:
+    def patronictl(self, *args: str, timeout: float | None = 120, answers: str | None = None,
+                   capture: bool = True) -> subprocess.CompletedProcess:
         """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod:
         with a member's configuration and the REST API password it reads from the
-        environment (`local patronictl` passes the output through: capture=False)."""
+        environment; `answers` are typed at its prompts (`local patronictl` passes
+        the terminal through: capture=False)."""
         members = self.recorded()["members"]
         if not members:
             raise ClusterError(f"{self.state} holds no cluster: run `local up` with values of postgres.replicas >= 2")
         env = {**os.environ, patroni_config.PASSWORD_ENV["restapi"]: self.api_password()}
         return subprocess.run([str(patroni_venv.PATRONICTL), "-c", str(self.config_file(next(iter(members)))), *args],
-                              env=env, capture_output=capture, text=True, timeout=timeout)
+                              env=env, input=answers, capture_output=capture, text=True, timeout=timeout)
+
+    def remove_dcs_state(self) -> None:
+        """`patronictl remove`: the cluster's keys in etcd (leader, config, the
+        initialize key holding the system identifier...) are deleted, as a major
+        upgrade's new data needs (a new identifier). etcd is started for it when stopped."""
+        scope = yaml.safe_load(self.config_file(contract.BOOTSTRAP_MEMBER).read_text())["scope"]
+        started = self.etcd_pid() is None
+        if started:
+            self._start_etcd()
+        try:
+            removed = self.patronictl("remove", scope, answers=f"{scope}\nYes I am aware\n")
+            if removed.returncode != 0:
+                raise ClusterError(f"patronictl remove {scope} failed: {(removed.stderr or removed.stdout).strip()}")
+        finally:
+            if started:
+                self._stop_etcd()
 
     def status(self) -> list[MemberStatus]:
         """Every member: its processes, and while its Patroni runs, what Patroni's
@@ -546,6 +566,9 @@ class LocalCluster:
             return
         for name in self.recorded()["members"]:
             self.stop_member(name)
+        self._stop_etcd()
+
+    def _stop_etcd(self) -> None:
         pid = self.etcd_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)

@@ -16,7 +16,7 @@ State folder:
   pki/clients/ROLE.crt, ROLE.key  with ca.verifyClients: each login role's client
              certificate from the pod's CA, issued when missing, printed by `up`
   server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
-             folders of the binaries it runs on, first found first
+             folder of the binaries it runs on, postgres/bin
              (pgbundle/workstation/upgrade_local.py); without them, this
              machine's PostgreSQL (pg_config)
 

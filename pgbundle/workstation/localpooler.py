@@ -54,18 +54,20 @@ class LocalPooler:
         loopback, and the database at its local address (an IP its certificate holds)."""
         pod_site = pgbouncer.pod_site("local")
         paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
-                 for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert")}
+                 for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert",
+                               "socket_dir", "stats_password_file", "stats_passfile")}
         return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
                                     server_port=self.database_port or self.pod.connection_info()["port"], **paths)
 
-    def _recorded(self) -> dict:
+    def recorded(self) -> dict:
+        """What the last start of PgBouncer recorded (pid, port), as LocalPod.recorded(); empty when none."""
         try:
             return json.loads(self.pid_file.read_text())
         except FileNotFoundError:
             return {}
 
     def pid(self) -> int | None:
-        pid = self._recorded().get("pid")
+        pid = self.recorded().get("pid")
         # A recycled pid would not name this state's files.
         return pid if processes.running(pid, str(self.pod.host_path(contract.POOLER_CONFIG_DIR)),
                                         str(self.pod.host_path(contract.POOLER_SCRIPTS_DIR))) else None
@@ -73,7 +75,7 @@ class LocalPooler:
     def environment(self) -> dict[str, str]:
         env = self.pod.host_environment(self._container())
         env["PGB_PROBE_HOST"] = HOST
-        env["PGB_PROBE_PORT"] = str(self._recorded()["port"])
+        env["PGB_PROBE_PORT"] = str(self.recorded()["port"])
         env["PATH"] = f"{pgbouncer_install.binary().parent}:/usr/local/bin:/usr/bin:/bin"
         return env
 
@@ -83,7 +85,7 @@ class LocalPooler:
             raise LocalPodError(f"the pooler already runs (pid {self.pid()}): run `local down` first")
         if not pgbouncer_install.installed():
             raise LocalPodError(f"PgBouncer {contract.POOLER_VERSION} is not installed: run `make pgbouncer`")
-        port = port or self._recorded().get("port") or free_port()
+        port = port or self.recorded().get("port") or free_port()
         self.pid_file.write_text(json.dumps({"port": port}))
         main = self._container()
         config_map = self.pod.manifests().get("ConfigMap", contract.POOLER)["data"]
@@ -96,9 +98,13 @@ class LocalPooler:
         site = self._site(port)
         self.pod._write(Path(site.config), pgbouncer.render_pgbouncer_ini(values.postgres, site).encode(),
                         contract.CONFIG_FILE_MODE)
-        self.pod._write(Path(site.hba), pgbouncer.render_pooler_hba().encode(), contract.CONFIG_FILE_MODE)
-        password = self.pod.host_path(f"{contract.SECRETS_DIR}/{contract.POOLER_PASSWORD_KEY}").read_bytes()
-        self.pod._write(Path(site.password_file), password, 0o600)
+        metrics = pgbouncer.metrics_on(values.postgres)
+        self.pod._write(Path(site.hba), pgbouncer.render_pooler_hba(metrics=metrics).encode(), contract.CONFIG_FILE_MODE)
+        secrets = {site.password_file: contract.POOLER_PASSWORD_KEY}
+        if metrics:
+            secrets[site.stats_password_file] = contract.POOLER_STATS_PASSWORD_KEY
+        for path, key in secrets.items():
+            self.pod._write(Path(path), self.pod.host_path(f"{contract.SECRETS_DIR}/{key}").read_bytes(), 0o600)
         ca = self.pod.host_path(f"{contract.CA_DIR}/{contract.CA_CERT_FILE}").read_bytes()
         self.pod._write(Path(site.ca_cert), ca, 0o644)
         pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace),
@@ -133,7 +139,7 @@ class LocalPooler:
 
     def connection_info(self) -> dict:
         """{host, port, dsn}: the dsn as an application uses it (TLS verified against the pod's CA)."""
-        port = self._recorded()["port"]
+        port = self.recorded()["port"]
         info = self.pod.connection_info()
         role = self.pod.environment()["PG_APP_USER"]
         dsn = (f"postgresql://{role}@{HOST}:{port}/{info['database']}"

@@ -7,10 +7,10 @@ written to dist/: it belongs to the application's deploy (with `--argo-presync`,
 a hook Argo CD runs before each sync of the application).
 
 Clients find everything in the environment: libpq's PG* variables for psql,
-psycopg and psycopg2, and `DATABASE_URL` for SQLAlchemy-style tools. The URL
-names user, host, database and TLS settings but no password: libpq (and asyncpg)
-take a password the connection string lacks from PGPASSWORD, which comes from
-the passwords Secret through `secretKeyRef`.
+psycopg and psycopg2, and `DATABASE_URL` for SQLAlchemy-style tools, its scheme
+naming the driver (`--driver`). The URL names user, host, database and TLS
+settings but no password: libpq takes a password the connection string lacks
+from PGPASSWORD, which comes from the passwords Secret through `secretKeyRef`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from constructs.migrate import MigrationJob
 from pgbundle import contract
 from pgbundle.app import migration_job_props
 from pgbundle.manifests import container
-from pgbundle.pgconf.env import database_url
+from pgbundle.pgconf.env import DEFAULT_DRIVER, database_url
 from pgbundle.values.fields import DnsLabel, image_reference
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
@@ -70,7 +70,8 @@ def check_request(values: ChartValues, *, image: str, command: list[str], name: 
 
 
 def migrate_manifest(values: ChartValues, *, image: str, command: list[str], name: str = contract.MIGRATE_JOB,
-                     argo_presync: bool = False, uid: int = contract.MIGRATE_UID, client_secret: str | None = None) -> str:
+                     argo_presync: bool = False, uid: int = contract.MIGRATE_UID, client_secret: str | None = None,
+                     driver: str = DEFAULT_DRIVER) -> str:
     """YAML of the Job that runs `command` in `image` as the migration role."""
     check_request(values, image=image, command=command, name=name, uid=uid, client_secret=client_secret)
     skips = [SECRET_ENV_SKIP, NETWORK_POLICY_SKIP] + ([] if "@" in image else [TAG_SKIP])
@@ -78,7 +79,7 @@ def migrate_manifest(values: ChartValues, *, image: str, command: list[str], nam
     chart = cdk8s.Chart(app, "migrate", disable_resource_name_hashes=True)
     MigrationJob(chart, "migrate", props=migration_job_props(
         values, name=name, image=image, command=command, uid=uid, argo_presync=argo_presync,
-        client_secret=client_secret,
+        client_secret=client_secret, driver=driver,
         annotations={f"checkov.io/skip{n}": text for n, text in enumerate(skips, start=1)}))
     text = app.synth_yaml()
     return text if text.endswith("\n") else text + "\n"
@@ -87,7 +88,7 @@ def migrate_manifest(values: ChartValues, *, image: str, command: list[str], nam
 # --- the same Job against the local pod (`local migrate`) ----------------------------------
 
 
-def local_environment(pod: LocalPod, job: dict) -> dict[str, str]:
+def local_environment(pod: LocalPod, job: dict, driver: str = DEFAULT_DRIVER) -> dict[str, str]:
     """The Job container's environment for a client on this machine: pod paths
     mapped into the state folder, each secretKeyRef read from the pod's passwords
     Secret, the Service replaced by the local pod (the certificate names
@@ -109,17 +110,17 @@ def local_environment(pod: LocalPod, job: dict) -> dict[str, str]:
         # Clients are verified: a client certificate from the local pod's CA.
         cert, key = pod.client_certificate(env["PGUSER"])
         env.update({"PGSSLCERT": str(cert), "PGSSLKEY": str(key)})
-    env["DATABASE_URL"] = database_url(env)
+    env["DATABASE_URL"] = database_url(env, driver)
     return env
 
 
-def run_local(pod: LocalPod, values: ChartValues, command: list[str]) -> int:
+def run_local(pod: LocalPod, values: ChartValues, command: list[str], driver: str = DEFAULT_DRIVER) -> int:
     """Run `command` in the caller's folder (where the project's migration settings
     are, e.g. alembic.ini) with the environment the Job would give it; its exit status."""
     if not command:
         raise MigrateError("COMMAND: missing; put the migration command after `--`, e.g. -- alembic upgrade head")
     job = yaml.safe_load(migrate_manifest(values, image="local:local", command=command, client_secret="local"))
-    env = {**os.environ, **local_environment(pod, job)}
+    env = {**os.environ, **local_environment(pod, job, driver)}
     try:
         return subprocess.run(command, env=env).returncode
     except FileNotFoundError:

@@ -212,6 +212,12 @@ def manifest_file(secret_name: str) -> str:
     return f"{secret_name}.yaml"
 
 
+def _ca_secret(values: ChartValues, bundle: bytes) -> dict:
+    """The CA Secret: the trust bundle as ca.crt and under the keys api-forge's manifests mount."""
+    keys = (contract.CA_CERT_FILE, *contract.CA_CERT_ALIASES)
+    return secret_manifest(values, values.postgres.ca.existing_secret, dict.fromkeys(keys, bundle))
+
+
 def plan_all(values: ChartValues) -> Plan:
     """Everything new: passwords, and unless cert-manager issues them, a CA and a server certificate."""
     pg = values.postgres
@@ -223,7 +229,7 @@ def plan_all(values: ChartValues) -> Plan:
         ca = _new_ca(values)
         plan.files.update(_certificate_files(values, ca))
         plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-            secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: ca.cert_pem}))
+            _ca_secret(values, ca.cert_pem))
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     elif pg.tls.enabled:
@@ -278,7 +284,7 @@ def plan_rotation(values: ChartValues, out: Path, key: str) -> Plan:
         # Trust old and new until every server certificate is issued by the new CA.
         bundle = ca.cert_pem + b"".join(_pem(c) for c in old)
         plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-            secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: bundle}))
+            _ca_secret(values, bundle))
         plan.files[CA_KEY_FILE] = ca.key_pem
         plan.files[CA_BUNDLE_FILE] = bundle
         plan.notes.append("new CA added to the trust bundle; the server certificate is unchanged. Next: give "
@@ -308,8 +314,7 @@ def plan_prune_ca(values: ChartValues, out: Path) -> Plan:
         raise SecretsError("--prune-ca: no CA is generated with these values (TLS off or cert-manager on)")
     ca = current_ca(out)
     plan = Plan()
-    plan.files[manifest_file(pg.ca.existing_secret)] = _dump(
-        secret_manifest(values, pg.ca.existing_secret, {contract.CA_CERT_FILE: ca.cert_pem}))
+    plan.files[manifest_file(pg.ca.existing_secret)] = _dump(_ca_secret(values, ca.cert_pem))
     plan.files[CA_BUNDLE_FILE] = ca.cert_pem
     plan.notes.append("the trust bundle holds only the current CA: clients and the server drop the old one")
     return plan

@@ -96,7 +96,8 @@ class LocalService:
         self.file = cluster.state / SERVICE_FILE
         self.log_file = cluster.state / "service.log"
 
-    def _recorded(self) -> dict:
+    def recorded(self) -> dict:
+        """What the last start of the stand-in recorded (pid, port), as LocalPod.recorded(); empty when none."""
         try:
             return json.loads(self.file.read_text())
         except FileNotFoundError:
@@ -104,10 +105,10 @@ class LocalService:
 
     @property
     def port(self) -> int:
-        return self._recorded()["port"]
+        return self.recorded()["port"]
 
     def pid(self) -> int | None:
-        pid = self._recorded().get("pid")
+        pid = self.recorded().get("pid")
         # The module and this state folder: a recycled pid is another program.
         return pid if processes.running(pid, f"{__name__}\0{self.cluster.state}") else None
 
@@ -115,7 +116,7 @@ class LocalService:
         """Start the forwarder (if not running) -> its port."""
         if self.pid() is not None:
             return self.port
-        port = self._recorded().get("port") or free_port()
+        port = self.recorded().get("port") or free_port()
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", __name__, str(self.cluster.state), str(port)],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

