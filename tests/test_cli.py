@@ -151,3 +151,26 @@ def test_local_migrate_with_a_missing_program_is_one_line(pods, capsys):
     pod = pods("cli-migrate")
     assert main.main(["local", "migrate", "--state", str(pod.state), "--", "/nonexistent/cmd", "upgrade"]) == 2
     assert one_error(capsys) == "error: COMMAND: '/nonexistent/cmd' was not found: give a program on PATH or its path"
+
+
+def test_a_synth_says_in_one_line_what_it_wrote_where(tmp_path, capsys):
+    out = tmp_path / "manifests"
+    assert main.main(["--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert capsys.readouterr().out == f"wrote {len(written)} manifests to {out}\n"
+    assert written and all(name.endswith(".yaml") for name in written)
+
+
+def test_restore_options_of_the_two_kinds_do_not_mix(tmp_path, capsys):
+    state = tmp_path / "db"
+    with pytest.raises(SystemExit) as exited:
+        main.main(["local", "restore", "--state", str(state), "--backup", "20260101T020000Z", "--latest"])
+    assert exited.value.code == 2
+    assert "--time and --latest restore a point in time (PITR): leave --backup out" in capsys.readouterr().err
+    assert not state.exists()
+
+
+def test_patronictl_needs_a_cluster_state(tmp_path, capsys):
+    assert main.main(["local", "patronictl", "--state", str(tmp_path / "db"), "--", "list"]) == 1
+    assert one_error(capsys) == (f"error: --state: {tmp_path / 'db'} holds no cluster: `local patronictl` needs one "
+                                 "(postgres.replicas >= 2)")

@@ -56,7 +56,7 @@ def test_up_refuses_a_folder_that_is_not_a_state_and_changes_nothing(base):
     assert result.stderr.strip() == (
         f"error: --state: {state} holds .git, notes.txt, which `local up` did not write: refusing to use it; "
         "choose a missing or empty folder, or one holding only dist, pgbackrest-server.log, pki, pod.json, pod.log, "
-        "postgres, root, server.json")
+        "pooler.json, pooler.log, postgres, root, server.json, values.json")
     assert snapshot(state) == before
 
 
@@ -110,8 +110,13 @@ def test_up_on_a_running_state_refuses_before_writing_anything(running, base):
               "pod.json": running.pod_file.read_bytes()}
     result = local("up", "--state", str(running.state), "--values", str(other))
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"error: already running (pid {running.pid()}): "
-                                     f"run `local down --state {running.state}` first")
+    assert result.stderr.strip() == (f"error: --values: {other} is not {base / 'values.yaml'}, the values file "
+                                     f"`local up` used for {running.state}: leave --values out, or run `local down` "
+                                     f"first and then `local up --values {other}`")
+    again = local("up", "--state", str(running.state))  # the same values: refused as running
+    assert again.returncode == 1
+    assert again.stderr.strip() == (f"error: already running (pid {running.pid()}): "
+                                    f"run `local down --state {running.state}` first")
     assert {"dist": tree(running.dist), "config": tree(config), "scripts": tree(running.host_path("/opt/postgres")),
             "pod.json": running.pod_file.read_bytes()} == before
     assert b"max_connections = 200" in (config / "postgresql.conf").read_bytes()

@@ -74,7 +74,9 @@ def test_restore_to_a_time_has_exactly_the_rows_committed_before_it(origin, hist
     new = restored_states / "to-time"
     info = cli_json("restore", "--state", str(new), "--from", str(origin.state), "--time", history["target"].isoformat(),
                     values=VALUES_FILE)
-    assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}  # as `local up` prints
+    # As `local up` prints.
+    assert set(info) == {"host", "hostaddr", "port", "database", "sslrootcert", "passwords", "dsn",
+                         "DATABASE_URL"}
     restored = LocalPod(new)
     assert event_ids(restored) == [1, 2, 3]
     assert event_ids(origin) == [1, 2, 3, 4, 5, 6]  # the old state is untouched and keeps running

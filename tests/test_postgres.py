@@ -42,7 +42,7 @@ def s_client(pod: LocalPod, *options: str) -> str:
     """What `openssl s_client` prints when it opens TLS to the pod with these options."""
     info = pod.connection_info()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
+        ["openssl", "s_client", "-connect", f"{info['hostaddr']}:{info['port']}", "-starttls", "postgres", *options],
         input="", capture_output=True, text=True, timeout=30,
     )
     return result.stdout + result.stderr
@@ -87,7 +87,7 @@ def handshake(pod: LocalPod, *options: str) -> str:
     """What `openssl s_client` reports for one TLS handshake with the server (after PostgreSQL's SSLRequest)."""
     info = pod.connection_info()
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{info['host']}:{info['port']}", "-starttls", "postgres", *options],
+        ["openssl", "s_client", "-connect", f"{info['hostaddr']}:{info['port']}", "-starttls", "postgres", *options],
         input="", capture_output=True, text=True, timeout=30,
     )
     return result.stdout + result.stderr
@@ -528,7 +528,8 @@ def test_cli_up_status_down():
         up = local("up")
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
-        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert set(info) == {"host", "hostaddr", "port", "database", "sslrootcert", "passwords", "dsn",
+                             "DATABASE_URL"}
         assert set(info["passwords"]) == {"postgres", "appowner", "appuser", "backupuser", "appmigrator", "monitoring"}
         assert json.loads(local("status").stdout)["state"] == "ready"
         with psycopg.connect(host=info["host"], port=info["port"], dbname=info["database"], user="appuser",

@@ -232,7 +232,8 @@ def test_local_upgrade_to_18_keeps_roles_grants_extensions_and_every_row(old, ba
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
-        assert set(info) == {"host", "port", "database", "sslrootcert", "passwords"}
+        assert set(info) == {"host", "hostaddr", "port", "database", "sslrootcert", "passwords", "dsn",
+                             "DATABASE_URL"}
         after = facts(pod)
         assert after == before
         logins = {row[0] for row in after["roles"] if row[2]} & set(info["passwords"])

@@ -177,8 +177,14 @@ def restore_container(values: ChartValues, backup_name: str, databases: list[str
     return container(job["spec"]["template"]["spec"], RESTORE_CONTAINER)
 
 
-def restore(pod: LocalPod, container: dict) -> dict:
-    """Run restore.sh; return {"set", "databases", "bytes", "seconds"}."""
-    summary = _summary(run_container(pod, container))
+def restore(pod: LocalPod, container: dict, backups_of: LocalPod | None = None) -> dict:
+    """Run restore.sh; return {"set", "databases", "bytes", "seconds"}. With `backups_of`
+    the set comes from that state's backups folder (a disaster-recovery rehearsal:
+    another cluster's backups volume mounted into the Job)."""
+    overrides = None
+    if backups_of is not None:
+        backup_dir = next(item["value"] for item in container["env"] if item["name"] == "BACKUP_DIR")
+        overrides = {"BACKUP_DIR": str(backups_of.host_path(backup_dir))}
+    summary = _summary(run_container(pod, container, env_overrides=overrides))
     return {"set": summary["set"], "databases": summary["databases"].split(","),
             "bytes": int(summary["bytes"]), "seconds": float(summary["seconds"])}

@@ -49,7 +49,7 @@ from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
 from pgbundle.workstation import etcd, patroni_venv, processes
-from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port
+from pgbundle.workstation.localpod import HOST, HOST_NAME, LocalPod, LocalPodError, Synthesize, free_port
 
 
 class ClusterError(LocalPodError):
@@ -414,13 +414,18 @@ class LocalCluster:
     def api_password(self) -> str:
         return (self.pod.host_path(contract.SECRETS_DIR) / contract.PATRONI_API_PASSWORD_KEY).read_text().strip()
 
-    def patronictl(self, *args: str, timeout: float = 120, answers: str | None = None) -> subprocess.CompletedProcess:
-        """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod;
-        `answers` are typed at its prompts."""
-        name = next(iter(self.recorded()["members"]))
+    def patronictl(self, *args: str, timeout: float | None = 120, answers: str | None = None,
+                   capture: bool = True) -> subprocess.CompletedProcess:
+        """Run patronictl against the cluster, as `kubectl exec ... patronictl` does in a pod:
+        with a member's configuration and the REST API password it reads from the
+        environment; `answers` are typed at its prompts (`local patronictl` passes
+        the terminal through: capture=False)."""
+        members = self.recorded()["members"]
+        if not members:
+            raise ClusterError(f"{self.state} holds no cluster: run `local up` with values of postgres.replicas >= 2")
         env = {**os.environ, patroni_config.PASSWORD_ENV["restapi"]: self.api_password()}
-        return subprocess.run([str(patroni_venv.PATRONICTL), "-c", str(self.config_file(name)), *args],
-                              env=env, input=answers, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([str(patroni_venv.PATRONICTL), "-c", str(self.config_file(next(iter(members)))), *args],
+                              env=env, input=answers, capture_output=capture, text=True, timeout=timeout)
 
     def remove_dcs_state(self) -> None:
         """`patronictl remove`: the cluster's keys in etcd (leader, config, the
@@ -487,18 +492,18 @@ class LocalCluster:
     def dsn_all(self) -> str:
         """A libpq connection string over every member that reaches whichever accepts writes."""
         members = self.recorded()["members"].values()
-        return (f"host={','.join(HOST for _ in members)} port={','.join(str(m['port']) for m in members)} "
+        # The name the certificate holds, the address to connect to (as the single pod's dsn).
+        return (f"host={','.join(HOST_NAME for _ in members)} hostaddr={','.join(HOST for _ in members)} "
+                f"port={','.join(str(m['port']) for m in members)} "
                 f"dbname={self.pod.environment()['PG_DATABASE']} target_session_attrs=read-write "
                 f"sslmode=verify-full sslrootcert={self.pod.sslrootcert} connect_timeout=2")
 
     def connection_info(self) -> dict:
-        """The single pod's keys (host, port = the leader, database, sslrootcert, passwords)
-        plus every member and a connection string over all of them."""
-        info = self.pod.connection_info()
+        """The single pod's keys (host, port = the leader, database, sslrootcert, passwords,
+        dsn per role and DATABASE_URL to the leader) plus every member and a connection string over all of them."""
         members = self.status()
         leader = next((m for m in members if m.role == "leader"), None)
-        if leader is not None:
-            info["port"] = leader.port
+        info = self.pod.connection_info(port=leader.port if leader is not None else None)
         info["members"] = [
             {"name": m.name, "host": m.host, "port": m.port, "api_port": m.api_port, "role": m.role,
              "patroni_pid": m.patroni_pid, "postmaster_pid": m.postmaster_pid} for m in members

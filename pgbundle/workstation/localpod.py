@@ -12,6 +12,9 @@ State folder:
   pki/       the CA (its key never enters the pod) and a client certificate
   pod.log    the start script's stdout and stderr (the container log)
   pod.json   pid and port of the running start script
+  values.json  the values file `local up` used: later commands read it (pgbundle/cli.py)
+  pki/clients/ROLE.crt, ROLE.key  with ca.verifyClients: each login role's client
+             certificate from the pod's CA, issued when missing, printed by `up`
   server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
              folder of the binaries it runs on, postgres/bin
              (pgbundle/workstation/upgrade_local.py); without them, this
@@ -34,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import urllib.parse
 import shutil
 import signal
 import socket
@@ -52,9 +56,15 @@ from pgbundle.values.models import ChartValues
 from pgbundle.workstation import localsecrets, pki, processes
 
 HOST = "127.0.0.1"
+# The name clients verify the server certificate against: both the runner's own
+# certificate and the ones `secrets generate` and cert-manager make hold it
+# (contract.server_dns_names), none of them need hold the address.
+HOST_NAME = "localhost"
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
 SUPERUSER = "postgres"
 Synthesize = Callable[[ChartValues, Path], None]
+# What LocalPooler (localpooler.py) keeps in the state folder: a state with the pooler on restarts.
+POOLER_FILES = {"pooler.json", "pooler.log"}
 
 
 class LocalPodError(Exception):
@@ -107,6 +117,7 @@ class LocalPod:
         # The `pgbackrest` sidecar's own log, as a cluster keeps each container's apart.
         self.server_log_file = self.state / "pgbackrest-server.log"
         self.pod_file = self.state / "pod.json"
+        self.values_record = self.state / "values.json"
         self.server_file = self.state / "server.json"
         self.server_dir = self.state / "postgres"
         self._process: subprocess.Popen | None = None
@@ -124,7 +135,7 @@ class LocalPod:
     def _entries(self) -> set[str]:
         """What a state folder holds: another folder is refused, not taken over."""
         return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file,
-                                 self.server_file, self.server_dir)}
+                                 self.server_file, self.server_dir, self.values_record)} | POOLER_FILES
 
     def host_path(self, pod_path: str) -> Path:
         """Where a path inside the pod lives in the state folder."""
@@ -175,6 +186,19 @@ class LocalPod:
                     f"{folder} is not searchable by the {RUN_USER} user (mode {stat.filemode(mode)}): "
                     "choose a state folder below world-searchable folders, or chmod o+x it"
                 )
+
+    # --- the values file -----------------------------------------------------
+
+    def remember_values(self, path: Path) -> None:
+        self.values_record.write_text(json.dumps({"values": str(path.resolve())}))
+
+    def remembered_values(self) -> Path | None:
+        """The values file `local up` last used here, while it exists."""
+        try:
+            path = Path(json.loads(self.values_record.read_text())["values"])
+        except FileNotFoundError:
+            return None
+        return path if path.exists() else None
 
     # --- manifests -----------------------------------------------------------
 
@@ -309,9 +333,12 @@ class LocalPod:
             raise LocalPodError(str(err)) from None
         self.pki.mkdir(mode=0o700, exist_ok=True)
         for name in ("ca.key", "ca.crt"):
-            if (secrets_dir / name).exists():
-                shutil.copyfile(secrets_dir / name, self.pki / name)
-                (self.pki / name).chmod(0o600 if name == "ca.key" else 0o644)
+            source, target = secrets_dir / name, self.pki / name
+            if source.exists():
+                if name == "ca.key" and target.exists() and target.read_bytes() != source.read_bytes():
+                    shutil.rmtree(self.clients_dir, ignore_errors=True)  # signed by the CA replaced here
+                shutil.copyfile(source, target)
+                target.chmod(0o600 if name == "ca.key" else 0o644)
 
     def _ca(self) -> pki.KeyPair:
         key, cert = self.pki / "ca.key", self.pki / "ca.crt"
@@ -329,6 +356,21 @@ class LocalPod:
         cert, key = self.pki / f"{user}.crt", self.pki / f"{user}.key"
         cert.write_bytes(pair.cert_pem)
         write_private(key, pair.key_pem)  # libpq refuses a key others can read
+        return cert, key
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.pki / "clients"
+
+    def login_certificate(self, role: str) -> tuple[Path, Path]:
+        """(certificate, key) of `role`'s client certificate for users of the pod,
+        issued from the pod's CA when missing."""
+        cert, key = self.clients_dir / f"{role}.crt", self.clients_dir / f"{role}.key"
+        if not (cert.exists() and key.exists()):
+            self.clients_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            pair = pki.client_certificate(self._ca(), role)
+            write_private(key, pair.key_pem)  # libpq refuses a key others can read
+            cert.write_bytes(pair.cert_pem)
         return cert, key
 
     # --- run -----------------------------------------------------------------
@@ -455,21 +497,50 @@ class LocalPod:
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
-    def connection_info(self) -> dict:
-        """How to reach the database: host, port, database, CA file and every role's password."""
+    def connection_info(self, port: int | None = None) -> dict:
+        """How to reach the database (at `port`, default the pod's): host (a name the
+        server certificate holds) and hostaddr, port, database, CA file, every login
+        role's password, with ca.verifyClients its client certificate, and per role a
+        ready libpq connection string (`dsn`); DATABASE_URL is the application role's."""
         env = self.environment()
         secrets_dir = Path(env["PG_SECRETS_DIR"])
         keys = {SUPERUSER: contract.SUPERUSER_PASSWORD_KEY}
         for var, key in contract.ROLE_PASSWORD_KEYS.items():
             if var not in contract.OPTIONAL_ROLES or env[contract.OPTIONAL_ROLES[var]] == "on":
                 keys[env[var]] = key
-        return {
-            "host": HOST,
-            "port": int(env[PORT_ENV]),
+        passwords = {role: (secrets_dir / key).read_text().strip() for role, key in keys.items()}
+        info = {
+            "host": HOST_NAME,
+            "hostaddr": HOST,
+            "port": port or int(env[PORT_ENV]),
             "database": env["PG_DATABASE"],
             "sslrootcert": str(self.sslrootcert),
-            "passwords": {role: (secrets_dir / key).read_text().strip() for role, key in keys.items()},
+            "passwords": passwords,
         }
+        # The owner is NOLOGIN (init.sql): the migration role acts as it.
+        logins = [role for role in passwords if role != env["PG_OWNER_USER"]]
+        tls = {"sslmode": "verify-full", "sslrootcert": info["sslrootcert"]} if "PG_TLS_DIR" in env \
+            else {"sslmode": "disable"}
+        per_role = {role: dict(tls) for role in logins}
+        if "PG_CA_DIR" in env and (self.pki / "ca.key").exists():
+            certificates = {}
+            for role in logins:
+                cert, key = self.login_certificate(role)
+                certificates[role] = {"sslcert": str(cert), "sslkey": str(key)}
+                per_role[role].update(certificates[role])
+            info["client_certificates"] = certificates
+        # The Temporal role may connect only to Temporal's databases; every other role to the application's.
+        databases = {env["PG_TEMPORAL_USER"]: contract.TEMPORAL_DATABASES[0]}
+        info["dsn"] = {role: _dsn({"host": HOST_NAME, "hostaddr": HOST, "port": str(info["port"]),
+                                   "dbname": databases.get(role, info["database"]), "user": role,
+                                   "password": passwords[role], **per_role[role]})
+                       for role in logins}
+        app = env["PG_APP_USER"]
+        info["DATABASE_URL"] = (f"postgresql://{urllib.parse.quote(app, safe='')}:"
+                                f"{urllib.parse.quote(passwords[app], safe='')}@{HOST_NAME}:{info['port']}/"
+                                f"{urllib.parse.quote(info['database'], safe='')}?"
+                                + urllib.parse.urlencode({"hostaddr": HOST, **per_role[app]}))
+        return info
 
     def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM to the start script (a fast shutdown) and wait for it to exit. A
@@ -512,3 +583,13 @@ class LocalPod:
             pid = self.postmaster()
             state = "stopped" if pid is None else "orphaned"
         return {"state": state, "pid": pid, "port": self.recorded().get("port")}
+
+
+def _dsn(parameters: dict[str, str]) -> str:
+    """A libpq keyword/value connection string; a value with a space, quote or
+    backslash (a state path may hold one) is quoted as libpq reads it."""
+    def quote(value: str) -> str:
+        if value and not any(c in value for c in " '\\"):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return " ".join(f"{key}={quote(value)}" for key, value in parameters.items())

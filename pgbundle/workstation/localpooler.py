@@ -38,7 +38,7 @@ class LocalPooler:
         (a cluster's: its local Service, service_proxy)."""
         self.pod = pod
         self.database_port = database_port
-        self.log_file = pod.state / "pooler.log"
+        self.log_file = pod.state / "pooler.log"  # both named in localpod.POOLER_FILES
         self.pid_file = pod.state / "pooler.json"
         self._process: subprocess.Popen | None = None
 

@@ -115,13 +115,14 @@ def local_environment(pod: LocalPod, job: dict, driver: str = DEFAULT_DRIVER) ->
 
 
 def run_local(pod: LocalPod, values: ChartValues, command: list[str], driver: str = DEFAULT_DRIVER) -> int:
-    """Run `command` here with the environment the Job would give it; its exit status."""
+    """Run `command` in the caller's folder (where the project's migration settings
+    are, e.g. alembic.ini) with the environment the Job would give it; its exit status."""
     if not command:
         raise MigrateError("COMMAND: missing; put the migration command after `--`, e.g. -- alembic upgrade head")
     job = yaml.safe_load(migrate_manifest(values, image="local:local", command=command, client_secret="local"))
     env = {**os.environ, **local_environment(pod, job, driver)}
     try:
-        return subprocess.run(command, env=env, cwd=pod.state).returncode
+        return subprocess.run(command, env=env).returncode
     except FileNotFoundError:
         raise MigrateError(f"COMMAND: {command[0]!r} was not found: give a program on PATH or its path") from None
     except PermissionError:
