@@ -1,6 +1,6 @@
 """The one-off Job upgrading the stopped database's data to a new PostgreSQL
 major in place, printed by `python main.py upgrade-manifest` and never part of
-dist/ (README.md, "Major-version upgrades").
+dist/ (docs/upgrading.md).
 
 The official images carry one major each: an init container running the old
 image copies its PostgreSQL (binaries, libraries, share files; same layout under
@@ -81,7 +81,7 @@ class UpgradeJob(Construct):
             metadata=k8s.ObjectMeta(name=f"{contract.UPGRADE_JOB_PREFIX}{props.new_major}", namespace=props.namespace,
                                     labels=labels),
             spec=k8s.JobSpec(
-                # An upgrade is not retried blindly: read the log, then decide (README).
+                # An upgrade is not retried blindly: read the log, then decide (docs/upgrading.md).
                 backoff_limit=0,
                 ttl_seconds_after_finished=TTL_SECONDS_AFTER_FINISHED,
                 template=k8s.PodTemplateSpec(

@@ -402,14 +402,14 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--prune-ca", action="store_true", help="trust only the newest CA (after --rotate ca, --rotate tls)")
 
     restore = commands.add_parser("restore-manifest", parents=[values],
-                                  help="print the Job that restores a backup set (see README.md, 'Backups and restores')")
+                                  help="print the Job that restores a backup set (see docs/backups.md)")
     restore.set_defaults(run=_restore_manifest)
     _restore_arguments(restore)
 
     migrate = commands.add_parser(
         "migrate-manifest", parents=[values], usage="%(prog)s --image IMAGE [options] -- COMMAND...",
         help="print the Job that runs the application's migrations as the migration role "
-             "(see README.md, 'Schema migrations')")
+             "(see docs/migrations.md)")
     migrate.set_defaults(run=_migrate_manifest)
     migrate.add_argument("--image", required=True, help="the application image holding the migrations")
     migrate.add_argument("--name", default=contract.MIGRATE_JOB, help=f"Job name (default {contract.MIGRATE_JOB})")
@@ -424,7 +424,7 @@ def parser() -> argparse.ArgumentParser:
 
     upgrade = commands.add_parser("upgrade-manifest", parents=[values],
                                   help="print the Job that upgrades the stopped database's data to a new PostgreSQL "
-                                       "major in place (see README.md, 'Major-version upgrades')")
+                                       "major in place (see docs/upgrading.md)")
     upgrade.set_defaults(run=_upgrade_manifest)
     upgrade.add_argument("--to-image", required=True,
                          help="the new image, its tag naming the major, e.g. postgres:18.1-bookworm; the values "

@@ -126,7 +126,7 @@ PROMETHEUS_RULE = "postgres"
 # The Markdown page (from the repository's top) with a heading per alert; each
 # alert's runbook_url is `metrics.prometheusRule.runbookBaseUrl` (this page by
 # default) plus `#` and the heading's anchor. Moving the runbook is this one line.
-RUNBOOK_PAGE = "README.md"
+RUNBOOK_PAGE = "docs/runbook.md"
 DASHBOARD_CONFIG_MAP = "postgres-dashboard"
 MONITORING_ROLE = "monitoring"  # LOGIN, member of pg_monitor only
 # postgres-exporter release (the image tag's default) whose collectors

@@ -75,3 +75,16 @@ def fenced_blocks(page: Path) -> list[Block]:
         else:
             body.append(line)
     return blocks
+
+
+_CODE_SPAN = re.compile(r"(`+).*?\1")
+_LINK = re.compile(r"!?\[(?:[^\]`]|`[^`]*`)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def links(text: str) -> list[str]:
+    """The target of every inline link and image of a page, outside fenced blocks
+    and code spans (GitHub renders neither as a link)."""
+    found = []
+    for line in _outside_fences(text):
+        found += _LINK.findall(_CODE_SPAN.sub("", line))
+    return found

@@ -1,6 +1,6 @@
 """What api-forge's own Kubernetes manifests (piewared/api-forge, infra/helm/api-forge)
 reference in the database's namespace exists in what this project synthesizes or
-`secrets generate` writes, so they run unchanged (README "api-forge's manifests")."""
+`secrets generate` writes, so they run unchanged (docs/api-forge.md)."""
 
 from __future__ import annotations
 

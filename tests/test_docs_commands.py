@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,6 @@ from conftest import TOP
 RUNNABLE = ("sh test", "console test")
 # What the docs' commands write, and what a clone does not have: never linked.
 NOT_LINKED = {"dist", "secrets", ".local", ".git", ".pytest_cache", "__pycache__", "main.py"}
-FIXTURES = TOP / "tests" / "fixtures" / "docs"
 TIMEOUT_SECONDS = 600
 
 
@@ -90,6 +90,7 @@ def checkout_state() -> str:
                           capture_output=True, check=True).stdout
 
 
+@cache  # one run per page: the five-minute test reads the README's run again
 def run_page(page: Path) -> subprocess.CompletedProcess[str]:
     blocks = runnable_blocks(page)
     assert blocks, f"{page} has no runnable block"
@@ -119,9 +120,10 @@ def pod_processes(marker: str) -> list[str]:
 
 
 def test_the_five_minute_path_reaches_psql_in_the_local_pod():
-    """What the split's README will mark: synth, secrets, local up with those
-    Secrets, psql over verify-full, down (tests/fixtures/docs/five-minute-path.md)."""
-    result = run_page(FIXTURES / "five-minute-path.md")
+    """The README's five-minute path: synth and secrets with the production
+    values, local up with those Secrets, psql with the printed dsn over
+    verify-full and a client certificate, down."""
+    result = run_page(TOP / "README.md")
     assert result.returncode == 0, failure(result)
     assert "appuser|on|t" in result.stdout.splitlines()
     assert pod_processes("docs-commands-") == []

@@ -1,5 +1,5 @@
 """Scaling an existing single instance to three members keeps its data, as the
-README's "From `replicas: 1`" does it and as a user types it: `local up` with
+docs/high-availability.md's "From `replicas: 1`" does it and as a user types it: `local up` with
 the HA values on the stopped single pod's state. postgres-0 adopts the data
 directory (the same PVC in a cluster), the others clone from it, and Patroni's
 roles are created on the adopted database. A running single pod is refused."""

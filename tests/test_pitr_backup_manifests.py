@@ -95,7 +95,7 @@ def test_backup_age_alert_per_cronjob_with_its_own_interval(tmp_path):
     # Weekly full backups: 1.5 weeks; Monday-Saturday differentials: 1.5 x the 2 days from Saturday to Monday.
     assert f'cronjob="{contract.PITR_FULL_CRONJOB}"}} > 907200' in rule["expr"]
     assert f'cronjob="{contract.PITR_DIFF_CRONJOB}"}} > 259200' in rule["expr"]
-    headings = re.findall(r"^### (Postgres\w+)\s*$", (TOP / "README.md").read_text(), flags=re.M)
+    headings = re.findall(r"^## (Postgres\w+)\s*$", (TOP / contract.RUNBOOK_PAGE).read_text(), flags=re.M)
     assert "PostgresPitrBackupTooOld" in headings
     off = synth(tmp_path / "off", {"postgres": {"metrics": {"prometheusRule": {"enabled": True}}}})
     assert "PostgresPitrBackupTooOld" not in {

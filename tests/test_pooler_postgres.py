@@ -311,7 +311,7 @@ def test_sqlalchemy_sessions_in_transaction_mode(pooler, pod, prepare):
 def test_startup_options_pgbouncer_does_not_track_are_refused(pooler):
     """api-forge also passes `options=-c jit=off`: PgBouncer cannot carry a setting the
     server does not report over to the server connections a client borrows, so it
-    refuses the client; such settings belong on the role (README, pool mode caveats)."""
+    refuses the client; such settings belong on the role (docs/pooling.md, pool mode caveats)."""
     engine = api_engine(pooler, options="-c jit=off")
     try:
         with pytest.raises(sqlalchemy.exc.OperationalError, match="unsupported startup parameter in options: jit"):

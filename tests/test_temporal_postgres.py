@@ -182,7 +182,7 @@ def test_previous_release_moves_to_the_two_roles(pods):
 
 def test_previous_release_on_the_new_defaults_alone(pods):
     # Without previousUsername the old role keeps its tables, and the new user
-    # may use them (DML on what exists) but not change them: the README says to
+    # may use them (DML on what exists) but not change them: docs/temporal.md says to
     # keep the single-role names or to name the previous owner. The application
     # database gains the migration role on the same start.
     pod = previous_release_pod(pods, "temporal-defaults")

@@ -1,4 +1,4 @@
-"""Major-version upgrades on real binaries (README.md, "Major-version upgrades").
+"""Major-version upgrades on real binaries (docs/upgrading.md).
 
 The old data is made by this machine's PostgreSQL (Debian 12: 15, Debian 13: 17)
 through the product's own start script and init.sql; the new major is 18: the
@@ -38,7 +38,7 @@ OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, 
 # refuses it ("unrecognized parameter"), so 17 data holding a table cannot be
 # upgraded with the binaries these machines have. There the suite proves the
 # refusal instead (before linking, nothing changed); the tests that need a
-# finished upgrade run on Debian 12 (15 -> 18). README.md, "Major-version upgrades".
+# finished upgrade run on Debian 12 (15 -> 18). docs/upgrading.md.
 REFUSES_PG_ATTVER = OLD_MAJOR == 17
 needs_a_finished_upgrade = pytest.mark.skipif(
     REFUSES_PG_ATTVER, reason="17.12's pg_attver column option is refused by the 18.6 wheel (see REFUSES_PG_ATTVER)")
@@ -376,7 +376,7 @@ def test_upgrade_manifest_refuses_a_target_the_job_cannot_reach(image, said):
 
 
 def test_upgrade_manifest_for_a_patroni_cluster_is_the_same_job_on_postgres_0s_volume(base):
-    """README.md's Patroni runbook makes postgres-0 the last leader; the Job upgrades its volume."""
+    """docs/upgrading.md's Patroni runbook makes postgres-0 the last leader; the Job upgrades its volume."""
     values = base / "values-ha.yaml"
     values.write_text(yaml.safe_dump({"postgres": {"replicas": 3, "image": {"tag": "15.14-bookworm"},
                                                    "ha": {"image": {"repository": "registry.example/pg-ha",

@@ -15,8 +15,8 @@ class HaImageValues(ImageValues):
     no default; its PostgreSQL major is postgres.image's, which it is built FROM."""
 
     repository: ImageRepository
-    """Repository of an image with Patroni: image/Dockerfile built and pushed (README,
-    "High availability"). Required."""
+    """Repository of an image with Patroni: image/Dockerfile built and pushed
+    (docs/high-availability.md). Required."""
 
 
 # Patroni's own minimums (its configuration validator; it raises a smaller value to these).
@@ -34,7 +34,7 @@ MAX_LAG_BYTES = 2**63 - 1
 
 class HaValues(Values):
     """Patroni's behaviour when replicas >= 2 (written to its DCS at bootstrap;
-    later changes need `patronictl edit-config`, see the README runbook)."""
+    later changes need `patronictl edit-config`, see docs/high-availability.md, Runbook)."""
 
     image: HaImageValues | None = None
     """The database image with Patroni, built FROM postgres.image (image/Dockerfile).

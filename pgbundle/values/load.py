@@ -87,7 +87,7 @@ def values_warnings(values: ChartValues) -> list[str]:
     pg = values.postgres
     found = []
     # podDisruptionBudget.minAvailable equal to replicas (1) is the default on purpose
-    # and documented in the README: no warning that every run would print.
+    # and documented in docs/deploy.md: no warning that every run would print.
     if pg.replicas == 2:
         found.append(
             "postgres.replicas is 2: with synchronous mode a failover loses nothing, but while one member "

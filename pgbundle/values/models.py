@@ -250,7 +250,7 @@ class PostgresValues(Values):
             if self.ha.image is None:
                 raise ValueError(
                     f"ha.image: required with replicas: {self.replicas}: the official postgres image has no "
-                    "Patroni. Build image/Dockerfile and push it (README, \"High availability\"; the "
+                    "Patroni. Build image/Dockerfile and push it (docs/high-availability.md; the "
                     "repository's image workflow does it on tags), then set postgres.ha.image.repository and tag")
             if not self.tls.enabled:
                 raise ValueError(f"tls.enabled: false cannot run replicas: {self.replicas}: members replicate over TLS only")
@@ -347,8 +347,8 @@ class PostgresValues(Values):
         if self.ha.image is None:
             raise ValueError(
                 "ha.image: required with pitr.enabled: true: the official postgres image has no pgBackRest. "
-                "Build image/Dockerfile (it carries Patroni and pgBackRest) and push it (README, \"High "
-                "availability\"), then set postgres.ha.image.repository and tag")
+                "Build image/Dockerfile (it carries Patroni and pgBackRest) and push it (docs/high-availability.md), "
+                "then set postgres.ha.image.repository and tag")
         if not self.tls.enabled:
             raise ValueError("pitr.enabled: true needs tls.enabled: true: the backup jobs reach pgBackRest in the "
                              "database pod over mutual TLS (its server certificate, their client certificate)")

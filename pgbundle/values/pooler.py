@@ -55,7 +55,10 @@ class PoolerExporterValues(Values):
     """The exporter sidecar of each pooler pod; it runs when postgres.metrics.enabled."""
 
     image: PoolerExporterImageValues = Field(default_factory=PoolerExporterImageValues)
+    """The exporter image. Left out: quay.io/prometheuscommunity/pgbouncer-exporter
+    at the checked version."""
     resources: PoolerExporterResourcesValues = Field(default_factory=PoolerExporterResourcesValues)
+    """The exporter's own requests and limits. Left out: 10m/16Mi, limits 100m/64Mi."""
 
 
 class PoolerPdbValues(Values):
@@ -86,7 +89,7 @@ class PoolerValues(Values):
     pool_mode: Literal["session", "transaction"] = "transaction"
     """`transaction`: a server connection serves one transaction at a time, so
     session state (SET, advisory locks, LISTEN, temporary tables) does not survive
-    between transactions (README, "Connection pooling"). `session`: one server
+    between transactions (docs/pooling.md). `session`: one server
     connection per client for its whole session. Left out: transaction."""
     default_pool_size: int = Field(default=20, ge=1)
     """Server connections per database and role, in each pooler pod. Left out: 20."""

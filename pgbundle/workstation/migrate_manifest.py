@@ -2,7 +2,7 @@
 `python main.py local migrate --state DIR -- COMMAND...`: the same command here, against the local pod.
 
 The Job runs the application's image and command as the migration role (see
-README.md, "Schema migrations"). Like the restore Job it is printed, never
+docs/migrations.md). Like the restore Job it is printed, never
 written to dist/: it belongs to the application's deploy (with `--argo-presync`,
 a hook Argo CD runs before each sync of the application).
 

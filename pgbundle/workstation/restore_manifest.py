@@ -1,7 +1,7 @@
 """`python main.py restore-manifest`: the restore Job for one backup set, as YAML.
 
 The Job is printed, never written to dist/: a GitOps sync must not restore by
-accident. Apply it by hand (`... | kubectl apply -f -`), see README.md, "Backups and restores".
+accident. Apply it by hand (`... | kubectl apply -f -`), see docs/backups.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def check_request(backup: str, databases: list[str], jobs: int) -> None:
     if not SET_NAME.match(backup):
         raise RestoreError(
             f"--backup: {backup!r} is not a backup set name: use the directory name of a set "
-            "on the backup volume, such as 20260101T020000Z (see README.md, 'Backups and restores')"
+            "on the backup volume, such as 20260101T020000Z (see docs/backups.md)"
         )
     for index, database in enumerate(databases):
         if not _DATABASE.match(database):

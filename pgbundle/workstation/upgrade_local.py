@@ -13,7 +13,7 @@ npm server's binaries: the state records it with its major (server.json), so
 `local up` runs it on 18, and a cluster's Patroni finds every binary it runs
 (bin_dir: pg_ctl, initdb, pg_basebackup, pg_rewind...) in it.
 
-A cluster's state (replicas >= 2) follows README.md's Patroni runbook: the
+A cluster's state (replicas >= 2) follows docs/upgrading.md's Patroni runbook: the
 last leader must be postgres-0 (only it bootstraps, with bootstrap.yaml); its
 data is upgraded by the same script, the replicas' data is emptied (Patroni
 clones them from the new leader with pg_basebackup) and the cluster's keys in
@@ -198,7 +198,7 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
 
 
 def upgrade_cluster(cluster: LocalCluster, to_major: int) -> dict:
-    """README.md's Patroni runbook on a stopped local cluster: upgrade postgres-0's
+    """docs/upgrading.md's Patroni runbook on a stopped local cluster: upgrade postgres-0's
     data (the last leader: data a replica stopped with is refused by pg_upgrade's
     check, nothing changed), empty the replicas' (Patroni clones them again), remove
     the cluster from the DCS. Re-runnable until it is recorded (server.json)."""

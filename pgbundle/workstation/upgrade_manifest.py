@@ -4,7 +4,7 @@ database's data to the new image's PostgreSQL major in place, as YAML.
 Printed, never written to dist/: a GitOps sync must not run it. The values are
 the ones deployed now: their image is the one the data was written by, so this is
 where the values know the data's major (the synth-time check of the upgrade).
-README.md, "Major-version upgrades", is the procedure around it.
+docs/upgrading.md is the procedure around it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def check_request(values: ChartValues, to_image: str) -> tuple[str, int]:
 
 def upgrade_manifest(values: ChartValues, *, to_image: str) -> str:
     """YAML of the Job upgrading pod 0's data from the values' image to `to_image`
-    (in a Patroni cluster the last leader's: README.md's runbook makes it postgres-0)."""
+    (in a Patroni cluster the last leader's: docs/upgrading.md's runbook makes it postgres-0)."""
     tag, new_major = check_request(values, to_image)
     app = cdk8s.App()
     chart = cdk8s.Chart(app, "upgrade", disable_resource_name_hashes=True)
