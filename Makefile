@@ -37,6 +37,17 @@ bytecode: .venv/.installed
 .PHONY: setup
 setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecode
 
+# What the local runner needs beyond setup: the machine's PostgreSQL, PgBouncer
+# (examples/production.yaml turns the pooler on) and jq, with which the docs
+# read the JSON it prints.
+.PHONY: local
+local: setup postgres pgbouncer jq
+
+.PHONY: jq
+jq:
+	@command -v jq >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+
 # The HA tests run real Patroni clusters against Debian's etcd: install etcd when
 # it is missing, and Patroni (image/patroni-requirements.txt, the image's pins)
 # into a venv made from the system Python outside the checkout, where the
@@ -91,7 +102,7 @@ pgbackrest:
 	    $$(apt-cache show nginx-light >/dev/null 2>&1 && echo nginx-light || echo nginx) >/dev/null; }
 
 .PHONY: test
-test: setup postgres etcd patroni pgbouncer pgbackrest
+test: setup postgres etcd patroni pgbouncer pgbackrest jq
 	$(PY) -m pytest
 
 .PHONY: bench
