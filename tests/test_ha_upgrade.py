@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from ha import MEMBERS, VALUES, settled
+from ha import MEMBERS, VALUES, settled, wait_for
 
 import main
 from pgbundle import contract
@@ -42,13 +42,15 @@ def connect(info: dict, port: int, user: str = "appuser") -> psycopg.Connection:
                            connect_timeout=5, autocommit=True)
 
 
-def switch(cluster: LocalCluster, candidate: str) -> None:
-    """A switchover to `candidate` (docs/upgrading.md's runbook), waited for."""
+def lead(cluster: LocalCluster, candidate: str) -> None:
+    """`candidate` made the leader as docs/upgrading.md's runbook does, by a failover: a switchover
+    goes only to the synchronous standby, which `candidate` need not be."""
     leader, _ = settled(cluster)
     if leader.name != candidate:
-        done = cluster.patronictl("switchover", "--leader", leader.name, "--candidate", candidate, "--force")
+        done = cluster.patronictl("failover", "--candidate", candidate, "--force")
         assert done.returncode == 0, done.stderr
-    assert settled(cluster)[0].name == candidate
+        assert "Successfully failed over" in done.stdout, done.stdout
+    wait_for(lambda: settled(cluster)[0].name == candidate, 120, f"{candidate} leading")
 
 
 def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_streams():
@@ -81,7 +83,7 @@ def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_
         assert refused.stderr.rstrip().endswith(f"still run: run `local down --state {state}` first")
 
         # postgres-0 stopped as a replica: pg_upgrade's check refuses its data, nothing changes.
-        switch(cluster, "postgres-1")
+        lead(cluster, "postgres-1")
         assert local("down", "--state", str(state)).returncode == 0
         refused = local("upgrade", "--state", str(state), "--to-major", "18")
         assert refused.returncode == 1
@@ -91,7 +93,7 @@ def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_
         assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
         # The runbook's step 2: postgres-0 leads again, then the cluster stops.
         assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
-        switch(cluster, contract.BOOTSTRAP_MEMBER)
+        lead(cluster, contract.BOOTSTRAP_MEMBER)
 
         assert local("down", "--state", str(state)).returncode == 0
         upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
