@@ -67,10 +67,16 @@ def scratch_checkout() -> Iterator[Path]:
         shutil.copy2(TOP / "main.py", folder / "main.py")
         yield folder
     finally:
+        refused = []
         for state in folder.rglob("pod.json"):
-            subprocess.run([sys.executable, str(folder / "main.py"), "local", "down", "--state", str(state.parent)],
-                           cwd=folder, capture_output=True, timeout=120, check=False)
+            down = subprocess.run([sys.executable, str(folder / "main.py"), "local", "down", "--state",
+                                   str(state.parent)], cwd=folder, capture_output=True, text=True, timeout=120,
+                                  check=False)
+            if down.returncode != 0:
+                refused.append(f"{state.parent}: {down.stderr.strip()}")
         shutil.rmtree(folder)
+        # A pod the clean-up could not stop would outlive the test: say why, here.
+        assert refused == [], "`local down` after the page failed"
 
 
 def run_session(blocks: list[Block], folder: Path) -> subprocess.CompletedProcess[str]:
