@@ -12,12 +12,12 @@ State folder:
   pki/       the CA (its key never enters the pod) and a client certificate
   pod.log    the start script's stdout and stderr (the container log)
   pod.json   pid and port of the running start script
-  values.json  the values file `local up` used: later commands read it (pgbundle/cli.py)
+  values.json  the values file `local up` used: later commands read it (workstation/cli.py)
   pki/clients/ROLE.crt, ROLE.key  with ca.verifyClients: each login role's client
              certificate from the pod's CA, issued when missing, printed by `up`
   server.json, postgres/  after `local upgrade`: the state's PostgreSQL major and the
              folder of the binaries it runs on, postgres/bin
-             (pgbundle/workstation/upgrade_local.py); without them, this
+             (workstation/upgrade_local.py); without them, this
              machine's PostgreSQL (pg_config)
 
 Secret files that exist are kept, so a state folder can be restarted with its
@@ -27,7 +27,7 @@ port it had unless `--port` names another.
 
 With `--secrets DIR` (the manifests `secrets generate` wrote) the runner uses
 those Secrets instead of its own, laid out as the kubelet does (items, modes,
-`..data` symlink; pgbundle/workstation/localsecrets.py), rewritten at every `up`;
+`..data` symlink; workstation/localsecrets.py), rewritten at every `up`;
 `local sync-secrets` re-projects them into a running pod as the kubelet does
 when a Secret changes.
 """
@@ -47,13 +47,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from chart.output import OutputError, check_replaceable
 from pgbundle import contract
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.pgconf.pgbackrest import SERVER_ADDRESS_ENV, SERVER_PORT_ENV
-from pgbundle.synth.output import OutputError, check_replaceable
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import localsecrets, pki, processes
+from workstation import localsecrets, pki, processes
 
 HOST = "127.0.0.1"
 # The name clients verify the server certificate against: both the runner's own

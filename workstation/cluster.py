@@ -48,8 +48,8 @@ from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import etcd, patroni_venv, processes
-from pgbundle.workstation.localpod import HOST, HOST_NAME, LocalPod, LocalPodError, Synthesize, free_port
+from workstation import etcd, patroni_venv, processes
+from workstation.localpod import HOST, HOST_NAME, LocalPod, LocalPodError, Synthesize, free_port
 
 
 class ClusterError(LocalPodError):
@@ -348,7 +348,7 @@ class LocalCluster:
             raise ClusterError(f"{self.state} holds no cluster: run `local up` with values first")
         if not patroni_venv.installed():
             raise ClusterError(f"Patroni is not installed in {patroni_venv.VENV}: run `make test` or "
-                               "`python -m pgbundle.workstation.patroni_venv`")
+                               "`python -m workstation.patroni_venv`")
         statefulset = self.pod.manifests().get("StatefulSet", contract.STATEFULSET)
         policy = statefulset["spec"].get("podManagementPolicy", "OrderedReady")  # Kubernetes' default
         if policy != contract.HA_POD_MANAGEMENT_POLICY:

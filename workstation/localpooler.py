@@ -26,8 +26,8 @@ from pgbundle import contract
 from pgbundle.manifests import ManifestError, container
 from pgbundle.pgconf import pgbouncer
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import pgbouncer_install, pki, processes
-from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError, free_port
+from workstation import pgbouncer_install, pki, processes
+from workstation.localpod import HOST, LocalPod, LocalPodError, free_port
 
 
 class LocalPooler:
