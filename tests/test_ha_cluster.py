@@ -32,7 +32,8 @@ from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
 from pgbundle import contract
 from pgbundle.monitoring.metric_catalog import METRICS
 from workstation import pki
-from workstation.cluster import LocalCluster, MemberStatus
+from workstation.cluster import LocalCluster
+from workstation.cluster_status import MemberStatus
 from workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha

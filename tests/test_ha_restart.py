@@ -26,7 +26,8 @@ import yaml
 import main
 from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
 from pgbundle import contract
-from workstation.cluster import LocalCluster, MemberStatus
+from workstation.cluster import LocalCluster
+from workstation.cluster_status import MemberStatus
 from workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha

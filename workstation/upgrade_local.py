@@ -35,7 +35,8 @@ import subprocess
 from pathlib import Path
 
 from pgbundle import contract
-from workstation.cluster import ClusterError, LocalCluster, down_command
+from workstation.cluster import LocalCluster
+from workstation.cluster_members import ClusterError, down_command
 from workstation.localpod import LocalPod, LocalPodError, postgres_bindir
 
 # The majors a local state can be upgraded to: the wheel's.
