@@ -57,7 +57,7 @@ def started():
 def test_up_prints_the_pooler_and_it_reaches_the_primary(started):
     cluster, info = started
     pooler = info["pooler"]
-    assert set(pooler) == {"host", "port", "dsn"}
+    assert set(pooler) == {"host", "hostaddr", "port", "dsn", "DATABASE_URL"}
     with psycopg.connect(pooler["dsn"], password=info["passwords"][APP_USER], connect_timeout=10) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         assert conn.info.parameter_status("in_hot_standby") == "off"

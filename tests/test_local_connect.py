@@ -81,6 +81,27 @@ def test_database_url_is_the_application_roles_and_psycopg_takes_it(production):
         assert conn.execute("SELECT current_user, current_database()").fetchone() == ("appuser", "appdb")
 
 
+def test_the_printed_pooler_dsn_connects_with_the_client_certificate_only(production):
+    _, info = production
+    pooler = info["pooler"]
+    assert pooler["port"] != info["port"] and pooler["host"] == "localhost"
+    # PgBouncer reaches the database by the name the generated certificate holds (verify-full),
+    # and the client by the same: psql with exactly what was printed.
+    who = subprocess.run(["psql", pooler["dsn"], "-Atc", "SELECT session_user, inet_server_port()"],
+                         capture_output=True, text=True, timeout=30)
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.strip() == f"appuser|{info['port']}"
+    with psycopg.connect(pooler["DATABASE_URL"], connect_timeout=10) as conn:
+        assert conn.execute("SELECT current_user, current_database()").fetchone() == ("appuser", "appdb")
+        assert conn.info.port == pooler["port"]
+    # ca.verifyClients: PgBouncer too demands the certificate.
+    without = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(pooler["dsn"]).items()
+               if k not in ("sslcert", "sslkey")}
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(**without, connect_timeout=10).close()
+    assert "certificate required" in str(refused.value)
+
+
 def test_later_commands_use_the_values_up_used(production, base):
     state, info = production
     assert json.loads(cli("local", "status", "--state", str(state)).stdout)["state"] == "ready"

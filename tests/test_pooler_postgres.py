@@ -244,10 +244,12 @@ def test_a_storm_of_500_clients_is_served_within_the_pool(pooler, pod):
 
 def test_connection_info_gives_a_dsn_that_works(pooler, pod):
     info = pooler.connection_info()
-    assert set(info) == {"host", "port", "dsn"} and info["host"] == "127.0.0.1"
-    password = pod.connection_info()["passwords"]["appuser"]
-    with psycopg.connect(info["dsn"], password=password, connect_timeout=30) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == ("appuser",)
+    assert set(info) == {"host", "hostaddr", "port", "dsn", "DATABASE_URL"} and info["host"] == "localhost"
+    # As printed, nothing added: the password and the CA are in them.
+    for printed in (info["dsn"], info["DATABASE_URL"]):
+        with psycopg.connect(printed, connect_timeout=30) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("appuser",)
+            assert conn.info.port == info["port"]
 
 
 # --- SQLAlchemy as api-forge uses it ---------------------------------------------------------

@@ -4,7 +4,7 @@
 reads the StatefulSet and ConfigMaps from that YAML, lays their files and the
 Secrets a cluster would hold out at the pod's mount paths under DIR/root, and
 runs the pod's own start script with the pod's environment (paths remapped
-under DIR/root, listening on 127.0.0.1) as the `postgres` system user.
+under DIR/root, listening on localhost) as the `postgres` system user.
 
 State folder:
   dist/      the synthesized manifests
@@ -60,6 +60,10 @@ HOST = "127.0.0.1"
 # certificate and the ones `secrets generate` and cert-manager make hold it
 # (contract.server_dns_names), none of them need hold the address.
 HOST_NAME = "localhost"
+# Where the local processes listen: every address `localhost` resolves to, so a
+# client that connects by that name alone (PgBouncer: no hostaddr, it uses each
+# address the name resolves to in turn) reaches them on ::1 as on 127.0.0.1.
+LISTEN = HOST_NAME
 RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits this OS user as superuser
 SUPERUSER = "postgres"
 Synthesize = Callable[[ChartValues, Path], None]
@@ -217,11 +221,11 @@ class LocalPod:
 
     def environment(self) -> dict[str, str]:
         """The container's environment with paths mapped into the state folder,
-        listening on 127.0.0.1 at the recorded port, and PATH leading to the
+        listening on localhost at the recorded port, and PATH leading to the
         local PostgreSQL binaries (as in the image)."""
         _, main = self._container(self.manifests())
         env = self.host_environment(main)
-        env[LISTEN_ENV] = HOST
+        env[LISTEN_ENV] = LISTEN
         env[PORT_ENV] = str(self.recorded().get("port") or env[PORT_ENV])
         env["PATH"] = ":".join([*self.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
         return env

@@ -2,11 +2,13 @@
 
 `local up` with `postgres.pooler.enabled` lays the pooler pod's files out in the
 pod's state folder (its scripts from the synthesized ConfigMap, the auth role's
-password from the pod's Secret, a certificate for the pooler's names and
-127.0.0.1 signed by the pod's CA), renders pgbouncer.ini with the same renderer
-as the ConfigMap but local paths, a free loopback port and the pod's address,
-and runs the pod's own pooler.sh as the `postgres` user until pooler-probe.sh
-passes. PgBouncer is the local build or package (pgbouncer_install).
+password from the pod's Secret, a certificate for the pooler's names, localhost
+among them, signed by the pod's CA), renders pgbouncer.ini with the same
+renderer as the ConfigMap but local paths, listening on localhost at a free
+port, the database at localhost (the name every server certificate holds,
+the runner's own and those of `secrets generate`), and runs the pod's own
+pooler.sh as the `postgres` user until pooler-probe.sh passes. PgBouncer is
+the local build or package (pgbouncer_install).
 
 State: root/ holds the pooler's files at its mount paths; pooler.log its
 output; pooler.json its pid and port.
@@ -27,7 +29,7 @@ from pgbundle.manifests import ManifestError, container
 from pgbundle.pgconf import pgbouncer
 from pgbundle.values.models import ChartValues
 from workstation import pgbouncer_install, pki, processes
-from workstation.localpod import HOST, LocalPod, LocalPodError, free_port
+from workstation.localpod import HOST, HOST_NAME, LISTEN, LocalPod, LocalPodError, free_port
 
 
 class LocalPooler:
@@ -50,13 +52,14 @@ class LocalPooler:
             raise LocalPodError(str(err)) from None
 
     def _site(self, port: int) -> pgbouncer.PoolerSite:
-        """The pod's site with every path under the state folder, listening on the
-        loopback, and the database at its local address (an IP its certificate holds)."""
+        """The pod's site with every path under the state folder, listening on
+        localhost, and the database at localhost: verify-full checks the name, and
+        the certificates `secrets generate` writes hold no IP address."""
         pod_site = pgbouncer.pod_site("local")
         paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
                  for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert",
                                "socket_dir", "stats_password_file", "stats_passfile")}
-        return pgbouncer.PoolerSite(listen_addr=HOST, listen_port=port, server_host=HOST,
+        return pgbouncer.PoolerSite(listen_addr=LISTEN, listen_port=port, server_host=HOST_NAME,
                                     server_port=self.database_port or self.pod.connection_info()["port"], **paths)
 
     def recorded(self) -> dict:
@@ -107,8 +110,8 @@ class LocalPooler:
             self.pod._write(Path(path), self.pod.host_path(f"{contract.SECRETS_DIR}/{key}").read_bytes(), 0o600)
         ca = self.pod.host_path(f"{contract.CA_DIR}/{contract.CA_CERT_FILE}").read_bytes()
         self.pod._write(Path(site.ca_cert), ca, 0o644)
-        pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace),
-                                      [HOST, "::1"], client_auth=True)
+        pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace), [],
+                                      client_auth=True)
         self.pod._write(Path(site.tls_cert), pair.cert_pem, 0o644)
         self.pod._write(Path(site.tls_key), pair.key_pem, 0o600)
         for mount in main["volumeMounts"]:
@@ -138,13 +141,15 @@ class LocalPooler:
         return self.connection_info()
 
     def connection_info(self) -> dict:
-        """{host, port, dsn}: the dsn as an application uses it (TLS verified against the pod's CA)."""
+        """{host, hostaddr, port, dsn, DATABASE_URL}: the application role's connection
+        string and URL as the database's (LocalPod.connection_info: TLS verified against
+        the pod's CA by the name localhost, its client certificate with ca.verifyClients),
+        at the pooler's port."""
         port = self.recorded()["port"]
-        info = self.pod.connection_info()
+        info = self.pod.connection_info(port=port)
         role = self.pod.environment()["PG_APP_USER"]
-        dsn = (f"postgresql://{role}@{HOST}:{port}/{info['database']}"
-               f"?sslmode=verify-full&sslrootcert={info['sslrootcert']}")
-        return {"host": HOST, "port": port, "dsn": dsn}
+        return {"host": info["host"], "hostaddr": info["hostaddr"], "port": port, "dsn": info["dsn"][role],
+                "DATABASE_URL": info["DATABASE_URL"]}
 
     def stop(self, timeout: float = 15) -> None:
         """SIGINT (PgBouncer's safe shutdown: running queries finish), SIGKILL after `timeout`."""

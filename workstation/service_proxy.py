@@ -28,7 +28,7 @@ from pathlib import Path
 
 from workstation import processes
 from workstation.cluster import LocalCluster
-from workstation.localpod import HOST, LocalPodError, free_port
+from workstation.localpod import HOST, LISTEN, LocalPodError, free_port
 
 FOLLOW_INTERVAL = 0.5  # seconds between asks of /primary
 SERVICE_FILE = "service.json"
@@ -76,7 +76,8 @@ async def serve(cluster: LocalCluster, port: int) -> None:
         await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
         tracked.difference_update((client_writer, server_writer))
 
-    server = await asyncio.start_server(handle, HOST, port)
+    # On every address of localhost: PgBouncer connects by that name (the certificates hold no IP).
+    server = await asyncio.start_server(handle, LISTEN, port)
     async with server:
         while True:
             await asyncio.sleep(FOLLOW_INTERVAL)
