@@ -16,7 +16,7 @@ from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf import conf
 from pgbundle.values.load import parse_values
 from workstation import patroni_venv
-from workstation.localpod import postgres_bindir
+from workstation.pod_state import postgres_bindir
 
 
 def rendered(values: dict | None = None, **ha) -> dict:

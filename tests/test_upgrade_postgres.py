@@ -26,7 +26,8 @@ from conftest import connect
 import main
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from workstation.localpod import LocalPod, LocalPodError
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError
 from workstation.upgrade_local import copy_wheel, data_major
 
 TOP = Path(main.__file__).resolve().parent

@@ -39,7 +39,8 @@ from pgbundle.contract import (
 from pgbundle.manifests import container
 from pgbundle.values.models import ChartValues
 from workstation import localsecrets
-from workstation.localpod import HOST, LocalPod
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST
 from workstation.restore_manifest import restore_manifest
 
 SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")

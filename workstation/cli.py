@@ -96,7 +96,8 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
     from workstation import backup_local, pitr_local
     from workstation.cluster import LocalCluster
-    from workstation.localpod import LocalPod, LocalPodError
+    from workstation.localpod import LocalPod
+    from workstation.pod_state import LocalPodError
     from workstation.localpooler import LocalPooler
     from workstation.migrate_manifest import MigrateError, run_local
     from workstation.restore_manifest import RestoreError

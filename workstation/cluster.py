@@ -36,7 +36,8 @@ from pgbundle import contract
 from workstation import etcd, patroni_venv, processes
 from workstation.cluster_members import ClusterError
 from workstation.cluster_status import ClusterStatus, MemberStatus, cluster_state
-from workstation.localpod import HOST, LocalPod
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST
 
 
 class PrimaryPod(LocalPod):

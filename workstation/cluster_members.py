@@ -25,7 +25,8 @@ from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
 from workstation import etcd, patroni_venv, processes
-from workstation.localpod import HOST, LocalPod, LocalPodError, Synthesize, free_port
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST, LocalPodError, Synthesize, free_port
 
 
 class ClusterError(LocalPodError):

@@ -16,7 +16,7 @@ from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
 from workstation import patroni_venv
 from workstation.cluster_members import ClusterError, ClusterMembers
-from workstation.localpod import HOST, HOST_NAME
+from workstation.pod_state import HOST, HOST_NAME
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from workstation.localpod import LocalPodError
+from workstation.pod_state import LocalPodError
 from workstation.processes import running, wait
 
 ETCD = "etcd"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from workstation import processes
 from workstation.cluster import LocalCluster
-from workstation.localpod import HOST, LISTEN, LocalPodError, free_port
+from workstation.pod_state import HOST, LISTEN, LocalPodError, free_port
 
 FOLLOW_INTERVAL = 0.5  # seconds between asks of /primary
 SERVICE_FILE = "service.json"

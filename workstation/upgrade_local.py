@@ -37,7 +37,10 @@ from pathlib import Path
 from pgbundle import contract
 from workstation.cluster import LocalCluster
 from workstation.cluster_members import ClusterError, down_command
-from workstation.localpod import LocalPod, LocalPodError, postgres_bindir
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError, postgres_bindir
+
+# The majors a local state can be upgraded to: the wheel's.
 
 # The majors a local state can be upgraded to: the wheel's.
 WHEEL_MAJOR = 18
