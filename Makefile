@@ -32,7 +32,7 @@ postgres:
 # otherwise compile them again on every synth. Quick when nothing changed.
 .PHONY: bytecode
 bytecode: .venv/.installed
-	$(PY) -m compileall -q imports constructs pgbundle main.py
+	$(PY) -m compileall -q imports constructs pgbundle chart workstation main.py
 
 .PHONY: setup
 setup: .venv/.installed .venv-checkov/.installed node_modules/.installed bytecode
@@ -51,7 +51,7 @@ jq:
 # The HA tests run real Patroni clusters against Debian's etcd: install etcd when
 # it is missing, and Patroni (image/patroni-requirements.txt, the image's pins)
 # into a venv made from the system Python outside the checkout, where the
-# postgres user can run it (pgbundle/workstation/patroni_venv.py says why).
+# postgres user can run it (workstation/patroni_venv.py says why).
 .PHONY: etcd
 etcd:
 	@command -v etcd >/dev/null || \
@@ -61,14 +61,14 @@ etcd:
 patroni: .venv/.installed
 	@test -x /usr/bin/python3 && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
-	@$(PY) -m pgbundle.workstation.patroni_venv >/dev/null
+	@$(PY) -m workstation.patroni_venv >/dev/null
 
 # The pooler tests run PgBouncer >= 1.21 (the image's version): Debian 13 has it
 # as a package; on Debian 12 (1.18) it is built from Debian 13's source package
-# into /opt/pgbundle (pgbundle/workstation/pgbouncer_install.py says why).
+# into /opt/pgbundle (workstation/pgbouncer_install.py says why).
 .PHONY: pgbouncer
 pgbouncer: .venv/.installed
-	@$(PY) -m pgbundle.workstation.pgbouncer_install >/dev/null
+	@$(PY) -m workstation.pgbouncer_install >/dev/null
 
 # Validate the values first: `cdk8s synth` empties dist/ before it runs the app,
 # so bad input must be caught before it starts.

@@ -3,7 +3,7 @@
 
 `cdk8s synth` runs this with no arguments. Every argument, and every
 sub-command (`local`, `secrets`, `restore-manifest`), goes to the one command
-line tree in pgbundle/cli.py.
+line tree in workstation/cli.py.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ os.environ["PATH"] = os.pathsep.join([str(TOP / "node_modules" / ".bin"), os.env
 
 import cdk8s  # noqa: E402
 
-from pgbundle import cli  # noqa: E402
+from chart.compose import compose  # noqa: E402
+from chart.output import replace_folder  # noqa: E402
 from pgbundle import contract  # noqa: E402
-from pgbundle.app import compose  # noqa: E402
-from pgbundle.synth.output import replace_folder  # noqa: E402
 from pgbundle.values.models import ChartValues  # noqa: E402
+from workstation import cli  # noqa: E402
 
 
 def synthesize(values: ChartValues, outdir: Path) -> None:

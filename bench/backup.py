@@ -1,6 +1,6 @@
 """Backup and restore speed on pgbench data, interleaved in one run.
 
-Starts the local pod (pgbundle/workstation/localpod.py) with the default values, fills
+Starts the local pod (workstation/localpod.py) with the default values, fills
 `appdb` with pgbench data as the application role (about 750 MB at scale 50),
 then alternates:
 - ours: the CronJob's backup.sh as the CronJob runs it (pg_dump -Fc with the
@@ -34,14 +34,14 @@ os.environ["PATH"] = f"{TOP / 'node_modules' / '.bin'}{os.pathsep}{os.environ['P
 
 import main  # noqa: E402
 from pgbundle import contract  # noqa: E402
-from pgbundle.workstation.backup_local import (  # noqa: E402
+from pgbundle.values.load import parse_values  # noqa: E402
+from workstation.backup_local import (  # noqa: E402
     container_process,
     cronjob_container,
     restore_container,
     run_process,
 )
-from pgbundle.workstation.localpod import LocalPod  # noqa: E402
-from pgbundle.values.load import parse_values  # noqa: E402
+from workstation.localpod import LocalPod  # noqa: E402
 
 
 def bindir() -> str:

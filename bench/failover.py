@@ -41,8 +41,9 @@ import psycopg  # noqa: E402
 import main  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
 from pgbench import spread, stop_on_sigterm  # noqa: E402
-from pgbundle.workstation.cluster import LocalCluster, MemberStatus  # noqa: E402
-from pgbundle.workstation.writeprobe import WriteProbe  # noqa: E402
+from workstation.cluster import LocalCluster  # noqa: E402
+from workstation.cluster_status import MemberStatus  # noqa: E402
+from workstation.writeprobe import WriteProbe  # noqa: E402
 
 MEMBERS = 3
 VALUES = {"postgres": {"replicas": MEMBERS, "ha": {"image": {"repository": "local", "tag": "unused"}},

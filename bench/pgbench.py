@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pgbundle.pgconf.conf import render_postgresql_conf  # noqa: E402
-from pgbundle.workstation.localpod import postgres_bindir  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
+from workstation.pod_state import postgres_bindir  # noqa: E402
 
 # The container the generated configuration is derived for.
 LIMITS = {"cpu": "2", "memory": "4Gi"}

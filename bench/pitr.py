@@ -33,8 +33,8 @@ import yaml  # noqa: E402
 import main  # noqa: E402
 from pgbundle import contract  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
-from pgbundle.workstation import pitr_local  # noqa: E402
-from pgbundle.workstation.localpod import LocalPod  # noqa: E402
+from workstation import pitr_local  # noqa: E402
+from workstation.localpod import LocalPod  # noqa: E402
 
 
 def bindir() -> str:

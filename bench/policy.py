@@ -20,7 +20,7 @@ import kubernetes_validate  # noqa: E402
 from pss import CONTROLS, violations  # noqa: E402
 from variants import POLICY_VARIANTS, checkov_all  # noqa: E402
 
-from pgbundle.synth.policy import pod_template  # noqa: E402
+from chart.policy import pod_template  # noqa: E402
 
 VERSIONS = ["1.27.0", "1.31.0", "1.35.0", kubernetes_validate.latest_version()]
 

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import main  # noqa: E402
 from pgbench import spread, stop_on_sigterm  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
-from pgbundle.workstation.localpod import LocalPod, postgres_bindir  # noqa: E402
-from pgbundle.workstation.localpooler import LocalPooler  # noqa: E402
+from workstation.localpod import LocalPod  # noqa: E402
+from workstation.localpooler import LocalPooler  # noqa: E402
+from workstation.pod_state import postgres_bindir  # noqa: E402
 
 VALUES = {"postgres": {"pooler": {"enabled": True, "replicas": 1}}}
 # Select-only transactions: the connection's cost is what differs, not the disk.

@@ -28,8 +28,8 @@ os.environ["PATH"] = f"{TOP / 'node_modules' / '.bin'}{os.pathsep}{os.environ['P
 import main  # noqa: E402
 from pgbundle import contract  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
-from pgbundle.workstation.localpod import LocalPod  # noqa: E402
-from pgbundle.workstation.upgrade_local import copy_wheel, upgrade  # noqa: E402
+from workstation.localpod import LocalPod  # noqa: E402
+from workstation.upgrade_local import copy_wheel, upgrade  # noqa: E402
 
 
 def timed(action) -> float:

@@ -1,1 +1,1 @@
-"""Everything that is not a construct: the values model, config rendering, workstation tools, the CLI."""
+"""What the constructs use: the contract, the values model, config rendering, pod pieces, reading manifests back."""

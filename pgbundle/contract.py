@@ -190,7 +190,7 @@ BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 
 # Connection pooling (issue 21): PgBouncer in front of the Service `postgres`.
 # The version of the pinned image (ghcr.io/cloudnative-pg/pgbouncer: Debian 13's
-# package) and of the local build (pgbundle/workstation/pgbouncer_install.py).
+# package) and of the local build (workstation/pgbouncer_install.py).
 POOLER_VERSION = "1.24.1"
 POOLER_COMPONENT = "pooler"
 POOLER = "postgres-pooler"  # Deployment, Service, ServiceAccount, ConfigMap, PDB, NetworkPolicy

@@ -23,8 +23,8 @@ if str(TOP) not in sys.path:
 import main  # noqa: E402
 from pgbundle import contract  # noqa: E402
 from pgbundle.manifests import Manifests, container  # noqa: E402,F401 - shared with the test modules
-from pgbundle.workstation.localpod import LocalPod  # noqa: E402
 from pgbundle.values.load import load_values, parse_values  # noqa: E402
+from workstation.localpod import LocalPod  # noqa: E402
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -91,7 +91,7 @@ def synth_file(tmp_path_factory):
     return run
 
 
-# --- the synthesized pod on real PostgreSQL (pgbundle/workstation/localpod.py) ----------
+# --- the synthesized pod on real PostgreSQL (workstation/localpod.py) ----------
 
 
 @pytest.fixture(scope="module")

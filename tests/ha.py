@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from pgbundle.workstation.cluster import LocalCluster, MemberStatus
+from workstation.cluster import LocalCluster
+from workstation.cluster_status import MemberStatus
 
 MEMBERS = 3
 APP_USER = "appuser"

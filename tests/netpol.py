@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pgbundle.synth.policy import selector_matches
+from chart.policy import selector_matches
 
 
 @dataclass(frozen=True)

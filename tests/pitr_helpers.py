@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from pgbundle.workstation.localpod import LocalPod
+from workstation.localpod import LocalPod
 
 TOP = Path(__file__).resolve().parent.parent
 

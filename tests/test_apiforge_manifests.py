@@ -12,7 +12,7 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation import secretgen
+from workstation import secretgen
 
 TOP = Path(__file__).resolve().parent.parent
 TEMPORAL_ON = {"postgres": {"temporal": {"enabled": True}}}

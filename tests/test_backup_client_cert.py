@@ -23,10 +23,10 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 import main
 from pgbundle import contract
-from pgbundle.workstation import secretgen
-from pgbundle.workstation.backup_local import LocalJobError, backup
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
+from workstation import secretgen
+from workstation.backup_local import LocalJobError, backup
+from workstation.localpod import LocalPod
 
 NS = "api-forge-prod"
 SECRET = "postgres-backup-tls"

@@ -11,8 +11,8 @@ import yaml
 from conftest import container
 
 from pgbundle.contract import selector_labels
-from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
 from pgbundle.values.load import parse_values
+from workstation.restore_manifest import RestoreError, restore_manifest
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

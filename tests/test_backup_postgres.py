@@ -27,10 +27,10 @@ import pytest
 from acl import acl_entries
 from conftest import connect, restart
 from pgbundle import contract
-from pgbundle.workstation import pki
-from pgbundle.workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
+from workstation import pki
+from workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
+from workstation.localpod import LocalPod
 
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"

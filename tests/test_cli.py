@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import main
-from pgbundle import cli
+from workstation import cli
 
 COMMANDS = [
     [],

@@ -16,7 +16,7 @@ from conftest import TOP
 PAGES = [*doc_pages(), TOP / "ARCHITECTURE.md"]
 README_MAX_LINES = 250
 # Where the code names a page for the reader: help texts, errors, pod scripts' messages, comments.
-SOURCES = ["constructs", "pgbundle", "tools", "examples", "values.yaml", "main.py"]
+SOURCES = ["constructs", "pgbundle", "chart", "workstation", "tools", "examples", "values.yaml", "main.py"]
 PAGE_REFERENCE = re.compile(r"\b((?:README|ARCHITECTURE)\.md|docs/[\w-]+\.md)(?:#([\w-]+))?")
 
 

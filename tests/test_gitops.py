@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from chart.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
 from conftest import TOP
-from pgbundle.synth.gitops import KEEP_OPTIONS, SYNC_OPTIONS_ANNOTATION, SYNC_WAVE_ANNOTATION, sync_wave
 from pgbundle.values.load import parse_values
 from variants import POLICY_VARIANTS, synth_variant
 

@@ -17,7 +17,7 @@ import yaml
 
 import main
 from ha import APP_USER, MEMBERS, VALUES, settled
-from pgbundle.workstation.cluster import LocalCluster
+from workstation.cluster import LocalCluster
 
 pytestmark = pytest.mark.ha
 

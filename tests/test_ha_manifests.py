@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chart.compose import patroni_spec
 from conftest import container
 from pgbundle import contract
-from pgbundle.app import patroni_spec
 from pgbundle.patroni import config as patroni_config
 from pgbundle.values.load import parse_values
 

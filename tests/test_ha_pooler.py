@@ -21,10 +21,10 @@ import yaml
 import main
 from ha import APP_USER, wait_for
 from ha import VALUES as HA_VALUES
-from pgbundle.workstation.cluster import LocalCluster
-from pgbundle.workstation.localpooler import LocalPooler
-from pgbundle.workstation.service_proxy import LocalService
-from pgbundle.workstation.writeprobe import WriteProbe
+from workstation.cluster import LocalCluster
+from workstation.localpooler import LocalPooler
+from workstation.service_proxy import LocalService
+from workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
 

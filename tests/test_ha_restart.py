@@ -26,8 +26,9 @@ import yaml
 import main
 from ha import APP_USER, MEMBERS, VALUES, settled, wait_for
 from pgbundle import contract
-from pgbundle.workstation.cluster import LocalCluster, MemberStatus
-from pgbundle.workstation.writeprobe import WriteProbe
+from workstation.cluster import LocalCluster
+from workstation.cluster_status import MemberStatus
+from workstation.writeprobe import WriteProbe
 
 pytestmark = pytest.mark.ha
 

@@ -18,8 +18,8 @@ import pytest
 
 import main
 from pgbundle import contract
-from pgbundle.workstation.cluster import LocalCluster
-from pgbundle.workstation.localpod import LocalPod
+from workstation.cluster import LocalCluster
+from workstation.localpod import LocalPod
 
 pytestmark = pytest.mark.ha
 

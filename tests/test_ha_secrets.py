@@ -12,7 +12,7 @@ import yaml
 from pgbundle import contract
 from pgbundle.pgconf import env as pgenv
 from pgbundle.values.load import parse_values
-from pgbundle.workstation import secretgen
+from workstation import secretgen
 
 HA = {"postgres": {"replicas": 3, "ha": {"image": {"repository": "ghcr.io/example/postgres-patroni", "tag": "v1"}}}}
 HA_KEYS = {contract.REPLICATION_PASSWORD_KEY, contract.REWIND_PASSWORD_KEY, contract.PATRONI_API_PASSWORD_KEY}

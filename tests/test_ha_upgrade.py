@@ -21,8 +21,8 @@ from ha import MEMBERS, VALUES, settled, wait_for
 
 import main
 from pgbundle import contract
-from pgbundle.workstation.cluster import LocalCluster
-from pgbundle.workstation.upgrade_local import major_of
+from workstation.cluster import LocalCluster
+from workstation.upgrade_local import major_of
 
 pytestmark = pytest.mark.ha
 

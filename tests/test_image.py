@@ -12,7 +12,7 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.fields import PostgresImageValues
-from pgbundle.workstation import patroni_venv
+from workstation import patroni_venv
 
 TOP = Path(__file__).resolve().parent.parent
 DOCKERFILE = TOP / "image" / "Dockerfile"

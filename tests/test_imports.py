@@ -33,8 +33,8 @@ def test_kubernetes_bindings_hold_exactly_the_kinds_the_app_emits(synth_file):
     """tools/offline-k8s-schema.js trims the bindings to what constructs/ emits: a
     kind left over slows every synth, a kind missing fails at import."""
     from imports import k8s
-    from pgbundle.workstation.restore_manifest import restore_manifest
     from pgbundle.values.load import load_values
+    from workstation.restore_manifest import restore_manifest
 
     bound = {(cls.GVK.api_version, cls.GVK.kind) for name, cls in vars(k8s).items()
              if name.startswith("Kube") and hasattr(cls, "GVK")}

@@ -10,9 +10,10 @@ from conftest import TOP
 
 # Highest first; a module belongs to the first prefix it starts with.
 LAYERS = [
-    ("main", "pgbundle.cli"),
-    ("pgbundle.workstation",),
-    ("pgbundle.app", "pgbundle.synth"),
+    ("main",),
+    ("workstation.cli",),
+    ("workstation",),
+    ("chart",),
     ("constructs",),
     ("pgbundle.pgconf", "pgbundle.patroni", "pgbundle.monitoring", "pgbundle.k8s", "pgbundle.manifests"),
     ("pgbundle.values",),
@@ -30,11 +31,12 @@ def layer(module: str) -> int | None:
 
 def modules() -> dict[str, Path]:
     found = {"main": TOP / "main.py"}
-    for folder in ("pgbundle", "constructs"):
+    for folder in ("workstation", "chart", "constructs", "pgbundle"):
         for path in (TOP / folder).rglob("*.py"):
             parts = path.relative_to(TOP).with_suffix("").parts
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    del found["pgbundle"]  # the package itself: a docstring
+    for package in ("workstation", "chart", "pgbundle"):
+        del found[package]  # the package itself: a docstring
     return found
 
 

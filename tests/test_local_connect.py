@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 import main
-from pgbundle.workstation.localpod import LocalPod
+from workstation.localpod import LocalPod
 
 TOP = Path(main.__file__).resolve().parent
 PRODUCTION = TOP / "examples" / "production.yaml"

@@ -13,7 +13,8 @@ import main
 from conftest import connect, connect_socket, container, log_records, restart
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import LocalPod, LocalPodError
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError
 
 SECRET = f"{contract.SECRETS_DIR}/{contract.MONITORING_PASSWORD_KEY}"
 

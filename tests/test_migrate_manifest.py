@@ -16,12 +16,12 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from chart.policy import selector_matches
 from conftest import construct_chart, container
 from constructs.migrate import MigrationJob, MigrationJobProps
 from pgbundle.k8s.objects import SecretFiles
-from pgbundle.synth.policy import selector_matches
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
+from workstation.migrate_manifest import MigrateError, migrate_manifest
 from test_schema import KUBERNETES_VERSIONS
 from variants import run_checkov
 

@@ -14,10 +14,10 @@ import pytest
 
 import main
 from conftest import connect, restart
-from pgbundle.workstation.backup_local import LocalJobError, backup
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.migrate_manifest import run_local
+from workstation.backup_local import LocalJobError, backup
+from workstation.localpod import LocalPod
+from workstation.migrate_manifest import run_local
 
 # A migration as a tool writes it: unqualified names, no SET ROLE, no search_path.
 MIGRATION = [

@@ -7,10 +7,10 @@ from __future__ import annotations
 import cdk8s
 import pytest
 
+from chart.policy import pod_template
 from conftest import Manifests
-from pgbundle.contract import BACKUP_CRONJOB, BACKUP_NETWORK_POLICY, METRICS_PORT, selector_labels
 from constructs.network import NetworkIsolation, NetworkIsolationProps
-from pgbundle.synth.policy import pod_template
+from pgbundle.contract import BACKUP_CRONJOB, BACKUP_NETWORK_POLICY, METRICS_PORT, selector_labels
 from pgbundle.values.load import ValuesError, parse_values
 from netpol import Pod, allowed, pod_from_template
 from variants import synth_variant

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chart.compose import patroni_spec
 from pgbundle import contract
+from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf import conf
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import postgres_bindir
-from pgbundle.patroni import config as patroni_config
-from pgbundle.workstation import patroni_venv
-from pgbundle.app import patroni_spec
+from workstation import patroni_venv
+from workstation.pod_state import postgres_bindir
 
 
 def rendered(values: dict | None = None, **ha) -> dict:

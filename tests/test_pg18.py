@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 from pgbundle.pgconf.conf import render_postgresql_conf
-from pgbundle.workstation.localpod import free_port
 from pgbundle.values.load import parse_values
+from workstation.pod_state import free_port
 
 
 # The package's binaries, found without importing it (its import sets up a data folder).
@@ -109,9 +109,9 @@ def pod18(bindir, monkeypatch):
     """The synthesized pod on PostgreSQL 18 (TLS off: these binaries have no
     OpenSSL), Temporal on; stopped at the end."""
     import main
-    from pgbundle.workstation import localpod
+    from workstation import localpod, pod_state
 
-    monkeypatch.setattr(localpod, "postgres_bindir", lambda: str(bindir))
+    monkeypatch.setattr(pod_state, "postgres_bindir", lambda: str(bindir))
     base = Path(tempfile.mkdtemp(prefix="pg18-pod-"))
     base.chmod(0o711)
     pod = localpod.LocalPod(base / "db")

@@ -17,7 +17,7 @@ import main
 from conftest import Manifests, container
 from pgbundle import contract
 from pgbundle.values.load import ValuesError, parse_values
-from pgbundle.workstation import secretgen
+from workstation import secretgen
 from pitr_helpers import TOP
 
 PITR = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())

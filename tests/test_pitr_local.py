@@ -13,9 +13,9 @@ import yaml
 
 from conftest import log_records, restart
 from pgbundle import contract
-from pgbundle.workstation import pitr_local
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
+from workstation import pitr_local
+from workstation.localpod import LocalPod
 from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
 
 VALUES_FILE = TOP / "examples" / "pitr.yaml"

@@ -20,8 +20,9 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation import pki, secretgen
-from pgbundle.workstation.localpod import LocalPod, free_port
+from workstation import pki, secretgen
+from workstation.localpod import LocalPod
+from workstation.pod_state import free_port
 from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
 
 BUCKET = "pgbundle-pitr"

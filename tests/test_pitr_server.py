@@ -17,8 +17,8 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation import pitr_local
-from pgbundle.workstation.localpod import LocalPod
+from workstation import pitr_local
+from workstation.localpod import LocalPod
 from pitr_helpers import TOP, archive_everything, commit_rows, event_ids, wait_past
 
 VALUES = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())

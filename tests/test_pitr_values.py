@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from pgbundle.app import config_files
+from chart.compose import config_files
 from pgbundle.pgconf.conf import postgresql_settings
 from pgbundle.pgconf.env import pod_environment
 from pgbundle.pgconf.pgbackrest import render_pgbackrest_conf
 from pgbundle.values.load import ValuesError, parse_values
-from pgbundle.workstation import secretgen
+from workstation import secretgen
 
 IMAGE = {"repository": "ghcr.io/example/postgres-patroni", "tag": "17.6-bookworm-1"}
 S3 = {"enabled": True, "bucket": "pg-backups", "endpoint": "s3.example.com:9000", "uriStyle": "path",

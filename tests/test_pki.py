@@ -1,4 +1,4 @@
-"""Passwords and certificates for the Secrets (pgbundle/workstation/pki.py)."""
+"""Passwords and certificates for the Secrets (workstation/pki.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pgbundle import contract
-from pgbundle.workstation import pki
+from workstation import pki
 
 
 def test_passwords_are_long_random_letters_and_digits():

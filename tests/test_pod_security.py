@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from chart.policy import pod_template
 from conftest import TOP
-from pgbundle.synth.policy import pod_template
 from pss import CONTROLS, violations
 from variants import POLICY_VARIANTS, synth_variant
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from pgbundle.synth.policy import SKIP_ANNOTATION_PREFIX
+from chart.policy import SKIP_ANNOTATION_PREFIX
 from variants import POLICY_VARIANTS, checkov_all, run_checkov
 
 SKIP_VALUE = re.compile(r"^(CKV2?_K8S_\d+)=(.*)$", re.S)

@@ -8,10 +8,10 @@ import pytest
 
 from conftest import Manifests
 from netpol import Pod, allowed, pod_from_template
+from chart.gitops import SYNC_WAVE_ANNOTATION
+from chart.policy import pod_template
 from pgbundle import contract
 from pgbundle.pgconf import pgbouncer
-from pgbundle.synth.gitops import SYNC_WAVE_ANNOTATION
-from pgbundle.synth.policy import pod_template
 from pgbundle.values.load import ValuesError, parse_values
 from pss import violations
 from variants import synth_variant
@@ -232,7 +232,7 @@ def test_secrets_generate_writes_the_auth_password_and_the_pooler_certificate():
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    from pgbundle.workstation import secretgen
+    from workstation import secretgen
 
     plan = secretgen.plan_all(parse_values(ON))
     passwords = yaml.safe_load(plan.files["postgres-secrets.yaml"])["data"]

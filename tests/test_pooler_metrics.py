@@ -17,7 +17,7 @@ import pytest
 from pgbundle import contract
 from pgbundle.monitoring.metric_catalog import POOLER_COLUMNS
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpooler import LocalPooler
+from workstation.localpooler import LocalPooler
 from test_pooler_postgres import through
 
 VALUES = {"postgres": {"pooler": {"enabled": True, "replicas": 1}}}

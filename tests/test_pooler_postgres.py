@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from conftest import connect
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation import pki
-from pgbundle.workstation.localpooler import LocalPooler
+from workstation import pki
+from workstation.localpooler import LocalPooler
 
 POOL = 20
 VALUES = {"postgres": {"config": {"maxConnections": 50},

@@ -27,7 +27,11 @@ from acl import acl_entries
 from conftest import connect, connect_socket, log_records, restart
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import RUN_USER, LocalPod, LocalPodError, postgres_bindir
+from workstation.localpod import LocalPod
+from workstation.pod_state import RUN_USER, LocalPodError, postgres_bindir
+
+
+# --- connections ---------------------------------------------------------------
 
 
 # --- connections ---------------------------------------------------------------

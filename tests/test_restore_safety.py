@@ -18,7 +18,7 @@ import pytest
 
 from conftest import connect
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.backup_local import LocalJobError, backup, container_process, restore, restore_container
+from workstation.backup_local import LocalJobError, backup, container_process, restore, restore_container
 
 VALUES = {"postgres": {"config": {"maxConnections": 10}}}
 TABLES = [f"t{n:02}" for n in range(30)]

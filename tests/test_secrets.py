@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from pgbundle import contract
-from pgbundle.workstation import secretgen
 from pgbundle.values.load import parse_values
+from workstation import secretgen
 
 TOP = Path(__file__).resolve().parent.parent
 NS = "api-forge-prod"

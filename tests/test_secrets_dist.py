@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import Manifests
 
-from pgbundle.workstation import secretgen
 from pgbundle.values.load import parse_values
+from workstation import secretgen
 from test_secrets import data
 
 TOP = Path(__file__).resolve().parent.parent

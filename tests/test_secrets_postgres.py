@@ -20,10 +20,10 @@ from cryptography import x509
 
 import main
 from pgbundle import contract
-from pgbundle.workstation import pki
-from pgbundle.workstation import secretgen
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
+from workstation import pki
+from workstation import secretgen
+from workstation.localpod import LocalPod
 
 RELOAD_WAIT = 90  # seconds a test waits for the watcher before it fails (it polls every second here)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import main
+from chart.output import replace_folder
 from pgbundle import contract
-from pgbundle.synth.output import replace_folder
 from pgbundle.values.load import parse_values
 
 TOP = Path(__file__).resolve().parent.parent

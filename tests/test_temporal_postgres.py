@@ -15,9 +15,9 @@ import yaml
 
 import main
 from conftest import connect, restart
-from pgbundle.workstation.backup_local import backup
-from pgbundle.workstation.localpod import LocalPod
 from pgbundle.values.load import parse_values
+from workstation.backup_local import backup
+from workstation.localpod import LocalPod
 from test_postgres import snapshot
 
 TOP = Path(__file__).resolve().parent.parent

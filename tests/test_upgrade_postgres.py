@@ -26,8 +26,9 @@ from conftest import connect
 import main
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from pgbundle.workstation.localpod import LocalPod, LocalPodError
-from pgbundle.workstation.upgrade_local import copy_wheel, data_major
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError
+from workstation.upgrade_local import copy_wheel, data_major
 
 TOP = Path(main.__file__).resolve().parent
 OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, text=True,

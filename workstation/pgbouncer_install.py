@@ -11,7 +11,7 @@ installed on 12 (they need a newer glibc); the source builds there in under a
 minute. The machine's apt configuration is left as it is: the source index is
 fetched into a private folder with a private list.
 
-`python -m pgbundle.workstation.pgbouncer_install` installs it when missing (make test does).
+`python -m workstation.pgbouncer_install` installs it when missing (make test does).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from pgbundle.workstation.localpod import LocalPodError
-from pgbundle.workstation.processes import running, wait
+from workstation.pod_state import LocalPodError
+from workstation.processes import running, wait
 
 ETCD = "etcd"
 

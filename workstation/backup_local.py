@@ -1,5 +1,5 @@
 """`python main.py local backup|restore`: the backup CronJob's and the restore
-Job's scripts, run against the local pod (pgbundle/workstation/localpod.py).
+Job's scripts, run against the local pod (workstation/localpod.py).
 
 The container's command and environment are read from the synthesized objects
 (the CronJob in the state folder's dist/, the Job from `restore_manifest`),
@@ -11,7 +11,7 @@ are valid for that name, so `sslmode=verify-full` still holds).
 With client-certificate verification the job's certificate comes, as in a
 cluster, from the Secret the CronJob mounts: `local backup --secrets DIR`
 projects it from the manifests `secrets generate` wrote (kubelet layout, see
-pgbundle/workstation/localsecrets.py); without --secrets (and nothing projected before)
+workstation/localsecrets.py); without --secrets (and nothing projected before)
 the runner issues one from the pod's CA.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from pgbundle.app import DEFAULT_RESTORE_JOBS
+from chart.compose import DEFAULT_RESTORE_JOBS
 from pgbundle.contract import (
     BACKUP_CONTAINER,
     BACKUP_CRONJOB,
@@ -38,9 +38,10 @@ from pgbundle.contract import (
 )
 from pgbundle.manifests import container
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import localsecrets
-from pgbundle.workstation.localpod import HOST, LocalPod
-from pgbundle.workstation.restore_manifest import restore_manifest
+from workstation import localsecrets
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST
+from workstation.restore_manifest import restore_manifest
 
 SUMMARY = re.compile(r"^(backup|restore) complete: (?P<fields>.*)$")
 

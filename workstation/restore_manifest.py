@@ -10,8 +10,8 @@ import re
 
 import cdk8s
 
+from chart.compose import DEFAULT_RESTORE_JOBS, MAX_RESTORE_JOBS, restore_job_props
 from constructs.restore_job import RestoreJob
-from pgbundle.app import DEFAULT_RESTORE_JOBS, MAX_RESTORE_JOBS, restore_job_props
 from pgbundle.values.models import ChartValues
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -28,8 +28,9 @@ from pgbundle import contract
 from pgbundle.manifests import ManifestError, container
 from pgbundle.pgconf import pgbouncer
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation import pgbouncer_install, pki, processes
-from pgbundle.workstation.localpod import HOST, HOST_NAME, LISTEN, LocalPod, LocalPodError, free_port
+from workstation import pgbouncer_install, pki, processes
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST, HOST_NAME, LISTEN, LocalPodError, free_port
 
 
 class LocalPooler:
@@ -40,7 +41,7 @@ class LocalPooler:
         (a cluster's: its local Service, service_proxy)."""
         self.pod = pod
         self.database_port = database_port
-        self.log_file = pod.state / "pooler.log"  # both named in localpod.POOLER_FILES
+        self.log_file = pod.state / "pooler.log"  # both named in pod_state.POOLER_FILES
         self.pid_file = pod.state / "pooler.json"
         self._process: subprocess.Popen | None = None
 

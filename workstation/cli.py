@@ -17,10 +17,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from chart.compose import DEFAULT_RESTORE_JOBS
+from chart.output import OutputError
 from pgbundle import contract
-from pgbundle.app import DEFAULT_RESTORE_JOBS
 from pgbundle.pgconf.env import DEFAULT_DRIVER, URL_SCHEMES
-from pgbundle.synth.output import OutputError
 from pgbundle.values.load import ValuesError, load_values, values_warnings
 from pgbundle.values.models import ChartValues
 
@@ -94,13 +94,14 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
-    from pgbundle.workstation import backup_local, pitr_local
-    from pgbundle.workstation.cluster import LocalCluster
-    from pgbundle.workstation.localpod import LocalPod, LocalPodError
-    from pgbundle.workstation.localpooler import LocalPooler
-    from pgbundle.workstation.migrate_manifest import MigrateError, run_local
-    from pgbundle.workstation.restore_manifest import RestoreError
-    from pgbundle.workstation.upgrade_local import upgrade, upgrade_cluster
+    from workstation import backup_local, pitr_local
+    from workstation.cluster import LocalCluster
+    from workstation.localpod import LocalPod
+    from workstation.pod_state import LocalPodError
+    from workstation.localpooler import LocalPooler
+    from workstation.migrate_manifest import MigrateError, run_local
+    from workstation.restore_manifest import RestoreError
+    from workstation.upgrade_local import upgrade, upgrade_cluster
 
     pitr = args.command == "restore" and args.backup is None
     if args.command == "restore" and args.backup is None and args.from_state is None:
@@ -200,16 +201,16 @@ def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
 
 def _state_pod(state: Path):
     """The pod whose files a state holds: a single pod's, or a cluster's shared one."""
-    from pgbundle.workstation.cluster import LocalCluster
-    from pgbundle.workstation.localpod import LocalPod
+    from workstation.cluster import LocalCluster
+    from workstation.localpod import LocalPod
 
     return LocalCluster(state).pod if LocalCluster.holds_cluster(state) else LocalPod(state)
 
 
 def _runs(state: Path) -> bool:
     """Whether a pod or any cluster member runs in `state`."""
-    from pgbundle.workstation.cluster import LocalCluster
-    from pgbundle.workstation.localpod import LocalPod
+    from workstation.cluster import LocalCluster
+    from workstation.localpod import LocalPod
 
     if LocalCluster.holds_cluster(state):
         return bool(LocalCluster(state).running_members())
@@ -220,7 +221,7 @@ def _runs(state: Path) -> bool:
 def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
     """A logical backup set into the running pod: from its own backups, or (--from)
     another state's, as a restore Job reads a backups volume it mounts."""
-    from pgbundle.workstation import backup_local
+    from workstation import backup_local
 
     container = backup_local.restore_container(values, args.backup, args.database, args.jobs)
     if args.from_state is None:
@@ -234,9 +235,9 @@ def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
 
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None, values_path: Path) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
-    from pgbundle.workstation import backup_local
-    from pgbundle.workstation.localpooler import LocalPooler
-    from pgbundle.workstation.service_proxy import LocalService
+    from workstation import backup_local
+    from workstation.localpooler import LocalPooler
+    from workstation.service_proxy import LocalService
 
     if args.command == "up":
         if args.secrets is not None or args.port is not None:
@@ -265,7 +266,7 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
 
 
 def _secrets(ctx: Context, args: argparse.Namespace) -> None:
-    from pgbundle.workstation import secretgen
+    from workstation import secretgen
 
     if sum(map(bool, (args.force, args.rotate, args.prune_ca))) > 1:
         args.parser.error("--force, --rotate and --prune-ca exclude each other")
@@ -291,7 +292,7 @@ def _secrets(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
-    from pgbundle.workstation.restore_manifest import RestoreError, restore_manifest
+    from workstation.restore_manifest import RestoreError, restore_manifest
 
     try:
         sys.stdout.write(restore_manifest(ctx.values(args), backup=args.backup, databases=args.database, jobs=args.jobs))
@@ -306,7 +307,7 @@ def _driver_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
-    from pgbundle.workstation.migrate_manifest import MigrateError, migrate_manifest
+    from workstation.migrate_manifest import MigrateError, migrate_manifest
 
     try:
         sys.stdout.write(migrate_manifest(ctx.values(args), image=args.image, command=args.argv, name=args.name,
@@ -317,7 +318,7 @@ def _migrate_manifest(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _upgrade_manifest(ctx: Context, args: argparse.Namespace) -> None:
-    from pgbundle.workstation.upgrade_manifest import UpgradeError, upgrade_manifest
+    from workstation.upgrade_manifest import UpgradeError, upgrade_manifest
     try:
         sys.stdout.write(upgrade_manifest(ctx.values(args), to_image=args.to_image))
     except UpgradeError as err:

@@ -61,7 +61,7 @@ def sync_wave(kind: str) -> int:
         return SYNC_WAVES[kind]
     except KeyError:
         # A new kind must be placed deliberately: a wrong wave breaks a one-pass sync.
-        raise ValueError(f"no Argo CD sync wave for kind {kind!r}: add it to SYNC_WAVES in pgbundle/synth/gitops.py") from None
+        raise ValueError(f"no Argo CD sync wave for kind {kind!r}: add it to SYNC_WAVES in chart/gitops.py") from None
 
 
 def apply_sync_waves(app: cdk8s.App) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cdk8s
 import yaml
 
+from chart.gitops import apply_sync_waves
+from chart.policy import apply_policy_annotations
 from constructs.backup import Backup, BackupProps
 from constructs.certificate import ClientCertificateProps, IssuerRef, ServerCertificate, ServerCertificateProps
 from constructs.database import Database, DatabaseProps, HaProps, PitrPodProps, VolumeClaimProps
@@ -30,8 +32,6 @@ from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf import conf, env, hba, pgbackrest, pgbouncer
-from pgbundle.synth.gitops import apply_sync_waves
-from pgbundle.synth.policy import apply_policy_annotations
 from pgbundle.values.cron import longest_interval_seconds
 from pgbundle.values.fields import ResourcesValues
 from pgbundle.values.load import ValuesError

@@ -9,7 +9,7 @@ world-readable folder outside the checkout, named after the pinned
 requirements (the same file the image installs), so a new pin gets a new
 folder and two checkouts with the same pin share one.
 
-`python -m pgbundle.workstation.patroni_venv` creates it when missing (make test does).
+`python -m workstation.patroni_venv` creates it when missing (make test does).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REQUIREMENTS = Path(__file__).resolve().parents[2] / "image" / "patroni-requirements.txt"
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "image" / "patroni-requirements.txt"
 SYSTEM_PYTHON = "/usr/bin/python3"
 VENV_ROOT = Path("/opt/pgbundle")
 _INSTALLED = ".installed"

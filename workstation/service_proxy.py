@@ -11,7 +11,7 @@ the member whose Patroni answers 200 on /primary, asked every half second, as
 the endpoint follows the label. When the primary changes, the forwarded
 connections to the old one are closed, as the old pod's are.
 
-`python -m pgbundle.workstation.service_proxy STATE PORT` runs it; `LocalService`
+`python -m workstation.service_proxy STATE PORT` runs it; `LocalService`
 starts and stops it and records its pid and port in STATE/service.json.
 """
 
@@ -26,9 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pgbundle.workstation import processes
-from pgbundle.workstation.cluster import LocalCluster
-from pgbundle.workstation.localpod import HOST, LISTEN, LocalPodError, free_port
+from workstation import processes
+from workstation.cluster import LocalCluster
+from workstation.pod_state import HOST, LISTEN, LocalPodError, free_port
 
 FOLLOW_INTERVAL = 0.5  # seconds between asks of /primary
 SERVICE_FILE = "service.json"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import cdk8s
 
+from chart.compose import upgrade_job_props
 from constructs.upgrade_job import UpgradeJob
-from pgbundle.app import upgrade_job_props
 from pgbundle.values.fields import SUPPORTED_MAJORS, image_reference, tag_major
 from pgbundle.values.models import ChartValues
 

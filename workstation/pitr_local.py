@@ -23,8 +23,9 @@ from pgbundle.manifests import container
 from pgbundle.pgconf.env import PORT_ENV
 from pgbundle.pgconf.pgbackrest import PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, volume_repo_dir
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation.backup_local import install_client_certificate
-from pgbundle.workstation.localpod import LocalPod, LocalPodError, Synthesize
+from workstation.backup_local import install_client_certificate
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError, Synthesize
 
 BACKUP_TYPES = ("full", "diff", "incr")
 # Secret folders a restored pod takes over from the old state: the passphrase

@@ -23,14 +23,17 @@ import cdk8s
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from chart.compose import migration_job_props
 from constructs.migrate import MigrationJob
 from pgbundle import contract
-from pgbundle.app import migration_job_props
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import DEFAULT_DRIVER, database_url
 from pgbundle.values.fields import DnsLabel, image_reference
 from pgbundle.values.models import ChartValues
-from pgbundle.workstation.localpod import HOST, LocalPod, LocalPodError
+from workstation.localpod import LocalPod
+from workstation.pod_state import HOST, LocalPodError
+
+# Checks the Job breaks on purpose, with the reason (checkov reads these annotations).
 
 # Checks the Job breaks on purpose, with the reason (checkov reads these annotations).
 SECRET_ENV_SKIP = ("CKV_K8S_35=the password reaches the tool as PGPASSWORD, which libpq and "

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 
 from pgbundle import contract
 from pgbundle.values.models import ChartValues, PostgresValues
-from pgbundle.workstation import pki
+from workstation import pki
 
 PASSWORD_LENGTH = 40  # letters and digits: URL-safe, about 238 bits
 CA_KEY_FILE = "ca.key"

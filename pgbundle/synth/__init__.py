@@ -1,1 +1,0 @@
-"""Post-synth passes over the composed app and writing the output folder."""
