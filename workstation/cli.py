@@ -181,16 +181,18 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
 
 def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
     """The values file for a command on a state: the one `local up` used there
-    (remembered in the state) unless this `up` starts a stopped or new state; a
-    PITR restore into a new state without --values takes the lost one's. Another
-    file given with --values is refused rather than mixed with what runs."""
+    (remembered in the state); `up` takes the file given, if any; a PITR restore
+    into a new state without --values takes the lost one's. Another file given
+    with --values to any other command is refused rather than mixed with what runs."""
     remembered = pod.remembered_values()
     given = getattr(args, "values", None)
     if remembered is None and args.command == "restore" and args.backup is None and given is None:
         return _state_pod(args.from_state).remembered_values() or ctx.values_path(args)
     if remembered is None:
         return ctx.values_path(args)
-    if args.command == "up" and not _runs(args.state):
+    if args.command == "up":
+        # A stopped state starts with the file given, or again with its own. A running one
+        # is refused by `up` itself, which can say what these values would do to it.
         return Path(given) if given is not None else remembered
     if given is not None and Path(given).resolve() != remembered:
         # Failed, not BadInput: the same file is right for another state.
@@ -205,17 +207,6 @@ def _state_pod(state: Path):
     from workstation.localpod import LocalPod
 
     return LocalCluster(state).pod if LocalCluster.holds_cluster(state) else LocalPod(state)
-
-
-def _runs(state: Path) -> bool:
-    """Whether a pod or any cluster member runs in `state`."""
-    from workstation.cluster import LocalCluster
-    from workstation.localpod import LocalPod
-
-    if LocalCluster.holds_cluster(state):
-        return bool(LocalCluster(state).running_members())
-    pod = LocalPod(state)
-    return pod.pid() is not None or pod.postmaster() is not None
 
 
 def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
