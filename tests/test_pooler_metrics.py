@@ -16,9 +16,8 @@ import pytest
 
 from pgbundle import contract
 from pgbundle.monitoring.metric_catalog import POOLER_COLUMNS
-from pgbundle.values.load import parse_values
 from workstation.localpooler import LocalPooler
-from test_pooler_postgres import through
+from test_pooler_postgres import running_pooler, through
 
 VALUES = {"postgres": {"pooler": {"enabled": True, "replicas": 1}}}
 
@@ -30,11 +29,7 @@ def pod(pods):
 
 @pytest.fixture(scope="module")
 def pooler(pod):
-    pooler = LocalPooler(pod)
-    pooler.prepare(parse_values(VALUES))
-    pooler.start()
-    yield pooler
-    pooler.stop()
+    yield from running_pooler(pod, VALUES)
 
 
 def stats_password(pod) -> str:

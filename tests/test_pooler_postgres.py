@@ -31,13 +31,18 @@ def pod(pods):
     return pods("pooler", VALUES)
 
 
-@pytest.fixture(scope="module")
-def pooler(pod):
+def running_pooler(pod, values: dict):
+    """PgBouncer started beside `pod` for `values`, stopped when the fixture ends."""
     pooler = LocalPooler(pod)
-    pooler.prepare(parse_values(VALUES))
+    pooler.prepare(parse_values(values))
     pooler.start()
     yield pooler
     pooler.stop()
+
+
+@pytest.fixture(scope="module")
+def pooler(pod):
+    yield from running_pooler(pod, VALUES)
 
 
 _targets: dict[int, dict] = {}
