@@ -287,7 +287,8 @@ def _pitr_job_pod(values: ChartValues, *, container: str, script: str, args: lis
         password=SecretFiles(secret_name=pg.secrets.existing_secret,
                              items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
         resources=resources(pg.backup.resources), backups=volume.enabled and volume.claim == "backups",
-        backups_read_only=repo_read_only, config=True, claims={**own, **(claims or {})},
+        backups_read_only=repo_read_only, config=True, claims={**({} if repo_read_only else own), **(claims or {})},
+        read_only_claims=own if repo_read_only else {},
         secret_mounts=secret_mounts, ca=ca_files(pg) if tls else None, client_tls=client_tls_files(pg) if tls else None,
         near_database=near_database, image_pull_policy=values.global_.image_pull_policy,
         service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)

@@ -54,7 +54,7 @@ def test_a_new_volume_and_the_job_restoring_into_it():
     values = load_values(PITR).postgres.persistence.data
     assert claim["metadata"]["namespace"] == job["metadata"]["namespace"] == NS
     assert claim["spec"]["resources"]["requests"]["storage"] == values.size
-    assert job_env(job).items() >= {"PG_PITR_RESTORE_TYPE": "time", "PG_PITR_RESTORE_TARGET": "2026-12-05T15:02:59+01:00",
+    assert job_env(job).items() >= {"PG_PITR_RESTORE_TYPE": "time", "PG_PITR_RESTORE_TARGET": "2026-12-05 15:02:59+01:00",
                                     "PGDATA": contract.PGDATA}.items()
     assert "PG_PITR_RESTORE_IN_PLACE" not in job_env(job) and "PG_PITR_RESTORE_SET" not in job_env(job)
     spec = job["spec"]["template"]["spec"]
@@ -136,9 +136,12 @@ def test_with_an_s3_repository_its_keys_and_ca_come_from_their_secrets(tmp_path)
     assert {i["key"] for i in volumes(job)["pitr-s3"]["secret"]["items"]} == {contract.S3_KEY_ID_KEY,
                                                                              contract.S3_KEY_SECRET_KEY}
     assert volumes(job)["pitr-s3-ca"]["secret"]["secretName"] == "minio-ca"
-    # Its own repository volume, read by the restore too.
-    assert contract.PITR_CLAIM in {v["persistentVolumeClaim"]["claimName"] for v in volumes(job).values()
-                                   if "persistentVolumeClaim" in v}
+    # Its own repository volume, only read too.
+    assert volumes(job)[f"claim-{contract.PITR_CLAIM}"]["persistentVolumeClaim"] == {
+        "claimName": contract.PITR_CLAIM, "readOnly": True}
+    mounts = {m["mountPath"]: m for m in container(job["spec"]["template"]["spec"],
+                                                   contract.PITR_RESTORE_CONTAINER)["volumeMounts"]}
+    assert mounts[contract.PITR_REPO_DIR]["readOnly"] is True and "readOnly" not in mounts[contract.DATA_MOUNT]
     assert job_env(job)["PG_PITR_REPOS"] == "1 2"
 
 

@@ -208,12 +208,12 @@ def test_the_jobs_script_refuses_a_running_database_and_changes_nothing(origin, 
 def test_the_jobs_script_restores_in_place_and_keeps_the_old_data_aside(origin, history, states, read_only_repo):
     pod = LocalPod(states / "job-new-volume")
     pod.stop()
-    done = run_job(printed("--in-place", "--label", history["diff"]), pod, read_only_repo)
+    done = run_job(printed("--in-place", "--time", history["time"]), pod, read_only_repo)
     assert done.returncode == 0, done.stdout + done.stderr
     [aside] = pod.host_path(contract.DATA_MOUNT).glob(f"{contract.PITR_RESTORE_ASIDE_PREFIX}*")
     assert (aside / "PG_VERSION").is_file()
     pod.start()
-    assert event_ids(pod) == [1, 2]
+    assert event_ids(pod) == [1, 2, 3]
 
 
 def test_a_failed_restore_in_place_puts_the_data_back(origin, history, states, read_only_repo):
@@ -226,7 +226,7 @@ def test_a_failed_restore_in_place_puts_the_data_back(origin, history, states, r
     assert done.stderr.splitlines()[-1] == "pitr-restore failed: pgbackrest restore failed (its ERROR line above); nothing changed"
     assert sorted(p.name for p in pod.host_path(contract.DATA_MOUNT).iterdir()) == before
     pod.start()
-    assert event_ids(pod) == [1, 2]
+    assert event_ids(pod) == [1, 2, 3]
 
 
 def test_the_jobs_script_stops_on_any_error():

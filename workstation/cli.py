@@ -365,13 +365,13 @@ def parser() -> argparse.ArgumentParser:
                       help="a physical pgBackRest backup of this type (postgres.pitr.enabled) instead of the dumps")
     give = pod.add_parser("restore", parents=[values],
                           help="run the restore Job's script (--from OLD: on a set of another state's backups), or (--from with "
-                               "--time/--latest) restore a point in time into a new state; "
+                               "--time/--latest/--name/--label) restore a point in time into a new state; "
                                "print JSON")
     give.set_defaults(parser=give)
     _restore_arguments(give, required=False)
     give.add_argument("--from", dest="from_state", type=Path,
                       help="with --backup: the state folder whose backups hold the set (restored into the running "
-                           "--state); with --time/--latest (PITR): the state folder whose archive is restored into "
+                           "--state); with a PITR target: the state folder whose archive is restored into "
                            "--state (a new folder), which then starts and prints what `local up` prints")
     _pitr_target_arguments(give)
     give.add_argument("--secrets", type=Path, help="PITR: Secret manifests (`secrets generate`, plus the S3 "

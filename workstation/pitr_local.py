@@ -184,7 +184,8 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
         # As the new pod's user with its settings, from the source repository only.
         done = new.run(["bash", str(new.host_path(f"{contract.SCRIPTS_DIR}/pitr-restore.sh")), *options,
                         f"--recovery-option=restore_command={archive_get}"],
-                       extra_env=restore_target_environment(target.kind, target.value, target.label, in_place=False),
+                       extra_env=restore_target_environment(target.kind, target.recovery_target(), target.label,
+                                                              in_place=False),
                        capture_output=True, text=True)
         if done.returncode != 0:
             raise PitrFailed(_error_line(done, "pgbackrest restore"))

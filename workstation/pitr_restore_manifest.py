@@ -33,6 +33,6 @@ def pitr_restore_manifest(values: ChartValues, target: RestoreTarget, *, in_plac
     app = cdk8s.App()
     chart = cdk8s.Chart(app, "pitr-restore", disable_resource_name_hashes=True)
     PitrRestore(chart, "pitr-restore", props=pitr_restore_props(
-        values, kind=target.kind, target=target.value, label=target.label, slug=target.slug(), in_place=in_place))
+        values, kind=target.kind, target=target.recovery_target(), label=target.label, slug=target.slug(), in_place=in_place))
     text = app.synth_yaml()
     return text if text.endswith("\n") else text + "\n"

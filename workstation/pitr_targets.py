@@ -29,6 +29,11 @@ class RestoreTarget:
     moment: datetime | None = None
     """The time, parsed (kind time)."""
 
+    def recovery_target(self) -> str | None:
+        """The time or name as pgBackRest takes it: a time with a space, not a `T`
+        (2.45 selects no backup for an ISO 8601 `T` time)."""
+        return self.moment.isoformat(sep=" ") if self.moment is not None else self.value
+
     def describe(self) -> str:
         """The option as given, for error lines."""
         return {"time": f"--time {self.value}", "name": f"--name {self.value}", "latest": "--latest",
