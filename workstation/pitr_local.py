@@ -1,12 +1,14 @@
-"""Point-in-time recovery on this machine: `local backup --type full|diff|incr`
-and `local restore --state NEW --from OLD --time T | --latest`.
+"""Point-in-time recovery on this machine: `local backup --type full|diff|incr`,
+`local restore-point NAME` and `local restore --state NEW --from OLD` to a
+target (workstation/pitr_targets.py: --time, --latest, --name, --label).
 
-Both run the pod's own pitr.sh (pgBackRest with the container's settings,
-paths mapped into the state folder). A restore never touches the old state: it
-reads the old state's volume repository (or, when the old state is gone, the
-S3 repository the values name), restores into the new state's data folder and
-starts the new pod, which replays WAL to the target and is promoted before its
-start script runs init.sql.
+Backups run the pod's own pitr.sh, a restore the printed restore Job's
+pitr-restore.sh (pgBackRest with the container's settings, paths mapped into
+the state folder). A restore never touches the old state: it reads the old
+state's volume repository (or, when the old state is gone, the S3 repository
+the values name), restores into the new state's data folder and starts the new
+pod, which replays WAL to the target and is promoted before its start script
+runs init.sql.
 """
 
 from __future__ import annotations
