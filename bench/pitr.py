@@ -33,7 +33,7 @@ import yaml  # noqa: E402
 import main  # noqa: E402
 from pgbundle import contract  # noqa: E402
 from pgbundle.values.load import parse_values  # noqa: E402
-from workstation import pitr_local  # noqa: E402
+from workstation import pitr_local, pitr_targets  # noqa: E402
 from workstation.localpod import LocalPod  # noqa: E402
 
 
@@ -89,7 +89,8 @@ def main_() -> None:
         tool("psql", "-X", "-q", "-d", "postgres", "-c", "SELECT pg_switch_wal()")
         time.sleep(2)  # archive_command pushes the switched segment
         figures["restore_to_time_s"] = timed(lambda: pitr_local.restore(
-            restored, pod.state, values, main.synthesize, target=target.isoformat(), secrets_dir=None))
+            restored, pod.state, values, main.synthesize, target=pitr_targets.target(time=target.isoformat()),
+            secrets_dir=None))
         restored.stop()
         tool("psql", "-X", "-q", "-d", "postgres", "-c", "CREATE DATABASE bench_restore")
         figures["pg_restore_j2_s"] = timed(lambda: tool("pg_restore", "-j", "2", "-d", "bench_restore", str(dump)))

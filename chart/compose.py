@@ -22,6 +22,7 @@ from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pitr_backup import PitrBackup, PitrBackupProps
+from constructs.pitr_restore import PitrRestoreProps
 from constructs.pooler import Pooler, PoolerExporterProps, PoolerProps
 from constructs.restore_job import RestoreJobProps
 from constructs.upgrade_job import UpgradeJobProps
@@ -266,17 +267,44 @@ def pitr_backup_schedules(pg: PostgresValues) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
+def _pitr_job_pod(values: ChartValues, *, container: str, script: str, args: list[str], environment: dict[str, str],
+                  repo_read_only: bool, near_database: bool, claims: dict[str, str] | None = None,
+                  tls: bool = False) -> JobPodProps:
+    """A PITR job's pod: the PITR image, the repositories mounted as the database pod
+    has them, their Secrets (passphrase, S3 keys and CA); with `tls`, the CA and the
+    client certificate that reach the database pod's pgBackRest server."""
+    pg = values.postgres
+    pitr = pg.pitr
+    volume = pitr.repos.volume
+    assert pg.ha.image is not None  # the values require it with PITR
+    pod_props = pitr_pod_props(pg)
+    secret_mounts = [SecretMount(name=name, path=path, files=files) for name, path, files in (
+        ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
+        ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None]
+    own = {contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {}
+    return JobPodProps(
+        image=pg.ha.image.reference, container=container, script=script, args=args, environment=environment,
+        password=SecretFiles(secret_name=pg.secrets.existing_secret,
+                             items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
+        resources=resources(pg.backup.resources), backups=volume.enabled and volume.claim == "backups",
+        backups_read_only=repo_read_only, config=True, claims={**({} if repo_read_only else own), **(claims or {})},
+        read_only_claims=own if repo_read_only else {},
+        secret_mounts=secret_mounts, ca=ca_files(pg) if tls else None, client_tls=client_tls_files(pg) if tls else None,
+        near_database=near_database, image_pull_policy=values.global_.image_pull_policy,
+        service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
+
+
+def _repo_volume_near_database(pg: PostgresValues) -> bool:
+    """A ReadWriteOnce repository volume attaches only on the running database pod's node."""
+    volume = pg.pitr.repos.volume
+    return volume.enabled and (volume.claim == "own" or pg.persistence.backups.access_mode == "ReadWriteOnce")
+
+
 def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
     """The PITR backup CronJobs: pitr-backup.sh in the PITR image, the repositories
     mounted as the database pod has them, the database reached over TLS only."""
     pg, namespace = values.postgres, values.global_.namespace
     pitr = pg.pitr
-    volume, s3 = pitr.repos.volume, pitr.repos.s3
-    on_backups = volume.enabled and volume.claim == "backups"
-    pod_props = pitr_pod_props(pg)
-    secret_mounts = [SecretMount(name=name, path=path, files=files) for name, path, files in (
-        ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
-        ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None]
     # The pg_dump job's Certificate issues the same Secret when it exists.
     certificate = None
     if uses_cert_manager(pg) and not (pg.backup.enabled and pg.ca.verify_clients):
@@ -284,18 +312,9 @@ def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
                                                                                  pg.image.tag), pg)
 
     def pod(kind: str) -> JobPodProps:
-        assert pg.ha.image is not None  # the values require it with PITR
-        return JobPodProps(
-            image=pg.ha.image.reference, container=contract.PITR_BACKUP_CONTAINER, script="pitr-backup.sh",
-            args=[kind], environment=pgbackrest.backup_job_environment(pg, namespace),
-            password=SecretFiles(secret_name=pg.secrets.existing_secret,
-                                 items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
-            resources=resources(pg.backup.resources), backups=on_backups, backups_read_only=False, config=True,
-            claims={contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {},
-            secret_mounts=secret_mounts, ca=ca_files(pg), client_tls=client_tls_files(pg),
-            # A ReadWriteOnce repository volume attaches only on the database pod's node.
-            near_database=volume.enabled and (volume.claim == "own" or pg.persistence.backups.access_mode == "ReadWriteOnce"),
-            image_pull_policy=values.global_.image_pull_policy, service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
+        return _pitr_job_pod(values, container=contract.PITR_BACKUP_CONTAINER, script="pitr-backup.sh", args=[kind],
+                             environment=pgbackrest.backup_job_environment(pg, namespace), repo_read_only=False,
+                             near_database=_repo_volume_near_database(pg), tls=True)
 
     schedules = pitr.schedules
     return PitrBackupProps(
@@ -304,6 +323,24 @@ def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
         differential_schedule=schedules.differential,
         differential_pod=pod(schedules.differential_type) if schedules.differential is not None else None,
         client_certificate=certificate)
+
+
+def pitr_restore_props(values: ChartValues, *, kind: pgbackrest.RestoreType, target: str | None, label: str | None,
+                       slug: str, in_place: bool) -> PitrRestoreProps:
+    """The printed PITR restore: pitr-restore.sh into a new PVC sized and classed like
+    the data volume (the database keeps running meanwhile), or into the stopped
+    database's own volume; the repositories read-only."""
+    pg = values.postgres
+    claim = contract.FIRST_DATA_CLAIM if in_place else contract.PITR_RESTORE_CLAIM_PREFIX + slug
+    environment = pgbackrest.restore_job_environment(pg, kind=kind, target=target, label=label, in_place=in_place)
+    return PitrRestoreProps(
+        namespace=values.global_.namespace, version=pg.image.tag, job_name=contract.PITR_RESTORE_JOB_PREFIX + slug,
+        claim_name=claim, new_claim=None if in_place else _volume(pg.persistence.data),
+        pod=_pitr_job_pod(values, container=contract.PITR_RESTORE_CONTAINER, script="pitr-restore.sh", args=[],
+                          environment=environment, repo_read_only=True,
+                          # In place, the database pod is gone: no node to be near.
+                          near_database=not in_place and _repo_volume_near_database(pg),
+                          claims={contract.DATA_MOUNT: claim}))
 
 
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],

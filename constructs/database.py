@@ -162,7 +162,7 @@ def _digest(*documents: dict[str, str]) -> str:
     return sha.hexdigest()
 
 
-def _claim_spec(volume: VolumeClaimProps) -> k8s.PersistentVolumeClaimSpec:
+def claim_spec(volume: VolumeClaimProps) -> k8s.PersistentVolumeClaimSpec:
     return k8s.PersistentVolumeClaimSpec(
         access_modes=[volume.access_mode],
         resources=k8s.ResourceRequirements(requests={"storage": quantity(volume.size)}),
@@ -205,13 +205,13 @@ class Database(Construct):
                 self,
                 "backups",
                 metadata=self._meta(props, contract.BACKUP_CLAIM),
-                spec=_claim_spec(props.backups),
+                spec=claim_spec(props.backups),
             )
 
         if props.pitr is not None and props.pitr.repo_claim is not None:
             k8s.KubePersistentVolumeClaim(
                 self, "pitr-repo", metadata=self._meta(props, contract.PITR_CLAIM),
-                spec=_claim_spec(props.pitr.repo_claim))
+                spec=claim_spec(props.pitr.repo_claim))
 
         ports = [k8s.ServicePort(name=contract.PORT_NAME, port=contract.PORT, target_port=k8s.IntOrString.from_string(contract.PORT_NAME))]
         # With Patroni, the Service reaches the primary only; read-only clients may use the replicas.
@@ -266,7 +266,7 @@ class Database(Construct):
                 volume_claim_templates=[
                     k8s.KubePersistentVolumeClaimProps(
                         metadata=k8s.ObjectMeta(name=contract.DATA_CLAIM, labels=self.labels),
-                        spec=_claim_spec(props.data),
+                        spec=claim_spec(props.data),
                     )
                 ],
             ),

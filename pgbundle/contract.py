@@ -259,6 +259,13 @@ PITR_BACKUP_NETWORK_POLICY = "postgres-pitr-backup"
 PITR_FULL_CRONJOB = "postgres-pitr-full"
 PITR_DIFF_CRONJOB = "postgres-pitr-diff"
 PITR_JOB_RUN_DIR = f"{TMP_DIR}/pgbackrest"  # the job's locks and conf.d (no run volume there)
+# The printed PITR restore Job (`pitr-restore-manifest`): postgres-pitr-restore-<target>, into
+# a new data volume postgres-data-pitr-<target> or (in place) into FIRST_DATA_CLAIM. Its pods
+# carry the backup jobs' labels: their NetworkPolicy lets them reach DNS and the S3 endpoint.
+PITR_RESTORE_JOB_PREFIX = "postgres-pitr-restore-"
+PITR_RESTORE_CLAIM_PREFIX = f"{DATA_CLAIM}-pitr-"
+PITR_RESTORE_CONTAINER = "pitr-restore"
+PITR_RESTORE_ASIDE_PREFIX = "pgdata.before-pitr-"  # in place: the data moved aside, beside PGDATA
 
 
 

@@ -166,7 +166,8 @@ def test_restore_options_of_the_two_kinds_do_not_mix(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         main.main(["local", "restore", "--state", str(state), "--backup", "20260101T020000Z", "--latest"])
     assert exited.value.code == 2
-    assert "--time and --latest restore a point in time (PITR): leave --backup out" in capsys.readouterr().err
+    assert ("--time, --latest, --name and --label restore a point in time (PITR): leave --backup out"
+            in capsys.readouterr().err)
     assert not state.exists()
 
 

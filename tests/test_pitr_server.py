@@ -17,7 +17,7 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from workstation import pitr_local
+from workstation import pitr_local, pitr_targets
 from workstation.localpod import LocalPod
 from pitr_helpers import TOP, archive_everything, commit_rows, event_ids, wait_past
 
@@ -73,8 +73,8 @@ def test_a_restore_to_a_time_from_the_scheduled_backup_is_exact(origin, full, va
     try:
         import main
 
-        pitr_local.restore(restored, origin.state, values, main.synthesize, target=target.isoformat(),
-                           secrets_dir=None)
+        pitr_local.restore(restored, origin.state, values, main.synthesize,
+                           target=pitr_targets.target(time=target.isoformat()), secrets_dir=None)
         assert event_ids(restored) == [1, 2, 3]
     finally:
         restored.stop()

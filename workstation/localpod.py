@@ -184,9 +184,10 @@ class LocalPod(PodClients):
                 f"a server still runs on {self.state} (pid {server}) although its start script is gone: "
                 f"run `local down --state {self.state}` first")
 
-    def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-        """Run a command as the pod's user with the pod's environment (e.g. a pod script)."""
-        return subprocess.run(argv, env=self.environment(), cwd=self.state, **self.user_options(), **kwargs)
+    def run(self, argv: list[str], extra_env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+        """Run a command as the pod's user with the pod's environment (e.g. a pod script), plus `extra_env`."""
+        return subprocess.run(argv, env={**self.environment(), **(extra_env or {})}, cwd=self.state,
+                              **self.user_options(), **kwargs)
 
     def user_options(self) -> dict:
         """subprocess options that run a command as the pod's user."""

@@ -1,12 +1,14 @@
-"""Point-in-time recovery on this machine: `local backup --type full|diff|incr`
-and `local restore --state NEW --from OLD --time T | --latest`.
+"""Point-in-time recovery on this machine: `local backup --type full|diff|incr`,
+`local restore-point NAME` and `local restore --state NEW --from OLD` to a
+target (workstation/pitr_targets.py: --time, --latest, --name, --label).
 
-Both run the pod's own pitr.sh (pgBackRest with the container's settings,
-paths mapped into the state folder). A restore never touches the old state: it
-reads the old state's volume repository (or, when the old state is gone, the
-S3 repository the values name), restores into the new state's data folder and
-starts the new pod, which replays WAL to the target and is promoted before its
-start script runs init.sql.
+Backups run the pod's own pitr.sh, a restore the printed restore Job's
+pitr-restore.sh (pgBackRest with the container's settings, paths mapped into
+the state folder). A restore never touches the old state: it reads the old
+state's volume repository (or, when the old state is gone, the S3 repository
+the values name), restores into the new state's data folder and starts the new
+pod, which replays WAL to the target and is promoted before its start script
+runs init.sql.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pgbundle import contract
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import PORT_ENV
-from pgbundle.pgconf.pgbackrest import PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, volume_repo_dir
+from pgbundle.pgconf.pgbackrest import (PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, restore_target_environment,
+                                        volume_repo_dir)
 from pgbundle.values.models import ChartValues
 from workstation.backup_local import install_client_certificate
 from workstation.localpod import LocalPod
+from workstation.pitr_targets import RestoreTarget
 from workstation.pod_state import LocalPodError, Synthesize
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -53,9 +58,7 @@ def pgbackrest(pod: LocalPod, *args: str) -> str:
     """Run pgBackRest as the pod's user with its settings; its stdout, or PitrFailed with the error line."""
     done = pod.run(["bash", _pitr_script(pod), *args], capture_output=True, text=True)
     if done.returncode != 0:
-        lines = (done.stdout + done.stderr).splitlines()
-        errors = [line for line in lines if "ERROR:" in line] or lines[-1:] or [f"exit status {done.returncode}"]
-        raise PitrFailed(f"pgbackrest {args[0]}: {errors[0].split('ERROR: ', 1)[-1].strip()}")
+        raise PitrFailed(_error_line(done, f"pgbackrest {args[0]}"))
     return done.stdout
 
 
@@ -117,19 +120,6 @@ def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def parse_target(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise PitrRequestError(f"--time {text!r} is not a time: use ISO 8601 with a zone, such as "
-                               "2026-12-05T14:03:00+00:00") from None
-    if moment.tzinfo is None:
-        raise PitrRequestError(f"--time {text!r} has no time zone: add one, such as +00:00")
-    if moment > datetime.now(timezone.utc):
-        raise PitrRequestError(f"--time {text} is in the future: the archive ends now; use --latest")
-    return moment
-
-
 def _source(old: LocalPod, new: LocalPod, values: ChartValues) -> tuple[LocalPod, int, list[str]]:
     """Which pod's settings read the repository, its number, and options pointing at it:
     the old state's volume repository while the old state exists, else the S3 one."""
@@ -142,10 +132,40 @@ def _source(old: LocalPod, new: LocalPod, values: ChartValues) -> tuple[LocalPod
     raise PitrRequestError(f"--from {old.state}: no volume repository there and the values name no S3 repository")
 
 
+def _check_target(target: RestoreTarget, candidates: list[dict], repo: int) -> str:
+    """Refuse a target no backup in the repository can reach; the label of the backup restored from."""
+    if not candidates:
+        raise PitrRequestError(f"repo{repo} holds no backup to restore")
+    if target.label is not None:
+        chosen = [b for b in candidates if b["label"] == target.label]
+        if not chosen:
+            raise PitrRequestError(f"--label {target.label}: repo{repo} has no such backup; it has "
+                                   + ", ".join(b["label"] for b in candidates))
+        if target.moment is not None and chosen[0]["timestamp"]["stop"] >= target.moment.timestamp():
+            raise PitrRequestError(f"{target.describe()} is before the end of backup {target.label} "
+                                   f"({_iso(chosen[0]['timestamp']['stop'])}): give a later time or an older --label")
+        return target.label
+    if target.moment is not None:
+        usable = [b for b in candidates if b["timestamp"]["stop"] < target.moment.timestamp()]
+        if not usable:
+            raise PitrRequestError(f"{target.describe()} is before any restorable point: the oldest backup "
+                                   f"({candidates[0]['label']}) ends at {_iso(candidates[0]['timestamp']['stop'])}")
+        return usable[-1]["label"]
+    return candidates[-1]["label"]
+
+
+def _short_recovery(target: RestoreTarget, label: str) -> str:
+    """What it means when recovery ran out of archived WAL before the target."""
+    if target.kind == "name":
+        return (f"{target.describe()}: the archived WAL after backup {label} holds no restore point of that name: it "
+                "was never created (or not yet archived), or it is older than that backup (give an older --label)")
+    return f"{target.describe()}: the archive holds no commit after it, so recovery cannot tell it reached it; use --latest"
+
+
 def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
-            target: str | None, secrets_dir: Path | None, port: int | None = None) -> dict:
-    """Restore the old state's archive into the new state (to `target`, else the
-    latest archived WAL) and start it; the connection details as `local up` prints them."""
+            target: RestoreTarget, secrets_dir: Path | None, port: int | None = None) -> dict:
+    """Restore the old state's archive into the new state with the restore Job's
+    script (pitr-restore.sh) and start it; the connection details as `local up` prints them."""
     _require_pitr(values)
     old = LocalPod(old_state)
     if new.state == old.state:
@@ -155,42 +175,68 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
     if not old.state.exists() and secrets_dir is None:
         raise PitrRequestError(f"--from {old.state} does not exist: pass --secrets DIR with the lost cluster's "
                                "Secrets (the repository passphrase and the S3 keys)")
-    moment = parse_target(target) if target is not None else None
     created = not new.state.exists()
     try:
         new.prepare(values, synthesize, secrets_dir)
         if secrets_dir is None:
             _carry_secrets(old, new)
         reader, repo, options = _source(old, new, values)
-        candidates = [b for b in backups(reader) if b["database"]["repo-key"] == repo]
-        if moment is not None:
-            usable = [b for b in candidates if b["timestamp"]["stop"] < moment.timestamp()]
-            if not usable:
-                oldest = (f"the oldest backup ({candidates[0]['label']}) ends at {_iso(candidates[0]['timestamp']['stop'])}"
-                          if candidates else "the repository holds no backup")
-                raise PitrRequestError(f"--time {target} is before any restorable point: {oldest}")
-        elif not candidates:
-            raise PitrRequestError(f"repo{repo} holds no backup to restore")
-        pgdata = new.host_path(contract.PGDATA)
-        new._mkdir(pgdata)
-        recovery = ["--type=time", f"--target={moment.isoformat(sep=' ')}", "--target-action=promote"] \
-            if moment is not None else ["--type=default"]
+        label = _check_target(target, [b for b in backups(reader) if b["database"]["repo-key"] == repo], repo)
         archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
-        # Read as the new pod's user with the new pod's settings, from the source repository only.
-        pgbackrest(new, "restore", *options, *recovery, f"--recovery-option=restore_command={archive_get}")
+        # As the new pod's user with its settings, from the source repository only.
+        done = new.run(["bash", str(new.host_path(f"{contract.SCRIPTS_DIR}/pitr-restore.sh")), *options,
+                        f"--recovery-option=restore_command={archive_get}"],
+                       extra_env=restore_target_environment(target.kind, target.recovery_target(), target.label,
+                                                              in_place=False),
+                       capture_output=True, text=True)
+        if done.returncode != 0:
+            raise PitrFailed(_error_line(done, "pgbackrest restore"))
         try:
             return new.start(port=port)
         except LocalPodError:
             new.stop()
             if RECOVERY_SHORT in new.log_file.read_text(errors="replace"):
-                raise PitrRequestError(f"--time {target}: the archive holds no commit after it, so recovery "
-                                       "cannot tell it reached it; use --latest") from None
+                raise PitrRequestError(_short_recovery(target, label)) from None
             raise
     except BaseException:
         # Changes nothing: a new state made here goes again.
         if created:
             shutil.rmtree(new.state, ignore_errors=True)
         raise
+
+
+def restore_point(pod: LocalPod, values: ChartValues, name: str, timeout: float = 60) -> dict:
+    """pg_create_restore_point(name) as the superuser, then a WAL switch, waiting
+    until the segment holding it is archived: restorable at once."""
+    _require_pitr(values)
+    if pod.pid() is None:
+        raise LocalPodError(f"not running: `local up --state {pod.state}` first")
+    sql = ("SELECT lsn, pg_walfile_name(lsn), clock_timestamp(), pg_walfile_name(pg_switch_wal()) "
+           f"FROM pg_create_restore_point('{name}') AS lsn")  # the name's grammar has no quote
+    row = _psql(pod, sql).split("|")
+    segment = row[3]
+    deadline = time.monotonic() + timeout
+    while (_psql(pod, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") or "") < segment:
+        if time.monotonic() > deadline:
+            raise PitrFailed(f"restore point {name} created at {row[0]}, but WAL segment {segment} was not archived "
+                             f"within {timeout:.0f} s: see PostgresWalArchivingFailing in docs/runbook.md")
+        time.sleep(0.2)
+    return {"name": name, "lsn": row[0], "time": row[2], "archived_wal": segment}
+
+
+def _psql(pod: LocalPod, sql: str) -> str:
+    env = pod.environment()
+    done = pod.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", env["PG_RUN_DIR"], "-p", env["PGPORT"],
+                    "-U", contract.SUPERUSER_ROLE, "-d", "postgres", "-c", sql], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PitrFailed(_error_line(done, "psql"))
+    return done.stdout.strip()
+
+
+def _error_line(done: subprocess.CompletedProcess, what: str) -> str:
+    lines = (done.stdout + done.stderr).splitlines()
+    errors = [line for line in lines if "ERROR:" in line] or lines[-1:] or [f"exit status {done.returncode}"]
+    return f"{what}: {errors[0].split('ERROR: ', 1)[-1].strip()}"
 
 
 def _carry_secrets(old: LocalPod, new: LocalPod) -> None:

@@ -57,6 +57,8 @@ class JobPodProps(BaseModel):
     """Mount the database's ConfigMap postgres-config (pgbackrest.conf). Left out: false."""
     claims: dict[str, str] = {}
     """Further PVCs: mount path -> claim name (volume `claim-<claim name>`). Left out: none."""
+    read_only_claims: dict[str, str] = {}
+    """Further PVCs mounted read-only, as `claims`. Left out: none."""
     secret_mounts: list[SecretMount] = []
     """Further Secret volumes. Left out: none."""
     near_database: bool = False
@@ -86,10 +88,11 @@ def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
         mounts.append(k8s.VolumeMount(name="config", mount_path=contract.CONFIG_DIR, read_only=True))
         volumes.append(k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(
             name=contract.CONFIG_MAP, default_mode=contract.CONFIG_FILE_MODE)))
-    for path, claim in props.claims.items():
-        mounts.append(k8s.VolumeMount(name=f"claim-{claim}", mount_path=path))
-        volumes.append(k8s.Volume(name=f"claim-{claim}", persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
-            claim_name=claim)))
+    for claims, read_only in ((props.claims, None), (props.read_only_claims, True)):
+        for path, claim in claims.items():
+            mounts.append(k8s.VolumeMount(name=f"claim-{claim}", mount_path=path, read_only=read_only))
+            volumes.append(k8s.Volume(name=f"claim-{claim}", persistent_volume_claim=(
+                k8s.PersistentVolumeClaimVolumeSource(claim_name=claim, read_only=read_only))))
     for secret in props.secret_mounts:
         mounts.append(k8s.VolumeMount(name=secret.name, mount_path=secret.path, read_only=True))
         volumes.append(secret_volume(secret.name, secret.files))

@@ -8,6 +8,9 @@ variables of the pod's environment, which the local pod runner remaps.
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 from pgbundle import contract
 from pgbundle.values.models import PostgresValues
 from pgbundle.values.pitr import PitrValues
@@ -110,11 +113,9 @@ def server_environment(postgres: PostgresValues) -> dict[str, str]:
     }
 
 
-def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str, str]:
-    """The backup CronJobs' environment: the repositories as the database container
-    has them (the job writes to them), and the database reached through the TLS
-    server of its first pod (pg1-host-type=tls) with the job's client certificate.
-    PGDATA, PGPORT and PG_RUN_DIR are the database pod's: the server reads them."""
+def _job_environment(postgres: PostgresValues) -> dict[str, str]:
+    """What a PITR job's pgBackRest needs: the database pod's paths, the
+    repositories as the database container has them, locks and conf.d in the job's /tmp."""
     return {
         "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
         "PGDATA": contract.PGDATA,
@@ -123,6 +124,16 @@ def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str
         **pitr_environment(postgres),
         "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PITR_JOB_RUN_DIR}/conf.d",
         "PGBACKREST_LOCK_PATH": contract.PITR_JOB_RUN_DIR,
+    }
+
+
+def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str, str]:
+    """The backup CronJobs' environment: the repositories as the database container
+    has them (the job writes to them), and the database reached through the TLS
+    server of its first pod (pg1-host-type=tls) with the job's client certificate.
+    PGDATA, PGPORT and PG_RUN_DIR are the database pod's: the server reads them."""
+    return {
+        **_job_environment(postgres),
         PG_HOST_ENV: f"{contract.BOOTSTRAP_MEMBER}.{contract.HEADLESS_SERVICE}.{namespace}.svc",
         "PGBACKREST_PG1_HOST_TYPE": "tls",
         PG_HOST_PORT_ENV: str(contract.PGBACKREST_PORT),
@@ -130,3 +141,33 @@ def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str
         "PGBACKREST_PG1_HOST_KEY_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}",
         "PGBACKREST_PG1_HOST_CA_FILE": f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
     }
+
+
+# What pitr-restore.sh restores to: a time, a named restore point, the end of the
+# archive, or a backup's own end (`immediate`, with a label).
+RestoreType = Literal["time", "name", "latest", "immediate"]
+# Restore point names the product creates and targets: PostgreSQL allows 63 bytes of
+# anything; these also stay readable in object names and on command lines.
+RESTORE_POINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def restore_target_environment(kind: RestoreType, target: str | None, label: str | None,
+                               in_place: bool) -> dict[str, str]:
+    """pitr-restore.sh's target: its kind, the time or name, the backup label, and
+    whether PGDATA may hold the stopped database (moved aside first)."""
+    env = {"PG_PITR_RESTORE_TYPE": kind}
+    if target is not None:
+        env["PG_PITR_RESTORE_TARGET"] = target
+    if label is not None:
+        env["PG_PITR_RESTORE_SET"] = label
+    if in_place:
+        env["PG_PITR_RESTORE_IN_PLACE"] = contract.PITR_RESTORE_ASIDE_PREFIX
+    return env
+
+
+def restore_job_environment(postgres: PostgresValues, *, kind: RestoreType, target: str | None,
+                            label: str | None, in_place: bool) -> dict[str, str]:
+    """The PITR restore Job's environment: the repositories as the database
+    container has them, PGDATA on the data volume it mounts, its own locks and
+    conf.d in /tmp."""
+    return {**_job_environment(postgres), **restore_target_environment(kind, target, label, in_place)}
