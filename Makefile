@@ -103,7 +103,7 @@ pgbackrest:
 
 .PHONY: test
 test: setup postgres etcd patroni pgbouncer pgbackrest jq
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 .PHONY: bench
 bench: setup postgres etcd patroni pgbouncer pgbackrest

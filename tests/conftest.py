@@ -9,14 +9,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cdk8s
-import psycopg
-import pytest
-import yaml
-
 TOP = Path(__file__).resolve().parent.parent
-# jsii needs Node >= 22: use the pinned one from node_modules.
+# jsii needs Node >= 22: use the pinned one from node_modules. Set before cdk8s is
+# imported: the import starts jsii's Node process.
 os.environ["PATH"] = f"{TOP / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
+
+import cdk8s  # noqa: E402
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
 if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
@@ -45,6 +46,24 @@ def construct_chart() -> cdk8s.Chart:
 
 
 _LEFT_BY_CDK8S = "cdk8s.outdir.*"
+
+
+# `make test` runs the suite in two worker processes (pytest-xdist, `--dist loadgroup`).
+# A module is one unit of work, so its module-scoped servers start once. The
+# real-cluster modules (marker `ha`) are one unit together and go first: they
+# spend most of their time waiting for Patroni's loops, which the other worker
+# fills with the rest of the suite, and two clusters at once on two cores would
+# starve each other.
+_CLUSTERS = "real-clusters"
+
+
+def pytest_collection_modifyitems(config, items):
+    def group(item) -> str:
+        return _CLUSTERS if item.get_closest_marker("ha") else item.nodeid.split("::")[0]
+
+    items.sort(key=lambda item: group(item) != _CLUSTERS)  # stable: each module keeps its order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
 
 
 @pytest.fixture(scope="session", autouse=True)
