@@ -22,11 +22,12 @@ from constructs.migrate import MigrationJobProps
 from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pitr_backup import PitrBackup, PitrBackupProps
+from constructs.pitr_drill import PitrDrill, PitrDrillProps
 from constructs.pooler import Pooler, PoolerExporterProps, PoolerProps
 from constructs.restore_job import RestoreJobProps
 from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
-from pgbundle.k8s.jobs import JobPodProps, SecretMount
+from pgbundle.k8s.jobs import JobPodProps, ScratchVolume, SecretMount
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
@@ -266,17 +267,28 @@ def pitr_backup_schedules(pg: PostgresValues) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
+def pitr_repository_mounts(pg: PostgresValues) -> dict:
+    """The JobPodProps fields that give a PITR job the repositories as the database
+    pod has them: the volume (on the backups PVC or its own), the S3 keys and CA."""
+    volume = pg.pitr.repos.volume
+    pod_props = pitr_pod_props(pg)
+    return {
+        "backups": volume.enabled and volume.claim == "backups",
+        "claims": {contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {},
+        "secret_mounts": [SecretMount(name=name, path=path, files=files) for name, path, files in (
+            ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
+            ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None],
+        # A ReadWriteOnce repository volume attaches only on the database pod's node.
+        "near_database": volume.enabled and (volume.claim == "own"
+                                             or pg.persistence.backups.access_mode == "ReadWriteOnce"),
+    }
+
+
 def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
     """The PITR backup CronJobs: pitr-backup.sh in the PITR image, the repositories
     mounted as the database pod has them, the database reached over TLS only."""
     pg, namespace = values.postgres, values.global_.namespace
     pitr = pg.pitr
-    volume, s3 = pitr.repos.volume, pitr.repos.s3
-    on_backups = volume.enabled and volume.claim == "backups"
-    pod_props = pitr_pod_props(pg)
-    secret_mounts = [SecretMount(name=name, path=path, files=files) for name, path, files in (
-        ("pitr-s3", contract.PITR_S3_SECRET_DIR, pod_props.s3_credentials),
-        ("pitr-s3-ca", contract.PITR_S3_CA_DIR, pod_props.s3_ca)) if files is not None]
     # The pg_dump job's Certificate issues the same Secret when it exists.
     certificate = None
     if uses_cert_manager(pg) and not (pg.backup.enabled and pg.ca.verify_clients):
@@ -290,11 +302,8 @@ def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
             args=[kind], environment=pgbackrest.backup_job_environment(pg, namespace),
             password=SecretFiles(secret_name=pg.secrets.existing_secret,
                                  items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
-            resources=resources(pg.backup.resources), backups=on_backups, backups_read_only=False, config=True,
-            claims={contract.PITR_REPO_DIR: contract.PITR_CLAIM} if volume.enabled and volume.claim == "own" else {},
-            secret_mounts=secret_mounts, ca=ca_files(pg), client_tls=client_tls_files(pg),
-            # A ReadWriteOnce repository volume attaches only on the database pod's node.
-            near_database=volume.enabled and (volume.claim == "own" or pg.persistence.backups.access_mode == "ReadWriteOnce"),
+            resources=resources(pg.backup.resources), backups_read_only=False, config=True,
+            ca=ca_files(pg), client_tls=client_tls_files(pg), **pitr_repository_mounts(pg),
             image_pull_policy=values.global_.image_pull_policy, service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
 
     schedules = pitr.schedules
@@ -304,6 +313,27 @@ def pitr_backup_props(values: ChartValues) -> PitrBackupProps:
         differential_schedule=schedules.differential,
         differential_pod=pod(schedules.differential_type) if schedules.differential is not None else None,
         client_certificate=certificate)
+
+
+def pitr_drill_props(values: ChartValues) -> PitrDrillProps:
+    """The restore drill's CronJob: pitr-drill.sh in the PITR image, the repositories
+    mounted read-only, a scratch volume as large as the data volume unless told,
+    no database connection (no CA, no client certificate)."""
+    pg, namespace = values.postgres, values.global_.namespace
+    pitr = pg.pitr
+    drill = pitr.drill
+    assert pg.ha.image is not None  # the values require it with PITR
+    pod = JobPodProps(
+        image=pg.ha.image.reference, container=contract.PITR_DRILL_CONTAINER, script=contract.PITR_DRILL_SCRIPT,
+        environment=pgbackrest.drill_environment(pg),
+        password=SecretFiles(secret_name=pg.secrets.existing_secret,
+                             items={contract.CIPHER_PASS_KEY: contract.CIPHER_PASS_KEY}) if pitr.cipher else None,
+        resources=resources(pg.backup.resources), backups_read_only=True, config=True, **pitr_repository_mounts(pg),
+        scratch=ScratchVolume(path=contract.PITR_DRILL_DIR, size=drill.size or pg.persistence.data.size,
+                              storage_class=drill.storage_class),
+        image_pull_policy=values.global_.image_pull_policy, service_account=contract.PITR_DRILL_SERVICE_ACCOUNT)
+    return PitrDrillProps(namespace=namespace, version=pg.image.tag, schedule=drill.schedule,
+                          time_zone=pitr.schedules.time_zone, timeout_minutes=pg.backup.timeout_minutes, pod=pod)
 
 
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
@@ -397,7 +427,8 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
         api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled,
         object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
-        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled)
+        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled,
+        pitr_drill=pg.pitr.enabled and pg.pitr.drill.enabled)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -405,12 +436,14 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     metrics = pg.metrics
     sm, rule, board = metrics.service_monitor, metrics.prometheus_rule, metrics.dashboard
     rule_props = dashboard_props = None
+    drill = pg.pitr.enabled and pg.pitr.drill.enabled
     if rule.enabled:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
-            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled)
+            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled,
+            pitr_drill_interval_seconds=longest_interval_seconds(pg.pitr.drill.schedule) if drill else None)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
     if pg.replicas > 1:
@@ -422,7 +455,8 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
         dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1,
-                                                                          pooler=pg.pooler.enabled),
+                                                                          pooler=pg.pooler.enabled,
+                                                                          pitr=pg.pitr.enabled, drill=drill),
                                          namespace=board.namespace,
                                          labels=board.labels)
     return MetricsProps(
@@ -460,8 +494,10 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         if uses_cert_manager(pg):
             ServerCertificate(pooler_chart, "certificate", props=pooler_certificate_props(namespace, pooler.labels, pg))
     if pg.pitr.enabled:
-        PitrBackup(cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True), "pitr-backup",
-                   props=pitr_backup_props(values))
+        pitr_chart = cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True)
+        PitrBackup(pitr_chart, "pitr-backup", props=pitr_backup_props(values))
+        if pg.pitr.drill.enabled:
+            PitrDrill(pitr_chart, "pitr-drill", props=pitr_drill_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.

@@ -259,6 +259,16 @@ PITR_BACKUP_NETWORK_POLICY = "postgres-pitr-backup"
 PITR_FULL_CRONJOB = "postgres-pitr-full"
 PITR_DIFF_CRONJOB = "postgres-pitr-diff"
 PITR_JOB_RUN_DIR = f"{TMP_DIR}/pgbackrest"  # the job's locks and conf.d (no run volume there)
+# The restore drill (CronJob postgres-pitr-drill): restores into a scratch volume
+# and starts PostgreSQL there with no network; it reads the repositories only and
+# never reaches the database (its NetworkPolicy admits no database port).
+PITR_DRILL_COMPONENT = "pitr-drill"
+PITR_DRILL_CONTAINER = "pitr-drill"
+PITR_DRILL_SERVICE_ACCOUNT = "postgres-pitr-drill"
+PITR_DRILL_NETWORK_POLICY = "postgres-pitr-drill"
+PITR_DRILL_CRONJOB = "postgres-pitr-drill"
+PITR_DRILL_DIR = "/var/lib/postgresql/drill"  # the scratch volume (an ephemeral PVC)
+PITR_DRILL_SCRIPT = "pitr-drill.sh"
 
 
 

@@ -130,3 +130,19 @@ def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str
         "PGBACKREST_PG1_HOST_KEY_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}",
         "PGBACKREST_PG1_HOST_CA_FILE": f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
     }
+
+
+def drill_environment(postgres: PostgresValues) -> dict[str, str]:
+    """The restore drill's environment: the repositories as the backup jobs have them
+    (read-only here), its own locks and conf.d, the scratch volume and the
+    application's database to count. No PGDATA: the script restores into the scratch volume."""
+    return {
+        "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
+        "PGPORT": str(contract.PORT),
+        "TMPDIR": contract.TMP_DIR,
+        **pitr_environment(postgres),
+        "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PITR_JOB_RUN_DIR}/conf.d",
+        "PGBACKREST_LOCK_PATH": contract.PITR_JOB_RUN_DIR,
+        "PG_DRILL_DIR": contract.PITR_DRILL_DIR,
+        "PG_DRILL_DATABASE": postgres.database,
+    }
