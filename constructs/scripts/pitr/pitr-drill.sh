@@ -81,6 +81,7 @@ start_server() {
             sed 's/^/postgres: /' "$log"
             # Its refusals of pg_isready while recovering are no reason.
             grep -vE 'not accepting connections|is starting up' "$log" >"$log.reason" || true
+            local missing
             missing=$(grep -oE 'unable to find [0-9A-F]{24} in the archive' "$log" | head -n 1 || true)
             fail "repo$1: the restored server did not start: $(reason "$log.reason")${missing:+ ($missing)}"
         fi
