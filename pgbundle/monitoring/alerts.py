@@ -98,12 +98,17 @@ def _not_succeeded_for(selector: str, seconds: int) -> str:
 def newest_run_failed(selector: str) -> str:
     """A CronJob's newest run did not succeed: it was scheduled after the last success
     (or there never was one) and none is running any more. Its value is the newest
-    run's schedule time."""
-    on = "on (namespace, cronjob)"
-    scheduled = f"kube_cronjob_status_last_schedule_time{{{selector}}}"
-    succeeded = f"kube_cronjob_status_last_successful_time{{{selector}}}"
-    return (f"((({scheduled} > {on} {succeeded}) or ({scheduled} unless {on} {succeeded})) "
-            f"and {on} (kube_cronjob_status_active{{{selector}}} == 0))")
+    run's schedule time. Each series is reduced to (namespace, cronjob) first: the
+    comparison then matches one to one even when two kube-state-metrics replicas
+    export the same CronJob."""
+
+    def per_cronjob(metric: str) -> str:
+        return f"max by (namespace, cronjob) ({metric}{{{selector}}})"
+
+    scheduled = per_cronjob("kube_cronjob_status_last_schedule_time")
+    succeeded = per_cronjob("kube_cronjob_status_last_successful_time")
+    return (f"((({scheduled} > {succeeded}) or ({scheduled} unless {succeeded})) "
+            f"and ({per_cronjob('kube_cronjob_status_active')} == 0))")
 
 
 def alerts(scope: AlertScope) -> list[Alert]:
