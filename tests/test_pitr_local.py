@@ -149,14 +149,27 @@ def assert_drill_left_nothing(pod: LocalPod) -> None:
 
 
 def test_the_drill_restores_the_newest_backup_and_all_wal_and_checks_it(origin, history):
+    """With the pod stopped (the drill needs only the repository) and the repository
+    read-only, as the CronJob mounts it: the drill writes nothing there."""
     commit_rows(origin, [8])
     archive_everything(origin)
-    done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
+    rows = len(event_ids(origin))
+    assert origin.stop() == 0
+    repo = origin.host_path(contract.PITR_BACKUPS_REPO_DIR)
+    modes = {path: path.stat().st_mode for path in [repo, *repo.rglob("*")]}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    try:
+        done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+        origin.start()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     diff = history["diff"]["taken"][0]["label"]
     # Every archived row, counted in the restored copy: the WAL after the newest backup was replayed.
-    assert f"pitr drill: repo1: appdb.public.events rows={len(event_ids(origin))}" in lines
+    assert f"pitr drill: repo1: appdb.public.events rows={rows}" in lines
     assert re.fullmatch(rf"pitr drill ok: repos=1 backup={diff} databases=3 tables=\d+ rows=\d+ amcheck=yes "
                         r"seconds=\d+", lines[-1]), lines[-1]
     assert_drill_left_nothing(origin)
