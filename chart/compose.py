@@ -23,11 +23,12 @@ from constructs.namespace import Namespace, NamespaceProps
 from constructs.network import NetworkIsolation, NetworkIsolationProps
 from constructs.pitr_backup import PitrBackup, PitrBackupProps
 from constructs.pitr_restore import PitrRestoreProps
+from constructs.pitr_drill import PitrDrill, PitrDrillProps
 from constructs.pooler import Pooler, PoolerExporterProps, PoolerProps
 from constructs.restore_job import RestoreJobProps
 from constructs.upgrade_job import UpgradeJobProps
 from pgbundle import contract
-from pgbundle.k8s.jobs import JobPodProps, SecretMount
+from pgbundle.k8s.jobs import JobPodProps, ScratchVolume, SecretMount
 from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
@@ -269,7 +270,8 @@ def pitr_backup_schedules(pg: PostgresValues) -> tuple[tuple[str, int], ...]:
 
 def _pitr_job_pod(values: ChartValues, *, container: str, script: str, args: list[str], environment: dict[str, str],
                   repo_read_only: bool, near_database: bool, claims: dict[str, str] | None = None,
-                  tls: bool = False) -> JobPodProps:
+                  tls: bool = False, scratch: ScratchVolume | None = None,
+                  service_account: str = contract.PITR_BACKUP_SERVICE_ACCOUNT) -> JobPodProps:
     """A PITR job's pod: the PITR image, the repositories mounted as the database pod
     has them, their Secrets (passphrase, S3 keys and CA); with `tls`, the CA and the
     client certificate that reach the database pod's pgBackRest server."""
@@ -290,8 +292,8 @@ def _pitr_job_pod(values: ChartValues, *, container: str, script: str, args: lis
         backups_read_only=repo_read_only, config=True, claims={**({} if repo_read_only else own), **(claims or {})},
         read_only_claims=own if repo_read_only else {},
         secret_mounts=secret_mounts, ca=ca_files(pg) if tls else None, client_tls=client_tls_files(pg) if tls else None,
-        near_database=near_database, image_pull_policy=values.global_.image_pull_policy,
-        service_account=contract.PITR_BACKUP_SERVICE_ACCOUNT)
+        scratch=scratch, near_database=near_database, image_pull_policy=values.global_.image_pull_policy,
+        service_account=service_account)
 
 
 def _repo_volume_near_database(pg: PostgresValues) -> bool:
@@ -341,6 +343,23 @@ def pitr_restore_props(values: ChartValues, *, kind: pgbackrest.RestoreType, tar
                           # In place, the database pod is gone: no node to be near.
                           near_database=not in_place and _repo_volume_near_database(pg),
                           claims={contract.DATA_MOUNT: claim}))
+
+
+def pitr_drill_props(values: ChartValues) -> PitrDrillProps:
+    """The restore drill's CronJob: pitr-drill.sh in the PITR image, the repositories
+    mounted read-only, a scratch volume as large as the data volume unless told,
+    no database connection (no CA, no client certificate)."""
+    pg, namespace = values.postgres, values.global_.namespace
+    pitr = pg.pitr
+    drill = pitr.drill
+    pod = _pitr_job_pod(values, container=contract.PITR_DRILL_CONTAINER, script=contract.PITR_DRILL_SCRIPT, args=[],
+                        environment=pgbackrest.drill_environment(pg), repo_read_only=True,
+                        near_database=_repo_volume_near_database(pg),
+                        scratch=ScratchVolume(path=contract.PITR_DRILL_DIR, size=drill.size or pg.persistence.data.size,
+                                              storage_class=drill.storage_class),
+                        service_account=contract.PITR_DRILL_SERVICE_ACCOUNT)
+    return PitrDrillProps(namespace=namespace, version=pg.image.tag, schedule=drill.schedule,
+                          time_zone=pitr.schedules.time_zone, timeout_minutes=pg.backup.timeout_minutes, pod=pod)
 
 
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
@@ -434,7 +453,8 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
         api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled,
         object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
-        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled)
+        object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled,
+        pitr_drill=pg.pitr.enabled and pg.pitr.drill.enabled)
 
 
 def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
@@ -442,12 +462,14 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     metrics = pg.metrics
     sm, rule, board = metrics.service_monitor, metrics.prometheus_rule, metrics.dashboard
     rule_props = dashboard_props = None
+    drill = pg.pitr.enabled and pg.pitr.drill.enabled
     if rule.enabled:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
-            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled)
+            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled,
+            pitr_drill_interval_seconds=longest_interval_seconds(pg.pitr.drill.schedule) if drill else None)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
     if pg.replicas > 1:
@@ -459,7 +481,8 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         from pgbundle.monitoring import dashboard  # the Grafana SDK costs a tenth of a second to load
 
         dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1,
-                                                                          pooler=pg.pooler.enabled),
+                                                                          pooler=pg.pooler.enabled,
+                                                                          pitr=pg.pitr.enabled, drill=drill),
                                          namespace=board.namespace,
                                          labels=board.labels)
     return MetricsProps(
@@ -497,8 +520,10 @@ def compose(app: cdk8s.App, values: ChartValues) -> None:
         if uses_cert_manager(pg):
             ServerCertificate(pooler_chart, "certificate", props=pooler_certificate_props(namespace, pooler.labels, pg))
     if pg.pitr.enabled:
-        PitrBackup(cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True), "pitr-backup",
-                   props=pitr_backup_props(values))
+        pitr_chart = cdk8s.Chart(app, contract.PITR_BACKUP_CHART, disable_resource_name_hashes=True)
+        PitrBackup(pitr_chart, "pitr-backup", props=pitr_backup_props(values))
+        if pg.pitr.drill.enabled:
+            PitrDrill(pitr_chart, "pitr-drill", props=pitr_drill_props(values))
     if pg.metrics.enabled:
         # Its own file: the ServiceMonitor and PrometheusRule need the Prometheus
         # Operator's CRDs, so an operator can see and skip them at a glance.

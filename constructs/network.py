@@ -13,6 +13,9 @@ Two policies, both default-deny in both directions for the pods they select:
 - `postgres-pitr-backup` (PITR backup pods, with PITR): no ingress; egress only to
   DNS, the database pods' pgBackRest port (which admits only them) and the S3 repository. Without it, a namespace-wide default-deny egress rule
   from the platform team would silently break every backup.
+- `postgres-pitr-drill` (the restore drill's pods, with PITR and the drill on): no
+  ingress; egress only to DNS and the S3 repository when there is one, else none
+  at all. It never reaches the database.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class NetworkIsolationProps(BaseModel):
     repository. Left out: no PITR."""
     pooler: bool = False
     """PgBouncer runs in front of the database: its own policy, and the database admits it. Left out: no pooler."""
+    pitr_drill: bool = False
+    """The restore drill runs: its own policy (DNS and the S3 repository only). Left out: no drill."""
 
 
 def _peer(peer: Peer) -> k8s.NetworkPolicyPeer:
@@ -168,6 +173,12 @@ class NetworkIsolation(Construct):
                                  dns_egress,
                                  k8s.NetworkPolicyEgressRule(to=[database], ports=[_tcp(contract.PGBACKREST_PORT)]),
                                  *object_store_egress])
+
+        if props.pitr_drill:
+            # The S3 endpoint is a host name: DNS only with it.
+            self._job_policy("pitr-drill-network-policy", props, name=contract.PITR_DRILL_NETWORK_POLICY,
+                             component=contract.PITR_DRILL_COMPONENT,
+                             egress=[dns_egress, *object_store_egress] if object_store_egress else [])
 
     def _job_policy(self, id: str, props: NetworkIsolationProps, *, name: str, component: str,
                     egress: list[k8s.NetworkPolicyEgressRule]) -> None:

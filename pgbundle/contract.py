@@ -266,6 +266,16 @@ PITR_RESTORE_JOB_PREFIX = "postgres-pitr-restore-"
 PITR_RESTORE_CLAIM_PREFIX = f"{DATA_CLAIM}-pitr-"
 PITR_RESTORE_CONTAINER = "pitr-restore"
 PITR_RESTORE_ASIDE_PREFIX = "pgdata.before-pitr-"  # in place: the data moved aside, beside PGDATA
+# The restore drill (CronJob postgres-pitr-drill): restores into a scratch volume
+# and starts PostgreSQL there with no network; it reads the repositories only and
+# never reaches the database (its NetworkPolicy admits no database port).
+PITR_DRILL_COMPONENT = "pitr-drill"
+PITR_DRILL_CONTAINER = "pitr-drill"
+PITR_DRILL_SERVICE_ACCOUNT = "postgres-pitr-drill"
+PITR_DRILL_NETWORK_POLICY = "postgres-pitr-drill"
+PITR_DRILL_CRONJOB = "postgres-pitr-drill"
+PITR_DRILL_DIR = "/var/lib/postgresql/drill"  # the scratch volume (an ephemeral PVC)
+PITR_DRILL_SCRIPT = "pitr-drill.sh"
 
 
 

@@ -14,7 +14,8 @@ from pgbundle.values.load import parse_values
 SCOPES = [
     AlertScope(namespace="ns", replicas=1, backups_volume=True),
     AlertScope(namespace="ns", replicas=3, backups_volume=True, synchronous_mode=True, wal_archiving=True,
-               pitr_backups=((contract.PITR_FULL_CRONJOB, 7 * 86400), (contract.PITR_DIFF_CRONJOB, 86400))),
+               pitr_backups=((contract.PITR_FULL_CRONJOB, 7 * 86400), (contract.PITR_DIFF_CRONJOB, 86400)),
+               pitr_drill_interval_seconds=7 * 86400),
 ]
 
 

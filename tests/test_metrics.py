@@ -236,12 +236,13 @@ def metric_names(expr: str) -> set[str]:
 
 def all_alerts(replicas: int = 2, pooler: bool = True) -> list[alerts.Alert]:
     return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True,
-                                           synchronous_mode=replicas > 1, wal_archiving=True, pooler=pooler))
+                                           synchronous_mode=replicas > 1, wal_archiving=True, pooler=pooler,
+                                           pitr_drill_interval_seconds=7 * 24 * 3600))
 
 
 def full_dashboard() -> dict:
-    """Every row: Patroni's and the pooler's too."""
-    return json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True))
+    """Every row: Patroni's, the pooler's and point-in-time recovery's too."""
+    return json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True, pitr=True, drill=True))
 
 
 def dashboard_queries(model: dict) -> list[str]:
@@ -311,7 +312,8 @@ POOLER_ALERTS = {"PostgresPoolerDown", "PostgresPoolerClientsWaiting", "Postgres
 
 def test_replication_lag_alert_only_with_replicas():
     assert {a.name for a in all_alerts(replicas=2)} == (REQUIRED_ALERTS | HA_ALERTS | POOLER_ALERTS
-                                                         | {"PostgresWalArchivingFailing"})
+                                                         | {"PostgresWalArchivingFailing", "PostgresPitrDrillFailing",
+                                                            "PostgresPitrDrillTooOld"})
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 
 

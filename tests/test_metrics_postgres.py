@@ -93,6 +93,8 @@ EXPORTER_QUERIES = {
     "database sizes": "SELECT datname, pg_database_size(datname) FROM pg_database",
     "locks": "SELECT database, lower(mode), count(*) FROM pg_locks GROUP BY 1, 2",
     "wraparound": "SELECT datname, age(datfrozenxid), mxid_age(datminmxid) FROM pg_database WHERE datallowconn",
+    "stat_archiver": "SELECT archived_count, failed_count, extract(epoch from now() - last_archived_time) "
+                     "FROM pg_stat_archiver",
 }
 
 

@@ -171,12 +171,16 @@ def pitr_policy(tmp_path_factory) -> Manifests:
 
 
 def test_only_the_pitr_backup_jobs_reach_the_pgbackrest_port(pitr_policy):
-    from pgbundle.contract import PGBACKREST_PORT, PITR_DIFF_CRONJOB, PITR_FULL_CRONJOB
+    from pgbundle.contract import PGBACKREST_PORT, PITR_DIFF_CRONJOB, PITR_DRILL_CRONJOB, PITR_FULL_CRONJOB
 
     db, rules = database(pitr_policy), policies(pitr_policy)
     jobs = {doc["metadata"]["name"]: pod_from_template(NAMESPACE, pod_template(doc))
             for doc in pitr_policy.docs if doc["kind"] == "CronJob"}
-    assert set(jobs) == {BACKUP_CRONJOB, PITR_FULL_CRONJOB, PITR_DIFF_CRONJOB}
+    assert set(jobs) == {BACKUP_CRONJOB, PITR_FULL_CRONJOB, PITR_DIFF_CRONJOB, PITR_DRILL_CRONJOB}
+    # The restore drill reads the repositories only: no database port at all.
+    for port in (PGBACKREST_PORT, PORT):
+        assert not allowed(rules, jobs[PITR_DRILL_CRONJOB], db, port)
+    assert allowed(rules, jobs[PITR_DRILL_CRONJOB], KUBE_DNS, 53, "UDP")  # the S3 endpoint's name
     for name in (PITR_FULL_CRONJOB, PITR_DIFF_CRONJOB):
         assert allowed(rules, jobs[name], db, PGBACKREST_PORT)
         assert allowed(rules, jobs[name], KUBE_DNS, 53, "UDP")

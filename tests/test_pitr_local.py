@@ -3,7 +3,9 @@ the volume repository in the state folder (examples/pitr.yaml, encrypted)."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -131,6 +133,69 @@ def test_a_restart_finds_the_stanza_and_archiving_goes_on(origin, history):
     archive_everything(origin)
 
 
+def archived_segments(pod: LocalPod) -> dict[str, Path]:
+    """The repository's archived WAL segments by name (without pgBackRest's checksum suffix)."""
+    archive = pod.host_path(contract.PITR_BACKUPS_REPO_DIR) / "archive" / contract.PITR_STANZA
+    return {p.name[:24]: p for p in archive.rglob("*") if p.is_file() and re.fullmatch(r"[0-9A-F]{24}-\w+(\.\w+)?", p.name)}
+
+
+def assert_drill_left_nothing(pod: LocalPod) -> None:
+    """The scratch folder is empty again, no drill server runs, nothing new was archived by it."""
+    scratch = pod.host_path(contract.PITR_DRILL_DIR)
+    assert scratch.is_dir() and not any(scratch.iterdir())
+    assert str(scratch) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # Archiving is off in the restored copy: its promotion to timeline 2 never reaches the repository.
+    assert not list((pod.host_path(contract.PITR_BACKUPS_REPO_DIR) / "archive").rglob("00000002*"))
+
+
+def test_the_drill_restores_the_newest_backup_and_all_wal_and_checks_it(origin, history):
+    """With the pod stopped (the drill needs only the repository) and the repository
+    read-only, as the CronJob mounts it: the drill writes nothing there."""
+    commit_rows(origin, [8])
+    archive_everything(origin)
+    rows = len(event_ids(origin))
+    assert origin.stop() == 0
+    repo = origin.host_path(contract.PITR_BACKUPS_REPO_DIR)
+    modes = {path: path.stat().st_mode for path in [repo, *repo.rglob("*")]}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    try:
+        done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+        origin.start()
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    diff = history["diff"]["taken"][0]["label"]
+    # Every archived row, counted in the restored copy: the WAL after the newest backup was replayed.
+    assert f"pitr drill: repo1: appdb.public.events rows={rows}" in lines
+    assert re.fullmatch(rf"pitr drill ok: repos=1 backup={diff} databases=3 tables=\d+ rows=\d+ amcheck=yes "
+                        r"seconds=\d+", lines[-1]), lines[-1]
+    assert_drill_left_nothing(origin)
+
+
+def test_the_drill_fails_on_a_missing_wal_segment_and_says_which(origin, history):
+    """Recovery would end quietly before the gap: the drill compares it with the archive's newest segment."""
+    commit_rows(origin, [9])
+    archive_everything(origin)
+    segments = archived_segments(origin)
+    newest = max(segments)
+    backup = pitr_local.backups(origin)[-1]
+    gap = f"{int(backup['archive']['stop'], 16) + 1:024X}"
+    assert gap < newest, (gap, newest)
+    moved = segments[gap].rename(segments[gap].with_name(segments[gap].name + ".away"))
+    try:
+        done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
+    finally:
+        moved.rename(segments[gap])
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: pitr drill failed: repo1: recovery stopped in WAL segment {int(gap[8:], 16) - 1:016X} but the archive "
+        f"reaches {newest[8:]}: a segment after it is missing or unreadable"]
+    assert_drill_left_nothing(origin)
+
+
 def test_verify_passes_then_finds_a_corrupt_file(origin, history):
     """Last in this module: it damages the origin's repository."""
     values = parse_values(VALUES)
@@ -147,3 +212,19 @@ def test_verify_passes_then_finds_a_corrupt_file(origin, history):
     assert done.returncode == 1
     assert done.stderr.startswith("error: pgbackrest verify repo1: invalid ")
     assert history["full"]["taken"][0]["label"] in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_the_drill_fails_on_a_damaged_backup_file(origin, history):
+    """After the corruption above: a damaged file of the newest backup too, which every restore reads."""
+    backup_dir = origin.host_path(contract.PITR_BACKUPS_REPO_DIR) / "backup" / contract.PITR_STANZA / \
+        history["diff"]["taken"][0]["label"]
+    victim = max((p for p in backup_dir.rglob("*") if p.is_file() and not p.name.startswith("backup.manifest")),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: pitr drill failed: repo1: restore: "), line
+    assert_drill_left_nothing(origin)

@@ -153,6 +153,12 @@ def test_disaster_recovery_from_the_encrypted_s3_repository_alone_is_exact(setup
     client = s3_client(setup)
     wal = [key for key in bucket_keys(client) if "/archive/" in key and key.endswith(".zst")]
     assert wal and client.get_object(Bucket=BUCKET, Key=wal[0])["Body"].read(8) == b"Salted__"
+    # The restore drill restores each repository in turn, the S3 one through its own archive-get.
+    drill = cli("drill", "--state", str(old), values=values)
+    assert drill.returncode == 0, drill.stderr
+    assert "pitr drill: repo2: appdb.public.events rows=5" in drill.stdout.splitlines()
+    labels = ",".join(t["label"] for t in incr["taken"])
+    assert drill.stdout.splitlines()[-1].startswith(f"pitr drill ok: repos=1,2 backup={labels} "), drill.stdout
 
     # The namespace is lost: data, volume repository, everything but the bucket and the Secrets.
     LocalPod(old).stop()

@@ -69,6 +69,10 @@ def test_off_by_default_and_documented_defaults():
     ({"compression": {"type": "none", "level": 1}}, "compression.level: type none takes no level"),
     ({"archiveTimeoutSeconds": 5}, "archiveTimeoutSeconds: 5 is not allowed: use 30 to 3600"),
     ({"retension": {"full": 2}}, "pitr.retension: unknown key"),
+    ({"drill": {"schedule": "0 0 30 2 *"}}, "pitr.drill.schedule: '0 0 30 2 *' never runs"),
+    ({"drill": {"size": "lots"}}, "pitr.drill.size"),
+    ({"drill": {"storageClass": "Fast_SSD"}}, "pitr.drill.storageClass"),
+    ({"drill": {"everyday": True}}, "pitr.drill.everyday: unknown key"),
 ])
 def test_bad_input_is_one_clean_error(settings, expected):
     assert expected in error(pitr(**settings))

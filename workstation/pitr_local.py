@@ -1,6 +1,8 @@
 """Point-in-time recovery on this machine: `local backup --type full|diff|incr`,
-`local restore-point NAME` and `local restore --state NEW --from OLD` to a
-target (workstation/pitr_targets.py: --time, --latest, --name, --label).
+`local restore-point NAME`, `local restore --state NEW --from OLD` to a
+target (workstation/pitr_targets.py: --time, --latest, --name, --label),
+`local verify` and `local drill` (the restore drill CronJob's container against
+this state's repositories).
 
 Backups run the pod's own pitr.sh, a restore the printed restore Job's
 pitr-restore.sh (pgBackRest with the container's settings, paths mapped into
@@ -259,3 +261,28 @@ def verify(pod: LocalPod, values: ChartValues) -> dict:
             findings = re.findall(r"INFO: ((?:invalid|missing)[^\n]*)", text)
             raise PitrFailed(f"pgbackrest verify repo{repo}: {findings[0] if findings else 'status: error'}")
     return {"verified": repos}
+
+
+def drill(pod: LocalPod, values: ChartValues) -> str:
+    """Run the restore drill CronJob's container as the cluster runs it: its command
+    and environment from the synthesized CronJob, paths mapped into the state folder
+    (its scratch volume and /tmp are folders there, which the script empties again).
+    It reads this state's repositories only; the pod need not run. Its log, the
+    last line `pitr drill ok: ...`; PitrFailed with its `pitr drill failed: ...` line."""
+    _require_pitr(values)
+    cronjob = pod.manifests().find("CronJob", contract.PITR_DRILL_CRONJOB)
+    if cronjob is None:
+        raise PitrRequestError(f"CronJob {contract.PITR_DRILL_CRONJOB} is not in {pod.dist}: "
+                               "postgres.pitr.drill.enabled is false")
+    job = container(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"], contract.PITR_DRILL_CONTAINER)
+    tmp = pod.host_path(contract.TMP_DIR)
+    for folder in (tmp, pod.host_path(contract.PITR_DRILL_DIR)):
+        pod._mkdir(folder)
+    env = {**pod.host_environment(job), "PATH": pod.environment()["PATH"], "HOME": str(tmp)}
+    done = subprocess.run(pod.host_command(job), env=env, cwd=pod.state, capture_output=True, text=True,
+                          start_new_session=True, **pod.user_options())
+    if done.returncode != 0:
+        failed = [line for line in done.stderr.splitlines() if line.startswith("pitr drill failed: ")]
+        raise PitrFailed(failed[-1] if failed else
+                         f"pitr drill exited with status {done.returncode}: {done.stderr.strip()[-500:]}")
+    return done.stdout

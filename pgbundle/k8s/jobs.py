@@ -26,6 +26,19 @@ class SecretMount(BaseModel):
     """The Secret and its items (required)."""
 
 
+class ScratchVolume(BaseModel):
+    """A job's scratch space as an ephemeral PVC: created with the pod, deleted with it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    """Mount path (required)."""
+    size: str
+    """Requested storage, such as 20Gi (required)."""
+    storage_class: str = ""
+    """StorageClass name. Left out: "" (the cluster's default class)."""
+
+
 class JobPodProps(BaseModel):
     """One job pod running a script against the database."""
 
@@ -61,6 +74,8 @@ class JobPodProps(BaseModel):
     """Further PVCs mounted read-only, as `claims`. Left out: none."""
     secret_mounts: list[SecretMount] = []
     """Further Secret volumes. Left out: none."""
+    scratch: ScratchVolume | None = None
+    """An ephemeral PVC (volume `scratch`). Left out: none."""
     near_database: bool = False
     """Schedule next to the database pod (a ReadWriteOnce backup volume). Left out: anywhere."""
     image_pull_policy: str = "IfNotPresent"
@@ -93,6 +108,13 @@ def job_pod_spec(props: JobPodProps) -> k8s.PodSpec:
             mounts.append(k8s.VolumeMount(name=f"claim-{claim}", mount_path=path, read_only=read_only))
             volumes.append(k8s.Volume(name=f"claim-{claim}", persistent_volume_claim=(
                 k8s.PersistentVolumeClaimVolumeSource(claim_name=claim, read_only=read_only))))
+    if props.scratch is not None:
+        mounts.append(k8s.VolumeMount(name="scratch", mount_path=props.scratch.path))
+        volumes.append(k8s.Volume(name="scratch", ephemeral=k8s.EphemeralVolumeSource(
+            volume_claim_template=k8s.PersistentVolumeClaimTemplate(spec=k8s.PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=k8s.ResourceRequirements(requests={"storage": quantity(props.scratch.size)}),
+                storage_class_name=props.scratch.storage_class or None)))))
     for secret in props.secret_mounts:
         mounts.append(k8s.VolumeMount(name=secret.name, mount_path=secret.path, read_only=True))
         volumes.append(secret_volume(secret.name, secret.files))

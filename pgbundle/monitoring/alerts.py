@@ -62,6 +62,9 @@ class AlertScope:
     a run that has not succeeded for 1.5 of those is alerted."""
     pooler: bool = False
     """PgBouncer runs (postgres.pooler) with its exporter: its alerts too."""
+    pitr_drill_interval_seconds: int | None = None
+    """The restore drill's longest time between two runs: its newest run failing, or
+    no success for 1.5 of those, is alerted (None: no drill)."""
 
     @property
     def exporter(self) -> str:
@@ -90,6 +93,22 @@ def _not_succeeded_for(selector: str, seconds: int) -> str:
     return (f"(time() - kube_cronjob_status_last_successful_time{{{selector}}} > {seconds}) "
             f"or ((time() - kube_cronjob_created{{{selector}}} > {seconds}) "
             f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{{{selector}}})")
+
+
+def newest_run_failed(selector: str) -> str:
+    """A CronJob's newest run did not succeed: it was scheduled after the last success
+    (or there never was one) and none is running any more. Its value is the newest
+    run's schedule time. Each series is reduced to (namespace, cronjob) first: the
+    comparison then matches one to one even when two kube-state-metrics replicas
+    export the same CronJob."""
+
+    def per_cronjob(metric: str) -> str:
+        return f"max by (namespace, cronjob) ({metric}{{{selector}}})"
+
+    scheduled = per_cronjob("kube_cronjob_status_last_schedule_time")
+    succeeded = per_cronjob("kube_cronjob_status_last_successful_time")
+    return (f"((({scheduled} > {succeeded}) or ({scheduled} unless {succeeded})) "
+            f"and ({per_cronjob('kube_cronjob_status_active')} == 0))")
 
 
 def alerts(scope: AlertScope) -> list[Alert]:
@@ -227,6 +246,28 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "also stops the runs from succeeding.",
             )
         )
+    if scope.pitr_drill_interval_seconds is not None:
+        drill = scope.cronjob(contract.PITR_DRILL_CRONJOB)
+        found += [
+            Alert(
+                "PostgresPitrDrillFailing",
+                newest_run_failed(drill),
+                "10m",
+                "critical",
+                "The restore drill failed: the pgBackRest backups may not restore",
+                "The run of CronJob " + contract.PITR_DRILL_CRONJOB + " scheduled at {{ $value | humanizeTimestamp }} "
+                "failed: restoring the newest backup and the archived WAL, or checking the restored copy, did not work.",
+            ),
+            Alert(
+                "PostgresPitrDrillTooOld",
+                _not_succeeded_for(drill, int(scope.pitr_drill_interval_seconds * BACKUP_STALE_FACTOR)),
+                None,
+                "warning",
+                "No successful restore drill for 1.5 schedule intervals",
+                "The last successful run of CronJob " + contract.PITR_DRILL_CRONJOB
+                + " was {{ $value | humanizeDuration }} ago: nothing has shown lately that the backups restore.",
+            ),
+        ]
     if scope.pooler:
         found += _pooler_alerts(scope.pooler_exporter)
     if scope.replicas > 1:

@@ -15,6 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from pgbundle import contract
+from pgbundle.monitoring.alerts import newest_run_failed
 
 UID = "api-forge-postgres"
 TITLE = "PostgreSQL (api-forge bundled)"
@@ -95,11 +96,48 @@ def _pooler_row(board: dash.Dashboard, namespace: str) -> dash.Dashboard:
     )
 
 
-def build(namespace: str, ha: bool = False, pooler: bool = False) -> dash.Dashboard:
+def _pitr_row(board: dash.Dashboard, namespace: str, ex: str, drill: bool) -> dash.Dashboard:
+    """Point-in-time recovery: WAL archiving (pg_stat_archiver through the exporter),
+    the pgBackRest backup CronJobs' last successes and the restore drill's."""
+    backups = (f'namespace="{namespace}", '
+               f'cronjob=~"{contract.PITR_FULL_CRONJOB}|{contract.PITR_DIFF_CRONJOB}"')
+    board = (
+        board.with_row(dash.Row("Point-in-time recovery (pgBackRest)"))
+        .with_panel(_timeseries(
+            "WAL segments archived and failed", "short",
+            _query(f"sum by (pod) (increase(pg_stat_archiver_archived_count{{{ex}}}[$__rate_interval]))",
+                   "archived {{pod}}"),
+            _query(f"sum by (pod) (increase(pg_stat_archiver_failed_count{{{ex}}}[$__rate_interval]))",
+                   "failed {{pod}}", "B"), width=8))
+        .with_panel(_timeseries(
+            "Time since the last archived WAL segment", "s",
+            _query(f"max by (pod) (pg_stat_archiver_last_archive_age{{{ex}}})", "{{pod}}"), width=8))
+        .with_panel(_timeseries(
+            "Time since the last successful full and differential backup", "s",
+            _query(f"time() - max by (cronjob) (kube_cronjob_status_last_successful_time{{{backups}}})",
+                   "{{cronjob}}"), width=8))
+    )
+    if not drill:
+        return board
+    selector = f'namespace="{namespace}", cronjob="{contract.PITR_DRILL_CRONJOB}"'
+    return (
+        board.with_panel(_stat(
+            "Time since the last successful restore drill", "s",
+            _query(f"time() - max(kube_cronjob_status_last_successful_time{{{selector}}})", instant=True), width=12))
+        .with_panel(_stat(
+            "Newest restore drill failed", "bool_yes_no",
+            # 1 when the newest run failed, else 0 (the alert's condition).
+            _query(f"count({newest_run_failed(selector)}) or vector(0)", instant=True), width=12))
+    )
+
+
+def build(namespace: str, ha: bool = False, pooler: bool = False, pitr: bool = False,
+          drill: bool = False) -> dash.Dashboard:
     ex = f'namespace="{namespace}", service="{contract.METRICS_SERVICE}"'
     board = _build(namespace, ex)
     board = _patroni_row(board, ex) if ha else board
-    return _pooler_row(board, namespace) if pooler else board
+    board = _pooler_row(board, namespace) if pooler else board
+    return _pitr_row(board, namespace, ex, drill) if pitr else board
 
 
 def _build(namespace: str, ex: str) -> dash.Dashboard:
@@ -232,10 +270,12 @@ def _build(namespace: str, ex: str) -> dash.Dashboard:
     )
 
 
-def dashboard_json(namespace: str, ha: bool = False, pooler: bool = False) -> str:
+def dashboard_json(namespace: str, ha: bool = False, pooler: bool = False, pitr: bool = False,
+                   drill: bool = False) -> str:
     """The dashboard as the JSON Grafana's sidecar loads (stable key order); with
-    `ha`, Patroni's panels too; with `pooler`, PgBouncer's."""
-    model = build(namespace, ha, pooler).build()
+    `ha`, Patroni's panels too; with `pooler`, PgBouncer's; with `pitr`, WAL
+    archiving's and pgBackRest's (with `drill`, the restore drill's)."""
+    model = build(namespace, ha, pooler, pitr, drill).build()
     # Grafana keys panel state by id: give each panel (rows too) its own.
     for number, panel in enumerate(model.panels, start=1):
         panel.id_val = number

@@ -49,6 +49,8 @@ METRICS: dict[str, str] = {
     "pg_database_size_bytes": "postgres-exporter: database",
     "pg_replication_lag_seconds": "postgres-exporter: replication (on standbys)",
     "pg_stat_archiver_failed_count": "postgres-exporter: stat_archiver (failed archive_command runs)",
+    "pg_stat_archiver_archived_count": "postgres-exporter: stat_archiver (WAL segments archived)",
+    "pg_stat_archiver_last_archive_age": "postgres-exporter: stat_archiver (seconds since the last archived segment)",
     # Patroni's REST API /metrics (replicas >= 2), checked against Patroni 4.1.5 in
     # tests/test_ha_cluster.py on every member.
     "patroni_primary": "patroni: 1 on the member that runs as the primary",
@@ -70,6 +72,8 @@ METRICS: dict[str, str] = {
     # kube-state-metrics.
     "kube_cronjob_status_last_successful_time": "kube-state-metrics: cronjob (label cronjob)",
     "kube_cronjob_created": "kube-state-metrics: cronjob",
+    "kube_cronjob_status_last_schedule_time": "kube-state-metrics: cronjob (when the newest run was scheduled)",
+    "kube_cronjob_status_active": "kube-state-metrics: cronjob (runs in progress)",
     "kube_job_status_failed": "kube-state-metrics: job (label job_name)",
     "kube_job_owner": "kube-state-metrics: job (labels owner_kind, owner_name)",
 }

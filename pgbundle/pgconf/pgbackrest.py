@@ -113,17 +113,24 @@ def server_environment(postgres: PostgresValues) -> dict[str, str]:
     }
 
 
+def _repository_access(postgres: PostgresValues) -> dict[str, str]:
+    """pgBackRest in a job: the repositories as the database container has them,
+    locks and conf.d in the job's /tmp."""
+    return {
+        **pitr_environment(postgres),
+        "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PITR_JOB_RUN_DIR}/conf.d",
+        "PGBACKREST_LOCK_PATH": contract.PITR_JOB_RUN_DIR,
+    }
+
+
 def _job_environment(postgres: PostgresValues) -> dict[str, str]:
-    """What a PITR job's pgBackRest needs: the database pod's paths, the
-    repositories as the database container has them, locks and conf.d in the job's /tmp."""
+    """What a PITR job's pgBackRest needs: the database pod's paths and the repositories."""
     return {
         "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
         "PGDATA": contract.PGDATA,
         "PGPORT": str(contract.PORT),
         "PG_RUN_DIR": contract.RUN_DIR,
-        **pitr_environment(postgres),
-        "PGBACKREST_CONFIG_INCLUDE_PATH": f"{contract.PITR_JOB_RUN_DIR}/conf.d",
-        "PGBACKREST_LOCK_PATH": contract.PITR_JOB_RUN_DIR,
+        **_repository_access(postgres),
     }
 
 
@@ -171,3 +178,17 @@ def restore_job_environment(postgres: PostgresValues, *, kind: RestoreType, targ
     container has them, PGDATA on the data volume it mounts, its own locks and
     conf.d in /tmp."""
     return {**_job_environment(postgres), **restore_target_environment(kind, target, label, in_place)}
+
+
+def drill_environment(postgres: PostgresValues) -> dict[str, str]:
+    """The restore drill's environment: the repositories as the backup jobs have them
+    (read-only here), its own locks and conf.d, the scratch volume and the
+    application's database to count. No PGDATA: the script restores into the scratch volume."""
+    return {
+        "PG_SCRIPTS_DIR": contract.SCRIPTS_DIR,
+        "PGPORT": str(contract.PORT),
+        "TMPDIR": contract.TMP_DIR,
+        **_repository_access(postgres),
+        "PG_DRILL_DIR": contract.PITR_DRILL_DIR,
+        "PG_DRILL_DATABASE": postgres.database,
+    }

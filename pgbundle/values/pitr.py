@@ -222,6 +222,25 @@ class PitrSchedulesValues(Values):
     """IANA time zone of the schedules. Left out: Etc/UTC."""
 
 
+class PitrDrillValues(Values):
+    """The scheduled restore drill: CronJob `postgres-pitr-drill`."""
+
+    enabled: bool = True
+    """Restore the newest backup and all archived WAL of every repository into a
+    scratch volume on `schedule`, start it with no network and check it (every
+    database opens, the application's tables are counted, pg_amcheck). Left out:
+    true (with pitr.enabled)."""
+    schedule: CronSchedule = "15 4 * * 6"
+    """When, in `schedules.timeZone`. Left out: Saturdays at 04:15 (after that day's
+    differential backup: the full, the differential and the WAL since, the longest
+    chain a restore reads)."""
+    size: StorageSize | None = None
+    """Size of the scratch volume (an ephemeral PVC, created with the run's pod and
+    deleted with it): the restored data must fit. Left out: `persistence.data.size`."""
+    storage_class: StorageClass = ""
+    """StorageClass of the scratch volume; "" is the cluster's default."""
+
+
 class PitrValues(Values):
     enabled: bool = False
     """Archive WAL continuously and take physical backups with pgBackRest. Needs the
@@ -231,6 +250,7 @@ class PitrValues(Values):
     compression: CompressionValues = Field(default_factory=CompressionValues)
     retention: PitrRetentionValues = Field(default_factory=PitrRetentionValues)
     schedules: PitrSchedulesValues = Field(default_factory=PitrSchedulesValues)
+    drill: PitrDrillValues = Field(default_factory=PitrDrillValues)
     archive_timeout_seconds: int = 60
     """PostgreSQL's archive_timeout: on a quiet database a WAL segment is switched
     and archived at least this often, so it bounds the writes a lost volume can
