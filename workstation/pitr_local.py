@@ -25,6 +25,7 @@ from pgbundle.pgconf.pgbackrest import PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbe
 from pgbundle.values.models import ChartValues
 from workstation.backup_local import install_client_certificate
 from workstation.localpod import LocalPod
+from workstation import upgrade_local
 from workstation.pod_state import LocalPodError, Synthesize
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -65,10 +66,22 @@ def _require_pitr(values: ChartValues) -> None:
                                "(examples/pitr.yaml) or leave out --type/--from")
 
 
-def backups(pod: LocalPod) -> list[dict]:
+def _info(pod: LocalPod) -> list[dict]:
+    return json.loads(pgbackrest(pod, "info", "--output=json") or "[]")
+
+
+def backups(pod: LocalPod, info: list[dict] | None = None) -> list[dict]:
     """Every backup in every repository, oldest first (pgBackRest's `info` entries)."""
-    found = json.loads(pgbackrest(pod, "info", "--output=json") or "[]")
+    found = _info(pod) if info is None else info
     return sorted((b for stanza in found for b in stanza.get("backup", [])), key=lambda b: b["timestamp"]["stop"])
+
+
+def backup_major(info: list[dict], entry: dict) -> int:
+    """The PostgreSQL major a backup was taken of (the stanza's history of databases:
+    a major upgrade adds one, `stanza-upgrade`)."""
+    key = (entry["database"]["id"], entry["database"]["repo-key"])
+    (version,) = [db["version"] for stanza in info for db in stanza.get("db", []) if (db["id"], db["repo-key"]) == key]
+    return int(version)
 
 
 def backup(pod: LocalPod, values: ChartValues, kind: str) -> dict:
@@ -162,7 +175,8 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
         if secrets_dir is None:
             _carry_secrets(old, new)
         reader, repo, options = _source(old, new, values)
-        candidates = [b for b in backups(reader) if b["database"]["repo-key"] == repo]
+        info = _info(reader)
+        candidates = [b for b in backups(reader, info) if b["database"]["repo-key"] == repo]
         if moment is not None:
             usable = [b for b in candidates if b["timestamp"]["stop"] < moment.timestamp()]
             if not usable:
@@ -171,6 +185,8 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
                 raise PitrRequestError(f"--time {target} is before any restorable point: {oldest}")
         elif not candidates:
             raise PitrRequestError(f"repo{repo} holds no backup to restore")
+        # pgBackRest restores the newest backup before the target: the new state runs on its major.
+        upgrade_local.run_on(new, backup_major(info, usable[-1] if moment is not None else candidates[-1]))
         pgdata = new.host_path(contract.PGDATA)
         new._mkdir(pgdata)
         recovery = ["--type=time", f"--target={moment.isoformat(sep=' ')}", "--target-action=promote"] \
@@ -204,7 +220,7 @@ def _carry_secrets(old: LocalPod, new: LocalPod) -> None:
 
 def verify(pod: LocalPod, values: ChartValues) -> dict:
     """`pgbackrest verify` of every repository (backups and WAL against their checksums).
-    pgBackRest 2.45 ends with status 0 whatever it found: its summary says `status: error`."""
+    pgBackRest (2.45, and 2.55.1 still) ends with status 0 whatever it found: its summary says `status: error`."""
     _require_pitr(values)
     repos = list(repo_numbers(values.postgres.pitr).values())
     for repo in repos:
