@@ -92,13 +92,16 @@ imports: .venv/.installed node_modules/.installed
 	rm -rf imports
 	tools/cdk8s-import
 
-# The point-in-time recovery tests run Debian's pgBackRest, and an S3 server
-# (moto, from requirements.txt) behind Debian's nginx for TLS: nginx-light on
-# Debian 12; Debian 13 ships only the one nginx package.
+# The point-in-time recovery and upgrade tests run the image's pgBackRest
+# (contract.PGBACKREST_VERSION, Debian 13's, installed into /opt/pgbundle on
+# Debian 12: workstation/pgbackrest_install.py says why), and an S3 server (moto,
+# from requirements.txt) behind Debian's nginx for TLS: nginx-light on Debian 12;
+# Debian 13 ships only the one nginx package.
 .PHONY: pgbackrest
-pgbackrest:
-	@command -v pgbackrest >/dev/null && command -v nginx >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest \
+pgbackrest: .venv/.installed
+	@$(PY) -m workstation.pgbackrest_install >/dev/null
+	@command -v nginx >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    $$(apt-cache show nginx-light >/dev/null 2>&1 && echo nginx-light || echo nginx) >/dev/null; }
 
 .PHONY: test

@@ -3,7 +3,7 @@
 Starts the local pod with examples/pitr.yaml (volume repository, zst,
 aes-256-cbc), fills `appdb` with pgbench data (about 750 MB at scale 50), then:
 - a full pgBackRest backup (time, repository size) vs `pg_dump -Fc` (time, size);
-- an incremental backup after changing 1% of pgbench_accounts, against the full;
+- an incremental backup after changing 1% of pgbench_accounts (time, bytes added), against the full;
 - a restore to a time (restore, WAL replay, promotion, start: until `local`
   reports ready) vs `pg_restore -j 2` of the dump into an empty database.
 
@@ -82,6 +82,9 @@ def main_() -> None:
         tool("psql", "-X", "-q", "-d", "appdb", "-c",
              f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= {args.scale * 1000}")
         figures["incr_backup_1pct_s"] = timed(lambda: pitr_local.backup(pod, values, "incr"))
+        # Block incrementals (repo-block): only the changed blocks of the changed file are stored.
+        figures["incr_backup_1pct_bytes"] = (folder_bytes(pod.host_path(contract.PITR_BACKUPS_REPO_DIR) / "backup")
+                                             - figures["full_backup_bytes"])
         target = datetime.now(timezone.utc)
         time.sleep(1)
         # Recovery stops at the first commit after the target: there must be one in the archive.

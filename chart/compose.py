@@ -380,7 +380,8 @@ def upgrade_job_props(values: ChartValues, *, new_image: str, new_tag: str, new_
         namespace=values.global_.namespace, version=new_tag, old_image=pg.image.reference,
         old_major=int(pg.image.major_version), new_image=new_image, new_major=new_major,
         claim=contract.FIRST_DATA_CLAIM, resources=resources(pg.resources),
-        image_pull_policy=values.global_.image_pull_policy)
+        image_pull_policy=values.global_.image_pull_policy,
+        pitr_upgrade_marker=contract.PITR_UPGRADE_MARKER if pg.pitr.enabled else None)
 
 
 def migration_job_props(values: ChartValues, *, name: str, image: str, command: list[str], uid: int,

@@ -19,6 +19,7 @@ from imports import k8s
 from pgbundle import contract
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
 from pgbundle.k8s.quantity import quantity
+from pgbundle.pgconf.pgbackrest import UPGRADE_MARKER_ENV
 
 OLD_BINARIES = "/opt/postgres-old"  # the emptyDir the init container fills
 
@@ -57,6 +58,9 @@ class UpgradeJobProps(BaseModel):
     """Requests and limits of both containers (required)."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy. Left out: IfNotPresent."""
+    pitr_upgrade_marker: str | None = None
+    """With PITR on: the file upgrade.sh leaves for the database's next start, which
+    upgrades the pgBackRest stanza and takes a full backup. Left out: none (PITR off)."""
 
 
 class UpgradeJob(Construct):
@@ -73,6 +77,8 @@ class UpgradeJob(Construct):
             "PG_NEW_BINDIR": debian_bindir(props.new_major),
             "PG_UPGRADE_WORK": f"{contract.TMP_DIR}/upgrade",
         }
+        if props.pitr_upgrade_marker is not None:
+            environment[UPGRADE_MARKER_ENV] = props.pitr_upgrade_marker
         common = {"image_pull_policy": props.image_pull_policy, "resources": resource_requirements(props.resources),
                   "security_context": restricted_container(uid)}
         k8s.KubeJob(

@@ -231,6 +231,15 @@ POOLER_SOCKET_DIR = "/var/run/pgbouncer-socket"
 # one, which every Secret file is under fsGroup. Hence the exporter runs as POOLER_UID.
 POOLER_STATS_PASSFILE = f"{POOLER_SOCKET_DIR}/pgpass"
 
+# The pgBackRest version everywhere: the image builds it from Debian 13's source
+# (image/Dockerfile), and the workstation runs the same (workstation/pgbackrest_install.py).
+# 2.46 added block incrementals; 2.45 (Debian 12's) cannot read PostgreSQL 18 data.
+PGBACKREST_VERSION = "2.55.1"
+# Left beside PGDATA by upgrade.sh when it upgraded PITR data to a new major (it
+# holds the old major); the next start upgrades the stanza, takes a full backup
+# and removes it (start.sh): archived WAL of the new major cannot be replayed onto
+# a backup of the old one.
+PITR_UPGRADE_MARKER = f"{DATA_MOUNT}/pitr-upgraded-from"
 # Point-in-time recovery (pgBackRest, issue 20). The stanza names the cluster
 # inside every repository; the volume repository sits in a folder of the backups
 # volume or on a PVC of its own; secrets reach pgBackRest through a conf.d file

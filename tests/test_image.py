@@ -12,7 +12,7 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.fields import PostgresImageValues
-from workstation import patroni_venv
+from workstation import patroni_venv, pgbackrest_install
 
 TOP = Path(__file__).resolve().parent.parent
 DOCKERFILE = TOP / "image" / "Dockerfile"
@@ -53,13 +53,15 @@ def test_hadolint_catches_an_unpinned_package(tmp_path):
 
 
 def test_image_is_the_default_postgres_image_plus_patroni():
-    assert instructions("FROM") == [PostgresImageValues().reference]
+    """Both stages: pgBackRest is fetched on the same base the image keeps."""
+    reference = PostgresImageValues().reference
+    assert instructions("FROM") == [f"{reference} AS pgbackrest", reference]
 
 
 def test_image_installs_the_requirements_the_tests_run():
     assert patroni_venv.REQUIREMENTS == DOCKERFILE.parent / "patroni-requirements.txt"
-    assert instructions("COPY") == ["patroni-requirements.txt /tmp/patroni-requirements.txt"]
-    (run,) = instructions("RUN")
+    assert instructions("COPY")[-1] == "patroni-requirements.txt /tmp/patroni-requirements.txt"
+    run = instructions("RUN")[-1]
     assert "pip install --no-cache-dir --disable-pip-version-check -r /tmp/patroni-requirements.txt" in run
     assert "rm -rf /var/lib/apt/lists/*" in run  # no package caches left in the layer
 
@@ -112,13 +114,15 @@ def test_actionlint_catches_an_undefined_context_property(tmp_path):
     assert result.returncode == 1 and 'property "tag_name" is not defined' in result.stdout, result.stdout
 
 
-def test_image_pins_the_pgbackrest_the_tests_run_or_an_older_one():
-    """The image gets Debian 12's pgBackRest; the tests run the machine's
-    (2.45 on Debian 12, 2.55.1 on Debian 13, whose repository format 2.45 shares)."""
-    (run,) = instructions("RUN")
-    pinned = re.search(r"\bpgbackrest=(\d+)\.(\d+)-\S+", run)
-    assert pinned, "pgbackrest is not pinned in image/Dockerfile"
-    found = re.search(r"pgBackRest (\d+)\.(\d+)", subprocess.run(["pgbackrest", "version"], capture_output=True,
-                                                                text=True, check=True).stdout)
-    assert (int(pinned[1]), int(pinned[2])) == (2, 45)
-    assert (int(found[1]), int(found[2])) >= (2, 45)
+def test_image_carries_the_pgbackrest_the_tests_run():
+    """The image copies Debian 13's pgbackrest program at contract.PGBACKREST_VERSION
+    into the final stage, with its libraries pinned there; the tests run that version."""
+    fetch, final = instructions("RUN")
+    pinned = re.search(r"\bapt-get download pgbackrest=(\S+)-\d+ ", fetch)
+    assert pinned and pinned[1] == contract.PGBACKREST_VERSION, fetch
+    assert instructions("COPY")[0] == (
+        "--from=pgbackrest /tmp/pgbackrest/root/usr/bin/pgbackrest /usr/bin/pgbackrest")
+    for library in pgbackrest_install.IMAGE_LIBRARIES:
+        assert re.search(rf"\s{re.escape(library)}=\S+", final), f"{library} is not installed pinned"
+    done = subprocess.run([str(pgbackrest_install.ensure()), "version"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"pgBackRest {contract.PGBACKREST_VERSION}"

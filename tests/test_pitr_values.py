@@ -104,6 +104,8 @@ def test_pgbackrest_conf_has_the_repositories_and_no_secret_or_path():
     assert lines["repo1-retention-full"] == lines["repo2-retention-full"] == "3"
     assert lines["repo1-retention-diff"] == "4"
     assert lines["repo1-cipher-type"] == lines["repo2-cipher-type"] == "aes-256-cbc"
+    # Block incrementals on both repositories (they need bundling).
+    assert lines["repo1-bundle"] == lines["repo1-block"] == lines["repo2-bundle"] == lines["repo2-block"] == "y"
     assert (lines["compress-type"], lines["compress-level"]) == ("lz4", "2")
     assert not [key for key in lines if "pass" in key or "key" in key or key.endswith("-path") and key != "repo2-path"]
     settings = postgresql_settings(pg)

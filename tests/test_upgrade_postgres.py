@@ -16,16 +16,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
 import yaml
 import pytest
-from conftest import connect
+from conftest import connect, log_records
+from pitr_helpers import archive_everything, cli_json, commit_rows, event_ids, wait_past
 
 import main
 from pgbundle import contract
 from pgbundle.values.load import parse_values
+from workstation import pitr_local
 from workstation.localpod import LocalPod
 from workstation.pod_state import LocalPodError
 from workstation.upgrade_local import copy_wheel, data_major
@@ -392,30 +395,63 @@ def test_upgrade_manifest_for_a_patroni_cluster_is_the_same_job_on_postgres_0s_v
     assert [c["image"] for c in spec["containers"]] == ["postgres:18.1-bookworm"]
 
 
-# Measured: Debian 12's pgBackRest 2.45 refuses PostgreSQL 18 data, Debian 13's 2.55.1 takes it (its
-# upgrade goes on to pg_upgrade, refused there for pg_attver).
-PGBACKREST_VERSION = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True,
-                                    check=True).stdout.split()[-1]
+@pytest.mark.parametrize("pitr", [False, True])
+def test_upgrade_manifest_with_pitr_on_leaves_the_stanza_upgrade_to_the_first_start(pitr):
+    """Only with PITR on does the Job's upgrade.sh leave the marker start.sh acts on."""
+    values = ["--values", str(TOP / "examples" / "pitr.yaml")] if pitr else []
+    printed = upgrade_manifest(*values, "--to-image", "postgres:18.1-bookworm")
+    assert printed.returncode == 0, printed.stderr
+    spec = yaml.safe_load(printed.stdout)["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for c in spec["containers"] for e in c["env"]}
+    assert env.get("PG_PITR_UPGRADE_MARKER") == (contract.PITR_UPGRADE_MARKER if pitr else None)
 
 
-@pytest.mark.skipif(tuple(map(int, PGBACKREST_VERSION.split(".")[:2])) >= (2, 55),
-                    reason=f"pgBackRest {PGBACKREST_VERSION} backs up PostgreSQL 18: there is no refusal to see here")
-def test_with_pitr_on_a_pgbackrest_that_cannot_back_up_18_stops_the_upgrade_before_anything_changes(pods):
-    """pgBackRest 2.45 (Debian 12's, the image's) refuses PostgreSQL 18: upgrading
-    would leave a database that is neither archived nor backed up."""
-    values = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())
-    pod = pods("pitr-upgrade", values)
-    with superuser(pod) as conn:
-        conn.execute("CREATE TABLE kept AS SELECT generate_series(1, 100) AS id")
+@needs_a_finished_upgrade
+def test_with_pitr_on_the_first_start_on_18_upgrades_the_stanza_and_a_full_backup_makes_18_restorable(pods, base):
+    """PITR across a major upgrade: the first start on 18 upgrades the stanza and
+    takes a full backup of 18 (a restore cannot replay 18's WAL onto a backup of the
+    old major); writes after it are restored to a time, into a new state on 18."""
+    values_file = TOP / "examples" / "pitr.yaml"
+    pod = pods("pitr-upgrade", yaml.safe_load(values_file.read_text()))
+    commit_rows(pod, [1, 2])
+    assert pitr_local.backup(pod, parse_values(yaml.safe_load(values_file.read_text())), "full")["taken"]
     assert pod.stop() == 0
-    refused = local("upgrade", "--state", str(pod.state), "--to-major", "18")
-    assert refused.returncode == 1
-    (line,) = refused.stderr.splitlines()
-    version = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True, check=True).stdout.strip()
-    assert line.startswith(f"error: --to-major: 18: postgres.pitr is on and {version} cannot back up "
-                           "PostgreSQL 18 (pgbackrest: ERROR: [046]: unexpected control version = 1800")
-    assert line.endswith("install a pgBackRest that supports it first; nothing was changed")
-    assert data_major(pod) == OLD_MAJOR and not pod.server_file.exists() and not pod.server_dir.exists()
-    pod.start()
-    with superuser(pod) as conn:
-        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 100
+
+    upgraded = local("upgrade", "--state", str(pod.state), "--to-major", "18")
+    assert upgraded.returncode == 0, upgraded.stderr
+    summary = json.loads(upgraded.stdout)
+    assert summary["pitr"] == "the next `local up` upgrades the pgBackRest stanza and takes a full backup"
+    marker = pod.host_path(contract.PITR_UPGRADE_MARKER)
+    assert marker.read_text().strip() == str(OLD_MAJOR)
+
+    up = local("up", "--state", str(pod.state), "--values", str(values_file))
+    assert up.returncode == 0, up.stderr
+    try:
+        deadline = time.monotonic() + 300
+        while marker.exists():
+            assert time.monotonic() < deadline, "no stanza upgrade and full backup within 300 s"
+            time.sleep(1)
+        done = [r["message"] for r in log_records(pod) if r["message"].startswith("pgBackRest stanza upgraded")]
+        assert done == [f"pgBackRest stanza upgraded from PostgreSQL {OLD_MAJOR} to 18 and a full backup taken"]
+        info = json.loads(pitr_local.pgbackrest(pod, "info", "--output=json"))
+        history = [(db["id"], db["version"]) for db in info[0]["db"]]
+        assert history == [(1, str(OLD_MAJOR)), (2, "18")]
+        on_18 = [b for b in pitr_local.backups(pod) if pitr_local.backup_major(info, b) == 18]
+        assert [b["type"] for b in on_18] == ["full"]
+
+        commit_rows(pod, [3, 4])
+        target = commit_rows(pod, [5])
+        wait_past(pod, target)
+        commit_rows(pod, [6])
+        archive_everything(pod)
+        restored = LocalPod(base / "pitr-restored")
+        try:
+            cli_json("restore", "--state", str(restored.state), "--from", str(pod.state),
+                     "--time", target.isoformat(), values=values_file)
+            assert event_ids(restored) == [1, 2, 3, 4, 5]
+            with superuser(restored) as conn:
+                assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+        finally:
+            restored.stop()
+    finally:
+        local("down", "--state", str(pod.state))

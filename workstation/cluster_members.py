@@ -24,7 +24,7 @@ from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
-from workstation import etcd, patroni_venv, processes
+from workstation import etcd, patroni_venv, pgbackrest_install, processes
 from workstation.localpod import LocalPod
 from workstation.pod_state import HOST, LocalPodError, Synthesize, free_port
 
@@ -201,7 +201,7 @@ class ClusterMembers:
 
     def environment(self, name: str) -> dict[str, str]:
         """The container's environment for member `name`: paths mapped, its port,
-        Patroni and the PostgreSQL binaries on PATH (as in the image)."""
+        Patroni, the PostgreSQL binaries and the image's pgBackRest version on PATH (as in the image)."""
         _, container = self.pod._container(self.pod.manifests())
         map_path = self._mapper(name)
         env = {}
@@ -214,7 +214,7 @@ class ClusterMembers:
         env[LISTEN_ENV] = HOST
         env[PORT_ENV] = str(self.recorded()["members"][name]["port"])
         env["PG_PATRONI_CONFIG"] = str(self.config_file(name))  # the member's own, mapped
-        env["PATH"] = ":".join([str(patroni_venv.VENV / "bin"), *self.pod.bin_path(),
+        env["PATH"] = ":".join([str(patroni_venv.VENV / "bin"), *self.pod.bin_path(), pgbackrest_install.bin_dir(),
                                 "/usr/local/bin", "/usr/bin", "/bin"])
         env["HOME"] = str(self.member_dir(name))
         env["LANG"] = "C.UTF-8"

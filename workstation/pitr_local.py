@@ -31,6 +31,7 @@ from pgbundle.pgconf.pgbackrest import (PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numb
 from pgbundle.values.models import ChartValues
 from workstation.backup_local import install_client_certificate
 from workstation.localpod import LocalPod
+from workstation import upgrade_local
 from workstation.pitr_targets import RestoreTarget
 from workstation.pod_state import LocalPodError, Synthesize
 
@@ -70,10 +71,22 @@ def _require_pitr(values: ChartValues) -> None:
                                "(examples/pitr.yaml) or leave out --type/--from")
 
 
-def backups(pod: LocalPod) -> list[dict]:
+def _info(pod: LocalPod) -> list[dict]:
+    return json.loads(pgbackrest(pod, "info", "--output=json") or "[]")
+
+
+def backups(pod: LocalPod, info: list[dict] | None = None) -> list[dict]:
     """Every backup in every repository, oldest first (pgBackRest's `info` entries)."""
-    found = json.loads(pgbackrest(pod, "info", "--output=json") or "[]")
+    found = _info(pod) if info is None else info
     return sorted((b for stanza in found for b in stanza.get("backup", [])), key=lambda b: b["timestamp"]["stop"])
+
+
+def backup_major(info: list[dict], entry: dict) -> int:
+    """The PostgreSQL major a backup was taken of (the stanza's history of databases:
+    a major upgrade adds one, `stanza-upgrade`)."""
+    key = (entry["database"]["id"], entry["database"]["repo-key"])
+    (version,) = [db["version"] for stanza in info for db in stanza.get("db", []) if (db["id"], db["repo-key"]) == key]
+    return int(version)
 
 
 def backup(pod: LocalPod, values: ChartValues, kind: str) -> dict:
@@ -183,7 +196,11 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
         if secrets_dir is None:
             _carry_secrets(old, new)
         reader, repo, options = _source(old, new, values)
-        label = _check_target(target, [b for b in backups(reader) if b["database"]["repo-key"] == repo], repo)
+        info = _info(reader)
+        candidates = [b for b in backups(reader, info) if b["database"]["repo-key"] == repo]
+        label = _check_target(target, candidates, repo)
+        # The new state runs on the major of the backup it restores (a major upgrade adds one).
+        upgrade_local.run_on(new, backup_major(info, next(b for b in candidates if b["label"] == label)))
         archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
         # As the new pod's user with its settings, from the source repository only.
         done = new.run(["bash", str(new.host_path(f"{contract.SCRIPTS_DIR}/pitr-restore.sh")), *options,
@@ -252,7 +269,7 @@ def _carry_secrets(old: LocalPod, new: LocalPod) -> None:
 
 def verify(pod: LocalPod, values: ChartValues) -> dict:
     """`pgbackrest verify` of every repository (backups and WAL against their checksums).
-    pgBackRest 2.45 ends with status 0 whatever it found: its summary says `status: error`."""
+    pgBackRest (2.45, and 2.55.1 still) ends with status 0 whatever it found: its summary says `status: error`."""
     _require_pitr(values)
     repos = list(repo_numbers(values.postgres.pitr).values())
     for repo in repos:

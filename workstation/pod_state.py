@@ -31,6 +31,7 @@ from pgbundle import contract
 from pgbundle.manifests import ManifestError, Manifests, container
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
+from workstation import pgbackrest_install
 
 HOST = "127.0.0.1"
 # The name clients verify the server certificate against: both the runner's own
@@ -205,12 +206,12 @@ class PodState:
     def environment(self) -> dict[str, str]:
         """The container's environment with paths mapped into the state folder,
         listening on localhost at the recorded port, and PATH leading to the
-        local PostgreSQL binaries (as in the image)."""
+        local PostgreSQL binaries and the image's pgBackRest version (as in the image)."""
         _, main = self._container(self.manifests())
         env = self.host_environment(main)
         env[LISTEN_ENV] = LISTEN
         env[PORT_ENV] = str(self.recorded().get("port") or env[PORT_ENV])
-        env["PATH"] = ":".join([*self.bin_path(), "/usr/local/bin", "/usr/bin", "/bin"])
+        env["PATH"] = ":".join([*self.bin_path(), pgbackrest_install.bin_dir(), "/usr/local/bin", "/usr/bin", "/bin"])
         return env
 
     def _server(self) -> dict:

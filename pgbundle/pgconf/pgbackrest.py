@@ -54,14 +54,21 @@ def render_pgbackrest_conf(postgres: PostgresValues) -> str:
                       f"{repo}-s3-endpoint={host}", f"{repo}-s3-region={s3.region}", f"{repo}-s3-uri-style={s3.uri_style}",
                       f"{repo}-storage-port={s3.port}"]
         # Small files bundled into few objects: a small database's thousand files are
-        # otherwise a thousand requests (about 25 s to S3 in the tests here).
-        lines += [f"{repo}-bundle=y",
+        # otherwise a thousand requests (about 25 s to S3 in the tests here). Block
+        # incrementals (they need bundling): a diff or incr stores only the changed
+        # blocks of a changed file, not the whole 1 GB segment.
+        lines += [f"{repo}-bundle=y", f"{repo}-block=y",
                   f"{repo}-retention-full-type=count", f"{repo}-retention-full={pitr.retention.full}"]
         if pitr.retention.differential is not None:
             lines.append(f"{repo}-retention-diff={pitr.retention.differential}")
         if pitr.encryption.enabled:
             lines.append(f"{repo}-cipher-type={CIPHER}")
     return "\n".join(lines) + "\n"
+
+
+# Where upgrade.sh leaves contract.PITR_UPGRADE_MARKER: set for the database
+# container and the upgrade Job only when PITR is on.
+UPGRADE_MARKER_ENV = "PG_PITR_UPGRADE_MARKER"
 
 
 def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
@@ -75,6 +82,7 @@ def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
         "PGBACKREST_LOCK_PATH": contract.PGBACKREST_RUN_DIR,
         "PGBACKREST_STANZA": contract.PITR_STANZA,
         "PG_PITR_REPOS": " ".join(str(n) for n in repos.values()),
+        UPGRADE_MARKER_ENV: contract.PITR_UPGRADE_MARKER,
     }
     if "volume" in repos:
         env[f"PGBACKREST_REPO{repos['volume']}_PATH"] = volume_repo_dir(pitr)
