@@ -56,7 +56,7 @@ def test_the_job_has_no_data_volume_and_reaches_the_database_over_tls(origin):
 
 
 def test_the_scheduled_full_backup_lands_in_the_repository(origin, full):
-    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full repos=1 verified=yes ")
+    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full source=primary repos=1 verified=yes ")
     taken = pitr_local.backups(origin)
     assert [b["type"] for b in taken] == ["full"] and taken[0]["error"] is False
 

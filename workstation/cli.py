@@ -226,7 +226,7 @@ def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
 
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None, values_path: Path) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
-    from workstation import backup_local
+    from workstation import backup_local, pitr_local
     from workstation.localpooler import LocalPooler
     from workstation.service_proxy import LocalService
 
@@ -248,6 +248,8 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         cluster.down()
     elif args.command == "status":
         print(json.dumps(cluster.summary()))
+    elif args.command == "backup" and args.type is not None:  # pgBackRest, from a standby
+        print(json.dumps(pitr_local.cluster_backup(cluster, values, args.type)))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
     elif args.command == "restore" and args.backup is not None:  # into the primary; the replicas follow by streaming

@@ -220,6 +220,17 @@ class ClusterMembers:
         env["LANG"] = "C.UTF-8"
         return env
 
+    def server_environment(self, name: str, sidecar: dict) -> dict[str, str]:
+        """The `pgbackrest` sidecar's environment for member `name`: the member's, plus
+        the server's own settings, paths mapped."""
+        map_path = self._mapper(name)
+        env = self.environment(name)
+        for item in sidecar.get("env", []):
+            value = item.get("value")
+            if value is not None and "$(" not in value and item["name"] not in env:
+                env[item["name"]] = map_path(value) if value.startswith("/") else value
+        return env
+
     # --- recorded processes --------------------------------------------------
 
     @property
@@ -235,6 +246,10 @@ class ClusterMembers:
         # configuration file, or for the first member the folder (a whole argument).
         markers = (str(self.config_file(name)), f"{self.member_dir(name)}\0", str(self._start_script))
         return pid if processes.running(pid, *markers) else None
+
+    def pgbackrest_server_pid(self, name: str) -> int | None:
+        pid = self.recorded()["members"].get(name, {}).get("pgbackrest_pid")
+        return pid if processes.running(pid, "pgbackrest\0server") else None
 
     def postmaster_pid(self, name: str) -> int | None:
         return processes.postmaster(self.data_dir(name))

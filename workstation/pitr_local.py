@@ -3,10 +3,10 @@ and `local restore --state NEW --from OLD --time T | --latest`.
 
 Both run the pod's own pitr.sh (pgBackRest with the container's settings,
 paths mapped into the state folder). A restore never touches the old state: it
-reads the old state's volume repository (or, when the old state is gone, the
-S3 repository the values name), restores into the new state's data folder and
-starts the new pod, which replays WAL to the target and is promoted before its
-start script runs init.sql.
+reads the old state's volume repository (a single pod's or a cluster's; or,
+when the old state is gone, the S3 repository the values name), restores into
+the new state's data folder and starts the new pod, which replays WAL to the
+target and is promoted before its start script runs init.sql.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from pathlib import Path
 from pgbundle import contract
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import PORT_ENV
-from pgbundle.pgconf.pgbackrest import PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, volume_repo_dir
+from pgbundle.pgconf.pgbackrest import pg_host_env, pg_host_port_env, pg_option_env, repo_numbers, volume_repo_dir
 from pgbundle.values.models import ChartValues
 from workstation.backup_local import install_client_certificate
+from workstation.cluster_members import POD_FOLDER, ClusterMembers
+from workstation.cluster_status import ClusterStatus
 from workstation.localpod import LocalPod
 from workstation.pod_state import LocalPodError, Synthesize
 
@@ -97,6 +99,34 @@ def scheduled_backup(pod: LocalPod, values: ChartValues, kind: str = "full",
     port = pod.recorded().get("pgbackrest_port")
     if pod.pid() is None or port is None:
         raise LocalPodError(f"not running: `local up --state {pod.state}` first")
+    # PGPORT is the database pod's (pgBackRest's server connects with it): the local pod's own port.
+    return _run_backup_job(pod, values, kind, {pg_host_env(1): "localhost", pg_host_port_env(1): str(port),
+                                               PORT_ENV: str(pod.recorded()["port"]), **(env_overrides or {})})
+
+
+def cluster_scheduled_backup(cluster: ClusterStatus, values: ChartValues, kind: str = "full",
+                             env_overrides: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The same job against a local cluster: pg1..pgN are the members' pgBackRest
+    servers (at localhost, the ports `local up` recorded) with each member's own
+    data folder, port and socket; pgBackRest reads the backup from a standby."""
+    _require_pitr(values)
+    members = cluster.recorded()["members"]
+    if cluster.leader() is None:
+        raise LocalPodError(f"no member leads: `local up --state {cluster.state}` first")
+    env: dict[str, str] = {}
+    for index, (name, ports) in enumerate(members.items()):
+        if ports.get("pgbackrest_port") is None:
+            raise LocalPodError(f"member {name} runs no pgbackrest server: `local down` and `local up` again")
+        host = {"PATH": str(cluster.data_dir(name)), "PORT": str(ports["port"]),
+                "SOCKET_PATH": str(cluster.member_dir(name) / "run")}
+        env.update({pg_option_env(index + 1, option): value for option, value in host.items()})
+        env.update({pg_host_env(index + 1): "localhost", pg_host_port_env(index + 1): str(ports["pgbackrest_port"])})
+        if index == 0:  # pitr-env.sh derives pg1's settings from these
+            env.update({"PGDATA": host["PATH"], PORT_ENV: host["PORT"], "PG_RUN_DIR": host["SOCKET_PATH"]})
+    return _run_backup_job(cluster.pod, values, kind, {**env, **(env_overrides or {})})
+
+
+def _run_backup_job(pod: LocalPod, values: ChartValues, kind: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     name = contract.PITR_FULL_CRONJOB if kind == "full" else contract.PITR_DIFF_CRONJOB
     cronjob = pod.manifests().find("CronJob", name)
     if cronjob is None:
@@ -105,12 +135,23 @@ def scheduled_backup(pod: LocalPod, values: ChartValues, kind: str = "full",
     install_client_certificate(pod, values.postgres.read_only_username)
     tmp = pod.host_path(contract.TMP_DIR)
     pod._mkdir(tmp)
-    # PGPORT is the database pod's (pgBackRest's server connects with it): the local pod's own port.
-    env = {**pod.host_environment(job), PG_HOST_ENV: "localhost", PG_HOST_PORT_ENV: str(port),
-           PORT_ENV: str(pod.recorded()["port"]),
-           "PATH": pod.environment()["PATH"], "HOME": str(tmp), **(env_overrides or {})}
+    env = {**pod.host_environment(job), "PATH": pod.environment()["PATH"], "HOME": str(tmp), **env}
     return subprocess.run(pod.host_command(job), env=env, cwd=pod.state, capture_output=True, text=True,
                           start_new_session=True, **pod.user_options())
+
+
+def cluster_backup(cluster: ClusterStatus, values: ChartValues, kind: str) -> dict:
+    """`local backup --type` on a cluster: the scheduled job's backup (from a standby
+    when one answers), each repository expired and verified; what it took."""
+    done = cluster_scheduled_backup(cluster, values, kind)
+    if done.returncode != 0:
+        lines = (done.stdout + done.stderr).splitlines()
+        errors = [line for line in lines if "ERROR:" in line or line.startswith("pitr-backup.sh:")] or lines[-1:]
+        raise PitrFailed(f"pitr-backup.sh {kind}: {(errors or [f'exit status {done.returncode}'])[0].strip()}")
+    summary = done.stdout.strip().splitlines()[-1]
+    found = backups(cluster.pod)
+    return {"type": kind, "source": re.search(r"source=(\w+)", summary).group(1),
+            "label": found[-1]["label"], "backups": len(found)}
 
 
 def _iso(epoch: int) -> str:
@@ -147,6 +188,9 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
     """Restore the old state's archive into the new state (to `target`, else the
     latest archived WAL) and start it; the connection details as `local up` prints them."""
     _require_pitr(values)
+    if ClusterMembers.holds_cluster(old_state):
+        # A cluster's repository and Secrets are in the members' shared pod folder.
+        old_state = old_state / POD_FOLDER
     old = LocalPod(old_state)
     if new.state == old.state:
         raise PitrRequestError("--state and --from are the same folder: restore into a new state")
