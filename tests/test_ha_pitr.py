@@ -27,7 +27,6 @@ from ha import VALUES, settled, wait_for
 from pitr_helpers import TOP, cli_json
 from workstation.cluster import LocalCluster
 from workstation.cluster_status import MemberStatus
-from workstation.localpod import LocalPod
 
 pytestmark = pytest.mark.ha
 
@@ -35,8 +34,8 @@ pytestmark = pytest.mark.ha
 # repository, on the backups volume every member mounts (ReadWriteMany).
 EXAMPLE = yaml.safe_load((TOP / "examples" / "ha-pitr.yaml").read_text())["postgres"]
 PITR_VALUES = {"postgres": {**VALUES["postgres"], "persistence": EXAMPLE["persistence"], "pitr": EXAMPLE["pitr"]}}
-# The same repository restored into a single pod.
-SINGLE_VALUES = {"postgres": {**PITR_VALUES["postgres"], "replicas": 1}}
+# A cluster restored from that repository: two members are enough to see the second follow.
+RESTORED_VALUES = {"postgres": {**PITR_VALUES["postgres"], "replicas": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +136,7 @@ def test_a_rebuilt_replica_is_restored_from_the_repository(cluster):
     assert "basebackup" not in log
 
 
-def test_the_archive_continues_on_the_new_timeline_after_the_leader_is_killed(cluster, base):
+def test_the_archive_continues_across_a_failover_into_a_cluster_restored_to_a_time_after_it(cluster, base):
     leader, _ = settled(cluster)
     commit_rows(cluster, [1, 2])
     cluster.kill_member(leader.name)
@@ -154,22 +153,27 @@ def test_the_archive_continues_on_the_new_timeline_after_the_leader_is_killed(cl
             pass
     commit_rows(cluster, [4, 5])
     archive_everything(cluster)
+    cluster.down()  # the restore reads its repository's files; the CPU goes to the new cluster
 
-    single = base / "single.yaml"
-    single.write_text(yaml.safe_dump(SINGLE_VALUES))
-    restored = LocalPod(base / "restored")
+    values = base / "restored.yaml"
+    values.write_text(yaml.safe_dump(RESTORED_VALUES))
+    restored = LocalCluster(base / "restored")
     try:
         info = cli_json("restore", "--state", str(restored.state), "--from", str(cluster.state),
-                        "--time", target.isoformat(), values=single)
-        with psycopg.connect(host="localhost", hostaddr=info["hostaddr"], port=info["port"], dbname=info["database"],
-                             user="postgres", password=info["passwords"]["postgres"], sslmode="verify-full",
-                             sslrootcert=info["sslrootcert"], autocommit=True) as conn:
+                        "--time", target.isoformat(), values=values)
+        # The first member bootstrapped from the repository (Patroni's custom bootstrap), the other follows.
+        log = restored.log_file("postgres-0").read_text(errors="replace")
+        assert "Running custom bootstrap script" in log and "pitr-replica.sh" in log
+        leader, standbys = settled(restored, members=2)
+        assert leader.name == "postgres-0" and [m.state for m in standbys] == ["streaming"]
+        with psycopg.connect(restored.dsn_all(), user="postgres", password=info["passwords"]["postgres"],
+                             dbname=info["database"], sslmode="verify-full", sslrootcert=info["sslrootcert"],
+                             autocommit=True) as conn:
             assert [r[0] for r in conn.execute("SELECT id FROM public.events ORDER BY id")] == [0, 1, 2, 3]
-            # The restore followed the history the new primary archived, and promoted past it.
-            timeline = conn.execute("SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
-            assert timeline.fetchone()[0] > promoted.timeline
+        # The restore followed the history the new primary archived, and promoted past it.
+        assert leader.timeline > promoted.timeline
     finally:
-        restored.stop()
+        restored.down()
 
 
 def _try_commit(cluster: LocalCluster, ids: list[int]) -> datetime | None:

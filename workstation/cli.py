@@ -252,6 +252,12 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         print(json.dumps(pitr_local.cluster_backup(cluster, values, args.type)))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
+    elif args.command == "restore" and args.backup is None:  # PITR into a new cluster bootstrapped from the repository
+        if args.secrets is not None or args.port is not None:
+            raise BadInput("local restore --secrets/--port: not available for a cluster (replicas >= 2) yet")
+        info = pitr_local.restore_cluster(cluster, args.from_state, values, ctx.synthesize, target=args.time)
+        cluster.pod.remember_values(values_path)
+        print(json.dumps(info))
     elif args.command == "restore" and args.backup is not None:  # into the primary; the replicas follow by streaming
         print(json.dumps(_restore_set(cluster.pod, values, args)))
     else:

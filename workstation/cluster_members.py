@@ -134,6 +134,14 @@ class ClusterMembers:
         recorded["members"] = {name: recorded["members"][name] for name in names}
         self._record(recorded)
 
+    def bootstrap_with(self, method: str, settings: dict) -> None:
+        """The first member initializes the cluster with Patroni's custom bootstrap
+        `method` (`settings`: its command and recovery settings) instead of initdb."""
+        path = self.member_dir(contract.BOOTSTRAP_MEMBER) / contract.PATRONI_BOOTSTRAP_FILE
+        document = yaml.safe_load(path.read_text())
+        document["bootstrap"].update({"method": method, method: settings})
+        self.pod._write(path, yaml.safe_dump(document, sort_keys=False).encode(), 0o644)
+
     def running_members(self) -> list[str]:
         """Members with a Patroni or a postmaster running."""
         return [name for name in self.recorded()["members"] if self.patroni_pid(name) or self.postmaster_pid(name)]
