@@ -43,6 +43,15 @@ def test_patroni_archives_from_the_primary_and_creates_replicas_from_the_reposit
     assert {"pitr-replica.sh", "pitr-env.sh", "patroni.sh"} <= set(scripts)
 
 
+def test_without_pitr_patroni_neither_archives_nor_restores(tmp_path):
+    main.synthesize(parse_values(yaml.safe_load((TOP / "examples" / "ha.yaml").read_text()), "test"), tmp_path)
+    m = Manifests(tmp_path)
+    postgresql = patroni(m)["postgresql"]
+    assert not {"recovery_conf", "create_replica_methods", "pgbackrest"} & set(postgresql)
+    assert "archive_mode" not in postgresql["parameters"]
+    assert m.find("ConfigMap", contract.CONFIG_MAP) is None
+
+
 def test_pgbackrest_conf_keeps_its_configmap_mounted_in_every_container_that_runs_pgbackrest(manifests):
     assert set(manifests.get("ConfigMap", contract.CONFIG_MAP)["data"]) == {contract.PGBACKREST_CONF}
     pod = manifests.get("StatefulSet", contract.STATEFULSET)["spec"]["template"]["spec"]

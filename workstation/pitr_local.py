@@ -186,39 +186,10 @@ def _source(old: LocalPod, new: LocalPod, values: ChartValues) -> tuple[LocalPod
     raise PitrRequestError(f"--from {old.state}: no volume repository there and the values name no S3 repository")
 
 
-def _request(new_state: Path, old_state: Path, secrets_dir: Path | None,
-             target: str | None) -> tuple[LocalPod, datetime | None, bool]:
-    """The old state's pod (a cluster's shared one), the target and whether the new
-    state is made here; a request that cannot be right is refused before anything changes."""
-    given = old_state.resolve()
-    # A cluster's repository and Secrets are in the members' shared pod folder.
-    old = LocalPod(given / POD_FOLDER if ClusterMembers.holds_cluster(given) else given)
-    if new_state.resolve() in (given, old.state):
-        raise PitrRequestError("--state and --from are the same folder: restore into a new state")
-    if new_state.exists() and any(new_state.iterdir()):
-        raise PitrRequestError(f"--state {new_state} is not empty: restore into a new folder")
-    if not old.state.exists() and secrets_dir is None:
-        raise PitrRequestError(f"--from {old.state} does not exist: pass --secrets DIR with the lost cluster's "
-                               "Secrets (the repository passphrase and the S3 keys)")
-    return old, parse_target(target) if target is not None else None, not new_state.exists()
-
-
-def _backup_for(reader: LocalPod, repo: int, moment: datetime | None, target: str | None) -> str:
-    """The label of the newest backup in `repo` that ends before the target (the newest with none)."""
-    candidates = [b for b in backups(reader) if b["database"]["repo-key"] == repo]
-    usable = [b for b in candidates if moment is None or b["timestamp"]["stop"] < moment.timestamp()]
-    if not usable and moment is not None:
-        oldest = (f"the oldest backup ({candidates[0]['label']}) ends at {_iso(candidates[0]['timestamp']['stop'])}"
-                  if candidates else "the repository holds no backup")
-        raise PitrRequestError(f"--time {target} is before any restorable point: {oldest}")
-    if not usable:
-        raise PitrRequestError(f"repo{repo} holds no backup to restore")
-    return usable[-1]["label"]
-
-
-def _archive_get(options: list[str]) -> str:
-    """restore_command reading the source repository only."""
-    return " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
+def _pod_state(state: Path) -> Path:
+    """The state folder holding a state's repository and Secrets: a cluster's are in
+    the members' shared pod folder."""
+    return state / POD_FOLDER if ClusterMembers.holds_cluster(state) else state
 
 
 def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
@@ -226,20 +197,37 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
     """Restore the old state's archive into the new state (to `target`, else the
     latest archived WAL) and start it; the connection details as `local up` prints them."""
     _require_pitr(values)
-    old, moment, created = _request(new.state, old_state, secrets_dir, target)
+    old = LocalPod(_pod_state(old_state))
+    if new.state == old.state:
+        raise PitrRequestError("--state and --from are the same folder: restore into a new state")
+    if new.state.exists() and any(new.state.iterdir()):
+        raise PitrRequestError(f"--state {new.state} is not empty: restore into a new folder")
+    if not old.state.exists() and secrets_dir is None:
+        raise PitrRequestError(f"--from {old.state} does not exist: pass --secrets DIR with the lost cluster's "
+                               "Secrets (the repository passphrase and the S3 keys)")
+    moment = parse_target(target) if target is not None else None
+    created = not new.state.exists()
     try:
         new.prepare(values, synthesize, secrets_dir)
         if secrets_dir is None:
             _carry_secrets(old, new)
         reader, repo, options = _source(old, new, values)
-        label = _backup_for(reader, repo, moment, target)
+        candidates = [b for b in backups(reader) if b["database"]["repo-key"] == repo]
+        if moment is not None:
+            usable = [b for b in candidates if b["timestamp"]["stop"] < moment.timestamp()]
+            if not usable:
+                oldest = (f"the oldest backup ({candidates[0]['label']}) ends at {_iso(candidates[0]['timestamp']['stop'])}"
+                          if candidates else "the repository holds no backup")
+                raise PitrRequestError(f"--time {target} is before any restorable point: {oldest}")
+        elif not candidates:
+            raise PitrRequestError(f"repo{repo} holds no backup to restore")
         pgdata = new.host_path(contract.PGDATA)
         new._mkdir(pgdata)
         recovery = ["--type=time", f"--target={moment.isoformat(sep=' ')}", "--target-action=promote"] \
             if moment is not None else ["--type=default"]
+        archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
         # Read as the new pod's user with the new pod's settings, from the source repository only.
-        pgbackrest(new, "restore", *options, *recovery, f"--set={label}",
-                   f"--recovery-option=restore_command={_archive_get(options)}")
+        pgbackrest(new, "restore", *options, *recovery, f"--recovery-option=restore_command={archive_get}")
         try:
             return new.start(port=port)
         except LocalPodError:
@@ -257,34 +245,48 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
 
 def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
                     target: str | None) -> dict:
-    """Restore the old state's archive into a new cluster and start it. Its first
-    member bootstraps from the repository (Patroni's custom bootstrap method):
-    pitr-replica.sh restores the newest backup before the target, Patroni writes
-    the recovery settings (WAL from the source repository, to the target, then
-    promote) and runs the post-bootstrap hook once the member is promoted; the
-    other members clone it. It archives to its own repository from then on."""
+    """Restore the old state's archive into a new cluster (to `target`, else the
+    latest archived WAL) and start it. Its first member bootstraps from the
+    repository (Patroni's custom bootstrap method): pitr-replica.sh restores the
+    newest backup that ends before the target, Patroni writes the recovery
+    settings (WAL from the source repository, to the target, then promote) and
+    runs the post-bootstrap hook once the member is promoted; the other members
+    clone it. It archives to its own repository from then on."""
     _require_pitr(values)
-    old, moment, created = _request(new.state, old_state, None, target)
+    old = LocalPod(_pod_state(old_state))
+    if new.state in (old.state, old_state.resolve()):
+        raise PitrRequestError("--state and --from are the same folder: restore into a new state")
+    if new.state.exists() and any(new.state.iterdir()):
+        raise PitrRequestError(f"--state {new.state} is not empty: restore into a new folder")
+    if not old.state.exists():
+        raise PitrRequestError(f"--from {old_state} does not exist")
+    moment = parse_target(target) if target is not None else None
+    created = not new.state.exists()
     try:
         new.prepare(values, synthesize)
         _carry_secrets(old, new.pod)
         reader, repo, options = _source(old, new.pod, values)
-        label = _backup_for(reader, repo, moment, target)
-        recovery = {"restore_command": _archive_get(options), "recovery_target_timeline": "latest"}
+        usable = [b for b in backups(reader) if b["database"]["repo-key"] == repo
+                  and (moment is None or b["timestamp"]["stop"] < moment.timestamp())]
+        if not usable:
+            raise PitrRequestError(f"repo{repo} holds no backup that ends before {target or 'now'}")
+        archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
+        recovery = {"restore_command": archive_get, "recovery_target_timeline": "latest"}
         if moment is not None:
             recovery.update({"recovery_target_time": moment.isoformat(sep=" "), "recovery_target_action": "promote"})
         script = new.pod.host_path(f"{contract.SCRIPTS_DIR}/pitr-replica.sh")
-        new.bootstrap_with(BOOTSTRAP_METHOD, {"command": " ".join([str(script), *options, f"--set={label}"]),
-                                              "no_params": True, "recovery_conf": recovery})
+        new.bootstrap_with(BOOTSTRAP_METHOD, {
+            "command": " ".join([str(script), *options, f"--set={usable[-1]['label']}"]),
+            "no_params": True, "recovery_conf": recovery})
         try:
             return new.up()
         except LocalPodError:
-            log = new.log_file(contract.BOOTSTRAP_MEMBER).read_text(errors="replace")
-            if RECOVERY_SHORT in log:
+            if RECOVERY_SHORT in new.log_file(contract.BOOTSTRAP_MEMBER).read_text(errors="replace"):
                 raise PitrRequestError(f"--time {target}: the archive holds no commit after it, so recovery "
                                        "cannot tell it reached it; use --latest") from None
             raise
     except BaseException:
+        # Changes nothing: a new state made here goes again.
         if created:
             new.down()
             shutil.rmtree(new.state, ignore_errors=True)
