@@ -226,6 +226,9 @@ def patroni_spec(values: ChartValues) -> patroni_config.PatroniSpec:
         kubernetes=patroni_config.KubernetesDcs(namespace=values.global_.namespace, labels=patroni_labels),
         users=users,
         dcs=dcs,
+        archive=patroni_config.Archive(
+            restore_command=pgbackrest.ARCHIVE_GET_COMMAND,
+            replica_command=f"{contract.SCRIPTS_DIR}/pitr-replica.sh") if pg.pitr.enabled else None,
     )
 
 

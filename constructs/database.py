@@ -142,8 +142,9 @@ HA_DATABASE_SCRIPTS = ("patroni.sh", "patroni-hook.sh", "patroni-roles.sql",
                        *(name for name in DATABASE_SCRIPTS if name not in ("start.sh", "probe.sh")))
 
 
-# What the database pod runs of them (start.sh sources pitr-env.sh; the sidecar runs pitr-server.sh).
-PITR_DATABASE_SCRIPTS = ("pitr-env.sh", "pitr-server.sh")
+# What the database pod runs of them (start.sh and patroni.sh source pitr-env.sh; the sidecar
+# runs pitr-server.sh; Patroni runs pitr-replica.sh to create a member).
+PITR_DATABASE_SCRIPTS = ("pitr-env.sh", "pitr-server.sh", "pitr-replica.sh")
 
 
 def pod_scripts(ha: bool = False, pitr: bool = False) -> dict[str, str]:
@@ -198,6 +199,12 @@ class Database(Construct):
             k8s.KubeConfigMap(self, "patroni-config", metadata=self._meta(props, contract.PATRONI_CONFIG_MAP),
                               data=config_files)
             self._rbac(props)
+            if props.pitr is not None:
+                # Patroni writes postgresql.conf; pgbackrest.conf (the members' and the
+                # backup jobs') keeps its ConfigMap and folder.
+                config_files = {**config_files, **self._pgbackrest_conf(props)}
+                k8s.KubeConfigMap(self, "config", metadata=self._meta(props, contract.CONFIG_MAP),
+                                  data=self._pgbackrest_conf(props))
         k8s.KubeConfigMap(self, "scripts", metadata=self._meta(props, contract.SCRIPTS_CONFIG_MAP), data=scripts)
 
         if props.backups is not None:
@@ -348,6 +355,10 @@ class Database(Construct):
         )
 
     @staticmethod
+    def _pgbackrest_conf(props: DatabaseProps) -> dict[str, str]:
+        return {contract.PGBACKREST_CONF: props.config_files[contract.PGBACKREST_CONF]}
+
+    @staticmethod
     def _pitr_server(props: DatabaseProps, pitr: PitrPodProps, env: list[k8s.EnvVar],
                      mounts: list[k8s.VolumeMount]) -> k8s.Container:
         """The `pgbackrest` sidecar: pgBackRest's TLS server, with the database
@@ -403,6 +414,10 @@ class Database(Construct):
                 empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=quantity(str(props.shm_size_bytes))),
             ),
         ]
+        if ha is not None and props.pitr is not None:
+            mounts.append(k8s.VolumeMount(name="pgbackrest-config", mount_path=contract.CONFIG_DIR, read_only=True))
+            volumes.append(k8s.Volume(name="pgbackrest-config", config_map=k8s.ConfigMapVolumeSource(
+                name=contract.CONFIG_MAP, default_mode=CONFIG_FILE_MODE)))
         if props.tls is not None:
             mounts.append(k8s.VolumeMount(name="tls", mount_path=contract.TLS_DIR, read_only=True))
             volumes.append(secret_volume("tls", props.tls))

@@ -33,7 +33,7 @@ SERVICE = "postgres"
 HEADLESS_SERVICE = "postgres-headless"
 DATA_CLAIM = "postgres-data"  # volumeClaimTemplate; PVCs are postgres-data-postgres-<n>
 BACKUP_CLAIM = "postgres-backups"
-CONFIG_MAP = "postgres-config"  # postgresql.conf, pg_hba.conf
+CONFIG_MAP = "postgres-config"  # postgresql.conf, pg_hba.conf (single instance); pgbackrest.conf (PITR)
 SCRIPTS_CONFIG_MAP = "postgres-scripts"  # the pod's scripts
 SERVICE_ACCOUNT = "postgres"
 PDB = "postgres"
@@ -336,6 +336,16 @@ def pooler_dns_names(namespace: str) -> list[str]:
     return [*_qualified(POOLER, namespace), "localhost"]
 
 
+def member_host(n: int) -> str:
+    """Member n's stable name behind the headless Service (short; qualify with the namespace)."""
+    return f"{STATEFULSET}-{n}.{HEADLESS_SERVICE}"
+
+
+def member_dns_name(n: int, namespace: str) -> str:
+    """Member n's name as other pods in the cluster reach it."""
+    return f"{member_host(n)}.{namespace}.svc"
+
+
 def server_dns_names(namespace: str, replicas: int) -> list[str]:
     """Every name a client may use in a cluster, spelled out (no wildcards) in a
     fixed order: the Service and the headless Service (short, namespaced, .svc,
@@ -344,7 +354,7 @@ def server_dns_names(namespace: str, replicas: int) -> list[str]:
     use this list."""
     names: list[str] = []
     hosts = [SERVICE, HEADLESS_SERVICE]
-    hosts += [f"{STATEFULSET}-{n}.{HEADLESS_SERVICE}" for n in range(replicas)]
+    hosts += [member_host(n) for n in range(replicas)]
     for host in hosts:
         names += _qualified(host, namespace)
     return names + ["localhost"]

@@ -28,14 +28,15 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.3):
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
-def settled(cluster: LocalCluster, timeout: float = 120) -> tuple[MemberStatus, list[MemberStatus]]:
+def settled(cluster: LocalCluster, timeout: float = 120,
+            members: int = MEMBERS) -> tuple[MemberStatus, list[MemberStatus]]:
     """Wait for one leader, one synchronous standby and every other member streaming."""
 
     def check():
-        members = cluster.status()
-        leaders = [m for m in members if m.role == "leader" and m.state == "running"]
-        standbys = [m for m in members if m.role != "leader"]
-        if (len(leaders) == 1 and len(standbys) == MEMBERS - 1 and all(m.state == "streaming" for m in standbys)
+        found = cluster.status()
+        leaders = [m for m in found if m.role == "leader" and m.state == "running"]
+        standbys = [m for m in found if m.role != "leader"]
+        if (len(leaders) == 1 and len(standbys) == members - 1 and all(m.state == "streaming" for m in standbys)
                 and [m.role for m in standbys].count("sync_standby") == 1):
             return leaders[0], standbys
         return None

@@ -56,7 +56,7 @@ def test_the_job_has_no_data_volume_and_reaches_the_database_over_tls(origin):
 
 
 def test_the_scheduled_full_backup_lands_in_the_repository(origin, full):
-    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full repos=1 verified=yes ")
+    assert full.stdout.splitlines()[-1].startswith("pitr backup complete: type=full source=primary repos=1 verified=yes ")
     taken = pitr_local.backups(origin)
     assert [b["type"] for b in taken] == ["full"] and taken[0]["error"] is False
 
@@ -95,6 +95,17 @@ def test_a_client_certificate_of_another_name_is_refused(origin, full, values):
     })
     assert done.returncode != 0 and "access denied" in done.stdout
     assert [b["type"] for b in pitr_local.backups(origin)] == ["full"]
+
+
+def test_with_no_standby_to_read_the_job_backs_up_from_the_primary(origin, full, values):
+    """A cluster's jobs ask for a standby (backup-standby=y); here, as in a cluster
+    left with its primary alone, there is none: the backup is taken anyway."""
+    done = pitr_local.scheduled_backup(origin, values, "diff", env_overrides={"PGBACKREST_BACKUP_STANDBY": "y"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "unable to find standby cluster" in done.stdout
+    assert done.stderr.splitlines() == ["pitr-backup.sh: no standby answers: backing up from the primary"]
+    assert " source=primary " in done.stdout.splitlines()[-1]
+    assert [b["type"] for b in pitr_local.backups(origin)] == ["full", "diff"]
 
 
 def test_verify_after_the_backup_fails_the_run_on_a_damaged_repository(origin, full, values):

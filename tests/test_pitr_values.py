@@ -89,7 +89,15 @@ def test_refuses_what_it_cannot_do_or_would_be_overridden():
         {"postgres": {**pitr()["postgres"], "persistence": {"backups": {"enabled": False}}, "backup": {"enabled": False}}})
     assert "config.parameters: archive_command is set by pitr.enabled" in error(
         {"postgres": {**pitr()["postgres"], "config": {"parameters": {"archive_command": "true"}}}})
-    assert "replicas: 3" in error({"postgres": {**pitr()["postgres"], "replicas": 3}})
+    # With Patroni every member archives to and restores from the repository.
+    line = error({"postgres": {**pitr()["postgres"], "replicas": 3}})
+    assert line.startswith("postgres: pitr.repos.volume with replicas: 3 needs a volume every member mounts")
+    assert "persistence.backups.accessMode: ReadWriteMany" in line
+    assert "pitr.repos.volume with replicas: 2" in error(
+        {"postgres": {**pitr(repos={"volume": {"claim": "own"}})["postgres"], "replicas": 2,
+                      "persistence": {"backups": {"accessMode": "ReadWriteMany"}}}})
+    assert parse_values({"postgres": {**pitr(repos={"volume": {"enabled": False}, "s3": S3})["postgres"],
+                                      "replicas": 3}}).postgres.pitr.enabled
 
 
 def test_pgbackrest_conf_has_the_repositories_and_no_secret_or_path():

@@ -18,6 +18,7 @@ VARIANTS: dict[str, dict] = {
     "defaults": {},
     "production": yaml.safe_load((TOP / "examples" / "production.yaml").read_text()),
     "ha": yaml.safe_load((TOP / "examples" / "ha.yaml").read_text()),
+    "ha-pitr": yaml.safe_load((TOP / "examples" / "ha-pitr.yaml").read_text()),
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},

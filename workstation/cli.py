@@ -233,7 +233,7 @@ def _restore_set(pod, values: ChartValues, args: argparse.Namespace) -> dict:
 
 def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValues | None, values_path: Path) -> None:
     """`local up|status|down|backup|restore` with postgres.replicas >= 2: etcd and Patroni members."""
-    from workstation import backup_local
+    from workstation import backup_local, pitr_local, pitr_targets
     from workstation.localpooler import LocalPooler
     from workstation.service_proxy import LocalService
 
@@ -255,8 +255,17 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
         cluster.down()
     elif args.command == "status":
         print(json.dumps(cluster.summary()))
+    elif args.command == "backup" and args.type is not None:  # pgBackRest, from a standby
+        print(json.dumps(pitr_local.cluster_backup(cluster, values, args.type)))
     elif args.command == "backup":  # against the primary, as the CronJob reaches it through the Service
         print(json.dumps(backup_local.backup(cluster.pod, args.secrets)))
+    elif args.command == "restore" and args.backup is None:  # PITR into a new cluster bootstrapped from the repository
+        if args.secrets is not None or args.port is not None:
+            raise BadInput("local restore --secrets/--port: not available for a cluster (replicas >= 2) yet")
+        target = pitr_targets.target(time=args.time, latest=args.latest, name=args.name, label=args.label)
+        info = pitr_local.restore_cluster(cluster, args.from_state, values, ctx.synthesize, target=target)
+        cluster.pod.remember_values(values_path)
+        print(json.dumps(info))
     elif args.command == "restore" and args.backup is not None:  # into the primary; the replicas follow by streaming
         print(json.dumps(_restore_set(cluster.pod, values, args)))
     else:

@@ -93,7 +93,20 @@ class LocalCluster(ClusterStatus):
         self._record(recorded)
         # Until the child has exec'd, its command line is still this program's.
         _wait(lambda: self.patroni_pid(name) or process.poll() is not None, 10, f"member {name} started")
+        self._start_pgbackrest_server(name)
         return process.pid
+
+    def _start_pgbackrest_server(self, name: str) -> None:
+        """The member's `pgbackrest` sidecar (PITR): the backup jobs reach every member through one."""
+        sidecar = self.pod.pgbackrest_sidecar()
+        if sidecar is None or self.pgbackrest_server_pid(name) is not None:
+            return
+        server, port = self.pod.start_pgbackrest_server(
+            sidecar, self.server_environment(name, sidecar), self.member_dir(name) / "pgbackrest-server.log",
+            self.member_dir(name))
+        recorded = self.recorded()
+        recorded["members"][name].update({"pgbackrest_pid": server.pid, "pgbackrest_port": port})
+        self._record(recorded)
 
     def up(self, timeout: float = 180) -> dict:
         """Start whatever is not running and wait for a leader with every other member streaming."""
@@ -174,7 +187,8 @@ class LocalCluster(ClusterStatus):
         their own when it is gone."""
         group = self.recorded()["members"].get(name, {}).get("pid")
         for pid, sig, force in ((self.patroni_pid(name), signal.SIGTERM, True),
-                                (self.postmaster_pid(name), signal.SIGINT, False)):
+                                (self.postmaster_pid(name), signal.SIGINT, False),
+                                (self.pgbackrest_server_pid(name), signal.SIGTERM, False)):
             if pid is None:
                 continue
             try:

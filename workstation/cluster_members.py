@@ -134,6 +134,14 @@ class ClusterMembers:
         recorded["members"] = {name: recorded["members"][name] for name in names}
         self._record(recorded)
 
+    def bootstrap_with(self, method: str, settings: dict) -> None:
+        """The first member initializes the cluster with Patroni's custom bootstrap
+        `method` (`settings`: its command and recovery settings) instead of initdb."""
+        path = self.member_dir(contract.BOOTSTRAP_MEMBER) / contract.PATRONI_BOOTSTRAP_FILE
+        document = yaml.safe_load(path.read_text())
+        document["bootstrap"].update({"method": method, method: settings})
+        self.pod._write(path, yaml.safe_dump(document, sort_keys=False).encode(), 0o644)
+
     def running_members(self) -> list[str]:
         """Members with a Patroni or a postmaster running."""
         return [name for name in self.recorded()["members"] if self.patroni_pid(name) or self.postmaster_pid(name)]
@@ -220,6 +228,17 @@ class ClusterMembers:
         env["LANG"] = "C.UTF-8"
         return env
 
+    def server_environment(self, name: str, sidecar: dict) -> dict[str, str]:
+        """The `pgbackrest` sidecar's environment for member `name`: the member's, plus
+        the server's own settings, paths mapped."""
+        map_path = self._mapper(name)
+        env = self.environment(name)
+        for item in sidecar.get("env", []):
+            value = item.get("value")
+            if value is not None and "$(" not in value and item["name"] not in env:
+                env[item["name"]] = map_path(value) if value.startswith("/") else value
+        return env
+
     # --- recorded processes --------------------------------------------------
 
     @property
@@ -235,6 +254,10 @@ class ClusterMembers:
         # configuration file, or for the first member the folder (a whole argument).
         markers = (str(self.config_file(name)), f"{self.member_dir(name)}\0", str(self._start_script))
         return pid if processes.running(pid, *markers) else None
+
+    def pgbackrest_server_pid(self, name: str) -> int | None:
+        pid = self.recorded()["members"].get(name, {}).get("pgbackrest_pid")
+        return pid if processes.running(pid, "pgbackrest\0server") else None
 
     def postmaster_pid(self, name: str) -> int | None:
         return processes.postmaster(self.data_dir(name))

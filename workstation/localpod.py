@@ -237,31 +237,41 @@ class LocalPod(PodClients):
             self.pod_file.write_text(json.dumps({**self.recorded(), "pgbackrest_port": server_port}))
         return self.connection_info()
 
-    def _start_pgbackrest_server(self, timeout: float = 30) -> int | None:
+    def _start_pgbackrest_server(self) -> int | None:
         """The `pgbackrest` sidecar (PITR) as the StatefulSet runs it, on 127.0.0.1 at
         a free port: the backup jobs' way to the data. Its environment holds PGDATA,
         so `stop` ends it with the pod's other processes. None without PITR."""
-        pod, _ = self._container(self.manifests())
-        sidecars = [c for c in pod["containers"] if c["name"] == contract.PGBACKREST_SERVER_CONTAINER]
-        if not sidecars:
+        sidecar = self.pgbackrest_sidecar()
+        if sidecar is None:
             return None
+        _, port = self.start_pgbackrest_server(sidecar, self.host_environment(sidecar), self.server_log_file, self.state)
+        return port
+
+    def pgbackrest_sidecar(self) -> dict | None:
+        """The pod's `pgbackrest` container (PITR), or None."""
+        pod, _ = self._container(self.manifests())
+        return next((c for c in pod["containers"] if c["name"] == contract.PGBACKREST_SERVER_CONTAINER), None)
+
+    def start_pgbackrest_server(self, sidecar: dict, environment: dict[str, str], log_path: Path, cwd: Path,
+                                timeout: float = 30) -> tuple[subprocess.Popen, int]:
+        """Run `sidecar` with `environment` (its paths mapped) on loopback at a free port,
+        as the pod's user, until it answers: (its process, its port)."""
         port = free_port()
-        env = {**self.host_environment(sidecars[0]), SERVER_ADDRESS_ENV: HOST, SERVER_PORT_ENV: str(port),
-               "PATH": self.environment()["PATH"]}
-        with open(self.server_log_file, "ab") as log:
-            server = subprocess.Popen(self.host_command(sidecars[0]), env=env, cwd=self.state, stdin=subprocess.DEVNULL,
+        env = {**environment, SERVER_ADDRESS_ENV: HOST, SERVER_PORT_ENV: str(port), "PATH": self.environment()["PATH"]}
+        with open(log_path, "ab") as log:
+            server = subprocess.Popen(self.host_command(sidecar), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                       stdout=log, stderr=log, start_new_session=True, **self.user_options())
 
         def answers() -> bool:
             if server.poll() is not None:
-                log = self.server_log_file.read_text(errors="replace").splitlines()[-20:]
+                lines = log_path.read_text(errors="replace").splitlines()[-20:]
                 raise LocalPodError(f"pgbackrest server exited with status {server.returncode}; log "
-                                    f"{self.server_log_file}:\n" + "\n".join(log))
-            return subprocess.run(["pgbackrest", "server-ping", "localhost"], env=env, cwd=self.state,
+                                    f"{log_path}:\n" + "\n".join(lines))
+            return subprocess.run(["pgbackrest", "server-ping", "localhost"], env=env, cwd=cwd,
                                   capture_output=True, **self.user_options()).returncode == 0
 
         processes.wait(answers, timeout, "pgbackrest server answering", error=LocalPodError)
-        return port
+        return server, port
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])

@@ -7,7 +7,7 @@ this state's repositories).
 Backups run the pod's own pitr.sh, a restore the printed restore Job's
 pitr-restore.sh (pgBackRest with the container's settings, paths mapped into
 the state folder). A restore never touches the old state: it reads the old
-state's volume repository (or, when the old state is gone, the S3 repository
+state's volume repository (a single pod's or a cluster's; or, when the old state is gone, the S3 repository
 the values name), restores into the new state's data folder and starts the new
 pod, which replays WAL to the target and is promoted before its start script
 runs init.sql.
@@ -26,10 +26,13 @@ from pathlib import Path
 from pgbundle import contract
 from pgbundle.manifests import container
 from pgbundle.pgconf.env import PORT_ENV
-from pgbundle.pgconf.pgbackrest import (PG_HOST_ENV, PG_HOST_PORT_ENV, repo_numbers, restore_target_environment,
-                                        volume_repo_dir)
+from pgbundle.pgconf.pgbackrest import (pg_host_env, pg_host_port_env, pg_option_env, repo_numbers,
+                                        restore_target_environment, volume_repo_dir)
 from pgbundle.values.models import ChartValues
 from workstation.backup_local import install_client_certificate
+from workstation.cluster import LocalCluster
+from workstation.cluster_members import POD_FOLDER, ClusterMembers
+from workstation.cluster_status import ClusterStatus
 from workstation.localpod import LocalPod
 from workstation import upgrade_local
 from workstation.pitr_targets import RestoreTarget
@@ -41,6 +44,8 @@ BACKUP_TYPES = ("full", "diff", "incr")
 CARRIED_SECRETS = (contract.SECRETS_DIR, contract.PITR_S3_SECRET_DIR, contract.PITR_S3_CA_DIR)
 
 
+# Patroni's name of the custom bootstrap method a restored cluster's first member runs.
+BOOTSTRAP_METHOD = "pgbackrest"
 # PostgreSQL's words when the archived WAL ends before any record past the target.
 RECOVERY_SHORT = "recovery ended before configured recovery target was reached"
 
@@ -115,6 +120,34 @@ def scheduled_backup(pod: LocalPod, values: ChartValues, kind: str = "full",
     port = pod.recorded().get("pgbackrest_port")
     if pod.pid() is None or port is None:
         raise LocalPodError(f"not running: `local up --state {pod.state}` first")
+    # PGPORT is the database pod's (pgBackRest's server connects with it): the local pod's own port.
+    return _run_backup_job(pod, values, kind, {pg_host_env(1): "localhost", pg_host_port_env(1): str(port),
+                                               PORT_ENV: str(pod.recorded()["port"]), **(env_overrides or {})})
+
+
+def cluster_scheduled_backup(cluster: ClusterStatus, values: ChartValues, kind: str = "full",
+                             env_overrides: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The same job against a local cluster: pg1..pgN are the members' pgBackRest
+    servers (at localhost, the ports `local up` recorded) with each member's own
+    data folder, port and socket; pgBackRest reads the backup from a standby."""
+    _require_pitr(values)
+    members = cluster.recorded()["members"]
+    if cluster.leader() is None:
+        raise LocalPodError(f"no member leads: `local up --state {cluster.state}` first")
+    env: dict[str, str] = {}
+    for index, (name, ports) in enumerate(members.items()):
+        if ports.get("pgbackrest_port") is None:
+            raise LocalPodError(f"member {name} runs no pgbackrest server: `local down` and `local up` again")
+        host = {"PATH": str(cluster.data_dir(name)), "PORT": str(ports["port"]),
+                "SOCKET_PATH": str(cluster.member_dir(name) / "run")}
+        env.update({pg_option_env(index + 1, option): value for option, value in host.items()})
+        env.update({pg_host_env(index + 1): "localhost", pg_host_port_env(index + 1): str(ports["pgbackrest_port"])})
+        if index == 0:  # pitr-env.sh derives pg1's settings from these
+            env.update({"PGDATA": host["PATH"], PORT_ENV: host["PORT"], "PG_RUN_DIR": host["SOCKET_PATH"]})
+    return _run_backup_job(cluster.pod, values, kind, {**env, **(env_overrides or {})})
+
+
+def _run_backup_job(pod: LocalPod, values: ChartValues, kind: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     name = contract.PITR_FULL_CRONJOB if kind == "full" else contract.PITR_DIFF_CRONJOB
     cronjob = pod.manifests().find("CronJob", name)
     if cronjob is None:
@@ -123,12 +156,23 @@ def scheduled_backup(pod: LocalPod, values: ChartValues, kind: str = "full",
     install_client_certificate(pod, values.postgres.read_only_username)
     tmp = pod.host_path(contract.TMP_DIR)
     pod._mkdir(tmp)
-    # PGPORT is the database pod's (pgBackRest's server connects with it): the local pod's own port.
-    env = {**pod.host_environment(job), PG_HOST_ENV: "localhost", PG_HOST_PORT_ENV: str(port),
-           PORT_ENV: str(pod.recorded()["port"]),
-           "PATH": pod.environment()["PATH"], "HOME": str(tmp), **(env_overrides or {})}
+    env = {**pod.host_environment(job), "PATH": pod.environment()["PATH"], "HOME": str(tmp), **env}
     return subprocess.run(pod.host_command(job), env=env, cwd=pod.state, capture_output=True, text=True,
                           start_new_session=True, **pod.user_options())
+
+
+def cluster_backup(cluster: ClusterStatus, values: ChartValues, kind: str) -> dict:
+    """`local backup --type` on a cluster: the scheduled job's backup (from a standby
+    when one answers), each repository expired and verified; what it took."""
+    done = cluster_scheduled_backup(cluster, values, kind)
+    if done.returncode != 0:
+        lines = (done.stdout + done.stderr).splitlines()
+        errors = [line for line in lines if "ERROR:" in line or line.startswith("pitr-backup.sh:")] or lines[-1:]
+        raise PitrFailed(f"pitr-backup.sh {kind}: {(errors or [f'exit status {done.returncode}'])[0].strip()}")
+    summary = done.stdout.strip().splitlines()[-1]
+    found = backups(cluster.pod)
+    return {"type": kind, "source": re.search(r"source=(\w+)", summary).group(1),
+            "label": found[-1]["label"], "backups": len(found)}
 
 
 def _iso(epoch: int) -> str:
@@ -177,12 +221,18 @@ def _short_recovery(target: RestoreTarget, label: str) -> str:
     return f"{target.describe()}: the archive holds no commit after it, so recovery cannot tell it reached it; use --latest"
 
 
+def _pod_state(state: Path) -> Path:
+    """The state folder holding a state's repository and Secrets: a cluster's are in
+    the members' shared pod folder."""
+    return state / POD_FOLDER if ClusterMembers.holds_cluster(state) else state
+
+
 def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
             target: RestoreTarget, secrets_dir: Path | None, port: int | None = None) -> dict:
     """Restore the old state's archive into the new state with the restore Job's
     script (pitr-restore.sh) and start it; the connection details as `local up` prints them."""
     _require_pitr(values)
-    old = LocalPod(old_state)
+    old = LocalPod(_pod_state(old_state))
     if new.state == old.state:
         raise PitrRequestError("--state and --from are the same folder: restore into a new state")
     if new.state.exists() and any(new.state.iterdir()):
@@ -256,6 +306,58 @@ def _error_line(done: subprocess.CompletedProcess, what: str) -> str:
     lines = (done.stdout + done.stderr).splitlines()
     errors = [line for line in lines if "ERROR:" in line] or lines[-1:] or [f"exit status {done.returncode}"]
     return f"{what}: {errors[0].split('ERROR: ', 1)[-1].strip()}"
+
+
+def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
+                    target: RestoreTarget) -> dict:
+    """Restore the old state's archive into a new cluster (to `target`) and start it. Its first member bootstraps from the
+    repository (Patroni's custom bootstrap method): pitr-replica.sh restores the
+    newest backup that ends before the target, Patroni writes the recovery
+    settings (WAL from the source repository, to the target, then promote) and
+    runs the post-bootstrap hook once the member is promoted; the other members
+    clone it. It archives to its own repository from then on."""
+    _require_pitr(values)
+    old = LocalPod(_pod_state(old_state))
+    if new.state in (old.state, old_state.resolve()):
+        raise PitrRequestError("--state and --from are the same folder: restore into a new state")
+    if new.state.exists() and any(new.state.iterdir()):
+        raise PitrRequestError(f"--state {new.state} is not empty: restore into a new folder")
+    if not old.state.exists():
+        raise PitrRequestError(f"--from {old_state} does not exist")
+    created = not new.state.exists()
+    try:
+        new.prepare(values, synthesize)
+        _carry_secrets(old, new.pod)
+        reader, repo, options = _source(old, new.pod, values)
+        label = _check_target(target, [b for b in backups(reader) if b["database"]["repo-key"] == repo], repo)
+        archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
+        recovery = {"restore_command": archive_get, "recovery_target_timeline": "latest",
+                    **_recovery_target(target)}
+        script = new.pod.host_path(f"{contract.SCRIPTS_DIR}/pitr-replica.sh")
+        new.bootstrap_with(BOOTSTRAP_METHOD, {
+            "command": " ".join([str(script), *options, f"--set={label}"]),
+            "no_params": True, "recovery_conf": recovery})
+        try:
+            return new.up()
+        except LocalPodError:
+            if RECOVERY_SHORT in new.log_file(contract.BOOTSTRAP_MEMBER).read_text(errors="replace"):
+                raise PitrRequestError(_short_recovery(target, label)) from None
+            raise
+    except BaseException:
+        # Changes nothing: a new state made here goes again.
+        if created:
+            new.down()
+            shutil.rmtree(new.state, ignore_errors=True)
+        raise
+
+
+def _recovery_target(target: RestoreTarget) -> dict[str, str]:
+    """Patroni's recovery settings for a target, as pitr-restore.sh has pgBackRest write them."""
+    if target.kind == "latest":
+        return {}
+    setting = {"time": "recovery_target_time", "name": "recovery_target_name"}.get(target.kind, "recovery_target")
+    value = target.recovery_target() if target.kind in ("time", "name") else "immediate"
+    return {setting: value, "recovery_target_action": "promote"}
 
 
 def _carry_secrets(old: LocalPod, new: LocalPod) -> None:

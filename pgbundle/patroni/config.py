@@ -144,6 +144,20 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """WAL archiving with pgBackRest (point-in-time recovery): archive_command is
+    among the parameters (archive_mode `on`: only the primary archives); these are
+    what standbys and new members take from the repository."""
+
+    restore_command: str
+    """How a standby fetches WAL its primary no longer keeps (and a new timeline's history)."""
+    replica_command: str
+    """Creates a new member's data from the repository's newest backup. When it fails
+    (the repository holds no backup yet), Patroni removes what it left and clones
+    the primary with pg_basebackup."""
+
+
+@dataclass(frozen=True)
 class PatroniSpec:
     scope: str
     """Cluster name: the DCS key prefix and PostgreSQL's cluster_name."""
@@ -159,6 +173,9 @@ class PatroniSpec:
     users: Users = field(default_factory=Users)
     listen: str = "0.0.0.0"
     """Address PostgreSQL and the REST API listen on. Left out: every IPv4 address."""
+    archive: Archive | None = None
+    """pgBackRest's repository for standbys and new members. Left out: no WAL archive
+    (new members clone the primary)."""
 
 
 def _setting(value: Parameter) -> str | int | float:
@@ -211,6 +228,11 @@ def render(spec: PatroniSpec) -> dict:
         "callbacks": {"on_start": spec.paths.hook, "on_role_change": spec.paths.hook},
         "basebackup": [{"checkpoint": "fast"}],
     }
+    if spec.archive is not None:
+        postgresql["recovery_conf"] = {"restore_command": spec.archive.restore_command}
+        postgresql["create_replica_methods"] = ["pgbackrest", "basebackup"]
+        # no_params: the command takes its settings from the environment, not Patroni's --scope/--datadir.
+        postgresql["pgbackrest"] = {"command": spec.archive.replica_command, "no_params": True}
     if spec.paths.config_dir is not None:
         postgresql["config_dir"] = spec.paths.config_dir
     return {

@@ -8,6 +8,7 @@ can remap them.
 
 from __future__ import annotations
 
+from pgbundle.pgconf.pgbackrest import ARCHIVE_PUSH_COMMAND
 from pgbundle.values.models import PostgresValues
 from pgbundle.values.tuning import AUTOVACUUM_WORKERS, pg_memory_text
 
@@ -85,7 +86,7 @@ def postgresql_settings(postgres: PostgresValues) -> dict[str, str | int | float
     if postgres.pitr.enabled:
         # Every WAL segment goes to each repository; its paths and secrets come from
         # the PGBACKREST_* environment the server inherits from the start script.
-        settings.update({"archive_mode": True, "archive_command": "pgbackrest archive-push %p",
+        settings.update({"archive_mode": True, "archive_command": ARCHIVE_PUSH_COMMAND,
                          "archive_timeout": postgres.pitr.archive_timeout_seconds})
     if postgres.logging.to_file:
         # One file a day; the start script deletes files older than retentionDays.

@@ -16,6 +16,10 @@ from pgbundle.values.models import PostgresValues
 from pgbundle.values.pitr import PitrValues
 
 CIPHER = "aes-256-cbc"
+# WAL in and out of the repositories; every setting comes from the PGBACKREST_*
+# environment the server inherits (from the start script, or Patroni's).
+ARCHIVE_PUSH_COMMAND = "pgbackrest archive-push %p"
+ARCHIVE_GET_COMMAND = 'pgbackrest archive-get %f "%p"'
 
 
 def repo_numbers(pitr: PitrValues) -> dict[str, int]:
@@ -102,9 +106,18 @@ def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
 # loopback and a free port instead.
 SERVER_ADDRESS_ENV = "PGBACKREST_TLS_SERVER_ADDRESS"
 SERVER_PORT_ENV = "PGBACKREST_TLS_SERVER_PORT"
-# Where the backup job finds the TLS server: the local runner points it at its own.
-PG_HOST_ENV = "PGBACKREST_PG1_HOST"
-PG_HOST_PORT_ENV = "PGBACKREST_PG1_HOST_PORT"
+# Where the backup job finds member n's TLS server (pgbackrest pgN, n from 1): the
+# local runner points them at its own.
+def pg_host_env(n: int) -> str:
+    return f"PGBACKREST_PG{n}_HOST"
+
+
+def pg_host_port_env(n: int) -> str:
+    return f"PGBACKREST_PG{n}_HOST_PORT"
+
+
+def pg_option_env(n: int, option: str) -> str:
+    return f"PGBACKREST_PG{n}_{option}"
 
 
 def server_environment(postgres: PostgresValues) -> dict[str, str]:
@@ -144,18 +157,28 @@ def _job_environment(postgres: PostgresValues) -> dict[str, str]:
 
 def backup_job_environment(postgres: PostgresValues, namespace: str) -> dict[str, str]:
     """The backup CronJobs' environment: the repositories as the database container
-    has them (the job writes to them), and the database reached through the TLS
-    server of its first pod (pg1-host-type=tls) with the job's client certificate.
-    PGDATA, PGPORT and PG_RUN_DIR are the database pod's: the server reads them."""
-    return {
-        **_job_environment(postgres),
-        PG_HOST_ENV: f"{contract.BOOTSTRAP_MEMBER}.{contract.HEADLESS_SERVICE}.{namespace}.svc",
-        "PGBACKREST_PG1_HOST_TYPE": "tls",
-        PG_HOST_PORT_ENV: str(contract.PGBACKREST_PORT),
-        "PGBACKREST_PG1_HOST_CERT_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_CERT_FILE}",
-        "PGBACKREST_PG1_HOST_KEY_FILE": f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}",
-        "PGBACKREST_PG1_HOST_CA_FILE": f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
-    }
+    has them (the job writes to them), and every member reached through its TLS
+    server (pg1..pgN, pg-host-type=tls) with the job's client certificate.
+    PGDATA, PGPORT and PG_RUN_DIR are the database pods': the servers read them.
+    With Patroni, the backup is read from a standby (pitr-backup.sh falls back to
+    the primary when no standby answers)."""
+    env = _job_environment(postgres)
+    for index in range(postgres.replicas):
+        n = index + 1
+        if n > 1:  # pg1's path, port and socket come from pitr-env.sh
+            env.update({pg_option_env(n, "PATH"): contract.PGDATA, pg_option_env(n, "PORT"): str(contract.PORT),
+                        pg_option_env(n, "SOCKET_PATH"): contract.RUN_DIR})
+        env.update({
+            pg_host_env(n): contract.member_dns_name(index, namespace),
+            pg_option_env(n, "HOST_TYPE"): "tls",
+            pg_host_port_env(n): str(contract.PGBACKREST_PORT),
+            pg_option_env(n, "HOST_CERT_FILE"): f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_CERT_FILE}",
+            pg_option_env(n, "HOST_KEY_FILE"): f"{contract.CLIENT_TLS_DIR}/{contract.CLIENT_KEY_FILE}",
+            pg_option_env(n, "HOST_CA_FILE"): f"{contract.CA_DIR}/{contract.CA_CERT_FILE}",
+        })
+    if postgres.replicas > 1:
+        env["PGBACKREST_BACKUP_STANDBY"] = "y"
+    return env
 
 
 # What pitr-restore.sh restores to: a time, a named restore point, the end of the

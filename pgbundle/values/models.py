@@ -352,9 +352,15 @@ class PostgresValues(Values):
         if not self.tls.enabled:
             raise ValueError("pitr.enabled: true needs tls.enabled: true: the backup jobs reach pgBackRest in the "
                              "database pod over mutual TLS (its server certificate, their client certificate)")
-        if self.replicas > 1:
-            raise ValueError(f"pitr.enabled: true is not available with replicas: {self.replicas} yet (archiving "
-                             "from the Patroni primary is not built); use replicas: 1 or pitr.enabled: false")
+        volume = pitr.repos.volume
+        # Every member archives (as primary) and restores (as a new replica) into the
+        # same repository: a volume all of them mount, or S3 alone.
+        if self.replicas > 1 and volume.enabled and not (
+                volume.claim == "backups" and self.persistence.backups.access_mode == "ReadWriteMany"):
+            raise ValueError(
+                f"pitr.repos.volume with replicas: {self.replicas} needs a volume every member mounts: set "
+                "pitr.repos.volume.claim: backups with persistence.backups.accessMode: ReadWriteMany, or "
+                "pitr.repos.volume.enabled: false with pitr.repos.s3.enabled: true")
         if pitr.repos.volume.enabled and pitr.repos.volume.claim == "backups" and not self.persistence.backups.enabled:
             raise ValueError(
                 "pitr.repos.volume.claim: backups needs persistence.backups.enabled: true; enable the volume "

@@ -94,7 +94,9 @@ class VolumeRepoValues(Values):
     namespace's storage: add an S3 repository for off-site copies). Left out: true."""
     claim: Literal["backups", "own"] = "backups"
     """`backups`: a `pgbackrest` folder on the `postgres-backups` volume (needs
-    `persistence.backups.enabled`). `own`: a PVC `postgres-pitr` of its own. Left out: backups."""
+    `persistence.backups.enabled`). `own`: a PVC `postgres-pitr` of its own. With
+    `replicas` >= 2 every member mounts it: `backups` with `persistence.backups.accessMode:
+    ReadWriteMany`, or turn this repository off and use `s3`. Left out: backups."""
     size: StorageSize = "40Gi"
     """Size of `postgres-pitr` when `claim: own`. Left out: 40Gi."""
     storage_class: StorageClass = ""

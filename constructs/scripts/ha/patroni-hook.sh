@@ -35,4 +35,13 @@ bash "$PG_SCRIPTS_DIR/run-init.sh"
     -v replication_user="${PATRONI_REPLICATION_USERNAME:-replicator}" \
     -v rewind_user="${PATRONI_REWIND_USERNAME:-rewinder}" \
     -f "$PG_SCRIPTS_DIR/patroni-roles.sql"
+# The primary archives WAL (archive_mode on): the stanza is created, or found
+# valid, in every repository. An unreachable repository must not fail the hook
+# (post_bootstrap would fail the cluster): WAL waits in pg_wal, the archiving
+# alert fires, and the next role change or restart creates it.
+if [[ -n ${PGBACKREST_STANZA:-} ]]; then
+    if ! pgbackrest --log-level-console=info stanza-create >&2; then
+        echo "patroni-hook.sh: $role: pgBackRest stanza-create failed: archiving waits" >&2
+    fi
+fi
 echo "patroni-hook.sh: $role: done" >&2

@@ -37,6 +37,14 @@ PATRONI_REWIND_PASSWORD=$(<"$PG_SECRETS_DIR/postgres_rewind_pw")
 PATRONI_RESTAPI_PASSWORD=$(<"$PG_SECRETS_DIR/patroni_api_pw")
 export PATRONI_SUPERUSER_PASSWORD PATRONI_REPLICATION_PASSWORD PATRONI_REWIND_PASSWORD PATRONI_RESTAPI_PASSWORD
 
+# Point-in-time recovery: archive_command, restore_command and the pgbackrest
+# replica method (pitr-replica.sh) inherit pgBackRest's settings from here.
+if [[ -n ${PGBACKREST_STANZA:-} ]]; then
+    # shellcheck source=../pitr/pitr-env.sh
+    source "$PG_SCRIPTS_DIR/pitr-env.sh"
+    pitr_write_secrets
+fi
+
 # The logging collector writes to log_directory ($PG_RUN_DIR/log in the
 # configuration): both of its files lead to this process's stderr, which
 # Patroni keeps after the exec below, so the server's log is the container's.

@@ -18,8 +18,29 @@ source "$PG_SCRIPTS_DIR/pitr-env.sh"
 pitr_write_secrets
 export PGBACKREST_LOG_LEVEL_CONSOLE=info PGBACKREST_LOG_LEVEL_STDERR=off
 started=$SECONDS
+# With Patroni (PGBACKREST_BACKUP_STANDBY=y, pg1..pgN every member) the files are
+# read from a standby, the primary only starts and stops the backup. When no
+# standby answers (a one-member cluster left, every standby down) the backup is
+# still taken, from the primary: a late backup is worse than a loaded primary.
+source_kind=primary
+if [[ ${PGBACKREST_BACKUP_STANDBY:-n} == y ]]; then
+    source_kind=standby
+fi
+# pgBackRest's error [056] when no pg host is a standby it can reach (2.45 to 2.55).
+no_standby="unable to find standby cluster"
+output=$(mktemp)
+trap 'rm -f "$output"' EXIT
 for repo in $PG_PITR_REPOS; do
-    pgbackrest backup --type="$type" --repo="$repo"
+    if ! pgbackrest backup --type="$type" --repo="$repo" | tee "$output"; then
+        if [[ $source_kind == standby ]] && grep -q "$no_standby" "$output"; then
+            echo "pitr-backup.sh: no standby answers: backing up from the primary" >&2
+            export PGBACKREST_BACKUP_STANDBY=n
+            source_kind=primary
+            pgbackrest backup --type="$type" --repo="$repo"
+        else
+            exit 1
+        fi
+    fi
 done
 pgbackrest expire
 # Every backup and WAL file left, against its checksum. pgBackRest's verify (2.45,
@@ -33,4 +54,4 @@ for repo in $PG_PITR_REPOS; do
         exit 1
     fi
 done
-echo "pitr backup complete: type=$type repos=${PG_PITR_REPOS// /,} verified=yes seconds=$((SECONDS - started))"
+echo "pitr backup complete: type=$type source=$source_kind repos=${PG_PITR_REPOS// /,} verified=yes seconds=$((SECONDS - started))"

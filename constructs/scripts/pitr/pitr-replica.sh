@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Patroni's `pgbackrest` replica method (create_replica_methods): a new member's
+# data from the repository's newest backup instead of a copy of the whole primary.
+# Arguments go to `pgbackrest restore` (a restored cluster's first member, which
+# bootstraps from a given backup set of another repository).
+# Patroni then starts it as a standby: it replays the archive (restore_command)
+# and streams the rest from the primary. It fails fast when the repository holds
+# no backup yet; Patroni then removes what is left and clones with pg_basebackup.
+# Settings: the PGBACKREST_* environment patroni.sh set up (pitr-env.sh).
+set -euo pipefail
+
+: "${PGDATA:?}" "${PGBACKREST_STANZA:?}"
+# Patroni removed the data folder; pgBackRest restores into an existing one.
+mkdir -p "$PGDATA"
+chmod 0700 "$PGDATA"
+# preserve: no recovery settings of pgBackRest's own (they would outrank Patroni's
+# in postgresql.auto.conf); Patroni writes standby.signal and restore_command.
+exec pgbackrest --log-level-console=info restore --type=preserve "$@"
