@@ -106,7 +106,7 @@ pgbackrest: .venv/.installed
 
 .PHONY: test
 test: setup postgres etcd patroni pgbouncer pgbackrest jq
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 .PHONY: bench
 bench: setup postgres etcd patroni pgbouncer pgbackrest

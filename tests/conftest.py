@@ -48,22 +48,38 @@ def construct_chart() -> cdk8s.Chart:
 _LEFT_BY_CDK8S = "cdk8s.outdir.*"
 
 
-# `make test` runs the suite in two worker processes (pytest-xdist, `--dist loadgroup`).
-# A module is one unit of work, so its module-scoped servers start once. The
-# real-cluster modules (marker `ha`) are one unit together and go first: they
-# spend most of their time waiting for Patroni's loops, which the other worker
-# fills with the rest of the suite, and two clusters at once on two cores would
-# starve each other.
+# `make test` runs the suite in two worker processes (pytest-xdist, `-n 2`). A module
+# is one unit of work, so its module-scoped servers start once. The real-cluster
+# modules (`pytestmark = pytest.mark.ha`) are one unit together and go first: they
+# spend most of their time waiting for Patroni's loops, which the other worker fills
+# with the rest of the suite, and two clusters at once on two cores starve each other.
+# (xdist's own `xdist_group` does not work with pytest 9: it rewrites an attribute
+# pytest no longer reads. Hence a scheduler of our own.)
+_CLUSTER_MARK = "pytestmark = pytest.mark.ha\n"
 _CLUSTERS = "real-clusters"
 
 
-def pytest_collection_modifyitems(config, items):
-    def group(item) -> str:
-        return _CLUSTERS if item.get_closest_marker("ha") else item.nodeid.split("::")[0]
+def _cluster_modules() -> frozenset[str]:
+    here = Path(__file__).resolve().parent
+    return frozenset(f"{here.name}/{path.name}" for path in here.glob("test_*.py") if _CLUSTER_MARK in path.read_text())
 
-    items.sort(key=lambda item: group(item) != _CLUSTERS)  # stable: each module keeps its order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    clusters = _cluster_modules()
+
+    class ModulesClustersTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return _CLUSTERS if module in clusters else module
+
+    return ModulesClustersTogether(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("ha") is None)  # stable: each module keeps its order
 
 
 @pytest.fixture(scope="session", autouse=True)
