@@ -6,11 +6,7 @@ for the whole module, on a free loopback port below the ephemeral range."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,114 +16,31 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.values.load import parse_values
-from workstation import pki, secretgen
+from workstation import secretgen
 from workstation.localpod import LocalPod
-from workstation.pod_state import free_port
 from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
-
-BUCKET = "pgbundle-pitr"
-KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"
-# Below 32768, where the kernel never picks an outgoing connection's port.
-PORT_RANGE = range(21000, 21100)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        assert time.monotonic() < deadline, f"{what} is not listening on {port}"
-        time.sleep(0.1)
-
-
-NGINX_CONF = """
-worker_processes 1;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        server_name localhost;
-        ssl_certificate {dir}/server.crt;
-        ssl_certificate_key {dir}/server.key;
-        # pgBackRest streams uploads: no buffering, no size limit, keep-alive to moto.
-        client_max_body_size 0;
-        proxy_request_buffering off;
-        proxy_http_version 1.1;
-        location / {{
-            proxy_pass http://127.0.0.1:{backend};
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-"""
+from s3_server import BUCKET, KEY_ID, KEY_SECRET, S3Server
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """moto on a free HTTP port, nginx with TLS in front of it; yields (port, CA PEM)."""
-    folder = tmp_path_factory.mktemp("s3")
-    ca = pki.new_ca("pitr-test-s3-ca")
-    pair = pki.server_certificate(ca, ["localhost"], ["127.0.0.1"])
-    (folder / "server.crt").write_bytes(pair.cert_pem)
-    (folder / "server.key").write_bytes(pair.key_pem)
-    backend = free_port()
-    port = next(p for p in PORT_RANGE if port_free(p))
-    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(backend)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, port=port, backend=backend))
-    nginx = subprocess.Popen(["nginx", "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(backend, moto, "moto_server")
-        wait_for_port(port, nginx, "nginx")
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{backend}", region_name="us-east-1",
-                     aws_access_key_id=KEY_ID, aws_secret_access_key=KEY_SECRET).create_bucket(Bucket=BUCKET)
-        yield port, ca.cert_pem
-    finally:
-        for process in (nginx, moto):
-            process.terminate()
-            process.wait(timeout=30)
+    """The S3 server for the whole module."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def setup(s3, tmp_path_factory):
     """Values with an encrypted S3 repository beside the volume one, and the
     Secrets a cluster would hold: `secrets generate` plus the S3 keys and CA."""
-    port, ca_pem = s3
     base = Path(tempfile.mkdtemp(prefix="pitr-s3-"))
     base.chmod(0o711)
     values = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())
-    values["postgres"]["pitr"]["repos"]["s3"] = {
-        "enabled": True, "bucket": BUCKET, "endpoint": f"localhost:{port}", "uriStyle": "path",
-        "path": "/cluster-a", "caSecret": "s3-ca"}
+    values["postgres"]["pitr"]["repos"]["s3"] = s3.repo_values("/cluster-a")
     values_file = base / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    chart = parse_values(values)
     secrets = base / "secrets"
-    secretgen.generate(chart, secrets)
-    s3_values = chart.postgres.pitr.repos.s3
-    for name, data in ((s3_values.existing_secret, {contract.S3_KEY_ID_KEY: KEY_ID.encode(),
-                                                    contract.S3_KEY_SECRET_KEY: KEY_SECRET.encode()}),
-                       (s3_values.ca_secret, {contract.CA_CERT_FILE: ca_pem})):
-        path = secrets / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(secretgen.secret_manifest(chart, name, data)))
-        path.chmod(0o600)
+    s3.write_secrets(parse_values(values), secrets)
     yield {"values": values_file, "secrets": secrets, "base": base}
     for state in base.iterdir():
         if (state / "pod.json").exists():
