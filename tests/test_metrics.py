@@ -311,7 +311,7 @@ POOLER_ALERTS = {"PostgresPoolerDown", "PostgresPoolerClientsWaiting", "Postgres
 
 def test_replication_lag_alert_only_with_replicas():
     assert {a.name for a in all_alerts(replicas=2)} == (REQUIRED_ALERTS | HA_ALERTS | POOLER_ALERTS
-                                                         | {"PostgresWalArchivingFailing"})
+                                                         | {"PostgresWalArchivingFailing", "PostgresWalArchivingStale"})
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 
 
