@@ -140,6 +140,14 @@ postmaster=$!
 
 stop() {
     log "received $1: fast shutdown"
+    if [[ -n $pitr ]]; then
+        # The segment in use holds the last commits: switched now, it is archived while
+        # the server shuts down (its archiver pushes every finished segment before it
+        # exits), so the archive ends where the data does. Not while recovering.
+        PGCONNECT_TIMEOUT=5 PGOPTIONS="-c statement_timeout=5s" psql -X -q -h "$PG_RUN_DIR" -p "$PGPORT" \
+            -U postgres -d postgres -c 'select pg_switch_wal() where not pg_is_in_recovery()' \
+            >/dev/null 2>&1 || true
+    fi
     # SIGINT is PostgreSQL's fast shutdown; its SIGTERM (smart) waits for every client to leave.
     kill -INT "$postmaster" 2>/dev/null || true
 }
