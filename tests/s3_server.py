@@ -1,11 +1,15 @@
 """A real S3 protocol server for the PITR tests and benchmarks: moto on plain
 HTTP behind Debian's nginx for TLS (FIELD-NOTES: moto's own TLS breaks
 pgBackRest's uploads), on a free loopback port below the ephemeral range.
-nginx can be stopped and started again on the same port: an S3 outage."""
+An outage: nginx answers every request with 503 (S3's "service unavailable")
+until it is over; it keeps its port (another process could take a freed one)."""
 
 from __future__ import annotations
 
+import http.client
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,8 +47,7 @@ http {{
         proxy_request_buffering off;
         proxy_http_version 1.1;
         location / {{
-            proxy_pass http://127.0.0.1:{backend};
-            proxy_set_header Host $http_host;
+{location}
         }}
     }}
 }}
@@ -84,7 +87,7 @@ class S3Server:
         self.ca_pem = ca.cert_pem
         self.backend = free_port()
         self.port = next(p for p in PORT_RANGE if port_free(p))
-        (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, port=self.port, backend=self.backend))
+        self._configure(outage=False)
         self.moto: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
 
@@ -117,21 +120,42 @@ class S3Server:
             path.write_text(yaml.safe_dump(secretgen.secret_manifest(chart, name, data)))
             path.chmod(0o600)
 
+    def _configure(self, outage: bool) -> None:
+        location = ("            return 503;" if outage else
+                    "            proxy_pass http://127.0.0.1:{backend};\n"
+                    "            proxy_set_header Host $http_host;".format(backend=self.backend))
+        (self.folder / "nginx.conf").write_text(NGINX_CONF.format(dir=self.folder, port=self.port, location=location))
+
     def start_tls(self) -> None:
-        """Start nginx (again): the endpoint answers."""
         self.nginx = subprocess.Popen(["nginx", "-c", str(self.folder / "nginx.conf"), "-g", "daemon off;"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.nginx, "nginx")
 
-    def stop_tls(self) -> None:
-        """Stop nginx: connections to the endpoint are refused (the data stays in moto)."""
+    def status(self) -> int:
+        """The HTTP status of a request to the endpoint, over TLS."""
+        context = ssl.create_default_context(cadata=self.ca_pem.decode())
+        conn = http.client.HTTPSConnection("localhost", self.port, context=context, timeout=10)
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    def set_outage(self, outage: bool) -> None:
+        """Start or end an outage: nginx reloads its configuration (the port stays
+        bound) and the endpoint answers accordingly once the new workers run."""
+        self._configure(outage)
+        self.nginx.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while (self.status() == 503) != outage:
+            assert time.monotonic() < deadline, f"nginx did not reload (outage={outage})"
+            time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
         if self.nginx is not None:
             self.nginx.terminate()
             self.nginx.wait(timeout=30)
             self.nginx = None
-
-    def __exit__(self, *exc) -> None:
-        self.stop_tls()
         if self.moto is not None:
             self.moto.terminate()
             self.moto.wait(timeout=30)

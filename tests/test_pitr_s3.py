@@ -1,5 +1,5 @@
-"""Point-in-time recovery to an encrypted S3 repository over TLS, and disaster
-recovery from it alone: a real S3 protocol server (moto) behind Debian's nginx
+"""Point-in-time recovery to an encrypted S3 repository over TLS, disaster
+recovery from it alone, and an S3 outage: a real S3 protocol server (moto) behind Debian's nginx
 for TLS (FIELD-NOTES: moto's own TLS breaks pgBackRest's uploads), one server
 for the whole module, on a free loopback port below the ephemeral range."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,10 +16,11 @@ import pytest
 import yaml
 
 from pgbundle import contract
+from pgbundle.monitoring import alerts
 from pgbundle.values.load import parse_values
 from workstation import secretgen
 from workstation.localpod import LocalPod
-from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
+from pitr_helpers import TOP, archive_everything, cli_json, commit_rows, connect, event_ids, wait_past
 from s3_server import BUCKET, KEY_ID, KEY_SECRET, S3Server
 
 
@@ -90,3 +92,83 @@ def s3_client(setup):
 def bucket_keys(client) -> list[str]:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="cluster-a/")
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+# What the exporter's stat_archiver collector reads (postgres_exporter v0.20.1), and the
+# rows written that PostgresWalArchivingStale weighs it against (stat_database).
+ARCHIVER_QUERY = ("SELECT archived_count, failed_count, extract(epoch FROM now() - last_archived_time)::float "
+                  "FROM pg_stat_archiver")
+WRITTEN_QUERY = "SELECT sum(tup_inserted + tup_updated + tup_deleted)::bigint FROM pg_stat_database"
+
+
+def archiver(pod: LocalPod) -> dict:
+    with connect(pod, "postgres") as conn:
+        archived, failed, age = conn.execute(ARCHIVER_QUERY).fetchone()
+        written = conn.execute(WRITTEN_QUERY).fetchone()[0]
+    ready = len(list((pod.host_path(contract.PGDATA) / "pg_wal" / "archive_status").glob("*.ready")))
+    return {"archived": archived, "failed": failed, "age": age, "written": written, "ready": ready}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_s3_outage_keeps_commits_and_loses_nothing_once_archiving_catches_up(setup, s3, mode):
+    """S3 unavailable (503 to every request) for longer than the stale threshold: commits go on, WAL waits in
+    pg_wal, both archiving alerts' inputs say so; S3 back: the backlog is archived
+    and a restore from S3 alone has every acknowledged row."""
+    base, secrets = setup["base"], setup["secrets"]
+    values = yaml.safe_load(setup["values"].read_text())
+    pitr = values["postgres"]["pitr"]
+    pitr["repos"] = {"volume": {"enabled": False}, "s3": s3.repo_values(f"/cluster-outage-{mode}")}
+    pitr["archiveTimeoutSeconds"] = 30
+    pitr["archiveAsync"] = mode == "async"
+    values_file = base / f"values-outage-{mode}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    stale = alerts.archive_stale_seconds(30)
+    old = base / f"outage-{mode}-a"
+    cli_json("up", "--state", str(old), "--secrets", str(secrets), values=values_file)
+    origin = LocalPod(old)
+    cli_json("backup", "--state", str(old), "--type", "full", values=values_file)
+    acknowledged = list(range(1, 11))
+    commit_rows(origin, acknowledged)
+    archive_everything(origin)
+    before = archiver(origin)
+
+    s3.set_outage(True)
+    try:
+        # A synchronous archive-push retries the unreachable endpoint for minutes
+        # before it fails (failed_count rises that late); the archive's age does not wait.
+        deadline = time.monotonic() + stale + 900
+        while True:
+            # Each row commits in its own transaction while the repository is unreachable.
+            n = acknowledged[-1] + 1
+            commit_rows(origin, [n])
+            acknowledged.append(n)
+            if n % 60 == 0:
+                with connect(origin, "postgres") as conn:
+                    conn.execute("SELECT pg_switch_wal()")
+            during = archiver(origin)
+            if during["age"] > stale and during["ready"] >= 3 and during["failed"] > before["failed"]:
+                break
+            assert time.monotonic() < deadline, (before, during)
+            time.sleep(0.5)
+        # PostgresWalArchivingFailing: increase(failed_count) > 0. PostgresWalArchivingStale:
+        # last_archive_age > archive_timeout + grace, and rows written in that time.
+        assert during["archived"] == before["archived"]
+        assert during["written"] > before["written"]
+        if mode == "async":  # the asynchronous archiver's status files, on the data volume
+            assert (origin.host_path(contract.PGBACKREST_SPOOL_DIR) / "archive" / "postgres" / "out").is_dir()
+    finally:
+        s3.set_outage(False)
+
+    # Archiving catches up by itself, oldest segment first, and the alerts' inputs clear.
+    archive_everything(origin, timeout=300)
+    after = archiver(origin)
+    assert after["archived"] >= during["archived"] + during["ready"]
+    assert after["age"] < stale and after["ready"] == 0
+
+    # The whole local state is lost; S3 alone restores every acknowledged row.
+    origin.stop()
+    shutil.rmtree(old)
+    new = base / f"outage-{mode}-b"
+    cli_json("restore", "--state", str(new), "--from", str(old), "--latest", "--secrets", str(secrets),
+             values=values_file)
+    assert event_ids(LocalPod(new)) == acknowledged
