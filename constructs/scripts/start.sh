@@ -231,6 +231,15 @@ if [[ -n $pitr ]] && ! stanza_create; then
     pitr_retry=$!
 fi
 
+if [[ -n $pitr ]]; then
+    # PostgreSQL's checkpointer computes its first sleep while the server is still
+    # starting up, and then sleeps a whole checkpoint_timeout without looking at
+    # archive_timeout (measured on 15.18): a quiet database's first writes would
+    # wait that long to be archived. A reload wakes it into its usual rhythm.
+    psql -X -q -h "$PG_RUN_DIR" -p "$PGPORT" -U postgres -d postgres -c 'select pg_reload_conf()' >/dev/null ||
+        log "could not wake the checkpointer: a quiet database's first writes may wait checkpoint_timeout to be archived"
+fi
+
 touch "$ready_marker"
 log "ready"
 
