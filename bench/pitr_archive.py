@@ -7,8 +7,11 @@ repository, pgbench scale 10 in `appdb`, max_wal_size 32MB so checkpoints and
 full-page images come often), runs pgbench (TPC-B-like) and prints: write
 throughput (TPS) and average commit latency; WAL written; the archive backlog
 (segments waiting in pg_wal/archive_status, the most seen and at the end); and
-how long after the load the last segment took to reach the repository. A run
-without archiving (PITR off) is the baseline. The order rotates per round, and
+how long after the load the last segment took to reach the repository. Then the
+archiving ceiling: with archive_command failing (ALTER SYSTEM), a second load
+leaves a backlog in pg_wal, and once archiving works again the time to ship it
+gives segments (and MB of WAL) per second. A run without archiving (PITR off)
+is the baseline. The order rotates per round, and
 the figures are medians over the rounds: the machine's throughput drifts.
 Usage: bench/pitr_archive.py [--rounds 2] [--seconds 30] [--clients 4]
 """
@@ -20,8 +23,8 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -83,6 +86,23 @@ def drain_seconds(pod: LocalPod, timeout: float = 600) -> float:
     return round(time.perf_counter() - start, 2)
 
 
+def ceiling(pod: LocalPod, pgbench, args) -> dict:
+    """Archive a backlog left while archive_command failed: segments per second."""
+    sql(pod, "ALTER SYSTEM SET archive_command = 'false'")
+    sql(pod, "SELECT pg_reload_conf()")
+    pgbench("-c", str(args.clients), "-j", "2", "-T", str(args.seconds))
+    sql(pod, "SELECT pg_switch_wal()")
+    backlog = ready_segments(pod)
+    sql(pod, "ALTER SYSTEM RESET archive_command")
+    sql(pod, "SELECT pg_reload_conf()")
+    start = time.perf_counter()
+    while ready_segments(pod):
+        time.sleep(0.1)
+    seconds = time.perf_counter() - start
+    return {"backlog_segments": backlog, "backlog_s": round(seconds, 2),
+            "ceiling_segments_per_s": round(backlog / seconds, 1), "ceiling_mb_per_s": round(16 * backlog / seconds, 1)}
+
+
 def run_one(name: str, s3: S3Server, work: Path, run: int, args) -> dict:
     values = values_for(name, s3, run)
     chart = parse_values(values)
@@ -125,6 +145,7 @@ def run_one(name: str, s3: S3Server, work: Path, run: int, args) -> dict:
                    "wal_mb": round(float(wal) / 2**20, 1)}
         if archiving:
             figures |= {"ready_peak": peak[0], "ready_at_end": ready_segments(pod), "drain_s": drain_seconds(pod)}
+            figures |= ceiling(pod, pgbench, args)
         return figures
     finally:
         if pod.state.exists():
@@ -133,6 +154,8 @@ def run_one(name: str, s3: S3Server, work: Path, run: int, args) -> dict:
 
 
 def main_() -> None:
+    # A stopped benchmark stops its servers too (the finally clauses).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=30)
@@ -154,7 +177,7 @@ def main_() -> None:
                     print(f"# {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work)
-    medians = {name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+    medians = {name: {key: round(statistics.median(r[key] for r in results), 2) for key in results[0]}
                for name, results in runs.items()}
     print(json.dumps({"rounds": args.rounds, "seconds": args.seconds, "clients": args.clients,
                       "scale": args.scale, "median": medians}, indent=2))
