@@ -117,6 +117,7 @@ bench: setup postgres etcd patroni pgbouncer pgbackrest
 	$(PY) bench/upgrade.py
 	$(PY) bench/failover.py
 	$(PY) bench/pitr.py
+	$(PY) bench/pitr_archive.py
 	$(PY) bench/pooler.py
 
 # The configuration reference docs/configuration.md, generated from the values

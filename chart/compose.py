@@ -472,6 +472,7 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
+            archive_timeout_seconds=pg.pitr.archive_timeout_seconds,
             pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled,
             pitr_drill_interval_seconds=longest_interval_seconds(pg.pitr.drill.schedule) if drill else None)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)

@@ -250,6 +250,9 @@ PITR_REPO_DIR = "/var/lib/postgresql/pitr"  # mount of postgres-pitr
 PITR_BACKUPS_REPO_DIR = f"{BACKUP_DIR}/pgbackrest"  # the repository on postgres-backups
 PGBACKREST_CONF = "pgbackrest.conf"  # a key of CONFIG_MAP
 PGBACKREST_RUN_DIR = f"{RUN_DIR}/pgbackrest"  # locks, and conf.d with the secrets
+# Asynchronous archiving's spool (acknowledgements of pushed WAL, prefetched WAL of a
+# restore): on the data volume, so a restarted pod finds what was already pushed.
+PGBACKREST_SPOOL_DIR = f"{DATA_MOUNT}/pgbackrest-spool"
 CIPHER_PASS_KEY = "pgbackrest_cipher_pass"  # passwords Secret; required when pitr.encryption.enabled
 PITR_S3_SECRET_DIR = "/etc/postgres/pitr-s3"
 PITR_S3_CA_DIR = "/etc/postgres/pitr-s3-ca"

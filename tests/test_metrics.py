@@ -312,7 +312,8 @@ POOLER_ALERTS = {"PostgresPoolerDown", "PostgresPoolerClientsWaiting", "Postgres
 
 def test_replication_lag_alert_only_with_replicas():
     assert {a.name for a in all_alerts(replicas=2)} == (REQUIRED_ALERTS | HA_ALERTS | POOLER_ALERTS
-                                                         | {"PostgresWalArchivingFailing", "PostgresPitrDrillFailing",
+                                                         | {"PostgresWalArchivingFailing", "PostgresWalArchivingStale",
+                                                            "PostgresPitrDrillFailing",
                                                             "PostgresPitrDrillTooOld"})
     assert "PostgresReplicationLag" not in {a.name for a in all_alerts(replicas=1)}
 

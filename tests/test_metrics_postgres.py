@@ -85,7 +85,10 @@ def test_memberships_granted_by_hand_are_revoked_on_restart(pod):
 
 # The statistics behind each alert and panel, read the way the exporter's collectors do.
 EXPORTER_QUERIES = {
-    "stat_database": "SELECT datname, xact_commit, xact_rollback, blks_hit, blks_read, deadlocks FROM pg_stat_database",
+    "stat_database": "SELECT datname, xact_commit, xact_rollback, blks_hit, blks_read, deadlocks, "
+                     "tup_inserted, tup_updated, tup_deleted FROM pg_stat_database",
+    "stat_archiver": "SELECT archived_count, failed_count, extract(epoch from now() - last_archived_time) "
+                     "FROM pg_stat_archiver",
     "stat_activity": "SELECT datname, state, usename, EXTRACT(EPOCH FROM now() - xact_start) FROM pg_stat_activity",
     "stat_replication": "SELECT application_name, client_addr, state, replay_lag FROM pg_stat_replication",
     "settings": "SELECT name, setting, unit, vartype FROM pg_settings WHERE name = 'max_connections'",

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pgbundle import contract
 from pgbundle.values.load import parse_values
 from workstation import pitr_local
 from workstation.localpod import LocalPod
-from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
+from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids, wait_past
 
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
@@ -228,3 +229,20 @@ def test_the_drill_fails_on_a_damaged_backup_file(origin, history):
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: pitr drill failed: repo1: restore: "), line
     assert_drill_left_nothing(origin)
+
+
+def test_a_quiet_database_archives_its_first_commit_within_archive_timeout(pods):
+    """Right after a start PostgreSQL's checkpointer would sleep a whole
+    checkpoint_timeout (15 min) before it looked at archive_timeout: the start
+    script wakes it, so one commit on a quiet database is archived in time."""
+    values = yaml.safe_load(VALUES_FILE.read_text())
+    values["postgres"]["pitr"]["archiveTimeoutSeconds"] = 30
+    pod = pods("pitr-quiet", values)
+    started = time.monotonic()
+    commit_rows(pod, [1])
+    with connect(pod, "postgres") as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
+        while (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "") < segment:
+            # archive_timeout, and the push (seconds) on a loaded machine.
+            assert time.monotonic() - started < 30 + 60, f"{segment} not archived"
+            time.sleep(0.5)

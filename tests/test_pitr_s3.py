@@ -1,14 +1,11 @@
-"""Point-in-time recovery to an encrypted S3 repository over TLS, and disaster
-recovery from it alone: a real S3 protocol server (moto) behind Debian's nginx
+"""Point-in-time recovery to an encrypted S3 repository over TLS, disaster
+recovery from it alone, and an S3 outage: a real S3 protocol server (moto) behind Debian's nginx
 for TLS (FIELD-NOTES: moto's own TLS breaks pgBackRest's uploads), one server
 for the whole module, on a free loopback port below the ephemeral range."""
 
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -19,115 +16,33 @@ import pytest
 import yaml
 
 from pgbundle import contract
+from pgbundle.monitoring import alerts
 from pgbundle.values.load import parse_values
-from workstation import pki, secretgen
+from workstation import secretgen
 from workstation.localpod import LocalPod
-from workstation.pod_state import free_port
-from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
-
-BUCKET = "pgbundle-pitr"
-KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"
-# Below 32768, where the kernel never picks an outgoing connection's port.
-PORT_RANGE = range(21000, 21100)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        assert time.monotonic() < deadline, f"{what} is not listening on {port}"
-        time.sleep(0.1)
-
-
-NGINX_CONF = """
-worker_processes 1;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        server_name localhost;
-        ssl_certificate {dir}/server.crt;
-        ssl_certificate_key {dir}/server.key;
-        # pgBackRest streams uploads: no buffering, no size limit, keep-alive to moto.
-        client_max_body_size 0;
-        proxy_request_buffering off;
-        proxy_http_version 1.1;
-        location / {{
-            proxy_pass http://127.0.0.1:{backend};
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-"""
+from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids, wait_past
+from s3_server import BUCKET, KEY_ID, KEY_SECRET, S3Server
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """moto on a free HTTP port, nginx with TLS in front of it; yields (port, CA PEM)."""
-    folder = tmp_path_factory.mktemp("s3")
-    ca = pki.new_ca("pitr-test-s3-ca")
-    pair = pki.server_certificate(ca, ["localhost"], ["127.0.0.1"])
-    (folder / "server.crt").write_bytes(pair.cert_pem)
-    (folder / "server.key").write_bytes(pair.key_pem)
-    backend = free_port()
-    port = next(p for p in PORT_RANGE if port_free(p))
-    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(backend)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, port=port, backend=backend))
-    nginx = subprocess.Popen(["nginx", "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(backend, moto, "moto_server")
-        wait_for_port(port, nginx, "nginx")
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{backend}", region_name="us-east-1",
-                     aws_access_key_id=KEY_ID, aws_secret_access_key=KEY_SECRET).create_bucket(Bucket=BUCKET)
-        yield port, ca.cert_pem
-    finally:
-        for process in (nginx, moto):
-            process.terminate()
-            process.wait(timeout=30)
+    """The S3 server for the whole module."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def setup(s3, tmp_path_factory):
     """Values with an encrypted S3 repository beside the volume one, and the
     Secrets a cluster would hold: `secrets generate` plus the S3 keys and CA."""
-    port, ca_pem = s3
     base = Path(tempfile.mkdtemp(prefix="pitr-s3-"))
     base.chmod(0o711)
     values = yaml.safe_load((TOP / "examples" / "pitr.yaml").read_text())
-    values["postgres"]["pitr"]["repos"]["s3"] = {
-        "enabled": True, "bucket": BUCKET, "endpoint": f"localhost:{port}", "uriStyle": "path",
-        "path": "/cluster-a", "caSecret": "s3-ca"}
+    values["postgres"]["pitr"]["repos"]["s3"] = s3.repo_values("/cluster-a")
     values_file = base / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    chart = parse_values(values)
     secrets = base / "secrets"
-    secretgen.generate(chart, secrets)
-    s3_values = chart.postgres.pitr.repos.s3
-    for name, data in ((s3_values.existing_secret, {contract.S3_KEY_ID_KEY: KEY_ID.encode(),
-                                                    contract.S3_KEY_SECRET_KEY: KEY_SECRET.encode()}),
-                       (s3_values.ca_secret, {contract.CA_CERT_FILE: ca_pem})):
-        path = secrets / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(secretgen.secret_manifest(chart, name, data)))
-        path.chmod(0o600)
+    s3.write_secrets(parse_values(values), secrets)
     yield {"values": values_file, "secrets": secrets, "base": base}
     for state in base.iterdir():
         if (state / "pod.json").exists():
@@ -183,3 +98,83 @@ def s3_client(setup):
 def bucket_keys(client) -> list[str]:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="cluster-a/")
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+# What the exporter's stat_archiver collector reads (postgres_exporter v0.20.1), and the
+# rows written that PostgresWalArchivingStale weighs it against (stat_database).
+ARCHIVER_QUERY = ("SELECT archived_count, failed_count, extract(epoch FROM now() - last_archived_time)::float "
+                  "FROM pg_stat_archiver")
+WRITTEN_QUERY = "SELECT sum(tup_inserted + tup_updated + tup_deleted)::bigint FROM pg_stat_database"
+
+
+def archiver(pod: LocalPod) -> dict:
+    with connect(pod, "postgres") as conn:
+        archived, failed, age = conn.execute(ARCHIVER_QUERY).fetchone()
+        written = conn.execute(WRITTEN_QUERY).fetchone()[0]
+    ready = len(list((pod.host_path(contract.PGDATA) / "pg_wal" / "archive_status").glob("*.ready")))
+    return {"archived": archived, "failed": failed, "age": age, "written": written, "ready": ready}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_s3_outage_keeps_commits_and_loses_nothing_once_archiving_catches_up(setup, s3, mode):
+    """S3 unavailable (503 to every request) for longer than the stale threshold: commits go on, WAL waits in
+    pg_wal, both archiving alerts' inputs say so; S3 back: the backlog is archived
+    and a restore from S3 alone has every acknowledged row."""
+    base, secrets = setup["base"], setup["secrets"]
+    values = yaml.safe_load(setup["values"].read_text())
+    pitr = values["postgres"]["pitr"]
+    pitr["repos"] = {"volume": {"enabled": False}, "s3": s3.repo_values(f"/cluster-outage-{mode}")}
+    pitr["archiveTimeoutSeconds"] = 30
+    pitr["archiveAsync"] = mode == "async"
+    values_file = base / f"values-outage-{mode}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    stale = alerts.archive_stale_seconds(30)
+    old = base / f"outage-{mode}-a"
+    cli_json("up", "--state", str(old), "--secrets", str(secrets), values=values_file)
+    origin = LocalPod(old)
+    cli_json("backup", "--state", str(old), "--type", "full", values=values_file)
+    acknowledged = list(range(1, 11))
+    commit_rows(origin, acknowledged)
+    archive_everything(origin)
+    before = archiver(origin)
+
+    s3.set_outage(True)
+    try:
+        # A synchronous archive-push retries the unreachable endpoint for minutes
+        # before it fails (failed_count rises that late); the archive's age does not wait.
+        deadline = time.monotonic() + stale + 900
+        while True:
+            # Each row commits in its own transaction while the repository is unreachable.
+            n = acknowledged[-1] + 1
+            commit_rows(origin, [n])
+            acknowledged.append(n)
+            if n % 60 == 0:
+                with connect(origin, "postgres") as conn:
+                    conn.execute("SELECT pg_switch_wal()")
+            during = archiver(origin)
+            if during["age"] > stale and during["ready"] >= 3 and during["failed"] > before["failed"]:
+                break
+            assert time.monotonic() < deadline, (before, during)
+            time.sleep(0.5)
+        # PostgresWalArchivingFailing: increase(failed_count) > 0. PostgresWalArchivingStale:
+        # last_archive_age > archive_timeout + grace, and rows written in that time.
+        assert during["archived"] == before["archived"]
+        assert during["written"] > before["written"]
+        if mode == "async":  # the asynchronous archiver's status files, on the data volume
+            assert (origin.host_path(contract.PGBACKREST_SPOOL_DIR) / "archive" / "postgres" / "out").is_dir()
+    finally:
+        s3.set_outage(False)
+
+    # Archiving catches up by itself, oldest segment first, and the alerts' inputs clear.
+    archive_everything(origin, timeout=300)
+    after = archiver(origin)
+    assert after["archived"] >= during["archived"] + during["ready"]
+    assert after["age"] < stale and after["ready"] == 0
+
+    # The whole local state is lost; S3 alone restores every acknowledged row.
+    origin.stop()
+    shutil.rmtree(old)
+    new = base / f"outage-{mode}-b"
+    cli_json("restore", "--state", str(new), "--from", str(old), "--latest", "--secrets", str(secrets),
+             values=values_file)
+    assert event_ids(LocalPod(new)) == acknowledged

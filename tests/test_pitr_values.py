@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from chart.compose import config_files
+from pgbundle import contract
 from pgbundle.pgconf.conf import postgresql_settings
 from pgbundle.pgconf.env import pod_environment
 from pgbundle.pgconf.pgbackrest import render_pgbackrest_conf
@@ -34,7 +35,8 @@ def test_off_by_default_and_documented_defaults():
     p = parse_values({}).postgres.pitr
     assert not p.enabled and not p.cipher
     assert (p.repos.volume.enabled, p.repos.volume.claim, p.repos.s3.enabled) == (True, "backups", False)
-    assert (p.retention.full, p.retention.differential, p.archive_timeout_seconds) == (2, None, 60)
+    assert (p.retention.full, p.retention.differential, p.archive_timeout_seconds, p.archive_async) == (
+        2, None, 60, False)
     assert (p.schedules.full, p.schedules.differential, p.schedules.differential_type) == (
         "15 1 * * 0", "15 1 * * 1-6", "diff")
     assert (p.compression.type, p.compression.effective_level, p.encryption.enabled) == ("zst", 3, True)
@@ -125,6 +127,20 @@ def test_pgbackrest_conf_has_the_repositories_and_no_secret_or_path():
     assert env["PG_REQUIRED_KEYS"].split()[-1] == "pgbackrest_cipher_pass"
 
 
+def test_async_archiving_spools_on_the_data_volume_beside_pgdata():
+    pg = parse_values(pitr(archiveAsync=True)).postgres
+    conf = render_pgbackrest_conf(pg)
+    assert "archive-async=y" in conf.split("[global:archive-push]")[0]
+    assert conf.endswith("\n[global:archive-push]\nprocess-max=2\n")
+    assert "queue-max" not in conf  # past it pgBackRest would drop WAL
+    spool = pod_environment(pg)["PGBACKREST_SPOOL_PATH"]
+    assert spool.startswith(contract.DATA_MOUNT + "/") and not spool.startswith(contract.PGDATA + "/")
+    sync = parse_values(pitr()).postgres
+    assert "archive-async" not in render_pgbackrest_conf(sync)
+    assert "PGBACKREST_SPOOL_PATH" not in pod_environment(sync)
+    assert error(pitr(archiveAsync="sometimes")).startswith("postgres.pitr.archiveAsync: Input should be a valid boolean")
+
+
 def test_s3_only_without_encryption_numbers_it_repo1():
     pg = parse_values(pitr(repos={"volume": {"enabled": False}, "s3": S3}, encryption={"enabled": False})).postgres
     conf = render_pgbackrest_conf(pg)
@@ -170,11 +186,17 @@ def test_secrets_generate_writes_the_passphrase_and_never_rotates_it(tmp_path):
         secretgen.generate(values, tmp_path, rotate="pgbackrest_cipher_pass")
 
 
-def test_failing_wal_archiving_is_alerted_only_with_pitr(synth):
-    def alert_names(values: dict) -> set[str]:
+def test_failing_and_stale_wal_archiving_are_alerted_only_with_pitr(synth):
+    def rules(values: dict) -> dict[str, dict]:
         values = {"postgres": {**values.get("postgres", {}), "metrics": {"prometheusRule": {"enabled": True}}}}
         rule = synth(values).get("PrometheusRule", "postgres")
-        return {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+        return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
-    assert "PostgresWalArchivingFailing" in alert_names(pitr())
-    assert "PostgresWalArchivingFailing" not in alert_names({})
+    archiving = {"PostgresWalArchivingFailing", "PostgresWalArchivingStale"}
+    assert archiving <= rules(pitr()).keys()
+    assert not archiving & rules({}).keys()
+    # Stale: archive_timeout plus the grace, both in the expression and as its `for`.
+    stale = rules(pitr(archiveTimeoutSeconds=300))["PostgresWalArchivingStale"]
+    assert "pg_stat_archiver_last_archive_age{" in stale["expr"] and "> 420)" in stale["expr"]
+    assert "increase(pg_stat_database_tup_inserted{" in stale["expr"] and "[420s]" in stale["expr"]
+    assert stale["for"] == "420s"

@@ -83,7 +83,7 @@ def test_tls_1_2_refuses_a_client_that_offers_only_cbc_sha1_suites(pod):
     (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], "New, TLSv1.2, Cipher is ECDHE-ECDSA-CHACHA20-POLY1305"),
     (["-tls1_3"], "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"),
 ], ids=["tls1.2-aes128-gcm", "tls1.2-aes256-gcm", "tls1.2-chacha20", "tls1.3"])
-def test_aead_suites_are_accepted(pod, options, negotiated):
+def test_each_aead_suite_is_negotiated(pod, options, negotiated):
     assert negotiated in s_client(pod, *options)
 
 

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 
-import psycopg
 import pytest
 
 from conftest import connect

@@ -29,6 +29,11 @@ ROLLBACKS_PER_SECOND_FLOOR = 1  # below this a high ratio is noise (a few script
 # The pooler's clients: the oldest waiting one (PgBouncer's query_wait_timeout, 120 s
 # by default, disconnects it eventually; long before that the application is slow).
 POOLER_WAIT_SECONDS = 5
+# Stale WAL archiving: a working archiver ships a written segment within archive_timeout
+# (the switch of a quiet database's segment) plus the push itself, which is seconds but
+# with pgBackRest's retries of a slow S3 request, a scrape interval and an evaluation
+# can take this much longer.
+ARCHIVE_GRACE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,10 @@ class AlertScope:
     synchronous_mode: bool = False
     """Patroni keeps a synchronous standby (replicas >= 2): its absence is alerted."""
     wal_archiving: bool = False
-    """WAL is archived (postgres.pitr): failing archiving is alerted."""
+    """WAL is archived (postgres.pitr): failing and stale archiving are alerted."""
+    archive_timeout_seconds: int = 60
+    """PostgreSQL's archive_timeout (postgres.pitr.archiveTimeoutSeconds): the
+    longest a written WAL record waits for its segment to be switched and archived."""
     pitr_backups: tuple[tuple[str, int], ...] = ()
     """The PITR backup CronJobs and the longest time between two of their runs:
     a run that has not succeeded for 1.5 of those is alerted."""
@@ -109,6 +117,23 @@ def newest_run_failed(selector: str) -> str:
     succeeded = per_cronjob("kube_cronjob_status_last_successful_time")
     return (f"((({scheduled} > {succeeded}) or ({scheduled} unless {succeeded})) "
             f"and ({per_cronjob('kube_cronjob_status_active')} == 0))")
+
+
+def archive_stale_seconds(archive_timeout_seconds: int) -> int:
+    """How old the last archived segment may be while rows are written: each write's
+    segment is switched within archive_timeout and pushed within the grace."""
+    return archive_timeout_seconds + ARCHIVE_GRACE_SECONDS
+
+
+def _archiving_stale(ex: str, stale: int) -> str:
+    """Nothing archived for `stale` seconds although rows were inserted, updated or
+    deleted in that time. The writes tell a stuck archiver from a quiet database,
+    whose last archive rightly ages without bound (nothing is switched, nothing to
+    ship); a standby's replay does not count as its writes. Every counter is summed
+    first: a database without writes has no rate, not a zero one."""
+    written = " + ".join(f"sum by (namespace, pod) (increase(pg_stat_database_tup_{kind}{{{ex}}}[{stale}s]))"
+                         for kind in ("inserted", "updated", "deleted"))
+    return f"(pg_stat_archiver_last_archive_age{{{ex}}} > {stale}) and on (namespace, pod) ({written} > 0)"
 
 
 def alerts(scope: AlertScope) -> list[Alert]:
@@ -230,6 +255,21 @@ def alerts(scope: AlertScope) -> list[Alert]:
                 "WAL archiving to the pgBackRest repositories is failing",
                 "archive_command failed {{ $value }} times in 10 minutes: WAL piles up in pg_wal "
                 "(the data volume) and nothing after the last archived segment can be restored.",
+            )
+        )
+        stale = archive_stale_seconds(scope.archive_timeout_seconds)
+        found.append(
+            Alert(
+                "PostgresWalArchivingStale",
+                _archiving_stale(ex, stale),
+                # Longer than a working archiver needs for the first write after a quiet
+                # spell (the last archive is old then, until that write's segment is shipped).
+                f"{stale}s",
+                "critical",
+                "No WAL archived for longer than archive_timeout while the database is written",
+                "The last WAL segment reached the pgBackRest repositories {{ $value | humanizeDuration }} ago "
+                f"although rows are being written (archive_timeout is {scope.archive_timeout_seconds} s): "
+                "the newest restorable point falls behind and WAL piles up in pg_wal.",
             )
         )
     if scope.pitr_backups:

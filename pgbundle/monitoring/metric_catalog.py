@@ -50,7 +50,11 @@ METRICS: dict[str, str] = {
     "pg_replication_lag_seconds": "postgres-exporter: replication (on standbys)",
     "pg_stat_archiver_failed_count": "postgres-exporter: stat_archiver (failed archive_command runs)",
     "pg_stat_archiver_archived_count": "postgres-exporter: stat_archiver (WAL segments archived)",
-    "pg_stat_archiver_last_archive_age": "postgres-exporter: stat_archiver (seconds since the last archived segment)",
+    "pg_stat_archiver_last_archive_age": "postgres-exporter: stat_archiver (seconds since last_archived_time; "
+    "absent before the first archived segment)",
+    "pg_stat_database_tup_inserted": "postgres-exporter: stat_database (rows written by this server's sessions)",
+    "pg_stat_database_tup_updated": "postgres-exporter: stat_database",
+    "pg_stat_database_tup_deleted": "postgres-exporter: stat_database",
     # Patroni's REST API /metrics (replicas >= 2), checked against Patroni 4.1.5 in
     # tests/test_ha_cluster.py on every member.
     "patroni_primary": "patroni: 1 on the member that runs as the primary",

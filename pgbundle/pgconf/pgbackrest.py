@@ -47,6 +47,10 @@ def render_pgbackrest_conf(postgres: PostgresValues) -> str:
     lines += ["log-level-file=off", "log-level-console=off",
               # A backup starts with an immediate checkpoint instead of waiting for the next one.
               "start-fast=y"]
+    if pitr.archive_async:
+        # The spool is PGBACKREST_SPOOL_PATH. Never archive-push-queue-max: past it
+        # pgBackRest drops WAL and reports success, a hole in the archive no alert shows.
+        lines.append("archive-async=y")
     for kind, n in repo_numbers(pitr).items():
         repo = f"repo{n}"
         if kind == "volume":
@@ -67,6 +71,9 @@ def render_pgbackrest_conf(postgres: PostgresValues) -> str:
             lines.append(f"{repo}-retention-diff={pitr.retention.differential}")
         if pitr.encryption.enabled:
             lines.append(f"{repo}-cipher-type={CIPHER}")
+    if pitr.archive_async:
+        # The asynchronous archiver pushes two segments at a time (a backlog after an outage).
+        lines += ["", "[global:archive-push]", "process-max=2"]
     return "\n".join(lines) + "\n"
 
 
@@ -88,6 +95,8 @@ def pitr_environment(postgres: PostgresValues) -> dict[str, str]:
         "PG_PITR_REPOS": " ".join(str(n) for n in repos.values()),
         UPGRADE_MARKER_ENV: contract.PITR_UPGRADE_MARKER,
     }
+    if pitr.archive_async:
+        env["PGBACKREST_SPOOL_PATH"] = contract.PGBACKREST_SPOOL_DIR
     if "volume" in repos:
         env[f"PGBACKREST_REPO{repos['volume']}_PATH"] = volume_repo_dir(pitr)
     if pitr.encryption.enabled:

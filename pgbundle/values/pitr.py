@@ -257,6 +257,13 @@ class PitrValues(Values):
     """PostgreSQL's archive_timeout: on a quiet database a WAL segment is switched
     and archived at least this often, so it bounds the writes a lost volume can
     take with it (the RPO) when little is written. 30 to 3600. Left out: 60."""
+    archive_async: bool = False
+    """archive_command hands each WAL segment to pgBackRest's asynchronous archiver,
+    which pushes ready segments in parallel (2 processes) over kept connections,
+    with its acknowledgements in a spool folder on the data volume
+    (`pgbackrest-spool`, beside PGDATA). Off: archive_command pushes one
+    segment per run itself. Either way a segment leaves pg_wal only once a
+    repository holds it. Left out: false."""
 
     @property
     def cipher(self) -> bool:
