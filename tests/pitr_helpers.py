@@ -4,9 +4,13 @@ waiting for the archive, and the `local` command line."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +19,19 @@ import psycopg
 from workstation.localpod import LocalPod
 
 TOP = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def state_folders(prefix: str) -> Iterator[Path]:
+    """A folder for the new state folders of restores; each restored pod is stopped at the end."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o711)  # the postgres OS user reaches the states below it
+    try:
+        yield base
+    finally:
+        for state in base.iterdir():
+            LocalPod(state).stop()
+        shutil.rmtree(base)
 
 
 def cli(*args: str, values: Path) -> subprocess.CompletedProcess:

@@ -4,9 +4,7 @@ the volume repository in the state folder (examples/pitr.yaml, encrypted)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +17,8 @@ from pgbundle import contract
 from pgbundle.values.load import parse_values
 from workstation import pitr_local
 from workstation.localpod import LocalPod
-from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids, wait_past
+from pitr_helpers import (TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids,
+                          state_folders, wait_past)
 
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
@@ -32,13 +31,8 @@ def origin(pods) -> LocalPod:
 
 @pytest.fixture(scope="module")
 def restored_states():
-    """New state folders for restores; each restored pod is stopped at the end."""
-    base = Path(tempfile.mkdtemp(prefix="pitr-restores-"))
-    base.chmod(0o711)
-    yield base
-    for state in base.iterdir():
-        LocalPod(state).stop()
-    shutil.rmtree(base)
+    with state_folders("pitr-restores-") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

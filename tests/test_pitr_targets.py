@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pgbundle import contract
 from pgbundle.values.load import parse_values
 from workstation import pitr_local
 from workstation.localpod import LocalPod
-from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, wait_past
+from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, state_folders, wait_past
 
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
@@ -36,13 +35,8 @@ def origin(pods) -> LocalPod:
 
 @pytest.fixture(scope="module")
 def states():
-    """New state folders for restores; each restored pod is stopped at the end."""
-    base = Path(tempfile.mkdtemp(prefix="pitr-targets-"))
-    base.chmod(0o711)
-    yield base
-    for state in base.iterdir():
-        LocalPod(state).stop()
-    shutil.rmtree(base)
+    with state_folders("pitr-targets-") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
