@@ -6,7 +6,9 @@ the cluster removed from etcd with patronictl), `local up`. Every row acknowledg
 before is there after, and every member streams on 18. Data postgres-0 stopped
 with as a replica is refused first, with nothing changed. On Debian 13 (17.12,
 whose data the wheel's 18 refuses: REFUSES_PG_ATTVER) the upgrade of postgres-0's
-data is refused before linking, and the test proves that nothing changed instead."""
+data is refused before linking, and the test proves that nothing changed instead.
+With PITR on (examples/ha-pitr.yaml), postgres-0's hook upgrades the stanza and
+takes a full backup of 18 when it becomes the leader."""
 
 from __future__ import annotations
 

@@ -21,6 +21,6 @@ pgbackrest --log-level-console=info restore --type=preserve "$@"
 # shellcheck source=../check-major.sh
 source "$PG_SCRIPTS_DIR/check-major.sh"
 if ! refusal=$(PG_TERMINATION_LOG=/dev/null data_major_mismatch); then
-    echo "pitr-replica.sh: $refusal" >&2
+    echo "pitr-replica.sh: the newest backup is of another major, the leader is cloned instead: $refusal" >&2
     exit 1
 fi
