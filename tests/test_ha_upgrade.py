@@ -6,7 +6,9 @@ the cluster removed from etcd with patronictl), `local up`. Every row acknowledg
 before is there after, and every member streams on 18. Data postgres-0 stopped
 with as a replica is refused first, with nothing changed. On Debian 13 (17.12,
 whose data the wheel's 18 refuses: REFUSES_PG_ATTVER) the upgrade of postgres-0's
-data is refused before linking, and the test proves that nothing changed instead."""
+data is refused before linking, and the test proves that nothing changed instead.
+With PITR on (examples/ha-pitr.yaml), postgres-0's hook upgrades the stanza and
+takes a full backup of 18 when it becomes the leader."""
 
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ import psycopg
 import pytest
 import yaml
 from ha import MEMBERS, VALUES, settled, wait_for
+from pitr_helpers import cli_json
+from test_ha_pitr import PITR_VALUES
 from test_upgrade_postgres import REFUSES_PG_ATTVER
 
 import main
 from pgbundle import contract
+from workstation import pitr_local
 from workstation.cluster import LocalCluster
 from workstation.upgrade_local import major_of
 
@@ -139,6 +144,55 @@ def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["upgraded"] is False
         assert [major_of(cluster.data_dir(m.name)) for m in cluster.status()] == [18] * MEMBERS
+    finally:
+        local("down", "--state", str(state))
+        left = (cluster.running_members(), cluster.etcd_pid())
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+    assert left == ([], None)
+
+
+@pytest.mark.skipif(REFUSES_PG_ATTVER, reason="this machine's data cannot be upgraded to the wheel's 18")
+def test_with_pitr_on_the_upgraded_leader_upgrades_the_stanza_and_takes_a_full_backup_of_18():
+    """examples/ha-pitr.yaml across 15 → 18: postgres-0's hook, as it becomes the leader,
+    upgrades the stanza and backs up 18 (replicas restored from the repository meanwhile
+    would get 15: they clone the leader instead); then the primary archives 18's WAL."""
+    base = Path(tempfile.mkdtemp(prefix="ha-pitr-upgrade-"))
+    base.chmod(0o711)  # the members run as the postgres user
+    state = base / "db"
+    values = base / "ha-pitr.yaml"
+    values.write_text(yaml.safe_dump(PITR_VALUES))
+    cluster = LocalCluster(state)
+    leader_name = contract.BOOTSTRAP_MEMBER
+    try:
+        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+        settled(cluster)
+        cli_json("backup", "--state", str(state), "--type", "full", values=values)  # a backup of 15 to restore
+        assert local("down", "--state", str(state)).returncode == 0
+        upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
+        assert upgraded.returncode == 0, upgraded.stderr
+        summary = json.loads(upgraded.stdout)
+        assert summary["pitr"] == (f"at the next `local up`, {leader_name} upgrades the pgBackRest stanza and "
+                                   "takes a full backup")
+        marker = Path(cluster.environment(leader_name)["PG_PITR_UPGRADE_MARKER"])
+        assert marker.read_text().strip() == str(OLD_MAJOR)
+
+        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+        wait_for(lambda: not marker.exists(), 300, "the stanza upgrade and full backup")
+        log = cluster.log_file(leader_name).read_text(errors="replace")
+        assert (f"patroni-hook.sh: primary: pgBackRest stanza upgraded from PostgreSQL {OLD_MAJOR} to 18 "
+                "and a full backup taken") in log
+        info = json.loads(pitr_local.pgbackrest(cluster.pod, "info", "--output=json"))
+        assert [(db["id"], db["version"]) for db in info[0]["db"]] == [(1, str(OLD_MAJOR)), (2, "18")]
+        on_18 = [b for b in pitr_local.backups(cluster.pod, info) if pitr_local.backup_major(info, b) == 18]
+        assert [b["type"] for b in on_18] == ["full"]
+
+        leader, _ = settled(cluster, timeout=240)
+        assert leader.name == leader_name
+        with connect(cluster.connection_info(), leader.port, user="postgres") as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+            wait_for(lambda: (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "")
+                     >= segment, 60, f"{segment} archived")
     finally:
         local("down", "--state", str(state))
         left = (cluster.running_members(), cluster.etcd_pid())

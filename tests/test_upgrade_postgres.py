@@ -395,15 +395,16 @@ def test_upgrade_manifest_for_a_patroni_cluster_is_the_same_job_on_postgres_0s_v
     assert [c["image"] for c in spec["containers"]] == ["postgres:18.1-bookworm"]
 
 
-@pytest.mark.parametrize("pitr", [False, True])
-def test_upgrade_manifest_with_pitr_on_leaves_the_stanza_upgrade_to_the_first_start(pitr):
-    """Only with PITR on does the Job's upgrade.sh leave the marker start.sh acts on."""
-    values = ["--values", str(TOP / "examples" / "pitr.yaml")] if pitr else []
+@pytest.mark.parametrize("example", [None, "pitr.yaml", "ha-pitr.yaml"])
+def test_upgrade_manifest_with_pitr_on_leaves_the_stanza_upgrade_to_the_first_start(example):
+    """Only with PITR on does the Job's upgrade.sh leave the marker start.sh (a single
+    instance) or postgres-0's patroni-hook.sh (a cluster) acts on."""
+    values = ["--values", str(TOP / "examples" / example)] if example else []
     printed = upgrade_manifest(*values, "--to-image", "postgres:18.1-bookworm")
     assert printed.returncode == 0, printed.stderr
     spec = yaml.safe_load(printed.stdout)["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for c in spec["containers"] for e in c["env"]}
-    assert env.get("PG_PITR_UPGRADE_MARKER") == (contract.PITR_UPGRADE_MARKER if pitr else None)
+    assert env.get("PG_PITR_UPGRADE_MARKER") == (contract.PITR_UPGRADE_MARKER if example else None)
 
 
 @needs_a_finished_upgrade

@@ -21,10 +21,11 @@ etcd are removed with `patronictl remove` (the new data has a new system
 identifier; Patroni refuses to join data whose identifier differs from the
 DCS's), so the next `local up` starts postgres-0 as the leader on 18.
 
-With point-in-time recovery on (single instance), upgrade.sh leaves the marker
+With point-in-time recovery on, upgrade.sh leaves the marker
 (contract.PITR_UPGRADE_MARKER) from which the next `local up`, like the pod's
-first start in a cluster, upgrades pgBackRest's stanza and takes a full backup
-(start.sh).
+first start in a cluster, upgrades pgBackRest's stanza and takes a full backup:
+start.sh for a single instance, patroni-hook.sh when postgres-0 becomes the
+leader of a cluster.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import subprocess
 from pathlib import Path
 
 from pgbundle import contract
+from pgbundle.pgconf.pgbackrest import UPGRADE_MARKER_ENV
 from workstation.cluster import LocalCluster
 from workstation.cluster_members import ClusterError, down_command
 from workstation.localpod import LocalPod
@@ -212,7 +214,8 @@ def upgrade_cluster(cluster: LocalCluster, to_major: int) -> dict:
     done = False
     try:
         new_bindir = install_binaries(cluster.pod)
-        log = run_upgrade_script(cluster.pod, cluster.environment(leader), new_bindir)
+        environment = cluster.environment(leader)  # with PITR on, the marker on postgres-0's volume
+        log = run_upgrade_script(cluster.pod, environment, new_bindir)
         for name in cluster.recorded()["members"]:
             if name != leader:
                 # Patroni finds an empty data directory and clones the new leader (pg_basebackup).
@@ -223,6 +226,10 @@ def upgrade_cluster(cluster: LocalCluster, to_major: int) -> dict:
     finally:
         if not done:
             shutil.rmtree(cluster.pod.server_dir, ignore_errors=True)
-    return {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
-            "old_data": f"{data}.old-{current}" if current != to_major else None,
-            "replicas": "emptied: they clone the leader at the next `local up`", "log": log}
+    summary = {"major": to_major, "upgraded": True, "from_major": current, "data": str(data),
+               "old_data": f"{data}.old-{current}" if current != to_major else None,
+               "replicas": "emptied: they clone the leader at the next `local up`", "log": log}
+    marker = environment.get(UPGRADE_MARKER_ENV)
+    if marker and Path(marker).exists():
+        summary["pitr"] = f"at the next `local up`, {leader} upgrades the pgBackRest stanza and takes a full backup"
+    return summary

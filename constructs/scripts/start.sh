@@ -222,16 +222,13 @@ bash "$PG_SCRIPTS_DIR/run-init.sh" 2>&1 | log_lines init.sql || {
 # then archive-push refuses the new major's WAL, which waits in pg_wal. In the
 # background, as a retry: a large database's backup must not hold back readiness.
 pitr_retry=""
+pgbackrest_lines() {
+    log_lines pgbackrest
+}
 stanza_create() {
     if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
-        pgbackrest --log-level-console=info stanza-upgrade 2>&1 | log_lines pgbackrest || return 1
-        for repo in $PG_PITR_REPOS; do
-            pgbackrest --log-level-console=info backup --type=full --repo="$repo" 2>&1 | log_lines pgbackrest ||
-                return 1
-        done
-        log "pgBackRest stanza upgraded from PostgreSQL $(<"$PG_PITR_UPGRADE_MARKER") to $(<"$PGDATA/PG_VERSION") and a full backup taken"
-        rm -f "$PG_PITR_UPGRADE_MARKER"
-        return 0
+        pitr_stanza_upgrade log pgbackrest_lines
+        return
     fi
     pgbackrest --log-level-console=info stanza-create 2>&1 | log_lines pgbackrest
 }

@@ -39,9 +39,26 @@ bash "$PG_SCRIPTS_DIR/run-init.sh"
 # valid, in every repository. An unreachable repository must not fail the hook
 # (post_bootstrap would fail the cluster): WAL waits in pg_wal, the archiving
 # alert fires, and the next role change or restart creates it.
+# After a major upgrade the upgraded leader's volume holds the marker (the
+# replicas' data is cloned, without it): the stanza is upgraded and a full
+# backup taken instead, as start.sh does. Patroni kills a callback still running
+# when it starts the next one; the marker stays, and that next run starts over.
 if [[ -n ${PGBACKREST_STANZA:-} ]]; then
-    if ! pgbackrest --log-level-console=info stanza-create >&2; then
-        echo "patroni-hook.sh: $role: pgBackRest stanza-create failed: archiving waits" >&2
+    # shellcheck source=../pitr/pitr-env.sh
+    source "$PG_SCRIPTS_DIR/pitr-env.sh"
+    hook_log() {
+        echo "patroni-hook.sh: $role: $1" >&2
+    }
+    to_stderr() {
+        cat >&2
+    }
+    if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
+        hook_log "PostgreSQL was upgraded from $(<"$PG_PITR_UPGRADE_MARKER"): upgrading the pgBackRest stanza and taking a full backup"
+        if ! pitr_stanza_upgrade hook_log to_stderr; then
+            hook_log "pgBackRest stanza-upgrade or full backup failed: archiving waits until the next role change or restart"
+        fi
+    elif ! pgbackrest --log-level-console=info stanza-create >&2; then
+        hook_log "pgBackRest stanza-create failed: archiving waits"
     fi
 fi
 echo "patroni-hook.sh: $role: done" >&2

@@ -9,10 +9,18 @@
 # Settings: the PGBACKREST_* environment patroni.sh set up (pitr-env.sh).
 set -euo pipefail
 
-: "${PGDATA:?}" "${PGBACKREST_STANZA:?}"
+: "${PGDATA:?}" "${PGBACKREST_STANZA:?}" "${PG_SCRIPTS_DIR:?}"
 # Patroni removed the data folder; pgBackRest restores into an existing one.
 mkdir -p "$PGDATA"
 chmod 0700 "$PGDATA"
 # preserve: no recovery settings of pgBackRest's own (they would outrank Patroni's
 # in postgresql.auto.conf); Patroni writes standby.signal and restore_command.
-exec pgbackrest --log-level-console=info restore --type=preserve "$@"
+pgbackrest --log-level-console=info restore --type=preserve "$@"
+# After a major upgrade, until the new leader's full backup is taken, the newest
+# backup is of the old major: fail, so Patroni clones with pg_basebackup instead.
+# shellcheck source=../check-major.sh
+source "$PG_SCRIPTS_DIR/check-major.sh"
+if ! refusal=$(PG_TERMINATION_LOG=/dev/null data_major_mismatch); then
+    echo "pitr-replica.sh: the newest backup is of another major, the leader is cloned instead: $refusal" >&2
+    exit 1
+fi
