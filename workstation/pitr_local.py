@@ -310,7 +310,8 @@ def _error_line(done: subprocess.CompletedProcess, what: str) -> str:
 def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
                     target: RestoreTarget) -> dict:
     """Restore the old state's archive into a new cluster (to `target`) and start it. Its first member bootstraps from the
-    repository (Patroni's custom bootstrap method): pitr-replica.sh restores the
+    repository (Patroni's custom bootstrap method, with the settings
+    pitr-restore-manifest prints): pitr-replica.sh restores the
     newest backup that ends before the target, Patroni writes the recovery
     settings (WAL from the source repository, to the target, then promote) and
     runs the post-bootstrap hook once the member is promoted; the other members
@@ -333,7 +334,9 @@ def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, syn
         script = new.pod.host_path(f"{contract.SCRIPTS_DIR}/pitr-replica.sh")
         new.bootstrap_with(patroni_restore.bootstrap_method(
             command=" ".join([str(script), *options]), restore_command=archive_get,
-            target=patroni_restore.Target(target.kind, target.recovery_target(), label)))
+            # The label as given, as the printed manifest has it: without one pgBackRest
+            # picks the backup (_check_target made sure one can reach the target).
+            target=patroni_restore.Target(target.kind, target.recovery_target(), target.label)))
         try:
             return new.up()
         except LocalPodError:
