@@ -33,6 +33,7 @@ from pgbundle.k8s.objects import SecretFiles
 from pgbundle.k8s.podsecurity import Resources
 from pgbundle.monitoring import alerts
 from pgbundle.patroni import config as patroni_config
+from pgbundle.patroni import restore as patroni_restore
 from pgbundle.pgconf import conf, env, hba, pgbackrest, pgbouncer
 from pgbundle.values.cron import longest_interval_seconds
 from pgbundle.values.fields import ResourcesValues
@@ -123,14 +124,20 @@ def _volume(volume: VolumeValues, access_mode: str = "ReadWriteOnce") -> VolumeC
     return VolumeClaimProps(size=volume.size, storage_class=volume.storage_class, access_mode=access_mode)
 
 
-def ha_props(values: ChartValues) -> HaProps:
-    """Patroni's side of the database pods (postgres.replicas >= 2)."""
+def ha_props(values: ChartValues, restore: patroni_restore.Target | None = None) -> HaProps:
+    """Patroni's side of the database pods (postgres.replicas >= 2); with `restore`,
+    the first member bootstraps the cluster from the pgBackRest repository to that
+    target instead of initdb (pitr-restore-manifest)."""
     spec = patroni_spec(values)
     kubernetes = spec.kubernetes
+    config, bootstrap = patroni_config.split_bootstrap(patroni_config.render(spec))
+    if restore is not None:
+        assert spec.archive is not None, "a cluster bootstraps from the repository only with postgres.pitr.enabled"
+        bootstrap = patroni_restore.with_method(bootstrap, patroni_restore.bootstrap_method(
+            command=spec.archive.replica_command, restore_command=spec.archive.restore_command, target=restore))
     return HaProps(
-        patroni_files={file: yaml.safe_dump(document, sort_keys=False) for file, document in zip(
-            (contract.PATRONI_CONFIG_FILE, contract.PATRONI_BOOTSTRAP_FILE),
-            patroni_config.split_bootstrap(patroni_config.render(spec)))},
+        patroni_files={file: yaml.safe_dump(document, sort_keys=False) for file, document in (
+            (contract.PATRONI_CONFIG_FILE, config), (contract.PATRONI_BOOTSTRAP_FILE, bootstrap))},
         scope=spec.scope,
         scope_label=kubernetes.scope_label, role_label=kubernetes.role_label,
         primary_role=patroni_config.PRIMARY_ROLE, replica_role=patroni_config.REPLICA_ROLE,
@@ -160,11 +167,11 @@ def config_files(pg: PostgresValues) -> dict[str, str]:
     return files
 
 
-def database_props(values: ChartValues) -> DatabaseProps:
+def database_props(values: ChartValues, restore: patroni_restore.Target | None = None) -> DatabaseProps:
     pg, pull = values.postgres, values.global_.image_pull_policy
     backups = pg.persistence.backups
     pdb = pg.pod_disruption_budget
-    ha = ha_props(values) if pg.replicas > 1 else None
+    ha = ha_props(values, restore) if pg.replicas > 1 else None
     exporter = None
     if pg.metrics.enabled:
         exporter = ExporterSidecarProps(
@@ -501,16 +508,17 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
 # --- composition -----------------------------------------------------------------
 
 
-def compose(app: cdk8s.App, values: ChartValues) -> None:
+def compose(app: cdk8s.App, values: ChartValues, *, cluster_restore: patroni_restore.Target | None = None) -> None:
     """Add one chart per concern; kubectl applies dist/ in file-name order, so
-    the Namespace file sorts first."""
+    the Namespace file sorts first. `cluster_restore`: a Patroni cluster bootstraps
+    from the pgBackRest repository to that target (printed, never in dist/)."""
     pg = values.postgres
     namespace = values.global_.namespace
     if values.global_.create_namespace:
         Namespace(cdk8s.Chart(app, contract.NAMESPACE_CHART, disable_resource_name_hashes=True), "namespace",
                   props=NamespaceProps(name=namespace))
     chart = cdk8s.Chart(app, contract.DATABASE_CHART, disable_resource_name_hashes=True)
-    database = Database(chart, "database", props=database_props(values))
+    database = Database(chart, "database", props=database_props(values, cluster_restore))
     if uses_cert_manager(pg):
         ServerCertificate(chart, "certificate", props=server_certificate_props(namespace, database.labels, pg))
     if pg.network_policy.enabled:

@@ -265,8 +265,12 @@ class Database(Construct):
                         # Patroni finds its members by the scope label.
                         labels=self.labels if ha is None else {**self.labels, ha.scope_label: ha.scope},
                         # A changed config or script rolls the pod, so what runs is what dist/ says.
+                        # Not Patroni's bootstrap section: read only when a cluster is created (a
+                        # printed restore changes it; dist/ applied afterwards rolls nothing).
                         annotations={"checksum/config": _digest(
-                            config_files, {name: scripts[name] for name in run_scripts})},
+                            {name: text for name, text in config_files.items()
+                             if name != contract.PATRONI_BOOTSTRAP_FILE},
+                            {name: scripts[name] for name in run_scripts})},
                     ),
                     spec=self._pod_spec(props),
                 ),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import main
-from conftest import TOP, container
+from conftest import TOP, Manifests, container
 from pgbundle import contract
 from pgbundle.values.load import load_values
 from pss import violations
@@ -170,3 +170,99 @@ def test_values_without_pitr_are_refused():
 
 def test_not_in_dist(source_dist):
     assert contract.PITR_RESTORE_JOB_PREFIX not in source_dist.text()
+
+
+# --- a Patroni cluster (replicas >= 2): a new cluster bootstrapped from the repository --------------------------
+
+HA = TOP / "examples" / "ha-pitr.yaml"
+SCRIPT = f"{contract.SCRIPTS_DIR}/pitr-replica.sh"
+RESTORE_COMMAND = 'pgbackrest archive-get %f "%p"'
+
+
+@pytest.fixture(scope="module")
+def ha_dist(tmp_path_factory) -> Manifests:
+    out = tmp_path_factory.mktemp("ha-pitr-dist")
+    main.synthesize(load_values(HA), out)
+    return Manifests(out)
+
+
+def bootstrap(docs: dict[tuple[str, str], dict]) -> dict:
+    return yaml.safe_load(docs[("ConfigMap", contract.PATRONI_CONFIG_MAP)]["data"][contract.PATRONI_BOOTSTRAP_FILE])
+
+
+@pytest.mark.parametrize("args, method", [
+    # No label: pgBackRest picks the newest backup that ended before the time.
+    (["--time", "2026-12-05T15:02:59+01:00"],
+     {"type": "time", "target": "2026-12-05 15:02:59+01:00",
+      "recovery_conf": {"recovery_target_time": "2026-12-05 15:02:59+01:00", "recovery_target_action": "promote"}}),
+    (["--time", "2026-12-05T14:02:59+00:00", "--label", "20261205-011500F"],
+     {"set": "20261205-011500F",
+      "recovery_conf": {"recovery_target_time": "2026-12-05 14:02:59+00:00", "recovery_target_action": "promote"}}),
+    (["--name", "before-migration-42"],
+     {"recovery_conf": {"recovery_target_name": "before-migration-42", "recovery_target_action": "promote"}}),
+    (["--latest"], {"recovery_conf": {}}),
+    (["--label", "20261205-011500F_20261206-011500D"],
+     {"set": "20261205-011500F_20261206-011500D",
+      "recovery_conf": {"recovery_target": "immediate", "recovery_target_action": "promote"}}),
+])
+def test_a_cluster_is_the_database_chart_bootstrapped_from_the_repository(args, method, ha_dist):
+    docs = printed(*args, values=HA)
+    # dist/10-postgres.k8s.yaml's objects, to apply instead of it.
+    database_chart = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(
+        (ha_dist.folder / f"{contract.DATABASE_CHART}.k8s.yaml").read_text()) if d}
+    assert set(docs) == database_chart
+    # The ConfigMap first, so the StatefulSet's first pod reads the restoring bootstrap.
+    order = list(docs)
+    assert order.index(("ConfigMap", contract.PATRONI_CONFIG_MAP)) < order.index(("StatefulSet", contract.STATEFULSET))
+    # Everything else as in dist/: applying dist/ afterwards changes only the bootstrap
+    # section, which Patroni reads only when it creates a cluster.
+    for key, doc in docs.items():
+        if key != ("ConfigMap", contract.PATRONI_CONFIG_MAP):
+            assert doc == ha_dist.get(*key), key
+    ours, theirs = docs[("ConfigMap", contract.PATRONI_CONFIG_MAP)], ha_dist.get("ConfigMap", contract.PATRONI_CONFIG_MAP)
+    assert ours["data"][contract.PATRONI_CONFIG_FILE] == theirs["data"][contract.PATRONI_CONFIG_FILE]
+    section = bootstrap(docs)["bootstrap"]
+    settings = section.pop(section["method"])
+    assert section.pop("method") == "pgbackrest"
+    assert section == yaml.safe_load(theirs["data"][contract.PATRONI_BOOTSTRAP_FILE])["bootstrap"]
+    assert settings == {"command": SCRIPT, "no_params": True, **method, "recovery_conf": {
+        "restore_command": RESTORE_COMMAND, "recovery_target_timeline": "latest", **method["recovery_conf"]}}
+
+
+def test_a_cluster_restore_is_not_in_dist(ha_dist):
+    assert "method: pgbackrest" not in ha_dist.text()
+
+
+def test_a_cluster_is_never_restored_in_place():
+    status, out, err = run("--in-place", "--latest", values=HA)
+    assert status == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("error: --in-place: postgres.replicas is 3, and a Patroni cluster is restored as a new cluster")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "error: no restore target"),
+    (["--time", "2026-01-01T00:00:00"], "has no time zone"),
+    (["--label", "latest"], "is not a pgBackRest backup label"),
+])
+def test_bad_input_for_a_cluster_is_one_line_and_prints_nothing(args, message):
+    status, out, err = run(*args, values=HA)
+    assert status == 2 and out == ""
+    (line,) = err.splitlines()
+    assert message in line
+
+
+@pytest.mark.parametrize("version", ["1.27.0", "1.35.0"])
+def test_a_cluster_restore_is_strictly_schema_valid(version):
+    for (kind, name), doc in printed("--time", "2026-12-05T14:02:59+00:00", values=HA).items():
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_a_cluster_restore_holds_no_secret_material(tmp_path):
+    written, _ = generate(load_values(HA), tmp_path / "secrets")
+    secrets = [d for path in written if path.suffix == ".yaml" for d in yaml.safe_load_all(path.read_text()) if d]
+    material = [v for d in secrets for v in (d.get("stringData") or d.get("data") or {}).values() if len(v) >= 8]
+    assert material
+    text = run("--latest", values=HA)[1]
+    assert "kind: Secret\n" not in text
+    assert not [v for v in material if v in text]

@@ -435,12 +435,13 @@ def parser() -> argparse.ArgumentParser:
     pitr_restore = commands.add_parser(
         "pitr-restore-manifest", parents=[values],
         help="print the Job (and its new data volume) restoring the database to a point in time from the pgBackRest "
-             "repositories (see docs/pitr.md)")
+             "repositories; with replicas >= 2, the database objects of a new Patroni cluster bootstrapping from them "
+             "(see docs/pitr.md)")
     pitr_restore.set_defaults(run=_pitr_restore_manifest)
     _pitr_target_arguments(pitr_restore)
     pitr_restore.add_argument("--in-place", action="store_true",
                               help="restore into the stopped database's own volume (postgres-data-postgres-0; the "
-                                   "current data is moved aside on it) instead of a new one")
+                                   "current data is moved aside on it) instead of a new one; a single instance only")
 
     migrate = commands.add_parser(
         "migrate-manifest", parents=[values], usage="%(prog)s --image IMAGE [options] -- COMMAND...",

@@ -22,6 +22,7 @@ import yaml
 
 from pgbundle import contract
 from pgbundle.patroni import config as patroni_config
+from pgbundle.patroni import restore as patroni_restore
 from pgbundle.pgconf.env import LISTEN_ENV, PORT_ENV
 from pgbundle.values.models import ChartValues
 from workstation import etcd, patroni_venv, pgbackrest_install, processes
@@ -134,12 +135,11 @@ class ClusterMembers:
         recorded["members"] = {name: recorded["members"][name] for name in names}
         self._record(recorded)
 
-    def bootstrap_with(self, method: str, settings: dict) -> None:
+    def bootstrap_with(self, settings: dict) -> None:
         """The first member initializes the cluster with Patroni's custom bootstrap
-        `method` (`settings`: its command and recovery settings) instead of initdb."""
+        method (`settings`: pgbundle/patroni/restore.py's) instead of initdb."""
         path = self.member_dir(contract.BOOTSTRAP_MEMBER) / contract.PATRONI_BOOTSTRAP_FILE
-        document = yaml.safe_load(path.read_text())
-        document["bootstrap"].update({"method": method, method: settings})
+        document = patroni_restore.with_method(yaml.safe_load(path.read_text()), settings)
         self.pod._write(path, yaml.safe_dump(document, sort_keys=False).encode(), 0o644)
 
     def running_members(self) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pgbundle import contract
 from pgbundle.manifests import container
+from pgbundle.patroni import restore as patroni_restore
 from pgbundle.pgconf.env import PORT_ENV
 from pgbundle.pgconf.pgbackrest import (pg_host_env, pg_host_port_env, pg_option_env, repo_numbers,
                                         restore_target_environment, volume_repo_dir)
@@ -44,8 +45,6 @@ BACKUP_TYPES = ("full", "diff", "incr")
 CARRIED_SECRETS = (contract.SECRETS_DIR, contract.PITR_S3_SECRET_DIR, contract.PITR_S3_CA_DIR)
 
 
-# Patroni's name of the custom bootstrap method a restored cluster's first member runs.
-BOOTSTRAP_METHOD = "pgbackrest"
 # PostgreSQL's words when the archived WAL ends before any record past the target.
 RECOVERY_SHORT = "recovery ended before configured recovery target was reached"
 
@@ -311,7 +310,8 @@ def _error_line(done: subprocess.CompletedProcess, what: str) -> str:
 def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, synthesize: Synthesize, *,
                     target: RestoreTarget) -> dict:
     """Restore the old state's archive into a new cluster (to `target`) and start it. Its first member bootstraps from the
-    repository (Patroni's custom bootstrap method): pitr-replica.sh restores the
+    repository (Patroni's custom bootstrap method, with the settings
+    pitr-restore-manifest prints): pitr-replica.sh restores the
     newest backup that ends before the target, Patroni writes the recovery
     settings (WAL from the source repository, to the target, then promote) and
     runs the post-bootstrap hook once the member is promoted; the other members
@@ -331,12 +331,12 @@ def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, syn
         reader, repo, options = _source(old, new.pod, values)
         label = _check_target(target, [b for b in backups(reader) if b["database"]["repo-key"] == repo], repo)
         archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
-        recovery = {"restore_command": archive_get, "recovery_target_timeline": "latest",
-                    **_recovery_target(target)}
         script = new.pod.host_path(f"{contract.SCRIPTS_DIR}/pitr-replica.sh")
-        new.bootstrap_with(BOOTSTRAP_METHOD, {
-            "command": " ".join([str(script), *options, f"--set={label}"]),
-            "no_params": True, "recovery_conf": recovery})
+        new.bootstrap_with(patroni_restore.bootstrap_method(
+            command=" ".join([str(script), *options]), restore_command=archive_get,
+            # The label as given, as the printed manifest has it: without one pgBackRest
+            # picks the backup (_check_target made sure one can reach the target).
+            target=patroni_restore.Target(target.kind, target.recovery_target(), target.label)))
         try:
             return new.up()
         except LocalPodError:
@@ -349,15 +349,6 @@ def restore_cluster(new: LocalCluster, old_state: Path, values: ChartValues, syn
             new.down()
             shutil.rmtree(new.state, ignore_errors=True)
         raise
-
-
-def _recovery_target(target: RestoreTarget) -> dict[str, str]:
-    """Patroni's recovery settings for a target, as pitr-restore.sh has pgBackRest write them."""
-    if target.kind == "latest":
-        return {}
-    setting = {"time": "recovery_target_time", "name": "recovery_target_name"}.get(target.kind, "recovery_target")
-    value = target.recovery_target() if target.kind in ("time", "name") else "immediate"
-    return {setting: value, "recovery_target_action": "promote"}
 
 
 def _carry_secrets(old: LocalPod, new: LocalPod) -> None:
