@@ -426,20 +426,26 @@ def pooler_certificate_props(namespace: str, labels: dict[str, str], pg: Postgre
     cm, name = pg.tls.cert_manager, pg.pooler.tls.existing_secret
     return ServerCertificateProps(
         name=name, namespace=namespace, labels=labels, secret_name=name,
-        dns_names=contract.pooler_dns_names(namespace), issuer_ref=_issuer_ref(pg),
+        dns_names=contract.pooler_dns_names(namespace, read_only=pg.pooler.read_only.enabled),
+        issuer_ref=_issuer_ref(pg),
         duration=cm.duration, renew_before=cm.renew_before, client_auth=True)
 
 
-def pooler_props(values: ChartValues) -> PoolerProps:
+def pooler_props(values: ChartValues, *, read_only: bool = False) -> PoolerProps:
+    """The pooler; with `read_only`, the read-only one: the same settings, its own
+    name, replicas and pods, and `postgres-replicas` as its server."""
     pg, namespace = values.postgres, values.global_.namespace
     pooler = pg.pooler
-    site = pgbouncer.pod_site(namespace)
+    site = pgbouncer.pod_site(namespace, read_only=read_only)
     metrics = pgbouncer.metrics_on(pg)
     keys = [contract.POOLER_PASSWORD_KEY, *([contract.POOLER_STATS_PASSWORD_KEY] if metrics else [])]
     exporter = PoolerExporterProps(image=pooler.exporter.image.reference,
                                    resources=resources(pooler.exporter.resources)) if metrics else None
     return PoolerProps(
-        namespace=namespace, image=pooler.image.reference, version=pooler.image.tag, replicas=pooler.replicas,
+        namespace=namespace, image=pooler.image.reference, version=pooler.image.tag,
+        replicas=pooler.read_only.replicas if read_only else pooler.replicas,
+        name=contract.POOLER_RO if read_only else contract.POOLER,
+        component=contract.POOLER_RO_COMPONENT if read_only else contract.POOLER_COMPONENT,
         config=pgbouncer.render_pgbouncer_ini(pg, site), hba=pgbouncer.render_pooler_hba(metrics=metrics),
         environment=pgbouncer.pooler_environment(site, metrics=metrics),
         resources=resources(pooler.resources),
@@ -463,6 +469,7 @@ def network_props(values: ChartValues, database: Database) -> NetworkIsolationPr
         patroni_api_port=contract.PATRONI_API_PORT if pg.replicas > 1 else None,
         api_server_cidrs=list(pg.ha.api_server_cidrs) if pg.replicas > 1 else [],
         api_server_port=pg.ha.api_server_port, pooler=pg.pooler.enabled,
+        pooler_read_only=pg.pooler.enabled and pg.pooler.read_only.enabled,
         object_store_cidrs=list(pg.pitr.repos.s3.egress_cidrs) if pg.pitr.enabled and pg.pitr.repos.s3.enabled else [],
         object_store_port=pg.pitr.repos.s3.port, pitr_backup=pg.pitr.enabled,
         pitr_drill=pg.pitr.enabled and pg.pitr.drill.enabled)
@@ -502,7 +509,9 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         service_monitor=ServiceMonitorProps(interval=sm.interval, scrape_timeout=sm.scrape_timeout, labels=sm.labels)
         if sm.enabled else None,
         prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni,
-        pooler_selector=contract.selector_labels(contract.POOLER_COMPONENT) if pg.pooler.enabled else None)
+        pooler_selector=contract.selector_labels(contract.POOLER_COMPONENT) if pg.pooler.enabled else None,
+        pooler_ro_selector=contract.selector_labels(contract.POOLER_RO_COMPONENT)
+        if pg.pooler.enabled and pg.pooler.read_only.enabled else None)
 
 
 # --- composition -----------------------------------------------------------------
@@ -530,6 +539,8 @@ def compose(app: cdk8s.App, values: ChartValues, *, cluster_restore: patroni_res
         # After the database: PgBouncer connects to its Service.
         pooler_chart = cdk8s.Chart(app, contract.POOLER_CHART, disable_resource_name_hashes=True)
         pooler = Pooler(pooler_chart, "pooler", props=pooler_props(values))
+        if pg.pooler.read_only.enabled:
+            Pooler(pooler_chart, "pooler-ro", props=pooler_props(values, read_only=True))
         if uses_cert_manager(pg):
             ServerCertificate(pooler_chart, "certificate", props=pooler_certificate_props(namespace, pooler.labels, pg))
     if pg.pitr.enabled:

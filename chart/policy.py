@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import cdk8s
 
-from pgbundle.contract import POOLER_COMPONENT
+from pgbundle.contract import POOLER_COMPONENT, POOLER_RO_COMPONENT
 from pgbundle.k8s.objects import api_objects
 
 # Kinds whose pods checkov scans, with the path from the object to its pod template.
@@ -92,7 +92,9 @@ def _isolated(doc: dict, template: dict, policies: list[dict]) -> bool:
 # What the image-pinning reasons name for a pod, by its component label: the
 # values field of its image and what restarts while the registry is away.
 # Every other workload runs the database's image.
-_IMAGE_OWNERS: dict[str, tuple[str, str]] = {POOLER_COMPONENT: ("postgres.pooler.image.digest", "the pooler")}
+_IMAGE_OWNERS: dict[str, tuple[str, str]] = {
+    POOLER_COMPONENT: ("postgres.pooler.image.digest", "the pooler"),
+    POOLER_RO_COMPONENT: ("postgres.pooler.image.digest", "the read-only pooler")}
 _DATABASE_IMAGE = ("postgres.image.digest", "the database")
 
 

@@ -87,6 +87,9 @@ class MetricsProps(BaseModel):
     pooler_selector: dict[str, str] | None = None
     """Labels that select the pooler pods, whose exporter sidecar the Service
     postgres-pooler-metrics reaches. Left out: no pooler."""
+    pooler_ro_selector: dict[str, str] | None = None
+    """Labels that select the read-only pooler pods, for the Service
+    postgres-pooler-ro-metrics. Left out: no read-only pooler."""
 
 
 class Metrics(Construct):
@@ -118,17 +121,19 @@ class Metrics(Construct):
             ),
         )
 
-        if props.pooler_selector is not None:
-            # Same labels and port name as postgres-metrics: the ServiceMonitor's one
-            # endpoint scrapes both, and the `service` label tells them apart.
-            k8s.KubeService(
-                self,
-                "pooler-service",
-                metadata=self._meta(props, contract.POOLER_METRICS_SERVICE),
-                spec=k8s.ServiceSpec(type="ClusterIP", selector=props.pooler_selector, ports=[k8s.ServicePort(
-                    name=contract.METRICS_PORT_NAME, port=contract.POOLER_METRICS_PORT,
-                    target_port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME))]),
-            )
+        # Same labels and port name as postgres-metrics: the ServiceMonitor's one
+        # endpoint scrapes them all, and the `service` label tells them apart.
+        for id, name, selector in (("pooler-service", contract.POOLER_METRICS_SERVICE, props.pooler_selector),
+                                   ("pooler-ro-service", contract.POOLER_RO_METRICS_SERVICE, props.pooler_ro_selector)):
+            if selector is not None:
+                k8s.KubeService(
+                    self,
+                    id,
+                    metadata=self._meta(props, name),
+                    spec=k8s.ServiceSpec(type="ClusterIP", selector=selector, ports=[k8s.ServicePort(
+                        name=contract.METRICS_PORT_NAME, port=contract.POOLER_METRICS_PORT,
+                        target_port=k8s.IntOrString.from_string(contract.METRICS_PORT_NAME))]),
+                )
 
         sm = props.service_monitor
         if sm is not None:

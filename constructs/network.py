@@ -7,7 +7,9 @@ Two policies, both default-deny in both directions for the pods they select:
   scraper peers (`postgres.metrics.scrapers`); egress only to DNS and to the other database pods on 5432.
 - `postgres-pooler` (PgBouncer pods, when the pooler is on): ingress on 5432
   from the same application peers; egress only to DNS and to the database pods
-  on 5432. The database policy admits the pooler pods on 5432.
+  on 5432. The database policy admits the pooler pods on 5432. The read-only
+  pooler's pods get the same policy, `postgres-pooler-ro`: the replicas are
+  database pods, and which ones are replicas changes with every failover.
 - `postgres-backup` (backup pods): no ingress; egress only to DNS and to the
   database pods on 5432.
 - `postgres-pitr-backup` (PITR backup pods, with PITR): no ingress; egress only to
@@ -65,6 +67,8 @@ class NetworkIsolationProps(BaseModel):
     repository. Left out: no PITR."""
     pooler: bool = False
     """PgBouncer runs in front of the database: its own policy, and the database admits it. Left out: no pooler."""
+    pooler_read_only: bool = False
+    """The read-only pooler runs too: its own policy, and the database admits it. Left out: none."""
     pitr_drill: bool = False
     """The restore drill runs: its own policy (DNS and the S3 repository only). Left out: no drill."""
 
@@ -111,9 +115,12 @@ class NetworkIsolation(Construct):
         migrate_selector = contract.selector_labels(contract.MIGRATE_COMPONENT)
         migrate = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=migrate_selector))
         own_clients = [backup, migrate]
-        pooler_selector = contract.selector_labels(contract.POOLER_COMPONENT)
-        if props.pooler:
-            own_clients.append(k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=pooler_selector)))
+        poolers = [(contract.POOLER_COMPONENT, contract.POOLER, "pooler-network-policy")] if props.pooler else []
+        if props.pooler_read_only:
+            poolers.append((contract.POOLER_RO_COMPONENT, contract.POOLER_RO, "pooler-ro-network-policy"))
+        for component, _, _ in poolers:
+            own_clients.append(k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(
+                match_labels=contract.selector_labels(component))))
         ingress.append(k8s.NetworkPolicyIngressRule(from_=own_clients, ports=[_tcp(contract.PORT)]))
         member_ports = [_tcp(contract.PORT)]
         if props.patroni_api_port is not None:
@@ -146,14 +153,14 @@ class NetworkIsolation(Construct):
                         *object_store_egress],
             ),
         )
-        if props.pooler:
+        for component, name, id in poolers:
             k8s.KubeNetworkPolicy(
                 self,
-                "pooler-network-policy",
-                metadata=k8s.ObjectMeta(name=contract.POOLER, namespace=props.namespace,
-                                        labels={**props.labels, "app.kubernetes.io/component": contract.POOLER_COMPONENT}),
+                id,
+                metadata=k8s.ObjectMeta(name=name, namespace=props.namespace,
+                                        labels={**props.labels, "app.kubernetes.io/component": component}),
                 spec=k8s.NetworkPolicySpec(
-                    pod_selector=k8s.LabelSelector(match_labels=pooler_selector),
+                    pod_selector=k8s.LabelSelector(match_labels=contract.selector_labels(component)),
                     policy_types=["Ingress", "Egress"],
                     # The application's peers, as the database admits them; the scrapers to
                     # the exporter sidecar (it runs whenever metrics are on).

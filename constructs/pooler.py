@@ -1,7 +1,9 @@
 """The connection pooler: PgBouncer as Deployment `postgres-pooler` behind the
 Service `postgres-pooler`, with its configuration, disruption budget and
 ServiceAccount. It reaches the database through the Service `postgres`, which
-leads to the primary, so it follows a failover without being told."""
+leads to the primary, so it follows a failover without being told. The
+read-only pooler is a second one, `postgres-pooler-ro`, whose pgbouncer.ini
+names the Service `postgres-replicas` instead."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from pgbundle.k8s.objects import SecretFiles, secret_volume
 from pgbundle.k8s.podsecurity import Resources, resource_requirements, restricted_container, restricted_pod
 from pgbundle.k8s.quantity import quantity
 
-COMPONENT = contract.POOLER_COMPONENT
 SCRIPTS = Path(__file__).parent / "scripts" / "pooler"
 
 
@@ -51,6 +52,10 @@ class PoolerProps(BaseModel):
     """The CA as ca.crt: the database's certificate is checked against it (required)."""
     exporter: PoolerExporterProps | None = None
     """The metrics exporter sidecar. Left out: none (metrics off)."""
+    name: str = contract.POOLER
+    """Name of every object of this pooler. Left out: postgres-pooler."""
+    component: str = contract.POOLER_COMPONENT
+    """The component label that selects its pods. Left out: pooler."""
     pdb_min_available: int | None = None
     """minAvailable of the PodDisruptionBudget. Left out: no budget."""
     required_anti_affinity: bool = False
@@ -92,12 +97,12 @@ def _digest(document: dict[str, str]) -> str:
 
 
 class Pooler(Construct):
-    """Deployment, Service, ConfigMap, ServiceAccount and PDB `postgres-pooler`."""
+    """Deployment, Service, ConfigMap, ServiceAccount and PDB named `props.name`."""
 
     def __init__(self, scope: Construct, id: str, *, props: PoolerProps) -> None:
         super().__init__(scope, id)
-        self.labels = contract.object_labels(COMPONENT, props.version)
-        self.selector = contract.selector_labels(COMPONENT)
+        self.labels = contract.object_labels(props.component, props.version)
+        self.selector = contract.selector_labels(props.component)
         files = {contract.POOLER_CONFIG_FILE: props.config, contract.POOLER_HBA_FILE: props.hba, **pooler_scripts()}
 
         k8s.KubeServiceAccount(self, "service-account", metadata=self._meta(props),
@@ -128,7 +133,7 @@ class Pooler(Construct):
                                                  selector=k8s.LabelSelector(match_labels=self.selector)))
 
     def _meta(self, props: PoolerProps) -> k8s.ObjectMeta:
-        return k8s.ObjectMeta(name=contract.POOLER, namespace=props.namespace, labels=self.labels)
+        return k8s.ObjectMeta(name=props.name, namespace=props.namespace, labels=self.labels)
 
     def _affinity(self, props: PoolerProps) -> k8s.Affinity:
         term = k8s.PodAffinityTerm(topology_key="kubernetes.io/hostname",
@@ -175,9 +180,9 @@ class Pooler(Construct):
         containers = [container]
         volumes = [
             k8s.Volume(name="config", config_map=k8s.ConfigMapVolumeSource(
-                name=contract.POOLER, items=config_items, default_mode=CONFIG_FILE_MODE)),
+                name=props.name, items=config_items, default_mode=CONFIG_FILE_MODE)),
             k8s.Volume(name="scripts", config_map=k8s.ConfigMapVolumeSource(
-                name=contract.POOLER, items=script_items, default_mode=SCRIPT_FILE_MODE)),
+                name=props.name, items=script_items, default_mode=SCRIPT_FILE_MODE)),
             secret_volume("secrets", props.password),
             secret_volume("tls", props.tls),
             secret_volume("ca", props.ca),
@@ -190,7 +195,7 @@ class Pooler(Construct):
             volumes.append(k8s.Volume(name="socket", empty_dir=k8s.EmptyDirVolumeSource(
                 medium="Memory", size_limit=quantity("1Mi"))))
         return k8s.PodSpec(
-            service_account_name=contract.POOLER,
+            service_account_name=props.name,
             automount_service_account_token=False,
             affinity=self._affinity(props),
             topology_spread_constraints=[k8s.TopologySpreadConstraint(

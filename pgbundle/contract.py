@@ -194,6 +194,10 @@ BOOTSTRAP_MEMBER = f"{STATEFULSET}-0"
 POOLER_VERSION = "1.24.1"
 POOLER_COMPONENT = "pooler"
 POOLER = "postgres-pooler"  # Deployment, Service, ServiceAccount, ConfigMap, PDB, NetworkPolicy
+# The optional read-only pooler: the same PgBouncer in front of REPLICAS_SERVICE (HA only).
+POOLER_RO_COMPONENT = "pooler-ro"
+POOLER_RO = "postgres-pooler-ro"  # Deployment, Service, ServiceAccount, ConfigMap, PDB, NetworkPolicy
+POOLER_RO_METRICS_SERVICE = "postgres-pooler-ro-metrics"
 POOLER_CONTAINER = "pgbouncer"
 POOLER_UID = 10002  # PgBouncer owns no file in its image: a fixed uid above the range of host users
 POOLER_CONFIG_FILE = "pgbouncer.ini"
@@ -333,10 +337,11 @@ def service_names(namespace: str) -> list[str]:
     return names + ["localhost"]
 
 
-def pooler_dns_names(namespace: str) -> list[str]:
+def pooler_dns_names(namespace: str, *, read_only: bool = False) -> list[str]:
     """The pooler certificate's names: its Service (short, namespaced, .svc, fully
-    qualified), and localhost (port-forward, local runner)."""
-    return [*_qualified(POOLER, namespace), "localhost"]
+    qualified), with `read_only` the read-only pooler's Service too (both poolers
+    serve the one certificate), and localhost (port-forward, local runner)."""
+    return [*_qualified(POOLER, namespace), *(_qualified(POOLER_RO, namespace) if read_only else []), "localhost"]
 
 
 def member_host(n: int) -> str:
@@ -357,6 +362,8 @@ def server_dns_names(namespace: str, replicas: int) -> list[str]:
     use this list."""
     names: list[str] = []
     hosts = [SERVICE, HEADLESS_SERVICE]
+    # With replicas, the read-only clients' Service (the read-only pooler checks it with verify-full).
+    hosts += [REPLICAS_SERVICE] if replicas > 1 else []
     hosts += [member_host(n) for n in range(replicas)]
     for host in hosts:
         names += _qualified(host, namespace)

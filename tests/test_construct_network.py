@@ -56,3 +56,16 @@ def test_egress_is_dns_and_the_database():
         assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]
         assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
         assert database == {"to": [{"podSelector": {"matchLabels": DATABASE}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
+
+
+def test_each_pooler_gets_its_policy_and_the_database_admits_both():
+    policies = build(pooler=True, pooler_read_only=True)
+    assert set(policies) == {"postgres", "postgres-backup", "postgres-pooler", "postgres-pooler-ro"}
+    for name, component in (("postgres-pooler", "pooler"), ("postgres-pooler-ro", "pooler-ro")):
+        spec = policies[name]["spec"]
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == component
+        assert spec["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app": "shop"}}}],
+                                    "ports": [{"port": 5432, "protocol": "TCP"}]}]
+    own = policies["postgres"]["spec"]["ingress"][1]["from"]
+    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in own] == [
+        "backup", "migrate", "pooler", "pooler-ro"]

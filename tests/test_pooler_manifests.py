@@ -349,3 +349,137 @@ def test_the_stats_password_key_only_with_pooler_and_metrics():
 def test_the_stats_login_name_is_reserved():
     with pytest.raises(ValuesError, match=r"postgres\.username: 'pgbouncer_stats' is the pooler's metrics login"):
         parse_values({"postgres": {"username": "pgbouncer_stats", "pooler": {"enabled": True}}})
+
+
+# --- the read-only pooler -----------------------------------------------------------------
+
+HA_IMAGE = {"repository": "ghcr.io/example/api-forge-postgres/postgres-patroni", "tag": "v1.0.0"}
+
+
+def read_only_values(pooler: dict | None = None, **read_only) -> dict:
+    return {"postgres": {"replicas": 3, "ha": {"image": HA_IMAGE},
+                         "pooler": {"enabled": True, **(pooler or {}), "readOnly": {"enabled": True, **read_only}}}}
+
+
+@pytest.fixture(scope="module")
+def ha_ro(tmp_path_factory) -> Manifests:
+    return synth_variant("ha-pooler-ro", tmp_path_factory.mktemp("ha-pooler-ro"))
+
+
+def test_read_only_pooler_is_off_by_default_and_needs_replicas(ha):
+    assert parse_values({}).postgres.pooler.read_only.enabled is False
+    assert ha.find("Deployment", contract.POOLER_RO) is None
+    with pytest.raises(ValuesError) as err:
+        parse_values({"postgres": {"pooler": {"enabled": True, "readOnly": {"enabled": True}}}})
+    assert str(err.value).splitlines()[1:] == [
+        "  - postgres.pooler.readOnly.enabled: true needs postgres.replicas 2 or more (it is 1: without standbys "
+        "there is no Service postgres-replicas to read from)"]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"postgres": {"pooler": {"readOnly": {"enabled": True}}}},
+     r"postgres\.pooler\.readOnly\.enabled: true needs enabled: true"),
+    (read_only_values(replicas=0), r"readOnly\.replicas"),
+    (read_only_values({"podDisruptionBudget": {"minAvailable": 2}}, replicas=1),
+     r"minAvailable: 2 is above readOnly\.replicas \(1\)"),
+    (read_only_values(poolMode="session"), r"readOnly\.poolMode"),
+])
+def test_bad_read_only_pooler_values(values, message):
+    with pytest.raises(ValuesError, match=message):
+        parse_values(values)
+
+
+def test_read_only_budget_error_names_the_numbers():
+    # The main pooler fits (3 x 40 = 120); the read-only one's 5 pods may all land on one replica.
+    with pytest.raises(ValuesError) as err:
+        parse_values(read_only_values({"maxDbConnections": 40}, replicas=4))
+    text = str(err.value)
+    assert ("postgres.pooler.maxDbConnections: 5 read-only pooler pods (readOnly.replicas 4 + 1 during a rolling "
+            "update) x 1 database(s) x 40 server connections = 200, above the 192 each replica admits "
+            "(config.maxConnections 200 - 3 superuser_reserved_connections - 0 reserved_connections - "
+            "1 backup job - 1 migration job - 1 exporter - 2 Patroni); use maxDbConnections 38 or less, "
+            "fewer readOnly.replicas, or raise config.maxConnections") in text
+    parse_values(read_only_values({"maxDbConnections": 38}, replicas=4))
+
+
+def test_read_only_ini_routes_to_the_replicas_with_the_same_settings():
+    pg = parse_values(read_only_values()).postgres
+    main_ini = pgbouncer.render_pgbouncer_ini(pg, pgbouncer.pod_site(NAMESPACE))
+    ro_ini = pgbouncer.render_pgbouncer_ini(pg, pgbouncer.pod_site(NAMESPACE, read_only=True))
+    assert f"appdb = host=postgres-replicas.{NAMESPACE}.svc port=5432 dbname=appdb" in ro_ini.splitlines()
+    assert ro_ini.replace("postgres-replicas.", "postgres.") == main_ini
+    # verify-full against postgres-replicas: the server certificate names it when there are replicas.
+    assert f"postgres-replicas.{NAMESPACE}.svc" in contract.server_dns_names(NAMESPACE, 3)
+    assert not [n for n in contract.server_dns_names(NAMESPACE, 1) if "replicas" in n]
+
+
+def test_read_only_objects(ha_ro):
+    deployment = ha_ro.get("Deployment", contract.POOLER_RO)
+    assert deployment["spec"]["replicas"] == 2
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == contract.POOLER_RO_COMPONENT
+    # Disjoint from the main pooler's: neither Deployment adopts the other's pods, nor Service reaches them.
+    assert selector != ha_ro.get("Deployment", contract.POOLER)["spec"]["selector"]["matchLabels"]
+    assert ha_ro.get("Service", contract.POOLER_RO)["spec"]["selector"] == selector
+    assert ha_ro.get("Service", contract.POOLER_RO)["spec"]["ports"] == [
+        {"name": "postgresql", "port": 5432, "targetPort": "postgresql"}]
+    assert ha_ro.get("PodDisruptionBudget", contract.POOLER_RO)["spec"]["selector"]["matchLabels"] == selector
+    ha_ro.get("ServiceAccount", contract.POOLER_RO)
+    config = ha_ro.get("ConfigMap", contract.POOLER_RO)["data"][contract.POOLER_CONFIG_FILE]
+    assert f"host=postgres-replicas.{NAMESPACE}.svc" in config
+    assert f"host=postgres.{NAMESPACE}.svc" in ha_ro.get("ConfigMap", contract.POOLER)["data"][contract.POOLER_CONFIG_FILE]
+    template = pod_template(deployment)
+    assert violations(template) == []
+    assert template["spec"]["serviceAccountName"] == contract.POOLER_RO
+    assert {v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v} == {contract.POOLER_RO}
+    assert [c["name"] for c in template["spec"]["containers"]] == [contract.POOLER_CONTAINER,
+                                                                   contract.POOLER_EXPORTER_CONTAINER]
+    skips = {v.split("=", 1)[0]: v.split("=", 1)[1] for k, v in deployment["metadata"]["annotations"].items()
+             if k.startswith("checkov.io/skip")}
+    assert set(skips) == {"CKV_K8S_43", "CKV_K8S_15"}
+    assert all("postgres.pooler.image.digest" in reason for reason in skips.values())
+    assert "lets the read-only pooler restart" in skips["CKV_K8S_15"]
+    # Both poolers serve the one certificate, which names both Services.
+    assert {v["secret"]["secretName"] for v in template["spec"]["volumes"] if v["name"] == "tls"} == {
+        "postgres-pooler-tls"}
+    assert f"{contract.POOLER_RO}.{NAMESPACE}.svc" in contract.pooler_dns_names(NAMESPACE, read_only=True)
+    assert contract.POOLER_RO not in " ".join(contract.pooler_dns_names(NAMESPACE))
+
+
+def test_read_only_pooler_network_and_metrics(ha_ro):
+    rules = [d for d in ha_ro.docs if d["kind"] == "NetworkPolicy"]
+    ro = pod_from_template(NAMESPACE, pod_template(ha_ro.get("Deployment", contract.POOLER_RO)))
+    db = pod_from_template(NAMESPACE, pod_template(ha_ro.get("StatefulSet", contract.STATEFULSET)))
+    app = Pod(NAMESPACE, {"app.kubernetes.io/component": "application"})
+    unrelated = Pod(NAMESPACE, {"app.kubernetes.io/name": "something-else"})
+    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"},
+                     {"kubernetes.io/metadata.name": "monitoring"})
+    assert ha_ro.get("NetworkPolicy", contract.POOLER_RO)["spec"]["podSelector"]["matchLabels"][
+        "app.kubernetes.io/component"] == contract.POOLER_RO_COMPONENT
+    assert allowed(rules, app, ro, 5432)
+    assert not allowed(rules, unrelated, ro, 5432)
+    assert allowed(rules, ro, db, 5432)
+    assert not allowed(rules, ro, db, contract.PATRONI_API_PORT)
+    assert not allowed(rules, ro, unrelated, 5432)
+    assert allowed(rules, prometheus, ro, contract.POOLER_METRICS_PORT)
+    assert not allowed(rules, app, ro, contract.POOLER_METRICS_PORT)
+    service = ha_ro.get("Service", contract.POOLER_RO_METRICS_SERVICE)
+    assert service["spec"]["selector"] == ha_ro.get("Deployment", contract.POOLER_RO)["spec"]["selector"]["matchLabels"]
+    monitor = ha_ro.get("ServiceMonitor", contract.SERVICE_MONITOR)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_secrets_generate_names_the_read_only_pooler_in_its_certificate():
+    import base64
+
+    import yaml
+    from cryptography import x509
+
+    from workstation import secretgen
+
+    plan = secretgen.plan_all(parse_values(read_only_values()))
+    tls = yaml.safe_load(plan.files["postgres-pooler-tls.yaml"])
+    cert = x509.load_pem_x509_certificate(base64.b64decode(tls["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == contract.pooler_dns_names(NAMESPACE, read_only=True)
+    assert f"postgres-pooler-ro.{NAMESPACE}.svc" in names and f"postgres-pooler.{NAMESPACE}.svc" in names

@@ -14,11 +14,19 @@ import yaml
 
 TOP = Path(__file__).resolve().parent.parent
 
+
+def _with_read_only_pooler(document: dict) -> dict:
+    document["postgres"]["pooler"]["readOnly"] = {"enabled": True}
+    return document
+
+
 VARIANTS: dict[str, dict] = {
     "defaults": {},
     "production": yaml.safe_load((TOP / "examples" / "production.yaml").read_text()),
     "ha": yaml.safe_load((TOP / "examples" / "ha.yaml").read_text()),
     "ha-pitr": yaml.safe_load((TOP / "examples" / "ha-pitr.yaml").read_text()),
+    # The HA example with the read-only pooler in front of postgres-replicas too.
+    "ha-pooler-ro": _with_read_only_pooler(yaml.safe_load((TOP / "examples" / "ha.yaml").read_text())),
     "temporal": {"postgres": {"temporal": {"enabled": True}}},
     "network-policy": {"postgres": {"networkPolicy": {"enabled": True}}},
     "tls-off": {"postgres": {"tls": {"enabled": False}}},

@@ -170,7 +170,8 @@ def _pooler(values: ChartValues, ca: pki.KeyPair) -> dict[str, bytes]:
     """The pooler's certificate: a server certificate for its Service that it also
     presents to the database as a client (ca.verifyClients)."""
     generator = values.postgres.tls.generator
-    pair = pki.server_certificate(ca, contract.pooler_dns_names(values.global_.namespace), [],
+    pair = pki.server_certificate(ca, contract.pooler_dns_names(values.global_.namespace,
+                                                                read_only=values.postgres.pooler.read_only.enabled), [],
                                   days=generator.server_validity_days, algorithm=generator.key_algorithm,
                                   client_auth=True)
     return {contract.CLIENT_CERT_FILE: pair.cert_pem, contract.CLIENT_KEY_FILE: pair.key_pem}

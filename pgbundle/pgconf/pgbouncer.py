@@ -55,10 +55,13 @@ class PoolerSite(BaseModel):
     """The pgpass file pooler.sh writes for the exporter (with metrics on)."""
 
 
-def pod_site(namespace: str) -> PoolerSite:
-    """The pod's paths, and the Service `postgres` (the primary) by the name its certificate holds."""
+def pod_site(namespace: str, *, read_only: bool = False) -> PoolerSite:
+    """The pod's paths, and the Service `postgres` (the primary) by the name its
+    certificate holds; with `read_only`, the Service `postgres-replicas` (the
+    streaming replicas), which the certificate names when there are replicas."""
+    service = contract.REPLICAS_SERVICE if read_only else contract.SERVICE
     return PoolerSite(
-        listen_addr="*", listen_port=contract.PORT, server_host=f"{contract.SERVICE}.{namespace}.svc",
+        listen_addr="*", listen_port=contract.PORT, server_host=f"{service}.{namespace}.svc",
         server_port=contract.PORT,
         config=f"{contract.POOLER_CONFIG_DIR}/{contract.POOLER_CONFIG_FILE}",
         hba=f"{contract.POOLER_CONFIG_DIR}/{contract.POOLER_HBA_FILE}",

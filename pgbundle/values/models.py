@@ -285,11 +285,16 @@ class PostgresValues(Values):
         if not self.tls.enabled:
             raise ValueError("pooler.enabled: true needs tls.enabled: true (the pooler serves TLS and verifies "
                              "the database's certificate)")
-        error = connection_budget_error(
-            self.pooler, databases=len(self.pooler_databases), max_connections=self.config.max_connections,
-            parameters=dict(self.config.parameters), metrics=self.metrics.enabled, replicas=self.replicas)
-        if error is not None:
-            raise ValueError(f"pooler.{error}")
+        if self.pooler.read_only.enabled and self.replicas < 2:
+            raise ValueError(f"pooler.readOnly.enabled: true needs postgres.replicas 2 or more (it is {self.replicas}: "
+                             "without standbys there is no Service postgres-replicas to read from)")
+        for read_only in (False, True) if self.pooler.read_only.enabled else (False,):
+            error = connection_budget_error(
+                self.pooler, databases=len(self.pooler_databases), max_connections=self.config.max_connections,
+                parameters=dict(self.config.parameters), metrics=self.metrics.enabled, replicas=self.replicas,
+                read_only=read_only)
+            if error is not None:
+                raise ValueError(f"pooler.{error}")
 
     def _roles_distinct(self) -> None:
         """Every role gets its own name: a shared one would merge two roles' rights

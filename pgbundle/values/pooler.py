@@ -79,6 +79,18 @@ class PoolerTlsValues(Values):
     tls.certManager.enabled) writes it. Left out: postgres-pooler-tls."""
 
 
+class PoolerReadOnlyValues(Values):
+    """A second PgBouncer in front of the Service `postgres-replicas` (HA only),
+    with the main pooler's image, pools, timeouts, resources, budget and TLS."""
+
+    enabled: bool = False
+    """Run Deployment and Service `postgres-pooler-ro` on 5432, whose servers are
+    the streaming replicas: reads only, behind by the replication lag. Needs
+    pooler.enabled and postgres.replicas 2 or more. Left out: false."""
+    replicas: int = Field(default=2, ge=1)
+    """Read-only pooler pods. Left out: 2 (one may be drained while the other serves)."""
+
+
 class PoolerValues(Values):
     enabled: bool = False
     """Run PgBouncer (Deployment and Service `postgres-pooler` on 5432) in front of
@@ -128,6 +140,8 @@ class PoolerValues(Values):
     exporter: PoolerExporterValues = Field(default_factory=PoolerExporterValues)
     """The pgbouncer_exporter sidecar (port 9127, Service postgres-pooler-metrics),
     with postgres.metrics.enabled. Left out: the pinned image, 10m/16Mi, limits 100m/64Mi."""
+    read_only: PoolerReadOnlyValues = Field(default_factory=PoolerReadOnlyValues)
+    """The read-only pooler in front of `postgres-replicas` (docs/pooling.md). Left out: off."""
 
     @model_validator(mode="after")
     def _check(self) -> PoolerValues:
@@ -137,6 +151,13 @@ class PoolerValues(Values):
         if self.enabled and pdb.enabled and pdb.min_available > self.replicas:
             raise ValueError(f"podDisruptionBudget.minAvailable: {pdb.min_available} is above replicas "
                              f"({self.replicas}): the budget could never be met; use at most {self.replicas}")
+        ro = self.read_only
+        if ro.enabled and not self.enabled:
+            raise ValueError("readOnly.enabled: true needs enabled: true (the read-only pooler is the pooler's "
+                             "second Deployment, with its settings)")
+        if self.enabled and ro.enabled and pdb.enabled and pdb.min_available > ro.replicas:
+            raise ValueError(f"podDisruptionBudget.minAvailable: {pdb.min_available} is above readOnly.replicas "
+                             f"({ro.replicas}): the budget could never be met; use at most {ro.replicas}")
         return self
 
 
@@ -154,9 +175,14 @@ ROLLING_SURGE = 1
 
 
 def connection_budget_error(pooler: PoolerValues, *, databases: int, max_connections: int,
-                            parameters: dict[str, object], metrics: bool, replicas: int) -> str | None:
+                            parameters: dict[str, object], metrics: bool, replicas: int,
+                            read_only: bool = False) -> str | None:
     """Why the pooler pods could open more server connections than PostgreSQL
-    admits, naming the numbers; None when they fit."""
+    admits, naming the numbers; None when they fit. With `read_only`, the
+    read-only pooler's pods against one replica: the Service `postgres-replicas`
+    picks a replica per connection, so all of them may land on the same one, and
+    a replica admits what the primary does (the same deductions, kept for the
+    member that is promoted)."""
     reserved = {"superuser_reserved_connections": int(str(parameters.get("superuser_reserved_connections",
                                                                          DEFAULT_SUPERUSER_RESERVED))),
                 "reserved_connections": int(str(parameters.get("reserved_connections", DEFAULT_RESERVED)))}
@@ -166,16 +192,19 @@ def connection_budget_error(pooler: PoolerValues, *, databases: int, max_connect
     if replicas > 1:
         own["Patroni"] = PATRONI_CONNECTIONS
     admitted = max_connections - sum(reserved.values()) - sum(own.values())
-    pods = pooler.replicas + ROLLING_SURGE
+    pod_replicas = pooler.read_only.replicas if read_only else pooler.replicas
+    pods = pod_replicas + ROLLING_SURGE
     wanted = pods * databases * pooler.max_db_connections
     if wanted <= admitted:
         return None
     fits = max(admitted // (pods * databases), 0)
+    kind, field, target = (("read-only pooler", "readOnly.replicas", "each replica") if read_only
+                           else ("pooler", "replicas", "the database"))
     return (
-        f"maxDbConnections: {pods} pooler pods (replicas {pooler.replicas} + {ROLLING_SURGE} during a rolling "
+        f"maxDbConnections: {pods} {kind} pods ({field} {pod_replicas} + {ROLLING_SURGE} during a rolling "
         f"update) x {databases} database(s) x {pooler.max_db_connections} server connections = {wanted}, above "
-        f"the {admitted} the database admits (config.maxConnections {max_connections} - "
+        f"the {admitted} {target} admits (config.maxConnections {max_connections} - "
         + " - ".join(f"{n} {k}" for k, n in reserved.items())
         + " - " + " - ".join(f"{n} {k}" for k, n in own.items())
-        + f"); use maxDbConnections {fits} or less, fewer replicas, or raise config.maxConnections"
+        + f"); use maxDbConnections {fits} or less, fewer {field}, or raise config.maxConnections"
     )
