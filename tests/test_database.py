@@ -220,8 +220,8 @@ def test_rolling_checksum_covers_what_the_database_container_runs():
     not, so editing them does not restart the database. The PITR scripts (shipped
     only with PITR on) are covered when they are shipped."""
     # The containers' entry points: the database's start and probe scripts, the
-    # pgbackrest sidecar's server (with PITR on).
-    called, pending = set(), ["start.sh", "probe.sh", "pitr-server.sh"]
+    # pgbackrest sidecar's server and Patroni's replica method (with PITR on).
+    called, pending = set(), ["start.sh", "probe.sh", "pitr-server.sh", "pitr-replica.sh"]
     while pending:
         name = pending.pop()
         called.add(name)
