@@ -52,6 +52,11 @@ if [[ -n ${PGBACKREST_STANZA:-} ]]; then
     to_stderr() {
         cat >&2
     }
+    # As in start.sh: after a start the checkpointer sleeps a whole checkpoint_timeout
+    # before it looks at archive_timeout; a reload wakes it, so a quiet primary's first
+    # writes are archived within archive_timeout.
+    "${psql_socket[@]}" -d postgres -c 'select pg_reload_conf()' >/dev/null ||
+        hook_log "could not wake the checkpointer: a quiet database's first writes may wait checkpoint_timeout to be archived"
     if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
         hook_log "PostgreSQL was upgraded from $(<"$PG_PITR_UPGRADE_MARKER"): upgrading the pgBackRest stanza and taking a full backup"
         if ! pitr_stanza_upgrade hook_log to_stderr; then
