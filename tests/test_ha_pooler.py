@@ -8,6 +8,7 @@ before and after that failover, and refuses writes as a hot standby does."""
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import io
 import json
@@ -22,6 +23,7 @@ import yaml
 
 import main
 from ha import APP_USER, wait_for
+from pgbundle import contract
 from ha import VALUES as HA_VALUES
 from workstation.cluster import LocalCluster
 from workstation.localpooler import LocalPooler
@@ -93,6 +95,34 @@ def test_the_read_only_pooler_reaches_a_replica_and_refuses_writes(started):
         # The acknowledged write reaches the replicas by streaming.
         wait_for(lambda: conn.execute("SELECT count(*) FROM pooler_ro_probe WHERE id = 1").fetchone() == (1,), 30,
                  "the primary's row on the replica")
+
+
+def ini(text: str) -> dict[str, dict[str, str]]:
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # PgBouncer's keys as written
+    parser.read_string(text)
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def test_the_read_only_pooler_runs_the_config_maps_pgbouncer_ini_but_for_places(started):
+    """The renderer's output of the ConfigMap postgres-pooler-ro, with this machine's
+    paths, port and server (the local stand-in for the Service postgres-replicas)."""
+    cluster, _ = started
+    pooler = LocalPooler(cluster.pod, read_only=True)
+    local_ini = ini(pooler.host_path(f"{contract.POOLER_CONFIG_DIR}/{contract.POOLER_CONFIG_FILE}").read_text())
+    config_map = cluster.pod.manifests().get("ConfigMap", contract.POOLER_RO)
+    shipped = ini(config_map["data"][contract.POOLER_CONFIG_FILE])
+    namespace = config_map["metadata"]["namespace"]
+    service = f"host={contract.REPLICAS_SERVICE}.{namespace}.svc port={contract.PORT} "
+    here = f"host=localhost port={LocalService(cluster, replicas=True).port} "
+    assert local_ini["databases"] == {db: line.replace(service, here) for db, line in shipped["databases"].items()}
+    assert local_ini["databases"] != shipped["databases"]
+    places = {key for key, value in shipped["pgbouncer"].items() if value.startswith("/")}
+    assert all(local_ini["pgbouncer"][key] == str(pooler.host_path(shipped["pgbouncer"][key])) for key in places)
+    assert pooler.root != cluster.pod.root  # not the main pooler's files
+    assert local_ini["pgbouncer"]["listen_port"] == str(pooler.recorded()["port"])
+    assert ({k: v for k, v in local_ini["pgbouncer"].items() if k not in places | {"listen_addr", "listen_port"}}
+            == {k: v for k, v in shipped["pgbouncer"].items() if k not in places | {"listen_addr", "listen_port"}})
 
 
 def test_leader_kill_through_the_pooler_loses_no_acknowledged_write(started):
