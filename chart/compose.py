@@ -481,13 +481,14 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
     sm, rule, board = metrics.service_monitor, metrics.prometheus_rule, metrics.dashboard
     rule_props = dashboard_props = None
     drill = pg.pitr.enabled and pg.pitr.drill.enabled
+    read_only_pooler = pg.pooler.enabled and pg.pooler.read_only.enabled
     if rule.enabled:
         scope = alerts.AlertScope(
             namespace=namespace, replicas=pg.replicas, backups_volume=pg.persistence.backups.enabled,
             backup_interval_seconds=longest_interval_seconds(pg.backup.schedule),
             synchronous_mode=pg.replicas > 1 and pg.ha.synchronous_mode, wal_archiving=pg.pitr.enabled,
             archive_timeout_seconds=pg.pitr.archive_timeout_seconds,
-            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled,
+            pitr_backups=pitr_backup_schedules(pg), pooler=pg.pooler.enabled, pooler_read_only=read_only_pooler,
             pitr_drill_interval_seconds=longest_interval_seconds(pg.pitr.drill.schedule) if drill else None)
         rule_props = PrometheusRuleProps(groups=alerts.rule_groups(scope, rule.runbook_base_url), labels=rule.labels)
     patroni = None
@@ -501,6 +502,7 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
 
         dashboard_props = DashboardProps(json_model=dashboard.dashboard_json(namespace, ha=pg.replicas > 1,
                                                                           pooler=pg.pooler.enabled,
+                                                                          pooler_read_only=read_only_pooler,
                                                                           pitr=pg.pitr.enabled, drill=drill),
                                          namespace=board.namespace,
                                          labels=board.labels)
@@ -510,8 +512,7 @@ def metrics_props(values: ChartValues, database: Database) -> MetricsProps:
         if sm.enabled else None,
         prometheus_rule=rule_props, dashboard=dashboard_props, patroni=patroni,
         pooler_selector=contract.selector_labels(contract.POOLER_COMPONENT) if pg.pooler.enabled else None,
-        pooler_ro_selector=contract.selector_labels(contract.POOLER_RO_COMPONENT)
-        if pg.pooler.enabled and pg.pooler.read_only.enabled else None)
+        pooler_ro_selector=contract.selector_labels(contract.POOLER_RO_COMPONENT) if read_only_pooler else None)
 
 
 # --- composition -----------------------------------------------------------------

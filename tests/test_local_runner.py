@@ -56,7 +56,8 @@ def test_up_refuses_a_folder_that_is_not_a_state_and_changes_nothing(base):
     assert result.stderr.strip() == (
         f"error: --state: {state} holds .git, notes.txt, which `local up` did not write: refusing to use it; "
         "choose a missing or empty folder, or one holding only dist, pgbackrest-server.log, pki, pod.json, pod.log, "
-        "pooler.json, pooler.log, postgres, root, server.json, values.json")
+        "pooler-ro.json, pooler-ro.log, pooler.json, pooler.log, postgres, root, root-pooler-ro, server.json, "
+        "values.json")
     assert snapshot(state) == before
 
 

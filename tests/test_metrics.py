@@ -234,15 +234,17 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def all_alerts(replicas: int = 2, pooler: bool = True) -> list[alerts.Alert]:
+def all_alerts(replicas: int = 2, pooler: bool = True, pooler_read_only: bool = True) -> list[alerts.Alert]:
     return alerts.alerts(alerts.AlertScope(namespace="ns", replicas=replicas, backups_volume=True,
                                            synchronous_mode=replicas > 1, wal_archiving=True, pooler=pooler,
+                                           pooler_read_only=pooler_read_only,
                                            pitr_drill_interval_seconds=7 * 24 * 3600))
 
 
 def full_dashboard() -> dict:
-    """Every row: Patroni's, the pooler's and point-in-time recovery's too."""
-    return json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True, pitr=True, drill=True))
+    """Every row: Patroni's, both poolers' and point-in-time recovery's too."""
+    return json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True, pitr=True, drill=True,
+                                               pooler_read_only=True))
 
 
 def dashboard_queries(model: dict) -> list[str]:
@@ -331,6 +333,73 @@ def test_backup_is_stale_after_one_and_a_half_daily_intervals():
     assert f'cronjob="{contract.BACKUP_CRONJOB}"' in stale.expr
 
 
+BOTH_POOLERS = {contract.POOLER_METRICS_SERVICE, contract.POOLER_RO_METRICS_SERVICE}
+# Every Service the ServiceMonitor may scrape: a selector must pick the poolers' only.
+SCRAPED = BOTH_POOLERS | {contract.METRICS_SERVICE}
+
+
+def selected_services(expr: str) -> list[set[str]]:
+    """For each vector selector in `expr`, which scraped Services its `service` matcher admits."""
+    found: list[set[str]] = []
+
+    def admits(matcher, service: str) -> bool:
+        op = str(matcher.op).rsplit(".", 1)[-1]
+        hit = re.fullmatch(matcher.value, service) is not None if op in ("Re", "NotRe") else matcher.value == service
+        return hit if op in ("Equal", "Re") else not hit
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = [m for m in node.matchers.matchers if m.name == "service"]
+            found.append({s for s in SCRAPED if all(admits(m, s) for m in matchers)})
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def test_selected_services_can_fail():
+    assert selected_services('up{service=~"a|postgres-pooler-metrics"} or x{service="postgres-metrics"}') == [
+        {contract.POOLER_METRICS_SERVICE}, {contract.METRICS_SERVICE}]
+    assert selected_services("up") == [SCRAPED]
+
+
+@pytest.mark.parametrize(("read_only", "services"), [(False, {contract.POOLER_METRICS_SERVICE}),
+                                                     (True, BOTH_POOLERS)])
+def test_pooler_alerts_cover_each_running_pooler(read_only, services):
+    found = {a.name: a for a in all_alerts(pooler_read_only=read_only) if a.name in POOLER_ALERTS}
+    assert found.keys() == POOLER_ALERTS
+    for alert in found.values():
+        selectors = selected_services(alert.expr)
+        assert all(selector and selector <= services for selector in selectors), (alert.name, selectors)
+        assert set().union(*selectors) == services, alert.name
+    if read_only:
+        # absent() per pooler: one pooler gone entirely fires while the other still runs.
+        down = selected_services(found["PostgresPoolerDown"].expr)
+        assert [s for s in down if len(s) == 1] == [{contract.POOLER_METRICS_SERVICE},
+                                                    {contract.POOLER_RO_METRICS_SERVICE}]
+    mentions_read_only = any(contract.POOLER_RO in a.summary + a.description for a in found.values())
+    assert mentions_read_only == read_only
+
+
+def test_pooler_alert_text_names_the_pooler_by_its_service_label():
+    found = [a for a in all_alerts() if a.name in POOLER_ALERTS]
+    for alert in found:
+        # The summary tells the poolers apart; the expression keeps the label it reads.
+        assert '$labels.service "' + contract.POOLER_RO_METRICS_SERVICE + '"' in alert.summary, alert.name
+        if " by (" in alert.expr:
+            assert all("service" in by for by in re.findall(r"by \(([^)]*)\)", alert.expr)), alert.name
+
+
+def test_synthesized_pooler_alerts_select_the_synthesized_metrics_services(synth):
+    m = synth(VARIANTS["ha-pooler-ro"])
+    services = {name for name in BOTH_POOLERS if m.find("Service", name) is not None}
+    assert services == BOTH_POOLERS
+    rules = m.get("PrometheusRule", contract.PROMETHEUS_RULE)["spec"]["groups"][0]["rules"]
+    pooler_rules = [r for r in rules if r["alert"] in POOLER_ALERTS]
+    assert {r["alert"] for r in pooler_rules} == POOLER_ALERTS
+    for rule in pooler_rules:
+        assert set().union(*selected_services(rule["expr"])) == services, rule["alert"]
+
+
 def test_alerts_select_only_this_namespace():
     for alert in all_alerts():
         for selector in re.findall(r"\{([^}]*)\}", alert.expr.replace("{{", "").replace("}}", "")):
@@ -390,3 +459,31 @@ def test_dashboard_covers_what_on_call_looks_at():
         "Locks by mode", "Replication lag", "Top statements by total time", "Database sizes", "Volume usage",
         "Time since last successful backup",
     } <= titles
+
+
+def pooler_rows(model: dict) -> dict[str, set[str]]:
+    """Each pooler row's title -> the scraped Services its panels' queries select."""
+    rows: dict[str, set[str]] = {}
+    current = None
+    for panel in model["panels"]:
+        if panel["type"] == "row":
+            current = panel["title"] if "pooler" in panel["title"] else None
+            if current:
+                rows[current] = set()
+        elif current:
+            for target in panel.get("targets", []):
+                rows[current] |= set().union(*selected_services(target["expr"].replace("$__rate_interval", "5m")))
+    return rows
+
+
+def test_dashboard_has_a_row_per_running_pooler():
+    main_row = "Connection pooler (PgBouncer)"
+    read_only_row = f"Read-only connection pooler (PgBouncer, {contract.POOLER_RO})"
+    assert pooler_rows(json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True))) == {
+        main_row: {contract.POOLER_METRICS_SERVICE}}
+    both = json.loads(dashboard.dashboard_json("ns", ha=True, pooler=True, pooler_read_only=True))
+    assert pooler_rows(both) == {main_row: {contract.POOLER_METRICS_SERVICE},
+                                 read_only_row: {contract.POOLER_RO_METRICS_SERVICE}}
+    # The same panels in both rows.
+    titles = [p["title"] for p in both["panels"] if p["type"] != "row" and "pgbouncer" in json.dumps(p)]
+    assert len(titles) == 10 and titles[:5] == titles[5:]

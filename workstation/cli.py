@@ -248,10 +248,17 @@ def _cluster(ctx: Context, args: argparse.Namespace, cluster, values: ChartValue
             pooler = LocalPooler(cluster.pod, database_port=LocalService(cluster).start())
             pooler.prepare(values)
             info["pooler"] = pooler.start()
+        if values.postgres.pooler.read_only.enabled:  # needs pooler.enabled (the values say so)
+            # The read-only one, the replicas through the stand-in for `postgres-replicas`.
+            pooler = LocalPooler(cluster.pod, database_port=LocalService(cluster, replicas=True).start(),
+                                 read_only=True)
+            pooler.prepare(values)
+            info["pooler_ro"] = pooler.start()
         print(json.dumps(info))
     elif args.command == "down":
-        LocalPooler(cluster.pod).stop()
-        LocalService(cluster).stop()
+        for read_only in (True, False):
+            LocalPooler(cluster.pod, read_only=read_only).stop()
+            LocalService(cluster, replicas=read_only).stop()
         cluster.down()
     elif args.command == "status":
         print(json.dumps(cluster.summary()))

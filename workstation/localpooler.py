@@ -12,6 +12,12 @@ the local build or package (pgbouncer_install).
 
 State: root/ holds the pooler's files at its mount paths; pooler.log its
 output; pooler.json its pid and port.
+
+The read-only pooler (`postgres.pooler.readOnly`, beside a cluster) is the same
+with the Deployment and ConfigMap `postgres-pooler-ro`, its database the local
+stand-in for the Service `postgres-replicas`; its files are root-pooler-ro/,
+pooler-ro.log and pooler-ro.json (pod_state.POOLER_FILES), so that both run
+from one state folder with the same mount paths.
 """
 
 from __future__ import annotations
@@ -36,18 +42,26 @@ from workstation.pod_state import HOST, HOST_NAME, LISTEN, LocalPodError, free_p
 class LocalPooler:
     """The pooler of one local pod (same state folder)."""
 
-    def __init__(self, pod: LocalPod, database_port: int | None = None) -> None:
+    def __init__(self, pod: LocalPod, database_port: int | None = None, *, read_only: bool = False) -> None:
         """`database_port`: where the database answers, if not at the pod's own port
-        (a cluster's: its local Service, service_proxy)."""
+        (a cluster's: its local Services, service_proxy). `read_only`: the read-only pooler."""
         self.pod = pod
         self.database_port = database_port
-        self.log_file = pod.state / "pooler.log"  # both named in pod_state.POOLER_FILES
-        self.pid_file = pod.state / "pooler.json"
+        self.read_only = read_only
+        self.name = contract.POOLER_RO if read_only else contract.POOLER
+        # All named in pod_state.POOLER_FILES.
+        self.root = pod.state / "root-pooler-ro" if read_only else pod.root
+        self.log_file = pod.state / f"{self.name.removeprefix('postgres-')}.log"
+        self.pid_file = pod.state / f"{self.name.removeprefix('postgres-')}.json"
         self._process: subprocess.Popen | None = None
+
+    def host_path(self, pod_path: str) -> Path:
+        """Where a path inside the pooler's pod lives in the state folder."""
+        return self.pod.host_path(pod_path, self.root)
 
     def _container(self) -> dict:
         try:
-            deployment = self.pod.manifests().get("Deployment", contract.POOLER)
+            deployment = self.pod.manifests().get("Deployment", self.name)
             return container(deployment["spec"]["template"]["spec"], contract.POOLER_CONTAINER)
         except ManifestError as err:
             raise LocalPodError(str(err)) from None
@@ -57,7 +71,7 @@ class LocalPooler:
         localhost, and the database at localhost: verify-full checks the name, and
         the certificates `secrets generate` writes hold no IP address."""
         pod_site = pgbouncer.pod_site("local")
-        paths = {field: str(self.pod.host_path(getattr(pod_site, field)))
+        paths = {field: str(self.host_path(getattr(pod_site, field)))
                  for field in ("config", "hba", "password_file", "auth_file", "tls_cert", "tls_key", "ca_cert",
                                "socket_dir", "stats_password_file", "stats_passfile")}
         return pgbouncer.PoolerSite(listen_addr=LISTEN, listen_port=port, server_host=HOST_NAME,
@@ -73,11 +87,11 @@ class LocalPooler:
     def pid(self) -> int | None:
         pid = self.recorded().get("pid")
         # A recycled pid would not name this state's files.
-        return pid if processes.running(pid, str(self.pod.host_path(contract.POOLER_CONFIG_DIR)),
-                                        str(self.pod.host_path(contract.POOLER_SCRIPTS_DIR))) else None
+        return pid if processes.running(pid, str(self.host_path(contract.POOLER_CONFIG_DIR)),
+                                        str(self.host_path(contract.POOLER_SCRIPTS_DIR))) else None
 
     def environment(self) -> dict[str, str]:
-        env = self.pod.host_environment(self._container())
+        env = self.pod.host_environment(self._container(), self.root)
         env["PGB_PROBE_HOST"] = HOST
         env["PGB_PROBE_PORT"] = str(self.recorded()["port"])
         env["PATH"] = f"{pgbouncer_install.binary().parent}:/usr/local/bin:/usr/bin:/bin"
@@ -86,14 +100,14 @@ class LocalPooler:
     def prepare(self, values: ChartValues, port: int | None = None) -> None:
         """Lay the pooler's files out and render pgbouncer.ini; the pod must be prepared first."""
         if self.pid() is not None:
-            raise LocalPodError(f"the pooler already runs (pid {self.pid()}): run `local down` first")
+            raise LocalPodError(f"the pooler {self.name} already runs (pid {self.pid()}): run `local down` first")
         if not pgbouncer_install.installed():
             raise LocalPodError(f"PgBouncer {contract.POOLER_VERSION} is not installed: run `make pgbouncer`")
         port = port or self.recorded().get("port") or free_port()
         self.pid_file.write_text(json.dumps({"port": port}))
         main = self._container()
-        config_map = self.pod.manifests().get("ConfigMap", contract.POOLER)["data"]
-        scripts = self.pod.host_path(contract.POOLER_SCRIPTS_DIR)
+        config_map = self.pod.manifests().get("ConfigMap", self.name)["data"]
+        scripts = self.host_path(contract.POOLER_SCRIPTS_DIR)
         if scripts.exists():
             shutil.rmtree(scripts)
         for name, text in config_map.items():
@@ -111,22 +125,23 @@ class LocalPooler:
             self.pod._write(Path(path), self.pod.host_path(f"{contract.SECRETS_DIR}/{key}").read_bytes(), 0o600)
         ca = self.pod.host_path(f"{contract.CA_DIR}/{contract.CA_CERT_FILE}").read_bytes()
         self.pod._write(Path(site.ca_cert), ca, 0o644)
-        pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace), [],
+        pair = pki.server_certificate(self.pod._ca(), contract.pooler_dns_names(values.global_.namespace,
+                                                                                read_only=self.read_only), [],
                                       client_auth=True)
         self.pod._write(Path(site.tls_cert), pair.cert_pem, 0o644)
         self.pod._write(Path(site.tls_key), pair.key_pem, 0o600)
         for mount in main["volumeMounts"]:
-            self.pod._mkdir(self.pod.host_path(mount["mountPath"]), 0o700)
+            self.pod._mkdir(self.host_path(mount["mountPath"]), 0o700)
 
     def probe(self) -> bool:
-        script = self.pod.host_path(f"{contract.POOLER_SCRIPTS_DIR}/pooler-probe.sh")
+        script = self.host_path(f"{contract.POOLER_SCRIPTS_DIR}/pooler-probe.sh")
         return subprocess.run(["bash", str(script)], env=self.environment(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL).returncode == 0
 
     def start(self, timeout: float = 30) -> dict:
         """Run pooler.sh until the probe passes -> the pooler's connection info."""
         env = self.environment()
-        command = self.pod.host_command(self._container())
+        command = self.pod.host_command(self._container(), self.root)
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(command, env=env, cwd=self.pod.state, stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=log, start_new_session=True,
@@ -137,7 +152,7 @@ class LocalPooler:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
-                raise LocalPodError(f"PgBouncer did not start; log {self.log_file}:\n{tail}")
+                raise LocalPodError(f"PgBouncer ({self.name}) did not start; log {self.log_file}:\n{tail}")
             time.sleep(0.1)
         return self.connection_info()
 

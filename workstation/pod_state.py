@@ -46,7 +46,8 @@ RUN_USER = "postgres"  # PostgreSQL refuses to run as root; pg_hba.conf admits t
 SUPERUSER = "postgres"
 Synthesize = Callable[[ChartValues, Path], None]
 # What LocalPooler (localpooler.py) keeps in the state folder: a state with the pooler on restarts.
-POOLER_FILES = {"pooler.json", "pooler.log"}
+# The read-only pooler's pod has its own root folder (its mount paths are the main pooler's).
+POOLER_FILES = {"pooler.json", "pooler.log", "pooler-ro.json", "pooler-ro.log", "root-pooler-ro"}
 
 
 class LocalPodError(Exception):
@@ -119,21 +120,23 @@ class PodState:
         return {p.name for p in (self.dist, self.root, self.pki, self.log_file, self.server_log_file, self.pod_file,
                                  self.server_file, self.server_dir, self.values_record)} | POOLER_FILES
 
-    def host_path(self, pod_path: str) -> Path:
-        """Where a path inside the pod lives in the state folder."""
-        return self.root / pod_path.lstrip("/")
+    def host_path(self, pod_path: str, root: Path | None = None) -> Path:
+        """Where a path inside the pod lives in the state folder (`root`: another
+        pod's root folder than this one's, as the read-only pooler's)."""
+        return (root or self.root) / pod_path.lstrip("/")
 
-    def host_environment(self, container: dict) -> dict[str, str]:
+    def host_environment(self, container: dict, root: Path | None = None) -> dict[str, str]:
         """A container's environment with every absolute path mapped into the state folder
         (values the kubelet fills in from the pod, `valueFrom`, are left out)."""
-        return {item["name"]: self._host_value(item["value"]) for item in container.get("env", []) if "value" in item}
+        return {item["name"]: self._host_value(item["value"], root) for item in container.get("env", [])
+                if "value" in item}
 
-    def host_command(self, container: dict) -> list[str]:
+    def host_command(self, container: dict, root: Path | None = None) -> list[str]:
         """A container's command with every absolute path mapped into the state folder."""
-        return [self._host_value(part) for part in container["command"]]
+        return [self._host_value(part, root) for part in container["command"]]
 
-    def _host_value(self, value: str) -> str:
-        return str(self.host_path(value)) if value.startswith("/") else value
+    def _host_value(self, value: str, root: Path | None) -> str:
+        return str(self.host_path(value, root)) if value.startswith("/") else value
 
     @property
     def sslrootcert(self) -> Path:

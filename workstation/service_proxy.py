@@ -1,4 +1,4 @@
-"""The Service `postgres` of a local cluster, for the local pooler.
+"""The Services `postgres` and `postgres-replicas` of a local cluster, for the local poolers.
 
 In Kubernetes the pooler reaches the primary through the Service `postgres`,
 whose one endpoint is the pod Patroni labels primary: a failover moves the
@@ -11,13 +11,20 @@ the member whose Patroni answers 200 on /primary, asked every half second, as
 the endpoint follows the label. When the primary changes, the forwarded
 connections to the old one are closed, as the old pod's are.
 
-`python -m workstation.service_proxy STATE PORT` runs it; `LocalService`
-starts and stops it and records its pid and port in STATE/service.json.
+The read-only pooler's Service `postgres-replicas` selects the pods labelled
+replica: its stand-in is the same forwarder asking /replica (200 on a running
+replica), spreading new connections over the members that answer, and closing
+those to a member that stops being one (a promoted replica leaves the Service).
+
+`python -m workstation.service_proxy STATE PORT ENDPOINT` runs one; `LocalService`
+starts and stops it and records its pid and port in STATE/service.json
+(STATE/service-replicas.json for the replicas').
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -26,24 +33,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pgbundle import contract
 from workstation import processes
 from workstation.cluster import LocalCluster
 from workstation.pod_state import HOST, LISTEN, LocalPodError, free_port
 
-FOLLOW_INTERVAL = 0.5  # seconds between asks of /primary
-SERVICE_FILE = "service.json"
+FOLLOW_INTERVAL = 0.5  # seconds between asks of Patroni
+PRIMARY, REPLICA = "/primary", "/replica"  # Patroni's health endpoints: the Services' role labels
 
 
-def primary_port(cluster: LocalCluster) -> int | None:
-    """The PostgreSQL port of the member whose Patroni says it is the running primary."""
+def member_ports(cluster: LocalCluster, endpoint: str = PRIMARY) -> list[int]:
+    """The PostgreSQL ports of the members whose Patroni answers 200 on `endpoint`
+    (PRIMARY: the running primary; REPLICA: each running replica)."""
+    found = []
     for name, member in cluster.recorded()["members"].items():
         try:
-            code, _ = cluster.api(name, "/primary", timeout=1)
+            code, _ = cluster.api(name, endpoint, timeout=1)
         except OSError:
             continue
         if code == 200:
-            return member["port"]
-    return None
+            found.append(member["port"])
+    return found
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -57,15 +67,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def serve(cluster: LocalCluster, port: int) -> None:
-    target: list[int | None] = [await asyncio.to_thread(primary_port, cluster)]
+async def serve(cluster: LocalCluster, port: int, endpoint: str = PRIMARY) -> None:
+    targets: list[int] = await asyncio.to_thread(member_ports, cluster, endpoint)
     open_to: dict[int, set[asyncio.StreamWriter]] = {}
+    picks = itertools.count()
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        backend = target[0]
-        if backend is None:  # no endpoint: the Service refuses
+        if not targets:  # no endpoint: the Service refuses
             client_writer.close()
             return
+        backend = targets[next(picks) % len(targets)]  # the Service picks an endpoint per connection
         try:
             server_reader, server_writer = await asyncio.open_connection(HOST, backend)
         except OSError:
@@ -81,21 +92,26 @@ async def serve(cluster: LocalCluster, port: int) -> None:
     async with server:
         while True:
             await asyncio.sleep(FOLLOW_INTERVAL)
-            now = await asyncio.to_thread(primary_port, cluster)
-            if now == target[0]:
+            now = await asyncio.to_thread(member_ports, cluster, endpoint)
+            if now == targets:
                 continue
-            old, target[0] = target[0], now
-            for writer in open_to.pop(old, set()) if old is not None else ():
-                writer.close()
+            for gone in set(targets) - set(now):
+                for writer in open_to.pop(gone, set()):
+                    writer.close()
+            targets[:] = now
 
 
 class LocalService:
-    """The forwarder of one local cluster (its state folder)."""
+    """A forwarder of one local cluster (its state folder): the Service `postgres`'s,
+    or with `replicas` the Service `postgres-replicas`'s."""
 
-    def __init__(self, cluster: LocalCluster) -> None:
+    def __init__(self, cluster: LocalCluster, *, replicas: bool = False) -> None:
         self.cluster = cluster
-        self.file = cluster.state / SERVICE_FILE
-        self.log_file = cluster.state / "service.log"
+        self.endpoint = REPLICA if replicas else PRIMARY
+        self.service = contract.REPLICAS_SERVICE if replicas else contract.SERVICE
+        suffix = "-replicas" if replicas else ""
+        self.file = cluster.state / f"service{suffix}.json"
+        self.log_file = cluster.state / f"service{suffix}.log"
 
     def recorded(self) -> dict:
         """What the last start of the stand-in recorded (pid, port), as LocalPod.recorded(); empty when none."""
@@ -110,8 +126,9 @@ class LocalService:
 
     def pid(self) -> int | None:
         pid = self.recorded().get("pid")
-        # The module and this state folder: a recycled pid is another program.
-        return pid if processes.running(pid, f"{__name__}\0{self.cluster.state}") else None
+        # The module, this state folder and endpoint: a recycled pid is another program.
+        marker = f"{__name__}\0{self.cluster.state}\0{self.recorded().get('port')}\0{self.endpoint}\0"
+        return pid if processes.running(pid, marker) else None
 
     def start(self) -> int:
         """Start the forwarder (if not running) -> its port."""
@@ -119,12 +136,14 @@ class LocalService:
             return self.port
         port = self.recorded().get("port") or free_port()
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", __name__, str(self.cluster.state), str(port)],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            process = subprocess.Popen([sys.executable, "-m", __name__, str(self.cluster.state), str(port),
+                                        self.endpoint], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       start_new_session=True)
         self.file.write_text(json.dumps({"pid": process.pid, "port": port}))
-        if processes.poll(lambda: primary_port(self.cluster) is not None and _listening(port), 30) is None:
+        if processes.poll(lambda: member_ports(self.cluster, self.endpoint) and _listening(port), 30) is None:
             self.stop()
-            raise LocalPodError(f"the local Service did not start; log {self.log_file}")
+            raise LocalPodError(f"the local stand-in for the Service {self.service} did not start within 30 s "
+                                f"(or no member answered 200 on Patroni's {self.endpoint}); log {self.log_file}")
         return port
 
     def stop(self) -> None:
@@ -142,4 +161,4 @@ def _listening(port: int) -> bool:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(LocalCluster(Path(sys.argv[1])), int(sys.argv[2])))
+    asyncio.run(serve(LocalCluster(Path(sys.argv[1])), int(sys.argv[2]), sys.argv[3]))

@@ -70,6 +70,9 @@ class AlertScope:
     a run that has not succeeded for 1.5 of those is alerted."""
     pooler: bool = False
     """PgBouncer runs (postgres.pooler) with its exporter: its alerts too."""
+    pooler_read_only: bool = False
+    """The read-only pooler runs too (postgres.pooler.readOnly): the pooler alerts
+    cover its exporter's Service as well, and name which pooler fired."""
     pitr_drill_interval_seconds: int | None = None
     """The restore drill's longest time between two runs: its newest run failing, or
     no success for 1.5 of those, is alerted (None: no drill)."""
@@ -80,8 +83,13 @@ class AlertScope:
         return f'namespace="{self.namespace}", service="{contract.METRICS_SERVICE}"'
 
     @property
+    def pooler_services(self) -> tuple[str, ...]:
+        """The metrics Services of the poolers that run."""
+        return (contract.POOLER_METRICS_SERVICE, *((contract.POOLER_RO_METRICS_SERVICE,) if self.pooler_read_only else ()))
+
+    @property
     def pooler_exporter(self) -> str:
-        return f'namespace="{self.namespace}", service="{contract.POOLER_METRICS_SERVICE}"'
+        return pooler_selector(self.namespace, self.pooler_services)
 
     @property
     def data_claims(self) -> str:
@@ -93,6 +101,12 @@ class AlertScope:
 
     def cronjob(self, name: str = contract.BACKUP_CRONJOB) -> str:
         return f'namespace="{self.namespace}", cronjob="{name}"'
+
+
+def pooler_selector(namespace: str, services: tuple[str, ...]) -> str:
+    """The series of the poolers' exporters behind `services` (one: an exact match)."""
+    service = f'service="{services[0]}"' if len(services) == 1 else f'service=~"{"|".join(services)}"'
+    return f'namespace="{namespace}", {service}'
 
 
 def _not_succeeded_for(selector: str, seconds: int) -> str:
@@ -309,7 +323,7 @@ def alerts(scope: AlertScope) -> list[Alert]:
             ),
         ]
     if scope.pooler:
-        found += _pooler_alerts(scope.pooler_exporter)
+        found += _pooler_alerts(scope)
     if scope.replicas > 1:
         found.append(
             Alert(
@@ -365,27 +379,43 @@ def alerts(scope: AlertScope) -> list[Alert]:
     return found
 
 
-def _pooler_alerts(px: str) -> list[Alert]:
-    """PgBouncer's, from its exporter sidecar (one series per pooler pod)."""
-    pool = "namespace, pod, database, user"
+def _pooler_name(read_only: bool) -> str:
+    """The pooler's Service, in an alert's text: with the read-only pooler, told
+    apart by the metrics Service its series were scraped through."""
+    if not read_only:
+        return contract.POOLER
+    return ('{{ if eq $labels.service "' + contract.POOLER_RO_METRICS_SERVICE + '" }}' + contract.POOLER_RO
+            + "{{ else }}" + contract.POOLER + "{{ end }}")
+
+
+def _pooler_alerts(scope: AlertScope) -> list[Alert]:
+    """PgBouncer's, from its exporter sidecar (one series per pooler pod); with the
+    read-only pooler, each pooler's series (the `service` label tells them apart)."""
+    px, read_only = scope.pooler_exporter, scope.pooler_read_only
+    pool = "namespace, pod, database, user" + (", service" if read_only else "")
+    name = _pooler_name(read_only)
+    # absent() of each pooler on its own: one left without pods while the other runs.
+    absent = " or ".join(f"absent(up{{{pooler_selector(scope.namespace, (service,))}}})"
+                         for service in scope.pooler_services)
+    which = f" ({name})" if read_only else ""
     return [
         Alert(
             "PostgresPoolerDown",
             # pgbouncer_up: the exporter cannot read PgBouncer's admin console; up: the
             # exporter is not scraped; absent: no pooler pod is left at all.
-            f"(pgbouncer_up{{{px}}} == 0) or (up{{{px}}} == 0) or absent(up{{{px}}})",
+            f"(pgbouncer_up{{{px}}} == 0) or (up{{{px}}} == 0) or {absent}",
             "1m",
             "critical",
-            "Connection pooler {{ $labels.namespace }}/{{ $labels.pod }} is down",
+            "Connection pooler" + which + " {{ $labels.namespace }}/{{ $labels.pod }} is down",
             "PgBouncer does not answer its exporter (value {{ $value }}) for 1 minute: clients of the "
-            "Service " + contract.POOLER + " lose this pod's share of connections, or all of them.",
+            "Service " + name + " lose this pod's share of connections, or all of them.",
         ),
         Alert(
             "PostgresPoolerClientsWaiting",
             f"max by ({pool}) (pgbouncer_pools_client_maxwait_seconds{{{px}}}) > {POOLER_WAIT_SECONDS}",
             "2m",
             "warning",
-            "Clients of pool {{ $labels.database }}/{{ $labels.user }} wait for a server connection",
+            "Clients of pool {{ $labels.database }}/{{ $labels.user }}" + which + " wait for a server connection",
             "The oldest waiting client of {{ $labels.database }}/{{ $labels.user }} on {{ $labels.pod }} has waited "
             "{{ $value }} s for a server connection; at query_wait_timeout PgBouncer disconnects it.",
         ),
@@ -397,7 +427,7 @@ def _pooler_alerts(px: str) -> list[Alert]:
             f"and on ({pool}) (sum by ({pool}) (pgbouncer_pools_server_idle_connections{{{px}}}) == 0)",
             "5m",
             "warning",
-            "Pool {{ $labels.database }}/{{ $labels.user }} is saturated",
+            "Pool {{ $labels.database }}/{{ $labels.user }}" + which + " is saturated",
             "{{ $value }} clients of {{ $labels.database }}/{{ $labels.user }} on {{ $labels.pod }} wait while "
             "every server connection of the pool is busy, for 5 minutes.",
         ),

@@ -15,7 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from pgbundle import contract
-from pgbundle.monitoring.alerts import newest_run_failed
+from pgbundle.monitoring.alerts import newest_run_failed, pooler_selector
 
 UID = "api-forge-postgres"
 TITLE = "PostgreSQL (api-forge bundled)"
@@ -61,12 +61,15 @@ def _patroni_row(board: dash.Dashboard, ex: str) -> dash.Dashboard:
     )
 
 
-def _pooler_row(board: dash.Dashboard, namespace: str) -> dash.Dashboard:
-    """Panels from the pooler pods' exporter: clients served and waiting, server connections, throughput."""
-    px = f'namespace="{namespace}", service="{contract.POOLER_METRICS_SERVICE}"'
+def _pooler_row(board: dash.Dashboard, namespace: str, read_only: bool = False) -> dash.Dashboard:
+    """Panels from the pooler pods' exporter: clients served and waiting, server connections, throughput;
+    with `read_only`, the read-only pooler's (its own row, the same panels)."""
+    service = contract.POOLER_RO_METRICS_SERVICE if read_only else contract.POOLER_METRICS_SERVICE
+    px = pooler_selector(namespace, (service,))
     rate = "$__rate_interval"
+    title = f"Read-only connection pooler (PgBouncer, {contract.POOLER_RO})" if read_only else "Connection pooler (PgBouncer)"
     return (
-        board.with_row(dash.Row("Connection pooler (PgBouncer)"))
+        board.with_row(dash.Row(title))
         .with_panel(_timeseries("Pooler up (per pod)", "short",
                                 _query(f"max by (pod) (pgbouncer_up{{{px}}})", "{{pod}}"), width=8))
         .with_panel(_timeseries(
@@ -132,11 +135,12 @@ def _pitr_row(board: dash.Dashboard, namespace: str, ex: str, drill: bool) -> da
 
 
 def build(namespace: str, ha: bool = False, pooler: bool = False, pitr: bool = False,
-          drill: bool = False) -> dash.Dashboard:
+          drill: bool = False, pooler_read_only: bool = False) -> dash.Dashboard:
     ex = f'namespace="{namespace}", service="{contract.METRICS_SERVICE}"'
     board = _build(namespace, ex)
     board = _patroni_row(board, ex) if ha else board
     board = _pooler_row(board, namespace) if pooler else board
+    board = _pooler_row(board, namespace, read_only=True) if pooler and pooler_read_only else board
     return _pitr_row(board, namespace, ex, drill) if pitr else board
 
 
@@ -271,11 +275,12 @@ def _build(namespace: str, ex: str) -> dash.Dashboard:
 
 
 def dashboard_json(namespace: str, ha: bool = False, pooler: bool = False, pitr: bool = False,
-                   drill: bool = False) -> str:
+                   drill: bool = False, pooler_read_only: bool = False) -> str:
     """The dashboard as the JSON Grafana's sidecar loads (stable key order); with
-    `ha`, Patroni's panels too; with `pooler`, PgBouncer's; with `pitr`, WAL
-    archiving's and pgBackRest's (with `drill`, the restore drill's)."""
-    model = build(namespace, ha, pooler, pitr, drill).build()
+    `ha`, Patroni's panels too; with `pooler`, PgBouncer's (with `pooler_read_only`,
+    a row for the read-only pooler too); with `pitr`, WAL archiving's and
+    pgBackRest's (with `drill`, the restore drill's)."""
+    model = build(namespace, ha, pooler, pitr, drill, pooler_read_only).build()
     # Grafana keys panel state by id: give each panel (rows too) its own.
     for number, panel in enumerate(model.panels, start=1):
         panel.id_val = number
