@@ -121,7 +121,7 @@ def test_bootstrap_checksums_rewind_and_hooks():
     assert bootstrap["dcs"]["postgresql"]["use_pg_rewind"] is True
     hook = f"{contract.SCRIPTS_DIR}/patroni-hook.sh"
     assert bootstrap["post_bootstrap"] == hook
-    assert config["postgresql"]["callbacks"] == {"on_start": hook, "on_role_change": hook}
+    assert config["postgresql"]["callbacks"] == {"on_start": hook, "on_restart": hook, "on_role_change": hook}
     assert (Path(__file__).parent.parent / "constructs" / "scripts" / "ha" / "patroni-hook.sh").exists()
 
 

@@ -213,42 +213,18 @@ bash "$PG_SCRIPTS_DIR/run-init.sh" 2>&1 | log_lines init.sql || {
     fail "init.sql failed: PostgreSQL stopped"
 }
 
-# The stanza is created (or found valid) in every repository at each start; an
-# unreachable repository must not keep the database down: WAL waits in pg_wal
-# and the stanza is retried.
-# After a major upgrade (upgrade.sh left PG_PITR_UPGRADE_MARKER) the stanza is
-# upgraded to the new major instead, and a full backup of it is taken into every
-# repository: archived WAL of the new major can be replayed only onto it. Until
-# then archive-push refuses the new major's WAL, which waits in pg_wal. In the
-# background, as a retry: a large database's backup must not hold back readiness.
-pitr_retry=""
+# The stanza is created (or found valid) in every repository at each start,
+# or after a major upgrade (upgrade.sh left PG_PITR_UPGRADE_MARKER) upgraded
+# with a full backup of the new major into every repository (archived WAL of
+# the new major replays only onto it; until then archive-push refuses it and
+# it waits in pg_wal). An unreachable repository does not keep the database
+# down, nor does a large database's backup hold back readiness: both are
+# retried in the background (pitr-env.sh).
 pgbackrest_lines() {
     log_lines pgbackrest
 }
-stanza_create() {
-    if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
-        pitr_stanza_upgrade log pgbackrest_lines
-        return
-    fi
-    pgbackrest --log-level-console=info stanza-create 2>&1 | log_lines pgbackrest
-}
-stanza_retry() {  # stanza_retry FIRST_DELAY: stanza_create in the background until it succeeds, every 30 s
-    (
-        trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
-        delay=$1
-        until sleep "$delay" & wait $! && stanza_create; do
-            delay=30
-            log "pgBackRest stanza-create failed again"
-        done
-    ) &
-    pitr_retry=$!
-}
-if [[ -n $pitr && -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
-    log "PostgreSQL was upgraded from $(<"$PG_PITR_UPGRADE_MARKER"): upgrading the pgBackRest stanza and taking a full backup"
-    stanza_retry 0
-elif [[ -n $pitr ]] && ! stanza_create; then
-    log "pgBackRest stanza-create failed: archiving waits; retrying every 30 s"
-    stanza_retry 30
+if [[ -n $pitr ]]; then
+    pitr_stanza_start log pgbackrest_lines
 fi
 
 if [[ -n $pitr ]]; then

@@ -98,7 +98,7 @@ class Paths:
     log_dir: str
     """The server's log_directory."""
     hook: str
-    """Script run as Patroni's post_bootstrap, on_start and on_role_change."""
+    """Script run as Patroni's post_bootstrap, on_start, on_restart and on_role_change."""
     config_dir: str | None = None
     """Where Patroni writes postgresql.conf and pg_hba.conf. Left out: the data directory
     (it must be writable: a ConfigMap volume is not)."""
@@ -225,7 +225,9 @@ def render(spec: PatroniSpec) -> dict:
         },
         "parameters": local,
         "pg_hba": list(spec.pg_hba),
-        "callbacks": {"on_start": spec.paths.hook, "on_role_change": spec.paths.hook},
+        # on_restart too: a restarted primary (patronictl restart) is neither started
+        # nor promoted, yet its checkpointer needs the hook's wake (patroni-hook.sh).
+        "callbacks": {"on_start": spec.paths.hook, "on_restart": spec.paths.hook, "on_role_change": spec.paths.hook},
         "basebackup": [{"checkpoint": "fast"}],
     }
     if spec.archive is not None:

@@ -48,3 +48,60 @@ pitr_stanza_upgrade() {
     "$log" "pgBackRest stanza upgraded from PostgreSQL $(<"$PG_PITR_UPGRADE_MARKER") to $(<"$PGDATA/PG_VERSION") and a full backup taken"
     rm -f "$PG_PITR_UPGRADE_MARKER"
 }
+
+# Seconds between tries at the stanza while a repository is unreachable.
+pitr_retry_seconds=30
+
+# pitr_stanza LOG FILTER: the stanza this server archives into, ready in every
+# repository: after a major upgrade pitr_stanza_upgrade, otherwise stanza-create
+# (it finds a valid stanza and leaves it as it is). Logs the outcome.
+pitr_stanza() {
+    local log=$1 filter=$2
+    if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
+        pitr_stanza_upgrade "$log" "$filter" && return 0
+        "$log" "pgBackRest stanza-upgrade or full backup failed: archiving waits; retrying in ${pitr_retry_seconds}s"
+        return 1
+    fi
+    if pgbackrest --log-level-console=info stanza-create 2>&1 | "$filter"; then
+        "$log" "pgBackRest stanza ready: archiving goes on"
+        return 0
+    fi
+    "$log" "pgBackRest stanza-create failed: archiving waits (WAL stays in pg_wal); retrying in ${pitr_retry_seconds}s"
+    return 1
+}
+
+# pitr_stanza_start LOG FILTER [WHILE...]: pitr_stanza when a server starts (or
+# becomes the primary), never holding it back: an unreachable repository must
+# not keep the database down, and a full backup after a major upgrade may take
+# long. A failed try, and the upgrade's work, go to the background, tried every
+# pitr_retry_seconds until one succeeds, and only while the command WHILE does
+# (Patroni's hook: this member is still the primary). One such retry per server
+# (a lock in the run folder: hooks may run again meanwhile); its pid in pitr_retry.
+pitr_stanza_start() {
+    local log=$1 filter=$2 delay=0
+    shift 2
+    pitr_retry=""
+    if [[ -e ${PG_PITR_UPGRADE_MARKER:-} ]]; then
+        "$log" "PostgreSQL was upgraded from $(<"$PG_PITR_UPGRADE_MARKER"): upgrading the pgBackRest stanza and taking a full backup"
+    elif pitr_stanza "$log" "$filter"; then
+        return 0
+    else
+        delay=$pitr_retry_seconds
+    fi
+    (
+        # Stopped with its caller: its sleep must not outlive it.
+        trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM
+        exec {lock}>"$PG_RUN_DIR/pitr-stanza.lock"
+        flock -n "$lock" || exit 0
+        while sleep "$delay" & wait $!; do
+            delay=$pitr_retry_seconds
+            if (($# > 0)) && ! "$@"; then
+                exit 0
+            fi
+            if pitr_stanza "$log" "$filter"; then
+                exit 0
+            fi
+        done
+    ) &
+    pitr_retry=$!
+}
