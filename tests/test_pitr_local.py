@@ -20,6 +20,8 @@ from workstation.localpod import LocalPod
 from pitr_helpers import (TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids,
                           state_folders, wait_past)
 
+pytestmark = pytest.mark.slow
+
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
 

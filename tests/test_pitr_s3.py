@@ -23,6 +23,8 @@ from workstation.localpod import LocalPod
 from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids, wait_past
 from s3_server import BUCKET, KEY_ID, KEY_SECRET, S3Server
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
