@@ -18,9 +18,6 @@ TOP = Path(__file__).resolve().parent
 # end-of-life banner on every run, or fails).
 os.environ["PATH"] = os.pathsep.join([str(TOP / "node_modules" / ".bin"), os.environ.get("PATH", "")])
 
-import cdk8s  # noqa: E402
-
-from chart.compose import compose  # noqa: E402
 from chart.output import replace_folder  # noqa: E402
 from pgbundle import contract  # noqa: E402
 from pgbundle.values.models import ChartValues  # noqa: E402
@@ -29,6 +26,11 @@ from workstation import cli  # noqa: E402
 
 def synthesize(values: ChartValues, outdir: Path) -> None:
     """Write every chart's YAML into `outdir`, replacing it only on success."""
+    # Imported here: cdk8s starts Node (about 2 s), which a command refusing its
+    # values, or one that synthesizes nothing, never needs.
+    import cdk8s
+
+    from chart.compose import compose
 
     def write(staging: Path) -> None:
         app = cdk8s.App(outdir=str(staging), yaml_output_type=cdk8s.YamlOutputType.FILE_PER_CHART)

@@ -41,14 +41,6 @@ from pgbundle.values.load import ValuesError
 from pgbundle.values.models import ChartValues, PostgresValues, VolumeValues
 from pgbundle.values.network import NetworkPolicyPeer
 
-# One job restores each database in one transaction: a failed or killed restore
-# leaves it as it was (constructs/scripts/restore.sh). More jobs are faster and not atomic.
-DEFAULT_RESTORE_JOBS = 1
-# Each job is a pg_restore worker with its own connection, on the Job's and the
-# database's CPUs (2 each by default): beyond 16 workers only queue. The script
-# also checks at run time that the server has a connection for each.
-MAX_RESTORE_JOBS = 16
-
 
 # --- where certificates come from ----------------------------------------------
 # Two sources fill the TLS Secret (`postgres.tls.existingSecret`): `secrets
@@ -373,7 +365,7 @@ def pitr_drill_props(values: ChartValues) -> PitrDrillProps:
 
 
 def restore_job_props(values: ChartValues, *, backup: str, databases: list[str],
-                      jobs: int = DEFAULT_RESTORE_JOBS) -> RestoreJobProps:
+                      jobs: int = contract.DEFAULT_RESTORE_JOBS) -> RestoreJobProps:
     pg = values.postgres
     environment = env.restore_environment(pg, backup=backup, databases=databases, jobs=jobs)
     return RestoreJobProps(

@@ -144,6 +144,13 @@ BACKUP_NETWORK_POLICY = "postgres-backup"
 BACKUP_CONTAINER = "backup"
 RESTORE_CONTAINER = "restore"
 RESTORE_JOB_PREFIX = "postgres-restore-"
+# One job restores each database in one transaction: a failed or killed restore
+# leaves it as it was (constructs/scripts/restore.sh). More jobs are faster and not atomic.
+DEFAULT_RESTORE_JOBS = 1
+# Each job is a pg_restore worker with its own connection, on the Job's and the
+# database's CPUs (2 each by default): beyond 16 workers only queue. The script
+# also checks at run time that the server has a connection for each.
+MAX_RESTORE_JOBS = 16
 # The major-version upgrade Job (`upgrade-manifest`): postgres-upgrade-<new major>, on pod 0's data volume.
 UPGRADE_COMPONENT = "upgrade"
 UPGRADE_CONTAINER = "upgrade"

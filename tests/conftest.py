@@ -53,6 +53,10 @@ _LEFT_BY_CDK8S = "cdk8s.outdir.*"
 # modules (`pytestmark = pytest.mark.ha`) are one unit together and go first: they
 # spend most of their time waiting for Patroni's loops, which the other worker fills
 # with the rest of the suite, and two clusters at once on two cores starve each other.
+# The modules of minutes (`pytest.mark.slow`) come next and the quick ones last, so
+# that the run does not end with one worker alone on a long module. Units go out in
+# collection order: xdist would otherwise order them by their number of tests, which
+# put the real-cluster unit tenth and the longest module (two tests) last.
 # (xdist's own `xdist_group` does not work with pytest 9: it rewrites an attribute
 # pytest no longer reads. Hence a scheduler of our own.)
 _CLUSTER_MARK = "pytestmark = pytest.mark.ha\n"
@@ -69,6 +73,7 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     clusters = _cluster_modules()
+    config.option.loadscopereorder = False  # collection order, as pytest_collection_modifyitems sorts it
 
     class ModulesClustersTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -79,7 +84,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.get_closest_marker("ha") is None)  # stable: each module keeps its order
+    # Stable: each module keeps its order.
+    items.sort(key=lambda item: (item.get_closest_marker("ha") is None, item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session", autouse=True)

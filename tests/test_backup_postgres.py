@@ -32,6 +32,8 @@ from workstation import pki
 from workstation.backup_local import LocalJobError, backup, cronjob_container, restore, restore_container, run_container
 from workstation.localpod import LocalPod
 
+pytestmark = pytest.mark.slow
+
 TOP = Path(__file__).resolve().parent.parent
 SET_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
 

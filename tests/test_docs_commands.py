@@ -27,6 +27,8 @@ from mdpages import Block, doc_pages, fenced_blocks
 
 from conftest import TOP
 
+pytestmark = pytest.mark.slow
+
 RUNNABLE = ("sh test", "console test")
 # What the docs' commands write, and what a clone does not have: never linked.
 NOT_LINKED = {"dist", "secrets", ".local", ".git", ".pytest_cache", "__pycache__", "main.py"}

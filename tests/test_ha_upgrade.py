@@ -61,140 +61,144 @@ def lead(cluster: LocalCluster, candidate: str) -> None:
     wait_for(lambda: settled(cluster)[0].name == candidate, 120, f"{candidate} leading")
 
 
-def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_streams():
-    base = Path(tempfile.mkdtemp(prefix="ha-upgrade-"))
-    base.chmod(0o711)  # the members run as the postgres user
-    state = base / "db"
-    values = base / "ha.yaml"
-    values.write_text(yaml.safe_dump(VALUES))
-    cluster = LocalCluster(state)
-    try:
-        started = local("up", "--state", str(state), "--values", str(values))
-        assert started.returncode == 0, started.stderr
-        info = json.loads(started.stdout)
-        leader, _ = settled(cluster)
-        assert leader.name == contract.BOOTSTRAP_MEMBER
-        acknowledged = 0
-        with connect(info, leader.port) as conn:
-            conn.execute("CREATE TABLE acked (id int PRIMARY KEY, note text)")
-            # One commit per batch: each returned only after the synchronous standby had it.
-            for batch in range(20):
-                conn.execute("INSERT INTO acked SELECT i, md5(i::text) FROM generate_series(%s::int, %s::int) i",
-                             (batch * 500 + 1, batch * 500 + 500))
-                acknowledged += 500
-            checksum = conn.execute("SELECT md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone()[0]
+@pytest.fixture
+def new_cluster():
+    """new_cluster(values, name) -> (LocalCluster, values file): a state folder for a local
+    cluster of these values. Afterwards the cluster is brought down and its folder
+    removed, and no member or etcd may be left running."""
+    made: list[tuple[Path, LocalCluster]] = []
 
-        # A running cluster is refused before anything changes.
-        refused = local("upgrade", "--state", str(state), "--to-major", "18")
-        assert refused.returncode == 1
-        assert refused.stderr.startswith("error: postgres-0, postgres-1, postgres-2 of the cluster in ")
-        assert refused.stderr.rstrip().endswith(f"still run: run `local down --state {state}` first")
+    def make(values: dict, name: str) -> tuple[LocalCluster, Path]:
+        base = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        base.chmod(0o711)  # the members run as the postgres user
+        values_file = base / "values.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        cluster = LocalCluster(base / "db")
+        made.append((base, cluster))
+        return cluster, values_file
 
-        # postgres-0 stopped as a replica: pg_upgrade's check refuses its data, nothing changes.
-        lead(cluster, "postgres-1")
-        assert local("down", "--state", str(state)).returncode == 0
-        refused = local("upgrade", "--state", str(state), "--to-major", "18")
-        assert refused.returncode == 1
-        assert "The source cluster was shut down while in recovery mode" in refused.stderr
-        assert refused.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
+    yield make
+    for base, cluster in made:
+        local("down", "--state", str(cluster.state))
+        left = (cluster.running_members(), cluster.etcd_pid())
+        subprocess.run(["rm", "-rf", str(base)], check=True)
+        assert left == ([], None)
+
+
+def test_a_three_member_cluster_upgraded_to_18_keeps_every_acknowledged_row_and_streams(new_cluster):
+    cluster, values = new_cluster(VALUES, "ha-upgrade")
+    state = cluster.state
+    started = local("up", "--state", str(state), "--values", str(values))
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    leader, _ = settled(cluster)
+    assert leader.name == contract.BOOTSTRAP_MEMBER
+    acknowledged = 0
+    with connect(info, leader.port) as conn:
+        conn.execute("CREATE TABLE acked (id int PRIMARY KEY, note text)")
+        # One commit per batch: each returned only after the synchronous standby had it.
+        for batch in range(20):
+            conn.execute("INSERT INTO acked SELECT i, md5(i::text) FROM generate_series(%s::int, %s::int) i",
+                         (batch * 500 + 1, batch * 500 + 500))
+            acknowledged += 500
+        checksum = conn.execute("SELECT md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone()[0]
+
+    # A running cluster is refused before anything changes.
+    refused = local("upgrade", "--state", str(state), "--to-major", "18")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: postgres-0, postgres-1, postgres-2 of the cluster in ")
+    assert refused.stderr.rstrip().endswith(f"still run: run `local down --state {state}` first")
+
+    # postgres-0 stopped as a replica: pg_upgrade's check refuses its data, nothing changes.
+    lead(cluster, "postgres-1")
+    assert local("down", "--state", str(state)).returncode == 0
+    refused = local("upgrade", "--state", str(state), "--to-major", "18")
+    assert refused.returncode == 1
+    assert "The source cluster was shut down while in recovery mode" in refused.stderr
+    assert refused.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
+    assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
+    assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
+    # The runbook's step 2: postgres-0 leads again, then the cluster stops.
+    assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+    lead(cluster, contract.BOOTSTRAP_MEMBER)
+
+    assert local("down", "--state", str(state)).returncode == 0
+    upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
+    if REFUSES_PG_ATTVER:
+        assert upgraded.returncode == 1
+        assert 'unrecognized parameter "pg_attver"' in upgraded.stderr
+        assert upgraded.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
         assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
-        assert not cluster.pod.server_file.exists() and not cluster.pod.server_dir.exists()
-        # The runbook's step 2: postgres-0 leads again, then the cluster stops.
         assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
-        lead(cluster, contract.BOOTSTRAP_MEMBER)
-
-        assert local("down", "--state", str(state)).returncode == 0
-        upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
-        if REFUSES_PG_ATTVER:
-            assert upgraded.returncode == 1
-            assert 'unrecognized parameter "pg_attver"' in upgraded.stderr
-            assert upgraded.stderr.rstrip().endswith(f"nothing was changed, the data is still PostgreSQL {OLD_MAJOR}")
-            assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(MEMBERS)] == [OLD_MAJOR] * MEMBERS
-            assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
-            leader, _ = settled(cluster)
-            with connect(info, leader.port) as conn:
-                assert conn.execute("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone() \
-                    == (acknowledged, checksum)
-            return
-        assert upgraded.returncode == 0, upgraded.stderr
-        summary = json.loads(upgraded.stdout)
-        assert (summary["from_major"], summary["major"], summary["upgraded"]) == (OLD_MAJOR, 18, True)
-        assert major_of(cluster.data_dir(contract.BOOTSTRAP_MEMBER)) == 18
-        assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(1, MEMBERS)] == [None] * (MEMBERS - 1)
-
-        restarted = local("up", "--state", str(state), "--values", str(values))
-        assert restarted.returncode == 0, restarted.stderr
-        info = json.loads(restarted.stdout)
-        leader, replicas = settled(cluster, timeout=240)
-        assert leader.name == contract.BOOTSTRAP_MEMBER
+        leader, _ = settled(cluster)
         with connect(info, leader.port) as conn:
             assert conn.execute("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone() \
                 == (acknowledged, checksum)
-            conn.execute("INSERT INTO acked VALUES (0, 'written on 18')")
-        with connect(info, leader.port, user="postgres") as conn:  # the walsenders' state is the superuser's to see
-            streaming = conn.execute("SELECT application_name, state FROM pg_stat_replication ORDER BY 1").fetchall()
-            assert streaming == [(r.name, "streaming") for r in sorted(replicas, key=lambda r: r.name)]
-        for member in cluster.status():
-            with connect(info, member.port) as conn:
-                assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
-                assert conn.execute("SELECT count(*) FROM acked").fetchone()[0] in (acknowledged, acknowledged + 1)
+        return
+    assert upgraded.returncode == 0, upgraded.stderr
+    summary = json.loads(upgraded.stdout)
+    assert (summary["from_major"], summary["major"], summary["upgraded"]) == (OLD_MAJOR, 18, True)
+    assert major_of(cluster.data_dir(contract.BOOTSTRAP_MEMBER)) == 18
+    assert [major_of(cluster.data_dir(f"postgres-{n}")) for n in range(1, MEMBERS)] == [None] * (MEMBERS - 1)
 
-        assert local("down", "--state", str(state)).returncode == 0
-        again = local("upgrade", "--state", str(state), "--to-major", "18")
-        assert again.returncode == 0, again.stderr
-        assert json.loads(again.stdout)["upgraded"] is False
-        assert [major_of(cluster.data_dir(m.name)) for m in cluster.status()] == [18] * MEMBERS
-    finally:
-        local("down", "--state", str(state))
-        left = (cluster.running_members(), cluster.etcd_pid())
-        subprocess.run(["rm", "-rf", str(base)], check=True)
-    assert left == ([], None)
+    restarted = local("up", "--state", str(state), "--values", str(values))
+    assert restarted.returncode == 0, restarted.stderr
+    info = json.loads(restarted.stdout)
+    leader, replicas = settled(cluster, timeout=240)
+    assert leader.name == contract.BOOTSTRAP_MEMBER
+    with connect(info, leader.port) as conn:
+        assert conn.execute("SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM acked").fetchone() \
+            == (acknowledged, checksum)
+        conn.execute("INSERT INTO acked VALUES (0, 'written on 18')")
+    with connect(info, leader.port, user="postgres") as conn:  # the walsenders' state is the superuser's to see
+        streaming = conn.execute("SELECT application_name, state FROM pg_stat_replication ORDER BY 1").fetchall()
+        assert streaming == [(r.name, "streaming") for r in sorted(replicas, key=lambda r: r.name)]
+    for member in cluster.status():
+        with connect(info, member.port) as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+            assert conn.execute("SELECT count(*) FROM acked").fetchone()[0] in (acknowledged, acknowledged + 1)
+
+    assert local("down", "--state", str(state)).returncode == 0
+    again = local("upgrade", "--state", str(state), "--to-major", "18")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["upgraded"] is False
+    assert [major_of(cluster.data_dir(m.name)) for m in cluster.status()] == [18] * MEMBERS
 
 
 @pytest.mark.skipif(REFUSES_PG_ATTVER, reason="this machine's data cannot be upgraded to the wheel's 18")
-def test_with_pitr_on_the_upgraded_leader_upgrades_the_stanza_and_takes_a_full_backup_of_18():
+def test_with_pitr_on_the_upgraded_leader_upgrades_the_stanza_and_takes_a_full_backup_of_18(new_cluster):
     """examples/ha-pitr.yaml across 15 → 18: postgres-0's hook, as it becomes the leader,
     upgrades the stanza and backs up 18 (replicas restored from the repository meanwhile
     would get 15: they clone the leader instead); then the primary archives 18's WAL."""
-    base = Path(tempfile.mkdtemp(prefix="ha-pitr-upgrade-"))
-    base.chmod(0o711)  # the members run as the postgres user
-    state = base / "db"
-    values = base / "ha-pitr.yaml"
-    values.write_text(yaml.safe_dump(PITR_VALUES))
-    cluster = LocalCluster(state)
+    cluster, values = new_cluster(PITR_VALUES, "ha-pitr-upgrade")
+    state = cluster.state
     leader_name = contract.BOOTSTRAP_MEMBER
-    try:
-        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
-        settled(cluster)
-        cli_json("backup", "--state", str(state), "--type", "full", values=values)  # a backup of 15 to restore
-        assert local("down", "--state", str(state)).returncode == 0
-        upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
-        assert upgraded.returncode == 0, upgraded.stderr
-        summary = json.loads(upgraded.stdout)
-        assert summary["pitr"] == (f"at the next `local up`, {leader_name} upgrades the pgBackRest stanza and "
-                                   "takes a full backup")
-        marker = Path(cluster.environment(leader_name)["PG_PITR_UPGRADE_MARKER"])
-        assert marker.read_text().strip() == str(OLD_MAJOR)
+    assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+    settled(cluster)
+    cli_json("backup", "--state", str(state), "--type", "full", values=values)  # a backup of 15 to restore
+    assert local("down", "--state", str(state)).returncode == 0
+    upgraded = local("upgrade", "--state", str(state), "--to-major", "18")
+    assert upgraded.returncode == 0, upgraded.stderr
+    summary = json.loads(upgraded.stdout)
+    assert summary["pitr"] == (f"at the next `local up`, {leader_name} upgrades the pgBackRest stanza and "
+                               "takes a full backup")
+    marker = Path(cluster.environment(leader_name)["PG_PITR_UPGRADE_MARKER"])
+    assert marker.read_text().strip() == str(OLD_MAJOR)
 
-        assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
-        wait_for(lambda: not marker.exists(), 300, "the stanza upgrade and full backup")
-        log = cluster.log_file(leader_name).read_text(errors="replace")
-        assert (f"patroni-hook.sh: primary: pgBackRest stanza upgraded from PostgreSQL {OLD_MAJOR} to 18 "
-                "and a full backup taken") in log
-        info = json.loads(pitr_local.pgbackrest(cluster.pod, "info", "--output=json"))
-        assert [(db["id"], db["version"]) for db in info[0]["db"]] == [(1, str(OLD_MAJOR)), (2, "18")]
-        on_18 = [b for b in pitr_local.backups(cluster.pod, info) if pitr_local.backup_major(info, b) == 18]
-        assert [b["type"] for b in on_18] == ["full"]
+    assert local("up", "--state", str(state), "--values", str(values)).returncode == 0
+    wait_for(lambda: not marker.exists(), 300, "the stanza upgrade and full backup")
+    log = cluster.log_file(leader_name).read_text(errors="replace")
+    assert (f"patroni-hook.sh: primary: pgBackRest stanza upgraded from PostgreSQL {OLD_MAJOR} to 18 "
+            "and a full backup taken") in log
+    info = json.loads(pitr_local.pgbackrest(cluster.pod, "info", "--output=json"))
+    assert [(db["id"], db["version"]) for db in info[0]["db"]] == [(1, str(OLD_MAJOR)), (2, "18")]
+    on_18 = [b for b in pitr_local.backups(cluster.pod, info) if pitr_local.backup_major(info, b) == 18]
+    assert [b["type"] for b in on_18] == ["full"]
 
-        leader, _ = settled(cluster, timeout=240)
-        assert leader.name == leader_name
-        with connect(cluster.connection_info(), leader.port, user="postgres") as conn:
-            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
-            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-            wait_for(lambda: (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "")
-                     >= segment, 60, f"{segment} archived")
-    finally:
-        local("down", "--state", str(state))
-        left = (cluster.running_members(), cluster.etcd_pid())
-        subprocess.run(["rm", "-rf", str(base)], check=True)
-    assert left == ([], None)
+    leader, _ = settled(cluster, timeout=240)
+    assert leader.name == leader_name
+    with connect(cluster.connection_info(), leader.port, user="postgres") as conn:
+        assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+        wait_for(lambda: (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "")
+                 >= segment, 60, f"{segment} archived")

@@ -8,7 +8,10 @@ import filecmp
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow
 
 TOP = Path(__file__).resolve().parent.parent
 

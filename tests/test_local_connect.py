@@ -19,6 +19,8 @@ import pytest
 import main
 from workstation.localpod import LocalPod
 
+pytestmark = pytest.mark.slow
+
 TOP = Path(main.__file__).resolve().parent
 PRODUCTION = TOP / "examples" / "production.yaml"
 

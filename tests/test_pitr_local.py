@@ -20,6 +20,8 @@ from workstation.localpod import LocalPod
 from pitr_helpers import (TOP, archive_everything, cli, cli_json, commit_rows, connect, event_ids,
                           state_folders, wait_past)
 
+pytestmark = pytest.mark.slow
+
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
 
@@ -194,18 +196,22 @@ def test_the_drill_fails_on_a_missing_wal_segment_and_says_which(origin, history
     assert_drill_left_nothing(origin)
 
 
-def test_verify_passes_then_finds_a_corrupt_file(origin, history):
-    """Last in this module: it damages the origin's repository."""
-    values = parse_values(VALUES)
-    assert pitr_local.verify(origin, values) == {"verified": [1]}
-    repo = origin.host_path(contract.PITR_BACKUPS_REPO_DIR)
-    backup_dir = repo / "backup" / contract.PITR_STANZA / history["full"]["taken"][0]["label"]
-    # The largest file of the full backup: a bundle of small files, or a table's file.
+def damage_largest_file(origin: LocalPod, label: str) -> None:
+    """Flip one byte in the middle of the largest file of backup `label` in the volume
+    repository: a bundle of small files, or a table's file."""
+    backup_dir = origin.host_path(contract.PITR_BACKUPS_REPO_DIR) / "backup" / contract.PITR_STANZA / label
     victim = max((p for p in backup_dir.rglob("*") if p.is_file() and not p.name.startswith("backup.manifest")),
                  key=lambda p: p.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
+
+
+def test_verify_passes_then_finds_a_corrupt_file(origin, history):
+    """Last in this module: it damages the origin's repository."""
+    values = parse_values(VALUES)
+    assert pitr_local.verify(origin, values) == {"verified": [1]}
+    damage_largest_file(origin, history["full"]["taken"][0]["label"])
     done = cli("verify", "--state", str(origin.state), values=VALUES_FILE)
     assert done.returncode == 1
     assert done.stderr.startswith("error: pgbackrest verify repo1: invalid ")
@@ -214,13 +220,7 @@ def test_verify_passes_then_finds_a_corrupt_file(origin, history):
 
 def test_the_drill_fails_on_a_damaged_backup_file(origin, history):
     """After the corruption above: a damaged file of the newest backup too, which every restore reads."""
-    backup_dir = origin.host_path(contract.PITR_BACKUPS_REPO_DIR) / "backup" / contract.PITR_STANZA / \
-        history["diff"]["taken"][0]["label"]
-    victim = max((p for p in backup_dir.rglob("*") if p.is_file() and not p.name.startswith("backup.manifest")),
-                 key=lambda p: p.stat().st_size)
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    damage_largest_file(origin, history["diff"]["taken"][0]["label"])
     done = cli("drill", "--state", str(origin.state), values=VALUES_FILE)
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()

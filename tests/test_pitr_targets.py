@@ -23,6 +23,8 @@ from workstation import pitr_local
 from workstation.localpod import LocalPod
 from pitr_helpers import TOP, archive_everything, cli, cli_json, commit_rows, event_ids, state_folders, wait_past
 
+pytestmark = pytest.mark.slow
+
 VALUES_FILE = TOP / "examples" / "pitr.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
 POINT = "before-five"

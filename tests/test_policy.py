@@ -12,6 +12,8 @@ import yaml
 from chart.policy import SKIP_ANNOTATION_PREFIX
 from variants import POLICY_VARIANTS, checkov_all, run_checkov
 
+pytestmark = pytest.mark.slow
+
 SKIP_VALUE = re.compile(r"^(CKV2?_K8S_\d+)=(.*)$", re.S)
 
 

@@ -30,6 +30,8 @@ from pgbundle.values.load import parse_values
 from workstation.localpod import LocalPod
 from workstation.pod_state import RUN_USER, LocalPodError, postgres_bindir
 
+pytestmark = pytest.mark.slow
+
 
 # --- connections ---------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from pgbundle.values.load import parse_values
 from workstation import secretgen
 from test_secrets import data
 
+pytestmark = pytest.mark.slow
+
 TOP = Path(__file__).resolve().parent.parent
 PEM = re.compile(r"-----BEGIN [A-Z ]+-----")
 

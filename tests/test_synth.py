@@ -16,6 +16,8 @@ from chart.output import replace_folder
 from pgbundle import contract
 from pgbundle.values.load import parse_values
 
+pytestmark = pytest.mark.slow
+
 TOP = Path(__file__).resolve().parent.parent
 
 

@@ -33,6 +33,8 @@ from workstation.localpod import LocalPod
 from workstation.pod_state import LocalPodError
 from workstation.upgrade_local import copy_wheel, data_major
 
+pytestmark = pytest.mark.slow
+
 TOP = Path(main.__file__).resolve().parent
 OLD_MAJOR = int(subprocess.run(["pg_config", "--version"], capture_output=True, text=True,
                                check=True).stdout.split()[1].split(".")[0])

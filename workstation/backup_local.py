@@ -26,7 +26,6 @@ from pathlib import Path
 
 import yaml
 
-from chart.compose import DEFAULT_RESTORE_JOBS
 from pgbundle.contract import (
     BACKUP_CONTAINER,
     BACKUP_CRONJOB,
@@ -34,6 +33,7 @@ from pgbundle.contract import (
     CLIENT_KEY_FILE,
     CLIENT_TLS_DIR,
     CLIENT_TLS_VOLUME,
+    DEFAULT_RESTORE_JOBS,
     RESTORE_CONTAINER,
 )
 from pgbundle.manifests import container

@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from chart.compose import DEFAULT_RESTORE_JOBS
 from chart.output import OutputError
 from pgbundle import contract
 from pgbundle.pgconf.env import DEFAULT_DRIVER, URL_SCHEMES
@@ -489,8 +488,8 @@ def _restore_arguments(command: argparse.ArgumentParser, required: bool = True) 
     command.add_argument("--backup", required=required, help="backup set name, e.g. 20260101T020000Z")
     command.add_argument("--database", action="append", default=[],
                          help="database to restore (repeatable; default: every dump in the set)")
-    command.add_argument("--jobs", type=int, default=DEFAULT_RESTORE_JOBS,
-                         help=f"pg_restore jobs (default {DEFAULT_RESTORE_JOBS}: each database in one transaction, "
+    command.add_argument("--jobs", type=int, default=contract.DEFAULT_RESTORE_JOBS,
+                         help=f"pg_restore jobs (default {contract.DEFAULT_RESTORE_JOBS}: each database in one transaction, "
                               "all or nothing; more are faster and not atomic)")
 
 

@@ -10,8 +10,9 @@ import re
 
 import cdk8s
 
-from chart.compose import DEFAULT_RESTORE_JOBS, MAX_RESTORE_JOBS, restore_job_props
+from chart.compose import restore_job_props
 from constructs.restore_job import RestoreJob
+from pgbundle import contract
 from pgbundle.values.models import ChartValues
 
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -35,14 +36,14 @@ def check_request(backup: str, databases: list[str], jobs: int) -> None:
             raise RestoreError(f"--database: {database!r} is not a database name (lower-case letters, digits, '_')")
         if database in databases[:index]:
             raise RestoreError(f"--database: {database!r} is given twice: name each database once")
-    if not 1 <= jobs <= MAX_RESTORE_JOBS:
+    if not 1 <= jobs <= contract.MAX_RESTORE_JOBS:
         raise RestoreError(
             f"--jobs: {jobs} is not allowed: use 1 (the default: each database in one transaction, all or nothing) "
-            f"to {MAX_RESTORE_JOBS} (parallel workers, each a connection and a CPU; faster, not atomic)")
+            f"to {contract.MAX_RESTORE_JOBS} (parallel workers, each a connection and a CPU; faster, not atomic)")
 
 
 def restore_manifest(values: ChartValues, *, backup: str, databases: list[str],
-                     jobs: int = DEFAULT_RESTORE_JOBS) -> str:
+                     jobs: int = contract.DEFAULT_RESTORE_JOBS) -> str:
     """YAML of the Job restoring `databases` (all in the set when empty) from `backup`."""
     check_request(backup, databases, jobs)
     app = cdk8s.App()
