@@ -228,17 +228,3 @@ def test_a_failed_restore_in_place_puts_the_data_back(origin, history, states, r
 def test_the_jobs_script_stops_on_any_error():
     text = (TOP / "constructs" / "scripts" / "pitr" / "pitr-restore.sh").read_text()
     assert text.startswith("#!/usr/bin/env bash\n") and "\nset -euo pipefail\n" in text
-
-
-def test_a_time_in_the_second_a_backup_ends_restores_from_the_backup_before_as_pgbackrest_does():
-    """pgBackRest takes the newest backup whose stop (whole seconds) is before the target
-    cut to whole seconds; the runner must pick the same one, since it chooses the binaries
-    by that backup's major (an upgrade's first backup on the new major ends in such a second)."""
-    from workstation import pitr_targets
-    older = {"label": "20261206-023000F", "timestamp": {"stop": 1796524200}}
-    newer = {"label": "20261206-024000F", "timestamp": {"stop": 1796524830}}
-    same_second = pitr_targets.target(time="2026-12-06T02:40:30.600000+00:00")
-    assert same_second.moment.timestamp() == 1796524830.6
-    assert pitr_local._check_target(same_second, [older, newer], 1) == older["label"]
-    next_second = pitr_targets.target(time="2026-12-06T02:40:31+00:00")
-    assert pitr_local._check_target(next_second, [older, newer], 1) == newer["label"]

@@ -16,7 +16,6 @@ runs init.sql.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -205,9 +204,7 @@ def _check_target(target: RestoreTarget, candidates: list[dict], repo: int) -> s
                                    f"({_iso(chosen[0]['timestamp']['stop'])}): give a later time or an older --label")
         return target.label
     if target.moment is not None:
-        # pgBackRest picks the same way, with the target cut to whole seconds: in the
-        # second a backup ends, it takes the one before (across an upgrade, another major).
-        usable = [b for b in candidates if b["timestamp"]["stop"] < math.floor(target.moment.timestamp())]
+        usable = [b for b in candidates if b["timestamp"]["stop"] < target.moment.timestamp()]
         if not usable:
             raise PitrRequestError(f"{target.describe()} is before any restorable point: the oldest backup "
                                    f"({candidates[0]['label']}) ends at {_iso(candidates[0]['timestamp']['stop'])}")
