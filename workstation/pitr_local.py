@@ -251,10 +251,13 @@ def restore(new: LocalPod, old_state: Path, values: ChartValues, synthesize: Syn
         # The new state runs on the major of the backup it restores (a major upgrade adds one).
         upgrade_local.run_on(new, backup_major(info, next(b for b in candidates if b["label"] == label)))
         archive_get = " ".join(["pgbackrest", *options, "archive-get", "%f", '"%p"'])
+        # The chosen backup is named to pgBackRest: left to pick by time, it cuts the target
+        # to whole seconds, so in the second a backup ends it takes another one (after an
+        # upgrade, of the old major, under the new major's binaries) or none at all.
         # As the new pod's user with its settings, from the source repository only.
         done = new.run(["bash", str(new.host_path(f"{contract.SCRIPTS_DIR}/pitr-restore.sh")), *options,
                         f"--recovery-option=restore_command={archive_get}"],
-                       extra_env=restore_target_environment(target.kind, target.recovery_target(), target.label,
+                       extra_env=restore_target_environment(target.kind, target.recovery_target(), label,
                                                               in_place=False),
                        capture_output=True, text=True)
         if done.returncode != 0:
